@@ -1,0 +1,1 @@
+//! bench: not implemented yet (see README state table).

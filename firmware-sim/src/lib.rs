@@ -1,0 +1,1 @@
+//! firmware-sim: not implemented yet (see README state table).

@@ -1,0 +1,1 @@
+//! timed: not implemented yet (see README state table).

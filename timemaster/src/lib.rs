@@ -1,0 +1,1 @@
+//! timemaster: not implemented yet (see README state table).

@@ -1,0 +1,1 @@
+//! ttclient: not implemented yet (see README state table).

@@ -1,0 +1,35 @@
+//! The pure core of TrueTime: no I/O, no clocks, no threads. Time and measurements are
+//! arguments; decisions come out. The daemons (`timemaster`, `timed`), the SDK (`ttclient`) and
+//! the deterministic fleet simulator (`bench`) all run this same code.
+//!
+//! * [`time`] — [`Timestamp`] and [`Span`]: `i64` nanoseconds with checked and saturating
+//!   arithmetic.
+//! * [`rate`] — [`Rate`]: frequency errors and drift bounds in parts per 10¹², rounded outward.
+//! * [`interval`] — [`TTInterval`] (`after` / `before`) and [`ClockStatus`].
+//! * [`leap`] — UTC labels (with `23:59:60`) ↔ the continuous timescale (24 h linear smear).
+//! * [`transfer`] — two-way time transfer: offset, delay, honest offset interval.
+//! * [`marzullo`] — interval selection tolerating `f` liars.
+//! * [`clock_model`] — the host's raw-clock → timescale model with ε growing with age.
+//! * [`osc`] — seeded oscillator models for simulation.
+//!
+//! **The invariant.** Every interval produced here under a trustworthy status contains true time
+//! as long as the stated assumptions hold; every rounding widens.
+
+#![forbid(unsafe_code)]
+
+pub mod clock_model;
+pub mod interval;
+pub mod leap;
+pub mod marzullo;
+pub mod osc;
+pub mod rate;
+pub mod time;
+pub mod transfer;
+
+pub use clock_model::ClockModel;
+pub use interval::{ClockStatus, IntervalError, TTInterval};
+pub use leap::{LeapError, LeapSecond, LeapTable, UtcLabel};
+pub use marzullo::{MarzulloError, Selection};
+pub use rate::Rate;
+pub use time::{NANOS_PER_SEC, Span, Timestamp};
+pub use transfer::{OffsetInterval, SyncMeasurement, SyncTimestamps, TransferError};
