@@ -275,6 +275,68 @@ impl LeapTable {
             .find(|e| p >= e.effective_posix_s - HALF_DAY_S && p < e.effective_posix_s + HALF_DAY_S)
     }
 
+    /// TAI (ns since 1970-01-01T00:00:00 TAI-labelled, i.e. POSIX + TAI−UTC) of a UTC label:
+    /// a count of SI nanoseconds, continuous through leap seconds. Exact.
+    ///
+    /// Meaningful from 1972 on (the table's base is TAI − UTC = 10 s then).
+    pub fn utc_to_tai_ns(&self, l: &UtcLabel) -> Result<i64, LeapError> {
+        l.validate()?;
+        let day_end = l.day_start_s() + DAY_S;
+        let s = if l.second == 60 {
+            if !self
+                .entries
+                .iter()
+                .any(|e| e.effective_posix_s == day_end && e.delta == 1)
+            {
+                return Err(LeapError::UnknownLeapSecond(*l));
+            }
+            day_end - 1 + self.tai_minus_utc_s(day_end - 1) + 1
+        } else {
+            let p = l.day_start_s() + l.hour as i64 * 3600 + l.minute as i64 * 60 + l.second as i64;
+            if self
+                .entries
+                .iter()
+                .any(|e| e.delta == -1 && p == e.effective_posix_s - 1)
+            {
+                return Err(LeapError::DeletedSecond(*l));
+            }
+            p + self.tai_minus_utc_s(p)
+        };
+        s.checked_mul(NANOS_PER_SEC)
+            .and_then(|ns| ns.checked_add(l.nanos as i64))
+            .ok_or(LeapError::OutOfRange)
+    }
+
+    /// The UTC label of a TAI instant (inverse of [`LeapTable::utc_to_tai_ns`]); yields
+    /// `23:59:60` during an inserted leap second. Exact.
+    pub fn tai_to_utc(&self, tai_ns: i64) -> UtcLabel {
+        let s = tai_ns.div_euclid(NANOS_PER_SEC);
+        let nanos = tai_ns.rem_euclid(NANOS_PER_SEC) as u32;
+        for e in self.entries.iter().filter(|e| e.delta == 1) {
+            let m = e.effective_posix_s;
+            if s == m - 1 + self.tai_minus_utc_s(m - 1) + 1 {
+                let mut l = label_from_posix_ns((m - 1) as i128 * NANOS_PER_SEC as i128);
+                l.second = 60;
+                l.nanos = nanos;
+                return l;
+            }
+        }
+        // Fixed point p = s − (TAI−UTC)(p); converges in two steps for a sorted table.
+        let mut p = s - self.tai_minus_utc_s(s);
+        for _ in 0..3 {
+            p = s - self.tai_minus_utc_s(p);
+        }
+        let mut l = label_from_posix_ns(p as i128 * NANOS_PER_SEC as i128);
+        l.nanos = nanos;
+        l
+    }
+
+    /// The project timescale (ns) at a TAI instant: [`LeapTable::tai_to_utc`] then
+    /// [`LeapTable::utc_to_timescale`].
+    pub fn tai_to_timescale(&self, tai_ns: i64) -> Result<Timestamp, LeapError> {
+        self.utc_to_timescale(&self.tai_to_utc(tai_ns))
+    }
+
     /// Maps a UTC label to the continuous timescale (ns). Exact outside smear windows; inside,
     /// rounded toward −∞ by less than 1 ns.
     ///
@@ -480,6 +542,46 @@ mod tests {
         assert_eq!(t.timescale_to_utc(b), lbl(2030, 1, 1, 0, 0, 0, 0));
         assert_eq!(t.timescale_to_utc(a), lbl(2029, 12, 31, 23, 59, 58, 0));
         assert_eq!(t.tai_minus_utc_s(m), TAI_MINUS_UTC_1972 - 1);
+    }
+
+    #[test]
+    fn tai_round_trip_through_leap_seconds() {
+        let t = LeapTable::builtin();
+        // 2017-01-01T00:00:00Z is TAI 00:00:37.
+        let l = lbl(2017, 1, 1, 0, 0, 0, 0);
+        assert_eq!(
+            t.utc_to_tai_ns(&l).unwrap(),
+            (1_483_228_800 + 37) * NANOS_PER_SEC
+        );
+        let leap = lbl(2016, 12, 31, 23, 59, 60, 250);
+        let tai = t.utc_to_tai_ns(&leap).unwrap();
+        assert_eq!(tai, (1_483_228_800 + 36) * NANOS_PER_SEC + 250);
+        assert_eq!(t.tai_to_utc(tai), leap);
+        // Every SI second across the leap maps to a distinct, increasing label.
+        let mut prev = None;
+        for k in -3..3 {
+            let x = tai + k * NANOS_PER_SEC;
+            let lab = t.tai_to_utc(x);
+            assert_eq!(t.utc_to_tai_ns(&lab).unwrap(), x);
+            let ts = t.tai_to_timescale(x).unwrap();
+            if let Some(p) = prev {
+                assert!(ts > p);
+            }
+            prev = Some(ts);
+        }
+        // Deleted second: 23:59:58 -> 00:00:00 is one SI second.
+        let m = days_from_civil(2030, 1, 1) * DAY_S;
+        let d = LeapTable::new(vec![LeapSecond {
+            effective_posix_s: m,
+            delta: -1,
+        }])
+        .unwrap();
+        let a = d.utc_to_tai_ns(&lbl(2029, 12, 31, 23, 59, 58, 0)).unwrap();
+        let b = d.utc_to_tai_ns(&lbl(2030, 1, 1, 0, 0, 0, 0)).unwrap();
+        assert_eq!(b - a, NANOS_PER_SEC);
+        assert_eq!(d.tai_to_utc(b), lbl(2030, 1, 1, 0, 0, 0, 0));
+        assert_eq!(d.tai_to_utc(a), lbl(2029, 12, 31, 23, 59, 58, 0));
+        assert!(d.utc_to_tai_ns(&lbl(2029, 12, 31, 23, 59, 59, 0)).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! * [`marzullo`] — interval selection tolerating `f` liars.
 //! * [`clock_model`] — the host's raw-clock → timescale model with ε growing with age.
 //! * [`osc`] — seeded oscillator models for simulation.
+//! * [`sock`] — chrony's SOCK refclock datagram codec.
 //!
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
 //! as long as the stated assumptions hold; every rounding widens.
@@ -23,6 +24,7 @@ pub mod leap;
 pub mod marzullo;
 pub mod osc;
 pub mod rate;
+pub mod sock;
 pub mod time;
 pub mod transfer;
 
