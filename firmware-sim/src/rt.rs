@@ -419,7 +419,6 @@ fn atomic_pulse_loop(
         return;
     };
     let mut k = start_tai_ns.div_euclid(NANOS_PER_SEC) + 1;
-    let mut last_lock: Option<bool> = None;
     while !stop.load(Ordering::Relaxed) {
         let edge = clock
             .lock()
@@ -440,15 +439,6 @@ fn atomic_pulse_loop(
             &paths.atomic_pps_sock,
             &SockSample::from_nanos(rt_edge, truth_ns - rt_edge, true, 0),
         );
-        if last_lock != Some(state.locked) {
-            let tmp = paths.lock_gpio.with_extension("tmp");
-            let ok = std::fs::write(&tmp, if state.locked { "1\n" } else { "0\n" })
-                .and_then(|_| std::fs::rename(&tmp, &paths.lock_gpio));
-            if let Err(e) = ok {
-                tracing::warn!("lock line {}: {e}", paths.lock_gpio.display());
-            }
-            last_lock = Some(state.locked);
-        }
         sink.emit(json!({
             "device": "atomic",
             "second_tai": k,
@@ -464,6 +454,16 @@ fn atomic_pulse_loop(
     }
 }
 
+/// Writes the lock line file atomically: `1` locked, `0` not.
+fn write_lock_line(path: &Path, locked: bool) {
+    let tmp = path.with_extension("tmp");
+    let ok = std::fs::write(&tmp, if locked { "1\n" } else { "0\n" })
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = ok {
+        tracing::warn!("lock line {}: {e}", path.display());
+    }
+}
+
 fn telemetry_loop(
     sc: &Scenario,
     truth: &Truth,
@@ -476,9 +476,20 @@ fn telemetry_loop(
     let mut pty = Some(pty);
     let mut line: Vec<u8> = Vec::new();
     let mut buf = [0u8; 256];
+    let mut last_lock: Option<bool> = None;
     while !stop.load(Ordering::Relaxed) {
         let tai = truth.tai_at_realtime(realtime_ns());
         let f = sc.active(rel_s(tai, start_tai_ns));
+        // The lock/alarm line follows the device state within one loop (≤ 100 ms).
+        let locked = clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state_at(tai, &f)
+            .locked;
+        if last_lock != Some(locked) {
+            write_lock_line(&paths.lock_gpio, locked);
+            last_lock = Some(locked);
+        }
         if f.atomic_hangup && pty.is_some() {
             tracing::info!("atomic clock serial line hung up");
             pty = None;
