@@ -20,6 +20,14 @@ fn corpus() -> Vec<PathBuf> {
     v
 }
 
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn replay_one(capture: &PathBuf) -> Result<usize, String> {
     let data = std::fs::read(capture).unwrap();
     let expected: usize = firmware_sim::replay::split_bursts(&data)
@@ -28,16 +36,19 @@ fn replay_one(capture: &PathBuf) -> Result<usize, String> {
         .sum();
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("replay");
-    let mut child = Command::new(bin())
-        .arg("replay")
-        .arg(capture)
-        .arg("--link")
-        .arg(&link)
-        .args(["--speed", "100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(bin())
+            .arg("replay")
+            .arg(capture)
+            .arg("--link")
+            .arg(&link)
+            .args(["--speed", "100"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut ready = String::new();
     out.read_line(&mut ready).unwrap();
