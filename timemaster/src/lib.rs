@@ -1,1 +1,6 @@
-//! timemaster: not implemented yet (see README state table).
+//! timemaster: a GPS/PPS and atomic-clock disciplined time reference that publishes an honest
+//! uncertainty. [`core`] holds the logic (pure, driven with explicit raw-clock readings so the
+//! fleet simulator runs it unchanged); the rest of the crate is the daemon around it.
+
+pub mod core;
+pub mod sim;

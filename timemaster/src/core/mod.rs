@@ -1,0 +1,5 @@
+//! The pure core of the time master: no I/O, no clocks. See [`master`].
+
+pub mod kalman;
+pub mod master;
+pub mod nmea;

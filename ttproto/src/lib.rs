@@ -1,0 +1,49 @@
+//! The TrueTime gRPC protocol (`proto/truetime.proto`), generated with tonic/prost, plus
+//! conversions to and from [`ttcore`] types.
+
+#[allow(missing_docs, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("truetime.v1");
+}
+
+use ttcore::ClockStatus;
+
+/// `ttcore` status → wire status.
+pub fn status_to_wire(s: ClockStatus) -> v1::ClockStatus {
+    match s {
+        ClockStatus::Synchronized => v1::ClockStatus::Synchronized,
+        ClockStatus::Holdover => v1::ClockStatus::Holdover,
+        ClockStatus::Unsynchronized => v1::ClockStatus::Unsynchronized,
+        ClockStatus::Disrupted => v1::ClockStatus::Disrupted,
+    }
+}
+
+/// Wire status (as the raw `i32` prost stores) → `ttcore` status. Unknown or unspecified codes
+/// map to `Unsynchronized`: a value we cannot interpret must never be trusted.
+pub fn status_from_wire(code: i32) -> ClockStatus {
+    match v1::ClockStatus::try_from(code) {
+        Ok(v1::ClockStatus::Synchronized) => ClockStatus::Synchronized,
+        Ok(v1::ClockStatus::Holdover) => ClockStatus::Holdover,
+        Ok(v1::ClockStatus::Disrupted) => ClockStatus::Disrupted,
+        _ => ClockStatus::Unsynchronized,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trip_and_unknown_is_untrusted() {
+        for s in [
+            ClockStatus::Synchronized,
+            ClockStatus::Holdover,
+            ClockStatus::Unsynchronized,
+            ClockStatus::Disrupted,
+        ] {
+            assert_eq!(status_from_wire(status_to_wire(s) as i32), s);
+        }
+        assert_eq!(status_from_wire(0), ClockStatus::Unsynchronized);
+        assert_eq!(status_from_wire(77), ClockStatus::Unsynchronized);
+    }
+}
