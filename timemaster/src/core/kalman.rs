@@ -158,6 +158,14 @@ impl Kalman {
     }
 }
 
+impl Kalman {
+    /// Adds a known frequency step (dimensionless) without changing the uncertainty — used
+    /// for the timescale's rate change at a leap-smear boundary.
+    pub fn shift_freq(&mut self, delta: f64) {
+        self.x1 += delta;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,13 +214,5 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(kf.offset_at(30_000_000_000), before);
-    }
-}
-
-impl Kalman {
-    /// Adds a known frequency step (dimensionless) without changing the uncertainty — used
-    /// for the timescale's rate change at a leap-smear boundary.
-    pub fn shift_freq(&mut self, delta: f64) {
-        self.x1 += delta;
     }
 }
