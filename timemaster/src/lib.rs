@@ -2,5 +2,7 @@
 //! uncertainty. [`core`] holds the logic (pure, driven with explicit raw-clock readings so the
 //! fleet simulator runs it unchanged); the rest of the crate is the daemon around it.
 
+pub mod config;
 pub mod core;
+pub mod daemon;
 pub mod sim;

@@ -1,0 +1,432 @@
+//! The timemaster's TOML configuration. Keys are kebab-case with units in their names; unknown
+//! keys are rejected with their line; `timemaster validate -c FILE` checks a file.
+//!
+//! ```toml
+//! id = "gps-a"
+//! kind = "gps"                      # or "armageddon"
+//! listen = "127.0.0.1:7001"         # gRPC Sync/Status
+//! metrics-listen = "127.0.0.1:9101" # OpenMetrics (optional)
+//! max-epsilon-ns = 1000000
+//!
+//! [gps]
+//! nmea-device = "/dev/ttyS0"
+//! baud = 38400
+//! cable-delay-ns = 50
+//! calibration-error-ns = 50
+//! pps = { source = "sock", path = "/run/timemaster/pps.sock" }  # or kernel / gpio
+//!
+//! [atomic]
+//! telemetry-device = "/dev/ttyUSB0"
+//! drift-ppt = 100
+//! pps = { source = "kernel", device = "/dev/pps1" }
+//! lock-line = { source = "gpio", chip = "/dev/gpiochip0", line = 17 }
+//!
+//! [[peer]]
+//! addr = "10.0.0.2:7001"
+//! ```
+
+use crate::core::kalman::KalmanParams;
+use crate::core::master::{AtomicParams, GpsParams, MasterKind, MasterParams};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use ttcore::{LeapTable, Rate, Span, Timestamp, UtcLabel};
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Syntax, an unknown key, a wrong type (the message names line and key).
+    #[error("{path}: {msg}")]
+    Parse {
+        /// File.
+        path: String,
+        /// toml's message.
+        msg: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: {key}: {msg}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// The key.
+        key: String,
+        /// Why.
+        msg: String,
+    },
+}
+
+/// Where pulses come from.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PpsSource {
+    /// chrony SOCK datagrams on a Unix socket we bind (gpsd, firmware-sim).
+    Sock {
+        /// Socket path.
+        path: PathBuf,
+    },
+    /// Kernel PPS (`/dev/ppsN`, RFC 2783).
+    Kernel {
+        /// Device.
+        device: PathBuf,
+    },
+    /// Rising edges of a GPIO line with kernel timestamps.
+    Gpio {
+        /// `/dev/gpiochipN`.
+        chip: PathBuf,
+        /// Line offset.
+        line: u32,
+    },
+}
+
+/// Where the atomic clock's lock line is read.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LockLine {
+    /// A GPIO input line (through `linux-embedded-hal`).
+    Gpio {
+        /// `/dev/gpiochipN`.
+        chip: PathBuf,
+        /// Line offset.
+        line: u32,
+        /// Locked when the line is low.
+        #[serde(default)]
+        active_low: bool,
+    },
+    /// A file holding `1` or `0` (firmware-sim's simulated line).
+    File {
+        /// Path.
+        path: PathBuf,
+    },
+}
+
+/// `[gps]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GpsConfig {
+    /// Serial device with NMEA.
+    pub nmea_device: PathBuf,
+    /// Serial speed.
+    #[serde(default = "default_gps_baud")]
+    pub baud: u32,
+    /// Pulse source.
+    pub pps: PpsSource,
+    /// Antenna cable + receiver delay, compensated (ns).
+    #[serde(default)]
+    pub cable_delay_ns: i64,
+    /// Uncertainty of that delay (ns).
+    #[serde(default = "default_calibration")]
+    pub calibration_error_ns: i64,
+    /// Receiver quantization bound (ns).
+    #[serde(default = "default_qerr")]
+    pub qerr_ns: i64,
+    /// Lower bound on the pulse-jitter bound (ns).
+    #[serde(default = "default_jitter_floor")]
+    pub jitter_floor_ns: f64,
+}
+
+fn default_gps_baud() -> u32 {
+    38_400
+}
+fn default_calibration() -> i64 {
+    50
+}
+fn default_qerr() -> i64 {
+    4
+}
+fn default_jitter_floor() -> f64 {
+    20.0
+}
+
+/// `[atomic]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AtomicConfig {
+    /// Serial device with the telemetry protocol (optional).
+    pub telemetry_device: Option<PathBuf>,
+    /// Serial speed.
+    #[serde(default = "default_atomic_baud")]
+    pub baud: u32,
+    /// 1PPS source.
+    pub pps: PpsSource,
+    /// Lock line (optional).
+    pub lock_line: Option<LockLine>,
+    /// Frequency bound of the device: offset + aging + temperature (parts per 10¹²).
+    pub drift_ppt: u64,
+    /// 1PPS jitter bound (ns).
+    #[serde(default = "default_atomic_jitter")]
+    pub jitter_ns: f64,
+}
+
+fn default_atomic_baud() -> u32 {
+    57_600
+}
+fn default_atomic_jitter() -> f64 {
+    5.0
+}
+
+/// `[[peer]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PeerConfig {
+    /// `host:port` of the peer's gRPC service.
+    pub addr: String,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// This master's name.
+    pub id: String,
+    /// `gps` or `armageddon`.
+    pub kind: MasterKind,
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// OpenMetrics listen address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Beyond this ε: unsynchronized (ns).
+    #[serde(default = "default_max_eps")]
+    pub max_epsilon_ns: i64,
+    /// Local oscillator wander bound between reference pulses (ppb).
+    #[serde(default = "default_wander")]
+    pub local_wander_ppb: u64,
+    /// Local oscillator drift bound in holdover without an atomic clock (ppm).
+    #[serde(default = "default_quartz")]
+    pub quartz_holdover_ppm: f64,
+    /// Largest plausible frequency of the local clock against a true reference (ppm).
+    #[serde(default = "default_max_freq")]
+    pub max_freq_ppm: f64,
+    /// Labels before this UTC instant are refused (`YYYY-MM-DDTHH:MM:SSZ`).
+    #[serde(default = "default_earliest")]
+    pub earliest_valid_utc: String,
+    /// Consecutive disagreeing GPS pulses before GPS is refused.
+    #[serde(default = "default_reject_limit")]
+    pub reject_limit: u32,
+    /// Peer polling interval (ms).
+    #[serde(default = "default_peer_poll")]
+    pub peer_poll_interval_ms: u64,
+    /// GPS receiver.
+    pub gps: Option<GpsConfig>,
+    /// Atomic clock.
+    pub atomic: Option<AtomicConfig>,
+    /// Peer masters.
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+}
+
+fn default_max_eps() -> i64 {
+    1_000_000
+}
+fn default_wander() -> u64 {
+    500
+}
+fn default_quartz() -> f64 {
+    10.0
+}
+fn default_max_freq() -> f64 {
+    500.0
+}
+fn default_earliest() -> String {
+    "2016-06-01T00:00:00Z".into()
+}
+fn default_reject_limit() -> u32 {
+    5
+}
+fn default_peer_poll() -> u64 {
+    1_000
+}
+
+fn parse_utc(s: &str) -> Option<UtcLabel> {
+    let (d, t) = s.split_once('T')?;
+    let t = t.strip_suffix('Z')?;
+    let d: Vec<&str> = d.split('-').collect();
+    let t: Vec<&str> = t.split(':').collect();
+    if d.len() != 3 || t.len() != 3 {
+        return None;
+    }
+    Some(UtcLabel {
+        year: d[0].parse().ok()?,
+        month: d[1].parse().ok()?,
+        day: d[2].parse().ok()?,
+        hour: t[0].parse().ok()?,
+        minute: t[1].parse().ok()?,
+        second: t[2].parse().ok()?,
+        nanos: 0,
+    })
+}
+
+impl Config {
+    /// Parses and validates `src`; `path` names it in errors.
+    pub fn from_toml(src: &str, path: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(src).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            msg: e.to_string(),
+        })?;
+        c.params().map_err(|(key, msg)| ConfigError::Invalid {
+            path: path.into(),
+            key,
+            msg,
+        })?;
+        Ok(c)
+    }
+
+    /// Reads a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Self::from_toml(&src, &p)
+    }
+
+    /// The core's parameters, or (key, reason) for the first invalid value.
+    pub fn params(&self) -> Result<MasterParams, (String, String)> {
+        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+        if self.id.is_empty() {
+            return bad("id", "must not be empty");
+        }
+        match self.kind {
+            MasterKind::Gps if self.gps.is_none() => {
+                return bad("gps", "a gps master needs a [gps] section");
+            }
+            MasterKind::Armageddon if self.gps.is_some() => {
+                return bad("gps", "an armageddon master has no GPS");
+            }
+            MasterKind::Armageddon if self.atomic.is_none() => {
+                return bad("atomic", "an armageddon master needs an [atomic] section");
+            }
+            MasterKind::Armageddon if self.peers.is_empty() => {
+                return bad(
+                    "peer",
+                    "an armageddon master needs at least one [[peer]] to take time from",
+                );
+            }
+            _ => {}
+        }
+        if self.max_epsilon_ns <= 0 {
+            return bad("max-epsilon-ns", "must be positive");
+        }
+        if !(self.quartz_holdover_ppm > 0.0 && self.quartz_holdover_ppm < 1e4) {
+            return bad("quartz-holdover-ppm", "must be in (0, 10000)");
+        }
+        if !(self.max_freq_ppm > 0.0 && self.max_freq_ppm < 1e5) {
+            return bad("max-freq-ppm", "must be in (0, 100000)");
+        }
+        if self.peer_poll_interval_ms < 10 {
+            return bad("peer-poll-interval-ms", "must be at least 10");
+        }
+        let earliest = parse_utc(&self.earliest_valid_utc)
+            .and_then(|l| LeapTable::builtin().utc_to_timescale(&l).ok())
+            .ok_or((
+                "earliest-valid-utc".to_string(),
+                format!("{:?} is not YYYY-MM-DDTHH:MM:SSZ", self.earliest_valid_utc),
+            ))?;
+        if let Some(g) = &self.gps {
+            if g.calibration_error_ns < 0 || g.qerr_ns < 0 || g.jitter_floor_ns < 0.0 {
+                return bad("gps", "error bounds must not be negative");
+            }
+        }
+        if let Some(a) = &self.atomic
+            && a.jitter_ns < 0.0
+        {
+            return bad("atomic.jitter-ns", "must not be negative");
+        }
+        Ok(MasterParams {
+            kind: self.kind,
+            gps: self.gps.as_ref().map(|g| GpsParams {
+                cable_delay_ns: g.cable_delay_ns,
+                calibration_error_ns: g.calibration_error_ns,
+                qerr_ns: g.qerr_ns,
+                jitter_floor_ns: g.jitter_floor_ns,
+            }),
+            atomic: self.atomic.as_ref().map(|a| AtomicParams {
+                drift: Rate::from_ppt(a.drift_ppt as i64),
+                jitter_ns: a.jitter_ns,
+            }),
+            local_wander: Rate::from_ppb(self.local_wander_ppb as i64),
+            quartz_holdover: Rate::bound_from_ppm_f64(self.quartz_holdover_ppm)
+                .unwrap_or(Rate::from_ppm(10)),
+            max_freq: Rate::bound_from_ppm_f64(self.max_freq_ppm).unwrap_or(Rate::from_ppm(500)),
+            max_epsilon: Span::from_nanos(self.max_epsilon_ns),
+            sigma_k: 6.0,
+            reject_limit: self.reject_limit.max(1),
+            loss_timeout: Span::from_millis(2_500),
+            earliest_valid: Timestamp::from_nanos(earliest.as_nanos()),
+            kalman: KalmanParams::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+id = "gps-a"
+kind = "gps"
+listen = "127.0.0.1:7001"
+[gps]
+nmea-device = "/dev/ttyS0"
+pps = { source = "sock", path = "/run/pps.sock" }
+[atomic]
+drift-ppt = 100
+pps = { source = "kernel", device = "/dev/pps1" }
+lock-line = { source = "gpio", chip = "/dev/gpiochip0", line = 17 }
+[[peer]]
+addr = "127.0.0.1:7002"
+"#;
+
+    #[test]
+    fn good_config() {
+        let c = Config::from_toml(GOOD, "m.toml").unwrap();
+        assert_eq!(c.peers.len(), 1);
+        let p = c.params().unwrap();
+        assert_eq!(p.atomic.unwrap().drift, Rate::from_ppt(100));
+        assert_eq!(c.gps.unwrap().baud, 38_400);
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let src = GOOD.replace("drift-ppt = 100", "drift-ppt = 100\ndrift-ppm = 1");
+        let e = Config::from_toml(&src, "m.toml").unwrap_err().to_string();
+        assert!(e.contains("line 11") && e.contains("drift-ppm"), "{e}");
+        let e = Config::from_toml(
+            &GOOD.replace("source = \"sock\"", "source = \"usb\""),
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 7") && e.contains("usb"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors() {
+        let arm = GOOD.replace("kind = \"gps\"", "kind = \"armageddon\"");
+        let e = Config::from_toml(&arm, "m.toml").unwrap_err().to_string();
+        assert!(e.contains("gps: an armageddon master has no GPS"), "{e}");
+        let e = Config::from_toml(
+            &GOOD.replace(
+                "id = \"gps-a\"",
+                "id = \"gps-a\"\nearliest-valid-utc = \"soon\"",
+            ),
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("earliest-valid-utc"), "{e}");
+        let e = Config::from_toml(&GOOD.replace("[gps]", "[gpx]"), "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gpx"), "{e}");
+    }
+}
