@@ -1,1 +1,3 @@
-//! bench: not implemented yet (see README state table).
+//! Benchmarks and (later) the deterministic fleet simulator, behind the `ttbench` binary.
+
+pub mod sync_rps;

@@ -12,8 +12,9 @@ fn master_synchronizes_publishes_small_epsilon_and_contains_truth() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(&tmp.path().join("sim"), "");
     let port = free_port();
+    let mport = free_port();
     let cfg = format!(
-        "id = \"m1\"\nkind = \"gps\"\nlisten = \"127.0.0.1:{port}\"\n{}",
+        "id = \"m1\"\nkind = \"gps\"\nlisten = \"127.0.0.1:{port}\"\nmetrics-listen = \"127.0.0.1:{mport}\"\n{}",
         sim.gps_sections(true)
     );
     let _m = start_master(tmp.path(), "m1", &cfg);
@@ -94,6 +95,28 @@ fn master_synchronizes_publishes_small_epsilon_and_contains_truth() {
     assert_eq!(j["status"], "synchronized");
     assert!(j["epsilon_ns"].as_i64().unwrap() <= 2_000);
     assert_eq!(j["holdover_s"].as_f64(), Some(0.0));
+    // The OpenMetrics endpoint.
+    {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", mport)).unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        sock.read_to_string(&mut body).unwrap();
+        assert!(
+            body.starts_with("HTTP/1.1 200") && body.contains("application/openmetrics-text"),
+            "{body}"
+        );
+        assert!(
+            body.contains("timemaster_status{id=\"m1\",status=\"synchronized\"} 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("timemaster_epsilon_ns{id=\"m1\"}")
+                && body.contains("timemaster_pulses_seen_total")
+        );
+        assert!(body.trim_end().ends_with("# EOF"));
+    }
     // The human-readable report too.
     let out = Command::new(workspace_bin("ttclient", "ttctl"))
         .args(["master", "--addr", &format!("127.0.0.1:{port}")])

@@ -1,0 +1,220 @@
+//! `ttbench`: TrueTime's benchmarks.
+//!
+//! ```text
+//! ttbench sync-rps [--addr HOST:PORT] [--connections 4] [--inflight 64] [--duration 10] [--json]
+//! ```
+
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(version, about = "TrueTime benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Sync requests per second one master serves.
+    SyncRps {
+        /// An existing master; without it a simulated master is started.
+        #[arg(long)]
+        addr: Option<String>,
+        /// HTTP/2 connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Requests in flight per connection.
+        #[arg(long, default_value_t = 64)]
+        inflight: usize,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Client runtime threads.
+        #[arg(long, default_value_t = 1)]
+        client_threads: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary built next to this one.
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// Starts `timemaster run --simulate` on a free port and waits until it is synchronized.
+fn start_master() -> Result<(Kill, String, tempdir::Dir), String> {
+    let dir = tempdir::Dir::new()?;
+    let port = free_port()?;
+    let cfg = dir.0.join("m.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "id = \"bench\"\nkind = \"gps\"\nlisten = \"127.0.0.1:{port}\"\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let bin = sibling("timemaster");
+    let child = Command::new(&bin)
+        .args(["run", "--simulate", "-c"])
+        .arg(&cfg)
+        .arg("--sim-dir")
+        .arg(dir.0.join("sim"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "{}: {e} (build it: cargo build --release -p timemaster)",
+                bin.display()
+            )
+        })?;
+    let mut child = Kill(child);
+    let addr = format!("127.0.0.1:{port}");
+    // Wait for "synchronized" via ttctl-like status polling over gRPC.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let synced = rt.block_on(async {
+        loop {
+            if t0.elapsed() > Duration::from_secs(40) {
+                return false;
+            }
+            if let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                && let Ok(ch) = ep.connect().await
+            {
+                let mut c = ttproto::v1::time_master_client::TimeMasterClient::new(ch);
+                if let Ok(s) = c.status(ttproto::v1::StatusRequest {}).await
+                    && ttproto::status_from_wire(s.get_ref().status).is_trustworthy()
+                {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    if !synced {
+        let mut err = String::new();
+        if let Some(e) = child.0.stderr.take() {
+            for l in BufReader::new(e).lines().take(20).map_while(Result::ok) {
+                err.push_str(&l);
+                err.push('\n');
+            }
+        }
+        return Err(format!("the simulated master did not synchronize:\n{err}"));
+    }
+    Ok((child, addr, dir))
+}
+
+mod tempdir {
+    /// A temporary directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Result<Dir, String> {
+            let p = std::env::temp_dir().join(format!(
+                "ttbench-{}-{}",
+                std::process::id(),
+                ttsys::clock::raw_ns()
+            ));
+            std::fs::create_dir_all(&p).map_err(|e| e.to_string())?;
+            Ok(Dir(p))
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::SyncRps {
+            addr,
+            connections,
+            inflight,
+            duration,
+            client_threads,
+            json,
+        } => {
+            let (_master, addr, _dir) = match addr {
+                Some(a) => (None, a, None),
+                None => {
+                    let (m, a, d) = start_master()?;
+                    (Some(m), a, Some(d))
+                }
+            };
+            let load = bench::sync_rps::Load {
+                addr,
+                connections,
+                inflight,
+                duration_s: duration,
+            };
+            let mut report = bench::sync_rps::run(&load, client_threads)?;
+            let handler = bench::sync_rps::handler_ns_per_call(2_000_000);
+            report["handler_ns_per_call"] = handler.into();
+            report["handler_only_calls_per_s_one_core"] = (1e9 / handler).into();
+            report["cores"] = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .into();
+            if json {
+                println!("{report}");
+            } else {
+                println!(
+                    "Sync: {:.0} requests/s over {} connections × {} in flight ({} errors); latency p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+                    report["rps"].as_f64().unwrap_or(0.0),
+                    connections,
+                    inflight,
+                    report["errors"],
+                    report["latency_us"]["p50"].as_f64().unwrap_or(0.0),
+                    report["latency_us"]["p99"].as_f64().unwrap_or(0.0),
+                    report["latency_us"]["max"].as_f64().unwrap_or(0.0),
+                );
+                println!(
+                    "Handler work alone: {:.0} ns per call ({:.1} M calls/s on one core): the rest is gRPC (HTTP/2 framing, protobuf, syscalls) and the client sharing the same {} cores.",
+                    handler,
+                    1e3 / handler,
+                    report["cores"]
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ttbench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! `ttbench sync-rps` runs end to end against a simulated master and reports its fields. No
+//! timing is asserted (the machine is shared and noisy): only that requests were served
+//! without errors and the report is complete.
+
+use std::path::Path;
+use std::process::Command;
+
+fn ensure_built(package: &str, bin: &str) {
+    let dir = Path::new(env!("CARGO_BIN_EXE_ttbench")).parent().unwrap();
+    if !dir.join(bin).exists() {
+        let mut c = Command::new(env!("CARGO"));
+        c.args(["build", "-p", package, "--bin", bin]);
+        if dir.ends_with("release") {
+            c.arg("--release");
+        }
+        assert!(c.status().unwrap().success());
+    }
+}
+
+#[test]
+fn sync_rps_reports_throughput_and_latency() {
+    ensure_built("timemaster", "timemaster");
+    let out = Command::new(env!("CARGO_BIN_EXE_ttbench"))
+        .args([
+            "sync-rps",
+            "--duration",
+            "1",
+            "--connections",
+            "2",
+            "--inflight",
+            "8",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(j["requests"].as_u64().unwrap() > 100, "{j}");
+    assert_eq!(j["errors"], 0);
+    for k in ["rps", "handler_ns_per_call"] {
+        assert!(j[k].as_f64().unwrap() > 0.0, "{k}: {j}");
+    }
+    for k in ["p50", "p99", "max"] {
+        assert!(j["latency_us"][k].as_f64().unwrap() > 0.0, "{k}: {j}");
+    }
+}
