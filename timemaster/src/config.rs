@@ -399,7 +399,7 @@ addr = "127.0.0.1:7002"
     fn unknown_key_names_its_line() {
         let src = GOOD.replace("drift-ppt = 100", "drift-ppt = 100\ndrift-ppm = 1");
         let e = Config::from_toml(&src, "m.toml").unwrap_err().to_string();
-        assert!(e.contains("line 11") && e.contains("drift-ppm"), "{e}");
+        assert!(e.contains("line 10") && e.contains("drift-ppm"), "{e}");
         let e = Config::from_toml(
             &GOOD.replace("source = \"sock\"", "source = \"usb\""),
             "m.toml",
