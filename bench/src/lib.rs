@@ -1,3 +1,4 @@
-//! Benchmarks and (later) the deterministic fleet simulator, behind the `ttbench` binary.
+//! Benchmarks, the lab launcher (`ttlab`) and (later) the deterministic fleet simulator.
 
+pub mod lab;
 pub mod sync_rps;

@@ -1,1 +1,7 @@
-//! timed: not implemented yet (see README state table).
+//! timed: the per-host TrueTime daemon. It polls several masters with the `Sync` RPC, selects
+//! among them with Marzullo ([`ttcore::host`]), keeps the host clock model and publishes it in a
+//! shared-memory page (`PROTOCOL.md`) from which clients compute `TT.now()` with one vDSO clock
+//! read; optionally also an AWS ClockBound v2 segment.
+
+pub mod config;
+pub mod daemon;

@@ -10,6 +10,7 @@
 //! * [`transfer`] — two-way time transfer: offset, delay, honest offset interval.
 //! * [`marzullo`] — interval selection tolerating `f` liars.
 //! * [`clock_model`] — the host's raw-clock → timescale model with ε growing with age.
+//! * [`host`] — per-host selection among masters, frequency estimate with bounds, status.
 //! * [`osc`] — seeded oscillator models for simulation.
 //! * [`sock`] — chrony's SOCK refclock datagram codec.
 //!
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock_model;
+pub mod host;
 pub mod interval;
 pub mod leap;
 pub mod marzullo;

@@ -1,5 +1,8 @@
 //! OS-facing helpers shared by the daemons and the SDK. `unsafe` lives only in [`pps`] (the
-//! RFC 2783 ioctl) and is documented there.
+//! RFC 2783 ioctl), [`shm`] (the shared-memory page views) and [`steer`] (adjtimex), documented
+//! in each.
 
 pub mod clock;
 pub mod pps;
+pub mod shm;
+pub mod steer;

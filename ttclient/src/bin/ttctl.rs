@@ -2,6 +2,8 @@
 //! Every command prints a human-readable report, or one JSON object with `--json`.
 //!
 //! ```text
+//! ttctl now    [--page /run/timed/page] [--addr 127.0.0.1:7100] [--json]
+//! ttctl status [--addr 127.0.0.1:7100] [--json]
 //! ttctl master --addr 127.0.0.1:7001 [--json]
 //! ```
 
@@ -20,6 +22,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// TT.now(): the interval, from timed's shared-memory page (or its gRPC service when the page
+    /// is absent).
+    Now {
+        /// The page.
+        #[arg(long, default_value = "/run/timed/page")]
+        page: std::path::PathBuf,
+        /// timed's gRPC address, used when the page cannot be opened.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        addr: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// timed's status: the model, the assumptions, and each master (selected or why not).
+    Status {
+        /// timed's gRPC address.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        addr: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Status of a time master.
     Master {
         /// The master's gRPC address (host:port).
@@ -161,8 +185,185 @@ fn master_report(s: &v1::MasterStatus) -> String {
     o
 }
 
+async fn channel(addr: &str, timeout_ms: u64) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad address {addr}: {e}"))?
+        .connect_timeout(Duration::from_millis(timeout_ms))
+        .timeout(Duration::from_millis(timeout_ms))
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {addr}: {e}"))
+}
+
+fn now_from_page(page: &std::path::Path) -> Result<serde_json::Value, String> {
+    let r = ttsys::shm::PageReader::open(page).map_err(|e| e.to_string())?;
+    let d = r.read().map_err(|e| e.to_string())?;
+    let (raw, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+    let x = d.read_at(raw);
+    Ok(json!({
+        "earliest_ns": x.interval.earliest().as_nanos(),
+        "latest_ns": x.interval.latest().as_nanos(),
+        "epsilon_ns": x.interval.epsilon().as_nanos(),
+        "status": x.status.as_str(),
+        "degraded": format!("{:?}", x.degraded).to_lowercase(),
+        "source": "shm",
+        "page": page.display().to_string(),
+        "host_realtime_ns": rt,
+        "sync_count": d.sync_count,
+    }))
+}
+
+fn print_now(j: &serde_json::Value, as_json: bool) {
+    if as_json {
+        println!("{j}");
+        return;
+    }
+    let e = j["earliest_ns"].as_i64().unwrap_or(0);
+    let l = j["latest_ns"].as_i64().unwrap_or(0);
+    let fmt = |t: i64| ttcore::Timestamp::from_nanos(t).to_string();
+    println!("TT.now()  : [{}, {}]", fmt(e), fmt(l));
+    println!("Epsilon   : ±{}", ns(j["epsilon_ns"].as_i64().unwrap_or(0)));
+    println!("Status    : {}", j["status"].as_str().unwrap_or("?"));
+    println!("Source    : {}", j["source"].as_str().unwrap_or("?"));
+    if let Some(rt) = j["host_realtime_ns"].as_i64() {
+        println!(
+            "System    : {} ({} from the midpoint)",
+            fmt(rt),
+            ns(rt - (e / 2 + l / 2))
+        );
+    }
+}
+
+fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
+    json!({
+        "status": status_name(s.status),
+        "reason": s.reason,
+        "epsilon_ns": s.epsilon_ns,
+        "earliest_ns": s.earliest_ns,
+        "latest_ns": s.latest_ns,
+        "host_realtime_ns": s.host_realtime_ns,
+        "freq_ppm": s.freq_ppm,
+        "freq_bound_ppm": s.freq_bound_ppm,
+        "max_drift_ppm": s.max_drift_ppm,
+        "max_epsilon_ns": s.max_epsilon_ns,
+        "last_sync_age_s": s.last_sync_age_s,
+        "syncs": s.syncs,
+        "disruptions": s.disruptions,
+        "shm_path": s.shm_path,
+        "clockbound_path": s.clockbound_path,
+        "knob_ppm": s.knob_ppm,
+        "knob_step_ns": s.knob_step_ns,
+        "poll_interval_s": s.poll_interval_s,
+        "uptime_s": s.uptime_s,
+        "masters": s.masters.iter().map(|m| json!({
+            "addr": m.addr, "id": m.id, "kind": m.kind, "reachable": m.reachable,
+            "selected": m.selected, "reason": m.reason, "offset_ns": m.offset_ns,
+            "delay_ns": m.delay_ns, "epsilon_ns": m.epsilon_ns, "status": status_name(m.status),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn status_report(s: &v1::DaemonStatus) -> String {
+    let mut o = String::new();
+    o.push_str(&format!(
+        "Status          : {} — {}\n",
+        status_name(s.status),
+        s.reason
+    ));
+    o.push_str(&format!("Epsilon         : ±{}\n", ns(s.epsilon_ns)));
+    o.push_str(&format!(
+        "Frequency       : {:+.3} ppm ± {:.3} ppm (raw clock → timescale)\n",
+        s.freq_ppm, s.freq_bound_ppm
+    ));
+    o.push_str(&format!(
+        "Assumed drift   : {} ppm; max epsilon {}\n",
+        s.max_drift_ppm,
+        ns(s.max_epsilon_ns)
+    ));
+    o.push_str(&format!(
+        "Last sync       : {:.1} s ago ({} syncs, {} disruptions)\n",
+        s.last_sync_age_s, s.syncs, s.disruptions
+    ));
+    o.push_str(&format!(
+        "Page            : {}{}\n",
+        s.shm_path,
+        if s.clockbound_path.is_empty() {
+            String::new()
+        } else {
+            format!("; ClockBound {}", s.clockbound_path)
+        }
+    ));
+    if s.knob_ppm != 0.0 || s.knob_step_ns != 0 {
+        o.push_str(&format!(
+            "TEST KNOB       : {:+} ppm, step {}\n",
+            s.knob_ppm,
+            ns(s.knob_step_ns)
+        ));
+    }
+    o.push_str("Masters:\n");
+    o.push_str("  S address                id         status          offset        delay      ε           reason\n");
+    for m in &s.masters {
+        o.push_str(&format!(
+            "  {} {:<22} {:<10} {:<15} {:>12} {:>10} {:>10}  {}\n",
+            if m.selected {
+                '*'
+            } else if m.reachable {
+                'x'
+            } else {
+                '?'
+            },
+            m.addr,
+            m.id,
+            status_name(m.status),
+            ns(m.offset_ns),
+            ns(m.delay_ns),
+            ns(m.epsilon_ns),
+            m.reason
+        ));
+    }
+    o
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::Now { page, addr, json } => {
+            let j = match now_from_page(&page) {
+                Ok(j) => j,
+                Err(page_err) => {
+                    let mut c = v1::time_daemon_client::TimeDaemonClient::new(
+                        channel(&addr, 2000)
+                            .await
+                            .map_err(|e| format!("{page_err}; and {e}"))?,
+                    );
+                    let r = c
+                        .now(v1::NowRequest {})
+                        .await
+                        .map_err(|e| e.message().to_string())?
+                        .into_inner();
+                    json!({
+                        "earliest_ns": r.earliest_ns, "latest_ns": r.latest_ns, "epsilon_ns": r.epsilon_ns,
+                        "status": status_name(r.status), "reason": r.reason, "source": "grpc",
+                        "page_error": page_err, "host_realtime_ns": r.host_realtime_ns,
+                    })
+                }
+            };
+            print_now(&j, json);
+            Ok(())
+        }
+        Cmd::Status { addr, json } => {
+            let mut c = v1::time_daemon_client::TimeDaemonClient::new(channel(&addr, 2000).await?);
+            let s = c
+                .status(v1::StatusRequest {})
+                .await
+                .map_err(|e| e.message().to_string())?
+                .into_inner();
+            if json {
+                println!("{}", status_json(&s));
+            } else {
+                print!("{}", status_report(&s));
+            }
+            Ok(())
+        }
         Cmd::Master {
             addr,
             json,

@@ -1,0 +1,131 @@
+//! `ttlab`: the whole TrueTime stack on simulated hardware — firmware-sim, three timemasters
+//! (two GPS, one armageddon) and a timed, as real processes on loopback — printing one line per
+//! second: the TT.now() interval, ε, status, selected masters, and truth.
+//!
+//! ```text
+//! cargo run --release --bin ttlab [-- --duration 60] [--json]
+//! ```
+
+use clap::Parser;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(version, about = "The TrueTime stack on simulated hardware")]
+struct Cli {
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// One JSON object per line (earliest_ns, latest_ns, epsilon_ns, status, truth_ns, …).
+    #[arg(long)]
+    json: bool,
+    /// Working directory (default: a fresh one under the temp dir, removed at the end).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Keep the working directory (logs, configs, the page).
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("ttlab: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut opts = bench::lab::LabOptions {
+        keep: cli.keep,
+        ..Default::default()
+    };
+    if let Some(d) = cli.dir {
+        opts.dir = d;
+    }
+    if !cli.json {
+        eprintln!(
+            "ttlab: starting firmware-sim ×3, timemaster ×3 (gps-a, gps-b, arm-c), timed in {}",
+            opts.dir.display()
+        );
+    }
+    let mut lab = match bench::lab::Lab::start(opts) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ttlab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = bench::lab::Lab::rt();
+    let t0 = Instant::now();
+    let mut reader = None;
+    let mut tick = Instant::now();
+    let mut reported_dead: Vec<String> = Vec::new();
+    while !stop.load(Ordering::Relaxed)
+        && cli.duration.is_none_or(|d| t0.elapsed().as_secs_f64() < d)
+    {
+        if reader.is_none() {
+            reader = ttsys::shm::PageReader::open(&lab.page).ok();
+        }
+        let status = rt.block_on(lab.status()).ok();
+        if let Some(r) = &reader {
+            let mut j = lab.sample(r, status.as_ref());
+            j["t_s"] = serde_json::json!((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+            if cli.json {
+                println!("{j}");
+            } else {
+                let sel: Vec<String> = j["masters"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|m| {
+                                format!(
+                                    "{}{}",
+                                    m["id"].as_str().unwrap_or("?"),
+                                    if m["selected"] == true { "*" } else { "" }
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let e = j["earliest_ns"].as_i64().unwrap_or(0);
+                let l = j["latest_ns"].as_i64().unwrap_or(0);
+                let truth = j["truth_ns"].as_i64().unwrap_or(0);
+                println!(
+                    "{:>6.1}s  [{}, {}]  ε ±{:<10}  {:<14}  masters {:<24}  truth {}",
+                    j["t_s"].as_f64().unwrap_or(0.0),
+                    ttcore::Timestamp::from_nanos(e),
+                    ttcore::Timestamp::from_nanos(l),
+                    ttcore::Span::from_nanos(j["epsilon_ns"].as_i64().unwrap_or(0)).to_string(),
+                    j["status"].as_str().unwrap_or("?"),
+                    sel.join(" "),
+                    if j["contains_truth"] == true {
+                        format!(
+                            "inside ({} from the midpoint)",
+                            ttcore::Span::from_nanos(truth - (e / 2 + l / 2))
+                        )
+                    } else {
+                        "OUTSIDE".to_string()
+                    },
+                );
+            }
+        }
+        for name in lab.exited() {
+            if !reported_dead.contains(&name) {
+                eprintln!("ttlab: {name} exited (see its log with --keep)");
+                reported_dead.push(name);
+            }
+        }
+        tick += Duration::from_secs(1);
+        while Instant::now() < tick && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if !cli.json {
+        eprintln!("ttlab: stopping");
+    }
+    lab.stop();
+    ExitCode::SUCCESS
+}

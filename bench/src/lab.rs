@@ -1,0 +1,452 @@
+//! The whole stack on one machine, as real processes on loopback: three firmware-sim devices,
+//! three timemasters (two GPS, one armageddon) and a timed. `ttlab`, the stack tests and
+//! `ttbench commit-wait` all start it from here.
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use ttproto::v1;
+
+/// Lab options.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// Working directory (created; removed on drop unless `keep`).
+    pub dir: PathBuf,
+    /// Keep the directory afterwards.
+    pub keep: bool,
+    /// Make master `gps-b` lie by this many ns (its pulses late by that much from power-on),
+    /// and turn off the masters' cross-checks so it does not evict itself: timed must reject it.
+    pub liar_ns: Option<i64>,
+    /// Let tests change timed's view of its clock (SetClockKnob).
+    pub allow_knob: bool,
+    /// Also write a ClockBound segment here.
+    pub clockbound: Option<PathBuf>,
+    /// timed's poll interval (ms).
+    pub poll_ms: u64,
+    /// timed's max-drift-ppm.
+    pub max_drift_ppm: f64,
+    /// Where the binaries are (default: next to the current executable, built on demand).
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            dir: std::env::temp_dir().join(format!("ttlab-{}", std::process::id())),
+            keep: false,
+            liar_ns: None,
+            allow_knob: false,
+            clockbound: None,
+            poll_ms: 1000,
+            max_drift_ppm: 200.0,
+            bin_dir: None,
+        }
+    }
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+/// A running lab. Dropping it stops everything (SIGTERM, then SIGKILL after 2 s).
+pub struct Lab {
+    procs: Vec<Proc>,
+    /// Options it was started with.
+    pub opts: LabOptions,
+    /// Master gRPC addresses, `gps-a`, `gps-b`, `arm-c`.
+    pub masters: Vec<(String, String)>,
+    /// timed's gRPC address.
+    pub timed_addr: String,
+    /// The page.
+    pub page: PathBuf,
+    /// Binaries.
+    pub bins: PathBuf,
+    timed_cfg: PathBuf,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The directory with the workspace binaries, building them when they are missing and cargo is
+/// at hand (as under `cargo run` / `cargo test`).
+pub fn binaries(hint: Option<&Path>) -> Result<PathBuf, String> {
+    let dir = match hint {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .parent()
+            .map(|p| {
+                if p.ends_with("deps") {
+                    p.parent().unwrap_or(p).to_path_buf()
+                } else {
+                    p.to_path_buf()
+                }
+            })
+            .ok_or("no executable directory")?,
+    };
+    let needed = ["firmware-sim", "timemaster", "timed", "ttctl"];
+    if needed.iter().all(|b| dir.join(b).exists()) {
+        return Ok(dir);
+    }
+    let cargo = std::env::var("CARGO").map_err(|_| {
+        format!("{} lacks {:?}; build them: cargo build --release -p firmware-sim -p timemaster -p timed -p ttclient", dir.display(), needed)
+    })?;
+    let mut c = Command::new(cargo);
+    c.args([
+        "build",
+        "-p",
+        "firmware-sim",
+        "-p",
+        "timemaster",
+        "-p",
+        "timed",
+        "-p",
+        "ttclient",
+    ]);
+    if dir.ends_with("release") {
+        c.arg("--release");
+    }
+    let st = c.status().map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err("building the stack failed".into());
+    }
+    Ok(dir)
+}
+
+impl Lab {
+    /// Starts the stack and returns once every process is up (not yet synchronized: see
+    /// [`Lab::wait_synchronized`]).
+    pub fn start(opts: LabOptions) -> Result<Lab, String> {
+        let bins = binaries(opts.bin_dir.as_deref())?;
+        std::fs::create_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
+        let port = || free_port().map_err(|e| e.to_string());
+        let (pa, pb, pc, pt) = (port()?, port()?, port()?, port()?);
+        let mut lab = Lab {
+            procs: Vec::new(),
+            masters: vec![
+                ("gps-a".into(), format!("127.0.0.1:{pa}")),
+                ("gps-b".into(), format!("127.0.0.1:{pb}")),
+                ("arm-c".into(), format!("127.0.0.1:{pc}")),
+            ],
+            timed_addr: format!("127.0.0.1:{pt}"),
+            page: opts.dir.join("page"),
+            bins,
+            timed_cfg: opts.dir.join("timed.toml"),
+            opts,
+        };
+        let d = lab.opts.dir.clone();
+        let b_scenario = match lab.opts.liar_ns {
+            Some(ns) => {
+                format!("seed = 2\n[[fault]]\nkind = \"time-jump\"\nat-s = 0.0\nphase-ns = {ns}\n")
+            }
+            None => "seed = 2\n".into(),
+        };
+        for (name, scenario) in [
+            ("sim-a", "seed = 1\n".to_string()),
+            ("sim-b", b_scenario),
+            ("sim-c", "seed = 3\ngps.enabled = false\n".into()),
+        ] {
+            lab.start_sim(name, &scenario)?;
+        }
+        let sim = |s: &str, f: &str| d.join(s).join(f).display().to_string();
+        let gps = |s: &str| {
+            format!(
+                "[gps]\nnmea-device = \"{}\"\ncable-delay-ns = 50\npps = {{ source = \"sock\", path = \"{}\" }}\n",
+                sim(s, "gps"),
+                sim(s, "pps.sock")
+            )
+        };
+        let atomic = |s: &str| {
+            format!(
+                "[atomic]\ntelemetry-device = \"{}\"\ndrift-ppt = 100\npps = {{ source = \"sock\", path = \"{}\" }}\nlock-line = {{ source = \"file\", path = \"{}\" }}\n",
+                sim(s, "atomic"),
+                sim(s, "atomic-pps.sock"),
+                sim(s, "lock.gpio")
+            )
+        };
+        let peer = |a: &str| format!("[[peer]]\naddr = \"{a}\"\n");
+        let cross = lab.opts.liar_ns.is_none();
+        let (a, b, c) = (
+            lab.masters[0].1.clone(),
+            lab.masters[1].1.clone(),
+            lab.masters[2].1.clone(),
+        );
+        let peers_a = if cross {
+            peer(&b) + &peer(&c)
+        } else {
+            String::new()
+        };
+        let peers_b = if cross {
+            peer(&a) + &peer(&c)
+        } else {
+            String::new()
+        };
+        let peers_c = if cross {
+            peer(&a) + &peer(&b)
+        } else {
+            peer(&a)
+        };
+        lab.start_master(
+            "gps-a",
+            &format!(
+                "id = \"gps-a\"\nkind = \"gps\"\nlisten = \"{a}\"\n{}{}{}",
+                gps("sim-a"),
+                atomic("sim-a"),
+                peers_a
+            ),
+        )?;
+        lab.start_master(
+            "gps-b",
+            &format!(
+                "id = \"gps-b\"\nkind = \"gps\"\nlisten = \"{b}\"\n{}{}{}",
+                gps("sim-b"),
+                atomic("sim-b"),
+                peers_b
+            ),
+        )?;
+        lab.start_master(
+            "arm-c",
+            &format!(
+                "id = \"arm-c\"\nkind = \"armageddon\"\nlisten = \"{c}\"\n{}{}",
+                atomic("sim-c"),
+                peers_c
+            ),
+        )?;
+        let mut tcfg = format!(
+            "listen = \"{}\"\nshm-path = \"{}\"\npoll-interval-ms = {}\nmax-drift-ppm = {}\nallow-test-knob = {}\n",
+            lab.timed_addr,
+            lab.page.display(),
+            lab.opts.poll_ms,
+            lab.opts.max_drift_ppm,
+            lab.opts.allow_knob
+        );
+        if let Some(cb) = &lab.opts.clockbound {
+            tcfg.push_str(&format!("clockbound-shm-path = \"{}\"\n", cb.display()));
+        }
+        for (_, addr) in &lab.masters {
+            tcfg.push_str(&format!("[[master]]\naddr = \"{addr}\"\n"));
+        }
+        std::fs::write(&lab.timed_cfg, tcfg).map_err(|e| e.to_string())?;
+        lab.start_timed()?;
+        Ok(lab)
+    }
+
+    fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<(), String> {
+        let log = std::fs::File::create(self.opts.dir.join(format!("{name}.log")))
+            .map_err(|e| e.to_string())?;
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("{name}: {e}"))?;
+        self.procs.push(Proc {
+            name: name.into(),
+            child,
+        });
+        Ok(())
+    }
+
+    fn start_sim(&mut self, name: &str, scenario: &str) -> Result<(), String> {
+        let dir = self.opts.dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let sc = dir.join("scenario.toml");
+        std::fs::write(&sc, scenario).map_err(|e| e.to_string())?;
+        let mut child = Command::new(self.bins.join("firmware-sim"))
+            .arg("run")
+            .arg("--scenario")
+            .arg(&sc)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("firmware-sim: {e}"))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            BufReader::new(out)
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+        }
+        if !line.contains("\"ready\"") {
+            let _ = child.kill();
+            return Err(format!("{name} did not start: {line:?}"));
+        }
+        self.procs.push(Proc {
+            name: name.into(),
+            child,
+        });
+        Ok(())
+    }
+
+    fn start_master(&mut self, name: &str, cfg: &str) -> Result<(), String> {
+        let path = self.opts.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, cfg).map_err(|e| e.to_string())?;
+        let bin = self.bins.join("timemaster");
+        self.spawn(name, Command::new(bin).args(["run", "-c"]).arg(&path))
+    }
+
+    /// Starts timed (again).
+    pub fn start_timed(&mut self) -> Result<(), String> {
+        let bin = self.bins.join("timed");
+        let cfg = self.timed_cfg.clone();
+        self.spawn("timed", Command::new(bin).args(["run", "-c"]).arg(&cfg))
+    }
+
+    /// Kills timed with SIGKILL (no chance to clean up), as a crash would.
+    pub fn kill_timed(&mut self) {
+        if let Some(i) = self.procs.iter().position(|p| p.name == "timed") {
+            let mut p = self.procs.remove(i);
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Names of processes that have exited.
+    pub fn exited(&mut self) -> Vec<String> {
+        self.procs
+            .iter_mut()
+            .filter_map(|p| matches!(p.child.try_wait(), Ok(Some(_))).then(|| p.name.clone()))
+            .collect()
+    }
+
+    /// A runtime for the gRPC helpers.
+    pub fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    }
+
+    /// timed's status.
+    pub async fn status(&self) -> Result<v1::DaemonStatus, String> {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.timed_addr))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        v1::time_daemon_client::TimeDaemonClient::new(ch)
+            .status(v1::StatusRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|e| e.message().to_string())
+    }
+
+    /// Sets timed's test knob.
+    pub async fn set_knob(
+        &self,
+        skew_ppm: f64,
+        step_ns: i64,
+    ) -> Result<v1::ClockKnobResponse, String> {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.timed_addr))
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        v1::time_daemon_client::TimeDaemonClient::new(ch)
+            .set_clock_knob(v1::ClockKnobRequest { skew_ppm, step_ns })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|e| e.message().to_string())
+    }
+
+    /// Waits until timed is synchronized with at least `min_selected` masters selected.
+    pub fn wait_synchronized(
+        &self,
+        min_selected: usize,
+        timeout: Duration,
+    ) -> Result<v1::DaemonStatus, String> {
+        let rt = Self::rt();
+        let t0 = Instant::now();
+        let mut last = String::new();
+        while t0.elapsed() < timeout {
+            if let Ok(s) = rt.block_on(self.status()) {
+                let sel = s.masters.iter().filter(|m| m.selected).count();
+                if ttproto::status_from_wire(s.status) == ttcore::ClockStatus::Synchronized
+                    && sel >= min_selected
+                {
+                    return Ok(s);
+                }
+                last = format!(
+                    "{} ({}), {sel} selected",
+                    ttproto::status_from_wire(s.status),
+                    s.reason
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Err(format!("not synchronized after {:?}: {last}", timeout))
+    }
+
+    /// One line of the lab's output: the interval now from the page, and truth (the host's
+    /// realtime, which is firmware-sim's definition of true time) read at the same instant.
+    pub fn sample(
+        &self,
+        reader: &ttsys::shm::PageReader,
+        status: Option<&v1::DaemonStatus>,
+    ) -> serde_json::Value {
+        let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+        let (e, l, eps, st) = match reader.read() {
+            Ok(d) => {
+                let r = d.read_at(raw);
+                (
+                    r.interval.earliest().as_nanos(),
+                    r.interval.latest().as_nanos(),
+                    r.interval.epsilon().as_nanos(),
+                    r.status,
+                )
+            }
+            Err(_) => (0, 0, i64::MAX, ttcore::ClockStatus::Unsynchronized),
+        };
+        let masters: Vec<serde_json::Value> = status
+            .map(|s| s.masters.iter().map(|m| json!({"id": m.id, "addr": m.addr, "selected": m.selected, "reason": m.reason})).collect())
+            .unwrap_or_default();
+        json!({
+            "earliest_ns": e,
+            "latest_ns": l,
+            "epsilon_ns": eps,
+            "status": st.as_str(),
+            "truth_ns": truth,
+            "contains_truth": e <= truth && truth <= l,
+            "masters": masters,
+        })
+    }
+
+    /// Stops every process: SIGTERM, then SIGKILL for what is still running after 2 s.
+    pub fn stop(&mut self) {
+        for p in &self.procs {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.child.id().to_string()])
+                .status();
+        }
+        let t0 = Instant::now();
+        for p in &mut self.procs {
+            while t0.elapsed() < Duration::from_secs(2) {
+                if matches!(p.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        self.procs.clear();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop();
+        if !self.opts.keep {
+            let _ = std::fs::remove_dir_all(&self.opts.dir);
+        }
+    }
+}

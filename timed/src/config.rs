@@ -1,0 +1,268 @@
+//! timed's TOML configuration: kebab-case keys with units in their names, unknown keys rejected
+//! with their line, `timed validate -c FILE`.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7100"           # gRPC Now / Status / WatchStatus
+//! shm-path = "/run/timed/page"        # the TT.now() page
+//! clockbound-shm-path = "/run/clockbound/shm0"  # optional ClockBound v2 segment
+//! poll-interval-ms = 1000
+//! max-drift-ppm = 200.0
+//! max-epsilon-ns = 10000000
+//! [[master]]
+//! addr = "10.0.0.1:7001"
+//! ```
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use ttcore::host::HostParams;
+use ttcore::{Rate, Span};
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Unreadable.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Syntax, unknown key, wrong type (toml's message names line and key).
+    #[error("{path}: {msg}")]
+    Parse {
+        /// File.
+        path: String,
+        /// Message.
+        msg: String,
+    },
+    /// A bad value.
+    #[error("{path}: {key}: {msg}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// Key.
+        key: String,
+        /// Why.
+        msg: String,
+    },
+}
+
+/// How timed treats the system clock.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Steer {
+    /// Never touch it (default; coexists with chrony/ntpd).
+    #[default]
+    Off,
+    /// Slew it with adjtimex toward the timescale and set the kernel's maxerror/esterror
+    /// (needs CAP_SYS_TIME; do not run another clock discipline beside it).
+    Adjtimex,
+}
+
+/// `[[master]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MasterConfig {
+    /// `host:port` of the master's gRPC service.
+    pub addr: String,
+}
+
+/// The file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The shared-memory page.
+    #[serde(default = "default_shm")]
+    pub shm_path: PathBuf,
+    /// Also write an AWS ClockBound v2 segment here.
+    pub clockbound_shm_path: Option<PathBuf>,
+    /// Poll interval (ms).
+    #[serde(default = "default_poll")]
+    pub poll_interval_ms: u64,
+    /// Random spread of each poll (percent of the interval).
+    #[serde(default = "default_jitter")]
+    pub poll_jitter_pct: u32,
+    /// Per-request timeout (ms).
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    /// Assumed bound on the local oscillator's frequency wander (ppm).
+    #[serde(default = "default_drift")]
+    pub max_drift_ppm: f64,
+    /// Beyond this ε: unsynchronized (ns).
+    #[serde(default = "default_max_eps")]
+    pub max_epsilon_ns: i64,
+    /// Without a fresh sync for this long: holdover (ms). Default 5 polls.
+    pub holdover_after_ms: Option<u64>,
+    /// The page is void when not updated for this long (ms). Default 10 polls, at least 5 s.
+    pub void_after_ms: Option<u64>,
+    /// Liars tolerated (default ⌊(n−1)/2⌋ of the masters answering).
+    pub max_liars: Option<usize>,
+    /// Frequency estimate window (s).
+    #[serde(default = "default_window")]
+    pub freq_window_s: u64,
+    /// System clock steering.
+    #[serde(default)]
+    pub steer: Steer,
+    /// Accept SetClockKnob (tests only).
+    #[serde(default)]
+    pub allow_test_knob: bool,
+    /// Masters.
+    #[serde(rename = "master")]
+    pub masters: Vec<MasterConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7100))
+}
+fn default_shm() -> PathBuf {
+    PathBuf::from("/run/timed/page")
+}
+fn default_poll() -> u64 {
+    1_000
+}
+fn default_jitter() -> u32 {
+    10
+}
+fn default_timeout() -> u64 {
+    500
+}
+fn default_drift() -> f64 {
+    200.0
+}
+fn default_max_eps() -> i64 {
+    10_000_000
+}
+fn default_window() -> u64 {
+    64
+}
+
+impl Config {
+    /// Parses and validates.
+    pub fn from_toml(src: &str, path: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(src).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            msg: e.to_string(),
+        })?;
+        c.host_params().map_err(|(key, msg)| ConfigError::Invalid {
+            path: path.into(),
+            key,
+            msg,
+        })?;
+        Ok(c)
+    }
+
+    /// Reads a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Self::from_toml(&src, &p)
+    }
+
+    /// Holdover threshold.
+    pub fn holdover_after(&self) -> Span {
+        Span::from_millis(self.holdover_after_ms.unwrap_or(5 * self.poll_interval_ms) as i64)
+    }
+
+    /// Page void threshold.
+    pub fn void_after(&self) -> Span {
+        Span::from_millis(
+            self.void_after_ms
+                .unwrap_or((10 * self.poll_interval_ms).max(5_000)) as i64,
+        )
+    }
+
+    /// The core's parameters, or (key, why).
+    pub fn host_params(&self) -> Result<HostParams, (String, String)> {
+        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+        if self.masters.is_empty() {
+            return bad(
+                "master",
+                "at least one [[master]] is needed (three or more to tolerate a liar)",
+            );
+        }
+        if !(self.max_drift_ppm > 0.0 && self.max_drift_ppm <= 1000.0) {
+            return bad("max-drift-ppm", "must be in (0, 1000]");
+        }
+        if self.max_epsilon_ns <= 0 {
+            return bad("max-epsilon-ns", "must be positive");
+        }
+        if self.poll_interval_ms < 10 {
+            return bad("poll-interval-ms", "must be at least 10");
+        }
+        if self.poll_jitter_pct > 50 {
+            return bad("poll-jitter-pct", "must be at most 50");
+        }
+        if self.request_timeout_ms == 0 {
+            return bad("request-timeout-ms", "must be positive");
+        }
+        if let Some(f) = self.max_liars
+            && 2 * f >= self.masters.len()
+        {
+            return bad("max-liars", "tolerating f liars needs more than 2f masters");
+        }
+        if self.void_after() <= Span::from_millis(self.poll_interval_ms as i64) {
+            return bad("void-after-ms", "must be longer than the poll interval");
+        }
+        Ok(HostParams {
+            max_drift: Rate::bound_from_ppm_f64(self.max_drift_ppm).unwrap_or(Rate::from_ppm(200)),
+            max_liars: self.max_liars,
+            max_epsilon: Span::from_nanos(self.max_epsilon_ns),
+            holdover_after: self.holdover_after(),
+            freq_window: Span::from_secs(self.freq_window_s.max(2) as i64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "shm-path = \"/tmp/p\"\n[[master]]\naddr = \"127.0.0.1:7001\"\n[[master]]\naddr = \"127.0.0.1:7002\"\n[[master]]\naddr = \"127.0.0.1:7003\"\n";
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_toml(GOOD, "t").unwrap();
+        assert_eq!(c.poll_interval_ms, 1000);
+        assert_eq!(c.max_drift_ppm, 200.0);
+        assert_eq!(c.steer, Steer::Off);
+        assert!(!c.allow_test_knob);
+        assert_eq!(c.host_params().unwrap().max_drift, Rate::from_ppm(200));
+        assert_eq!(c.void_after(), Span::from_secs(10));
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = Config::from_toml(&format!("{GOOD}max-drift-ppb = 5\n"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max-drift-ppb"), "{e}");
+        let e = Config::from_toml(
+            &GOOD.replace("addr = \"127.0.0.1:7001\"", "adr = \"x\""),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 3") && e.contains("adr"), "{e}");
+        let e = Config::from_toml(&format!("max-liars = 2\n{GOOD}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max-liars"), "{e}");
+        let e = Config::from_toml("listen = \"x\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1"), "{e}");
+        let e = Config::from_toml(&format!("steer = \"hard\"\n{GOOD}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("hard"), "{e}");
+    }
+}

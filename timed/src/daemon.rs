@@ -1,0 +1,650 @@
+//! The daemon around [`HostClock`]: a poll task queries every master each interval, runs the
+//! round, and publishes the shared-memory page (and the optional ClockBound segment); a watch
+//! task detects clock disruptions; the gRPC service answers Now / Status / WatchStatus.
+
+use crate::config::{Config, Steer};
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::{Request, Response};
+use ttcore::host::{HostClock, MasterSample, Verdict};
+use ttcore::transfer::{SyncTimestamps, measure};
+use ttcore::{ClockStatus, Rate, Span, Timestamp};
+use ttproto::v1;
+use ttsys::clock;
+use ttsys::shm::{ClockBoundData, ClockBoundWriter, Knob, PageData, PageWriter, cb_status};
+
+/// One master as seen at the last round.
+#[derive(Clone, Debug, Default)]
+pub struct MasterView {
+    /// Address.
+    pub addr: String,
+    /// Its id.
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// Answered.
+    pub reachable: bool,
+    /// Verdict of the last round.
+    pub verdict: Option<Verdict>,
+    /// Error text when unreachable.
+    pub error: String,
+    /// Its midpoint − our estimate (ns).
+    pub offset_ns: i64,
+    /// δ (ns).
+    pub delay_ns: i64,
+    /// Its ε (ns).
+    pub epsilon_ns: i64,
+    /// Its status.
+    pub status: Option<ClockStatus>,
+    /// Leap info it published.
+    pub leap: Option<v1::LeapInfo>,
+}
+
+/// Everything the service reads.
+pub struct State {
+    /// The page as last written.
+    pub page: ArcSwap<PageData>,
+    /// Masters.
+    pub masters: Mutex<Vec<MasterView>>,
+    /// The core.
+    pub host: Mutex<HostClock>,
+    /// The test knob.
+    pub knob: Mutex<Knob>,
+    /// Page writer.
+    pub writer: Mutex<PageWriter>,
+    /// ClockBound writer.
+    pub clockbound: Option<Mutex<ClockBoundWriter>>,
+    /// Configuration.
+    pub config: Config,
+    /// Disruptions so far.
+    pub disruptions: std::sync::atomic::AtomicU64,
+    /// Raw at start.
+    pub started_raw: i64,
+    /// Status stream.
+    pub watch: tokio::sync::watch::Sender<v1::DaemonStatus>,
+    /// Stop flag.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl State {
+    /// The host clock as timed (and every reader of the page) sees it: raw + knob.
+    pub fn host_raw(&self) -> i64 {
+        self.knob
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(clock::raw_ns())
+    }
+
+    /// Builds and writes the page from the core's state at host raw reading `raw`.
+    fn publish(&self, raw: i64) {
+        let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
+        let knob = *self.knob.lock().unwrap_or_else(|e| e.into_inner());
+        let (status, _) = host.status_at(raw);
+        let leap = self
+            .masters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|m| m.verdict == Some(Verdict::Selected))
+            .find_map(|m| m.leap);
+        let mut d = match host.model() {
+            Some(m) => PageData {
+                model: *m,
+                status,
+                max_eps: host.params().max_epsilon,
+                void_after_raw: raw.saturating_add(self.config.void_after().as_nanos()),
+                holdover_after_raw: host
+                    .last_sync_raw()
+                    .unwrap_or(raw)
+                    .saturating_add(host.params().holdover_after.as_nanos()),
+                knob,
+                tai_minus_utc_s: leap.map_or(0, |l| l.tai_minus_utc_s as i64),
+                next_leap_posix_s: leap.map_or(0, |l| l.next_leap_effective_posix_s),
+                next_leap_delta: leap.map_or(0, |l| l.next_leap_delta as i64),
+                updated_raw: raw,
+                sync_count: host.syncs() as i64,
+                writer_pid: std::process::id() as i64,
+                disruptions: self.disruptions.load(Ordering::Relaxed) as i64,
+            },
+            None => {
+                let mut d = PageData::unsynchronized(raw);
+                d.status = status;
+                d.knob = knob;
+                d.void_after_raw = raw.saturating_add(self.config.void_after().as_nanos());
+                d.disruptions = self.disruptions.load(Ordering::Relaxed) as i64;
+                d
+            }
+        };
+        d.writer_pid = std::process::id() as i64;
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(&d);
+        self.page.store(Arc::new(d));
+        drop(host);
+        if let Some(cb) = &self.clockbound {
+            self.publish_clockbound(cb, &d);
+        }
+    }
+
+    /// The ClockBound segment: ClockBound clients centre their interval on `CLOCK_REALTIME`, so
+    /// the bound is |realtime − our estimate| + ε, growing at our drift bound plus the rate at
+    /// which realtime and the timescale separate.
+    fn publish_clockbound(&self, cb: &Mutex<ClockBoundWriter>, d: &PageData) {
+        let (raw_real, rt, w1) = clock::pair(clock::realtime_ns);
+        let (raw_real2, mono, w2) = clock::pair(clock::monotonic_ns);
+        let r = d.read_at(raw_real);
+        let status = match r.status {
+            ClockStatus::Synchronized => cb_status::SYNCHRONIZED,
+            ClockStatus::Holdover => cb_status::FREE_RUNNING,
+            ClockStatus::Disrupted => cb_status::DISRUPTED,
+            ClockStatus::Unsynchronized => cb_status::UNKNOWN,
+        };
+        let est = r.interval.midpoint().as_nanos();
+        let eps = r.interval.epsilon().as_nanos();
+        // Pairing error: the two pair reads and the gap between them.
+        let pairing = w1 + w2 + (raw_real2 - raw_real).abs();
+        let bound = (est - rt)
+            .abs()
+            .saturating_add(eps)
+            .saturating_add(pairing + 1);
+        // Realtime's rate against the raw clock (kernel frequency adjustment) is unknown to us
+        // between rounds; chrony/ntpd slew at most 500 ppm. Cover it, plus our own drift bound.
+        let drift_ppb =
+            (d.model.drift_bound.as_ppt() / 1_000 + d.model.freq.abs().as_ppt() / 1_000 + 500_000)
+                .clamp(0, 999_999_999);
+        let data = ClockBoundData {
+            as_of_mono_ns: mono,
+            void_after_mono_ns: mono + self.config.void_after().as_nanos(),
+            bound_ns: if status == cb_status::UNKNOWN {
+                i64::MAX / 4
+            } else {
+                bound
+            },
+            max_drift_ppb: drift_ppb as u32,
+            status,
+            disruption_marker: self.disruptions.load(Ordering::Relaxed),
+        };
+        cb.lock().unwrap_or_else(|e| e.into_inner()).write(&data);
+    }
+
+    /// The Now answer at this instant.
+    pub fn now(&self) -> v1::NowResponse {
+        let (raw_real, rt, _) = clock::pair(clock::realtime_ns);
+        let d = self.page.load();
+        let r = d.read_at(raw_real);
+        let reason = self
+            .host
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .status_at(r.raw)
+            .1;
+        v1::NowResponse {
+            earliest_ns: r.interval.earliest().as_nanos(),
+            latest_ns: r.interval.latest().as_nanos(),
+            epsilon_ns: r.interval.epsilon().as_nanos(),
+            status: ttproto::status_to_wire(r.status) as i32,
+            reason: match r.degraded {
+                ttsys::shm::Degraded::Void => "page void: timed stopped updating it".into(),
+                _ => reason,
+            },
+            host_realtime_ns: rt,
+        }
+    }
+
+    /// The Status answer at this instant.
+    pub fn status(&self) -> v1::DaemonStatus {
+        let now = self.now();
+        let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
+        let raw = self.host_raw();
+        let knob = *self.knob.lock().unwrap_or_else(|e| e.into_inner());
+        let (freq_ppm, freq_bound_ppm) = match (host.model(), host.freq_bounds()) {
+            (Some(m), Some((lo, hi))) => (m.freq.as_ppm_f64(), (hi - lo) as f64 / 2e6),
+            (Some(m), None) => (m.freq.as_ppm_f64(), 1000.0),
+            _ => (0.0, 0.0),
+        };
+        let masters = self
+            .masters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        v1::DaemonStatus {
+            status: now.status,
+            reason: now.reason.clone(),
+            epsilon_ns: now.epsilon_ns,
+            earliest_ns: now.earliest_ns,
+            latest_ns: now.latest_ns,
+            host_realtime_ns: now.host_realtime_ns,
+            freq_ppm,
+            freq_bound_ppm,
+            max_drift_ppm: self.config.max_drift_ppm,
+            max_epsilon_ns: self.config.max_epsilon_ns,
+            last_sync_age_s: host
+                .last_sync_raw()
+                .map_or(-1.0, |l| (raw - l) as f64 / 1e9),
+            syncs: host.syncs(),
+            disruptions: self.disruptions.load(Ordering::Relaxed),
+            masters: masters
+                .iter()
+                .map(|m| v1::MasterSource {
+                    addr: m.addr.clone(),
+                    id: m.id.clone(),
+                    reachable: m.reachable,
+                    selected: m.verdict == Some(Verdict::Selected),
+                    reason: match &m.verdict {
+                        Some(Verdict::Unreachable) | None if !m.error.is_empty() => {
+                            format!("no answer: {}", m.error)
+                        }
+                        Some(v) => v.reason().to_string(),
+                        None => "not polled yet".into(),
+                    },
+                    offset_ns: m.offset_ns,
+                    delay_ns: m.delay_ns,
+                    epsilon_ns: m.epsilon_ns,
+                    status: m.status.map_or(0, |s| ttproto::status_to_wire(s) as i32),
+                    kind: m.kind.clone(),
+                })
+                .collect(),
+            shm_path: self.config.shm_path.display().to_string(),
+            clockbound_path: self
+                .config
+                .clockbound_shm_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            knob_ppm: knob.skew.as_ppm_f64(),
+            knob_step_ns: knob.step_ns,
+            poll_interval_s: self.config.poll_interval_ms as f64 / 1e3,
+            uptime_s: (clock::raw_ns() - self.started_raw) as f64 / 1e9,
+        }
+    }
+
+    /// Records a disruption: the core forgets its model and the page says so at once.
+    pub fn disrupt(&self, why: &str) {
+        tracing::warn!("clock disruption: {why}");
+        self.disruptions.fetch_add(1, Ordering::Relaxed);
+        self.host
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_disruption(why);
+        self.publish(self.host_raw());
+    }
+}
+
+async fn poll_once(
+    state: &State,
+    clients: &mut [Option<v1::time_master_client::TimeMasterClient<tonic::transport::Channel>>],
+) {
+    let cfg = &state.config;
+    let timeout = Duration::from_millis(cfg.request_timeout_ms);
+    // The drift of our clock over a round trip: |freq| + the bound (before the first model,
+    // 1000 ppm covers any raw clock).
+    let carry = {
+        let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
+        h.model().map_or(Rate::from_ppm(1000), |m| {
+            m.freq.abs().saturating_add(m.drift_bound)
+        })
+    };
+    let mut futs = Vec::new();
+    for (i, m) in cfg.masters.iter().enumerate() {
+        if clients[i].is_none()
+            && let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{}", m.addr))
+        {
+            let ch = ep
+                .connect_timeout(timeout)
+                .timeout(timeout)
+                .tcp_nodelay(true)
+                .connect_lazy();
+            clients[i] = Some(v1::time_master_client::TimeMasterClient::new(ch));
+        }
+        let client = clients[i].clone();
+        futs.push(async move {
+            let Some(mut c) = client else {
+                return Err("bad address".to_string());
+            };
+            let t1 = state.host_raw();
+            let r = tokio::time::timeout(
+                timeout,
+                c.sync(v1::SyncRequest {
+                    t1_ns: t1,
+                    client_id: "timed".into(),
+                }),
+            )
+            .await;
+            let t4 = state.host_raw();
+            match r {
+                Ok(Ok(resp)) => Ok((t1, t4, resp.into_inner())),
+                Ok(Err(e)) => Err(e.message().to_string()),
+                Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+            }
+        });
+    }
+    let results = futures_join_all(futs).await;
+    let mut samples = Vec::new();
+    let mut views = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        let mut v = MasterView {
+            addr: cfg.masters[i].addr.clone(),
+            ..Default::default()
+        };
+        match r {
+            Ok((t1, t4, resp)) => {
+                v.reachable = true;
+                v.id = resp.master_id.clone();
+                v.kind = match v1::MasterKind::try_from(resp.kind) {
+                    Ok(v1::MasterKind::Gps) => "gps".into(),
+                    Ok(v1::MasterKind::Armageddon) => "armageddon".into(),
+                    _ => "unknown".into(),
+                };
+                v.epsilon_ns = resp.epsilon_ns;
+                v.leap = resp.leap;
+                let status = ttproto::status_from_wire(resp.status);
+                v.status = Some(status);
+                let ts = SyncTimestamps {
+                    t1: Timestamp::from_nanos(t1),
+                    t2: Timestamp::from_nanos(resp.t2_ns),
+                    t3: Timestamp::from_nanos(resp.t3_ns),
+                    t4: Timestamp::from_nanos(t4),
+                };
+                match measure(&ts, Span::from_nanos(resp.epsilon_ns.max(0)), carry) {
+                    Ok(m) => {
+                        v.delay_ns = m.delay.as_nanos();
+                        v.offset_ns = m.offset.as_nanos();
+                        samples.push(Some(MasterSample {
+                            bounds: m.bounds,
+                            at_raw: t4,
+                            trustworthy: status.is_trustworthy(),
+                        }));
+                    }
+                    Err(e) => {
+                        v.error = e.to_string();
+                        samples.push(None);
+                    }
+                }
+            }
+            Err(e) => {
+                v.error = e;
+                clients[i] = None;
+                samples.push(None);
+            }
+        }
+        views.push(v);
+    }
+    let raw = state.host_raw();
+    let round = {
+        let mut h = state.host.lock().unwrap_or_else(|e| e.into_inner());
+        let round = h.on_round(raw, &samples);
+        // Offsets relative to our (new) estimate, for display.
+        if let Some(m) = h.model() {
+            let ours = m.estimate_at(raw).map_or(0, |t| t.as_nanos() - raw);
+            for (v, s) in views.iter_mut().zip(&samples) {
+                if let Some(s) = s {
+                    v.offset_ns = s.bounds.midpoint().as_nanos() - ours;
+                }
+            }
+        }
+        round
+    };
+    for (v, verdict) in views.iter_mut().zip(round.verdicts.iter()) {
+        v.verdict = Some(verdict.clone());
+    }
+    if let Some(n) = &round.note {
+        tracing::info!("{n}");
+    }
+    *state.masters.lock().unwrap_or_else(|e| e.into_inner()) = views;
+    state.publish(raw);
+    if cfg.steer == Steer::Adjtimex {
+        let d = state.page.load();
+        let r = d.read_at(clock::raw_ns());
+        if r.status.is_trustworthy() {
+            let off = r.interval.midpoint().as_nanos() - clock::realtime_ns();
+            if let Err(e) = ttsys::steer::steer(off, r.interval.epsilon().as_nanos()) {
+                tracing::warn!("adjtimex: {e} (steer = \"adjtimex\" needs CAP_SYS_TIME)");
+            }
+        }
+    }
+}
+
+/// `join_all` without the futures crate: polls each future in turn on this task.
+async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, p) in pending.iter_mut().enumerate() {
+            if let Some(f) = p {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *p = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}
+
+async fn poll_task(state: Arc<State>) {
+    let mut clients = vec![None; state.config.masters.len()];
+    let base = state.config.poll_interval_ms as f64;
+    let jitter = state.config.poll_jitter_pct as f64 / 100.0;
+    let mut ready = false;
+    while !state.stop.load(Ordering::Relaxed) {
+        poll_once(&state, &mut clients).await;
+        let st = state.status();
+        let trusted = ttproto::status_from_wire(st.status).is_trustworthy();
+        if trusted && !ready {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            tracing::info!(
+                "synchronized: ε ±{} ns from {} master(s)",
+                st.epsilon_ns,
+                st.masters.iter().filter(|m| m.selected).count()
+            );
+            ready = true;
+        }
+        let _ = sd_notify::notify(
+            false,
+            &[sd_notify::NotifyState::Status(&format!(
+                "{}: ±{} ns",
+                ttproto::status_from_wire(st.status),
+                st.epsilon_ns
+            ))],
+        );
+        state.watch.send_replace(st);
+        // Spread polls so a fleet does not poll in lockstep: the raw clock's low bits are as good
+        // a random source as this needs.
+        let k = ((clock::raw_ns().rem_euclid(2001)) as f64 / 1000.0 - 1.0) * jitter;
+        tokio::time::sleep(Duration::from_secs_f64(base * (1.0 + k) / 1e3)).await;
+    }
+}
+
+/// Watches for suspend and raw-clock anomalies, and pets the watchdog.
+async fn watch_task(state: Arc<State>) {
+    let mut det = clock::DisruptionDetector::new();
+    let mut usec = 0u64;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut usec);
+    let mut ticks = 0u64;
+    while !state.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(why) = det.check() {
+            state.disrupt(&why);
+        }
+        ticks += 1;
+        if watchdog && ticks % 10 == 0 {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    }
+}
+
+/// The gRPC service.
+pub struct Service(pub Arc<State>);
+
+#[tonic::async_trait]
+impl v1::time_daemon_server::TimeDaemon for Service {
+    async fn now(
+        &self,
+        _r: Request<v1::NowRequest>,
+    ) -> Result<Response<v1::NowResponse>, tonic::Status> {
+        Ok(Response::new(self.0.now()))
+    }
+
+    async fn status(
+        &self,
+        _r: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::DaemonStatus>, tonic::Status> {
+        Ok(Response::new(self.0.status()))
+    }
+
+    type WatchStatusStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<v1::DaemonStatus, tonic::Status>> + Send>,
+    >;
+
+    async fn watch_status(
+        &self,
+        _r: Request<v1::WatchRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, tonic::Status> {
+        use tokio_stream::StreamExt;
+        let rx = self.0.watch.subscribe();
+        let s = tokio_stream::wrappers::WatchStream::new(rx).map(Ok);
+        Ok(Response::new(Box::pin(s)))
+    }
+
+    async fn set_clock_knob(
+        &self,
+        r: Request<v1::ClockKnobRequest>,
+    ) -> Result<Response<v1::ClockKnobResponse>, tonic::Status> {
+        if !self.0.config.allow_test_knob {
+            return Err(tonic::Status::permission_denied(
+                "the test knob is off (allow-test-knob = false)",
+            ));
+        }
+        let r = r.into_inner();
+        if !r.skew_ppm.is_finite() || r.skew_ppm.abs() > 1000.0 {
+            return Err(tonic::Status::invalid_argument(
+                "skew_ppm must be within ±1000",
+            ));
+        }
+        let now = clock::raw_ns();
+        let knob = {
+            let mut k = self.0.knob.lock().unwrap_or_else(|e| e.into_inner());
+            // Continuous at `now`: the new transform starts where the old one is.
+            let current = k.apply(now);
+            *k = Knob {
+                anchor_raw_ns: now,
+                skew: Rate::estimate_from_ppm_f64(r.skew_ppm).unwrap_or(Rate::ZERO),
+                step_ns: current - now + r.step_ns,
+            };
+            *k
+        };
+        tracing::warn!(
+            "test knob: host clock now runs {:+} ppm with a total step of {} ns",
+            r.skew_ppm,
+            knob.step_ns
+        );
+        if r.step_ns != 0 {
+            // A step is a disruption: the page says so in the same write that applies it.
+            self.0.disrupt(&format!(
+                "test knob stepped the host clock by {} ns",
+                r.step_ns
+            ));
+        } else {
+            self.0.publish(self.0.host_raw());
+        }
+        Ok(Response::new(v1::ClockKnobResponse {
+            skew_ppm: knob.skew.as_ppm_f64(),
+            total_step_ns: knob.step_ns,
+        }))
+    }
+}
+
+/// Runs timed until SIGINT/SIGTERM.
+pub fn run(config: Config) -> Result<(), String> {
+    let params = config.host_params().map_err(|(k, m)| format!("{k}: {m}"))?;
+    if config.masters.len() < 3 {
+        tracing::warn!(
+            "only {} master(s) configured: a lying master cannot be outvoted with fewer than three",
+            config.masters.len()
+        );
+    }
+    if let Some(d) = config.shm_path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let writer = PageWriter::open(&config.shm_path).map_err(|e| e.to_string())?;
+    let clockbound = match &config.clockbound_shm_path {
+        Some(p) => Some(Mutex::new(
+            ClockBoundWriter::open(p).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    let now = clock::raw_ns();
+    let (watch, _) = tokio::sync::watch::channel(v1::DaemonStatus::default());
+    let state = Arc::new(State {
+        page: ArcSwap::from_pointee(PageData::unsynchronized(now)),
+        masters: Mutex::new(Vec::new()),
+        // A (re)start is a disruption until the first fresh sync.
+        host: Mutex::new(HostClock::new(params, true)),
+        knob: Mutex::new(Knob::default()),
+        writer: Mutex::new(writer),
+        clockbound,
+        config: config.clone(),
+        disruptions: Default::default(),
+        started_raw: now,
+        watch,
+        stop: stop.clone(),
+    });
+    state.publish(now);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        tokio::spawn(poll_task(state.clone()));
+        tokio::spawn(watch_task(state.clone()));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("listen {}: {e}", config.listen))?;
+        tracing::info!(
+            "timed: {} master(s), page {}, gRPC on {}",
+            config.masters.len(),
+            config.shm_path.display(),
+            config.listen
+        );
+        let stop2 = stop.clone();
+        tonic::transport::Server::builder()
+            .add_service(v1::time_daemon_server::TimeDaemonServer::new(Service(
+                state.clone(),
+            )))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async move {
+                    while !stop2.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            )
+            .await
+            .map_err(|e| format!("gRPC: {e}"))
+    });
+    stop.store(true, Ordering::Relaxed);
+    // The page stays: readers see it go void after void-after-ms, or a restarted timed resume it.
+    tracing::info!("timed stopped");
+    result
+}

@@ -1,0 +1,65 @@
+//! `timed`: the per-host TrueTime daemon.
+//!
+//! ```text
+//! timed run -c /etc/truetime/timed.toml
+//! timed validate -c FILE
+//! ```
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "TrueTime per-host daemon")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Run {
+        /// Configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Check a configuration file.
+    Validate {
+        /// Configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let r = match Cli::parse().cmd {
+        Cmd::Validate { config } => timed::config::Config::load(&config)
+            .map(|c| {
+                println!(
+                    "{}: ok ({} master(s), page {}, max-drift {} ppm)",
+                    config.display(),
+                    c.masters.len(),
+                    c.shm_path.display(),
+                    c.max_drift_ppm
+                );
+            })
+            .map_err(|e| e.to_string()),
+        Cmd::Run { config } => timed::config::Config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(timed::daemon::run),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("timed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The per-host synchronization logic (what `timed` runs, and the fleet simulator too): select
+//! among masters, estimate the local oscillator's frequency, keep the [`ClockModel`], decide the
+//! status.
+//!
+//! # One round
+//!
+//! 1. Each master's exchange gives an offset interval (timescale − raw) at its `t4`
+//!    ([`crate::transfer::measure`]). They are brought to a common raw reading by widening with
+//!    the drift bound over the gap.
+//! 2. Marzullo over the trustworthy ones, tolerating `f = ⌊(n−1)/2⌋` liars (or the configured
+//!    `max_liars`), gives the interval `I` and the agreeing (selected) masters.
+//! 3. `I` is intersected with the current model's prediction (both are honest under the
+//!    assumptions, so their intersection is too). An empty intersection means an assumption
+//!    broke: the prediction is dropped and `I` alone is used.
+//! 4. Frequency: from the oldest interval kept in the window (up to `freq_window`) to `I`, the
+//!    average rate of the offset lies in `[(lo₂ − hi₁)/Δ, (hi₂ − lo₁)/Δ]`. Its midpoint is the
+//!    estimate, its half-width is added to the drift bound — so the estimate's own error is
+//!    covered, not assumed.
+//! 5. The model: reference `(raw, raw + mid)`, `ε_ref = radius`, drift bound
+//!    `max_drift + half-width`.
+//!
+//! # Assumptions (visible in status output)
+//!
+//! * the local oscillator's rate stays within `max_drift` of its average over the window;
+//! * fewer than half of the masters selected from are wrong at once;
+//! * each master's error is within its published ε; delays are positive.
+
+use crate::clock_model::ClockModel;
+use crate::interval::ClockStatus;
+use crate::marzullo;
+use crate::rate::Rate;
+use crate::time::{Span, Timestamp};
+use crate::transfer::OffsetInterval;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Host parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostParams {
+    /// Assumed bound on the local oscillator's frequency wander (`max-drift-ppm`).
+    pub max_drift: Rate,
+    /// Liars to tolerate; `None` = ⌊(n−1)/2⌋ of the trustworthy masters answering.
+    pub max_liars: Option<usize>,
+    /// Beyond this ε the status is unsynchronized.
+    pub max_epsilon: Span,
+    /// Without a fresh sync for this long, the status is holdover.
+    pub holdover_after: Span,
+    /// How far back the frequency estimate looks.
+    pub freq_window: Span,
+}
+
+impl Default for HostParams {
+    fn default() -> Self {
+        HostParams {
+            max_drift: Rate::from_ppm(200),
+            max_liars: None,
+            max_epsilon: Span::from_millis(100),
+            holdover_after: Span::from_secs(5),
+            freq_window: Span::from_secs(64),
+        }
+    }
+}
+
+/// One master's contribution to a round.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MasterSample {
+    /// Offset interval (timescale − our raw clock, ns) at `at_raw`.
+    pub bounds: OffsetInterval,
+    /// The raw reading the bounds refer to (the exchange's `t4`).
+    pub at_raw: i64,
+    /// Whether the master says its time is trustworthy (synchronized or holdover).
+    pub trustworthy: bool,
+}
+
+/// Why a master was or was not used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "verdict", content = "reason")]
+pub enum Verdict {
+    /// In the agreeing set.
+    Selected,
+    /// No answer this round.
+    Unreachable,
+    /// The master says its time is not trustworthy.
+    Untrustworthy,
+    /// Outside the interval agreed by the majority.
+    Disagrees,
+    /// No majority existed this round.
+    NoMajority,
+}
+
+impl Verdict {
+    /// A sentence for status output.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Verdict::Selected => "in the agreeing set",
+            Verdict::Unreachable => "no answer",
+            Verdict::Untrustworthy => "master reports itself unsynchronized or disrupted",
+            Verdict::Disagrees => {
+                "rejected: outside the interval the majority agrees on (Marzullo)"
+            }
+            Verdict::NoMajority => "no majority of masters agrees",
+        }
+    }
+}
+
+/// The outcome of a round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Round {
+    /// Per master, in input order.
+    pub verdicts: Vec<Verdict>,
+    /// Marzullo's interval (timescale − raw) at the round's raw reading, if any.
+    pub selected: Option<OffsetInterval>,
+    /// Whether the model was updated.
+    pub updated: bool,
+    /// A note for the log (e.g. the prediction was inconsistent).
+    pub note: Option<String>,
+}
+
+/// The host's synchronization state.
+#[derive(Clone, Debug)]
+pub struct HostClock {
+    p: HostParams,
+    model: Option<ClockModel>,
+    history: VecDeque<(i64, OffsetInterval)>,
+    last_sync_raw: Option<i64>,
+    disrupted: Option<String>,
+    syncs: u64,
+    /// Frequency interval (ppt) of the last estimate, for status.
+    freq_bounds: Option<(i64, i64)>,
+}
+
+impl HostClock {
+    /// A host that has not synchronized yet. `restarted` marks it disrupted until the first
+    /// fresh sync (a daemon restart).
+    pub fn new(p: HostParams, restarted: bool) -> Self {
+        HostClock {
+            p,
+            model: None,
+            history: VecDeque::new(),
+            last_sync_raw: None,
+            disrupted: restarted.then(|| "restarted; waiting for the first fresh sync".to_string()),
+            syncs: 0,
+            freq_bounds: None,
+        }
+    }
+
+    /// Parameters.
+    pub fn params(&self) -> &HostParams {
+        &self.p
+    }
+
+    /// The current model, if any.
+    pub fn model(&self) -> Option<&ClockModel> {
+        self.model.as_ref()
+    }
+
+    /// Successful rounds so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs
+    }
+
+    /// Raw reading of the last successful round.
+    pub fn last_sync_raw(&self) -> Option<i64> {
+        self.last_sync_raw
+    }
+
+    /// The frequency estimate's bounds (ppt), if any.
+    pub fn freq_bounds(&self) -> Option<(i64, i64)> {
+        self.freq_bounds
+    }
+
+    /// The clock was disrupted (suspend, step): forget the model until the next fresh sync.
+    pub fn on_disruption(&mut self, why: &str) {
+        self.disrupted = Some(why.to_string());
+        self.model = None;
+        self.history.clear();
+        self.freq_bounds = None;
+    }
+
+    /// The rate used to carry intervals across small raw gaps: |freq| + drift bound.
+    fn carry_rate(&self) -> Rate {
+        let f = self.model.map_or(Rate::from_ppm(1000), |m| {
+            m.freq.abs().saturating_add(m.drift_bound)
+        });
+        f.saturating_add(self.p.max_drift)
+    }
+
+    /// One polling round at raw reading `raw`; `samples[i]` is master `i`'s sample (`None` if
+    /// it did not answer).
+    pub fn on_round(&mut self, raw: i64, samples: &[Option<MasterSample>]) -> Round {
+        let carry = self.carry_rate();
+        let mut verdicts = vec![Verdict::Unreachable; samples.len()];
+        let mut idx = Vec::new();
+        let mut ivs = Vec::new();
+        for (i, s) in samples.iter().enumerate() {
+            let Some(s) = s else { continue };
+            if !s.trustworthy {
+                verdicts[i] = Verdict::Untrustworthy;
+                continue;
+            }
+            let gap = Span::from_nanos(raw.saturating_sub(s.at_raw)).saturating_abs();
+            ivs.push(
+                s.bounds
+                    .widen(carry.bound_over(gap).saturating_add(Span::from_nanos(1))),
+            );
+            idx.push(i);
+        }
+        if ivs.is_empty() {
+            return Round {
+                verdicts,
+                selected: None,
+                updated: false,
+                note: None,
+            };
+        }
+        let n = ivs.len();
+        let f = self.p.max_liars.map_or((n - 1) / 2, |f| f.min((n - 1) / 2));
+        let sel = match marzullo::select(&ivs, f) {
+            Ok(s) => s,
+            Err(_) => {
+                for &i in &idx {
+                    verdicts[i] = Verdict::NoMajority;
+                }
+                return Round {
+                    verdicts,
+                    selected: None,
+                    updated: false,
+                    note: Some("masters do not agree".into()),
+                };
+            }
+        };
+        for (j, &i) in idx.iter().enumerate() {
+            verdicts[i] = if sel.agreeing.contains(&j) {
+                Verdict::Selected
+            } else {
+                Verdict::Disagrees
+            };
+        }
+        let measured = sel.interval;
+        let mut note = None;
+        // Intersect with the prediction.
+        let mut iv = measured;
+        if let Some(m) = &self.model {
+            let est = m.estimate_at(raw).map(|t| t.as_nanos() - raw);
+            if let Some(mid) = est {
+                let e = m.epsilon_at(raw);
+                let pred = OffsetInterval {
+                    lo: Span::from_nanos(mid).saturating_sub(e),
+                    hi: Span::from_nanos(mid).saturating_add(e),
+                };
+                match OffsetInterval::new(iv.lo.max(pred.lo), iv.hi.min(pred.hi)) {
+                    Some(x) => iv = x,
+                    None => {
+                        note = Some(format!(
+                            "measurement [{}, {}] disagrees with the prediction [{}, {}]: an assumption broke; restarting the model",
+                            iv.lo, iv.hi, pred.lo, pred.hi
+                        ));
+                        self.history.clear();
+                    }
+                }
+            }
+        }
+        // Frequency from the oldest interval in the window to this one.
+        self.history.push_back((raw, measured));
+        while let Some(&(r0, _)) = self.history.front() {
+            if raw - r0 > self.p.freq_window.as_nanos() && self.history.len() > 2 {
+                self.history.pop_front();
+            } else {
+                break;
+            }
+        }
+        let (freq, freq_half) = match self.history.front() {
+            Some(&(r0, i0)) if raw - r0 >= 1_000_000_000 => {
+                let d = (raw - r0) as i128;
+                let lo = ((measured.lo.as_nanos() as i128 - i0.hi.as_nanos() as i128)
+                    * 1_000_000_000_000)
+                    .div_euclid(d);
+                let hi = ((measured.hi.as_nanos() as i128 - i0.lo.as_nanos() as i128)
+                    * 1_000_000_000_000
+                    + d
+                    - 1)
+                .div_euclid(d);
+                let (lo, hi) = (
+                    lo.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+                    hi.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+                );
+                self.freq_bounds = Some((lo, hi));
+                let mid = lo / 2 + hi / 2;
+                (
+                    Rate::from_ppt(mid),
+                    Rate::from_ppt(((hi as i128 - lo as i128 + 1) / 2) as i64),
+                )
+            }
+            // No baseline yet: no frequency knowledge beyond "a raw clock is within 1000 ppm".
+            _ => (Rate::ZERO, Rate::from_ppm(1000)),
+        };
+        let mid = iv.midpoint();
+        self.model = Some(ClockModel {
+            ref_raw_ns: raw,
+            ref_time: Timestamp::from_nanos(raw.saturating_add(mid.as_nanos())),
+            freq,
+            eps_ref: iv.radius().saturating_add(Span::from_nanos(1)),
+            drift_bound: self.p.max_drift.saturating_add(freq_half),
+        });
+        self.last_sync_raw = Some(raw);
+        self.syncs += 1;
+        if self.disrupted.take().is_some() && note.is_none() {
+            note = Some("re-synchronized".into());
+        }
+        Round {
+            verdicts,
+            selected: Some(measured),
+            updated: true,
+            note,
+        }
+    }
+
+    /// Status and reason at raw reading `raw`.
+    pub fn status_at(&self, raw: i64) -> (ClockStatus, String) {
+        if let Some(why) = &self.disrupted {
+            return (ClockStatus::Disrupted, why.clone());
+        }
+        let Some(m) = &self.model else {
+            return (ClockStatus::Unsynchronized, "not synchronized yet".into());
+        };
+        if m.epsilon_at(raw) > self.p.max_epsilon {
+            return (
+                ClockStatus::Unsynchronized,
+                format!("ε beyond max-epsilon {}", self.p.max_epsilon),
+            );
+        }
+        match self.last_sync_raw {
+            Some(l) if raw - l > self.p.holdover_after.as_nanos() => (
+                ClockStatus::Holdover,
+                format!("no fresh sync for {:.1} s", (raw - l) as f64 / 1e9),
+            ),
+            _ => (ClockStatus::Synchronized, "fresh sync".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osc::{Oscillator, OscillatorParams};
+    use proptest::prelude::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn iv(lo: i64, hi: i64) -> OffsetInterval {
+        OffsetInterval::new(Span::from_nanos(lo), Span::from_nanos(hi)).unwrap()
+    }
+
+    fn sample(mid: i64, r: i64, at: i64) -> Option<MasterSample> {
+        Some(MasterSample {
+            bounds: iv(mid - r, mid + r),
+            at_raw: at,
+            trustworthy: true,
+        })
+    }
+
+    #[test]
+    fn one_liar_of_three_is_rejected() {
+        let mut h = HostClock::new(HostParams::default(), false);
+        let r = h.on_round(
+            10 * S,
+            &[
+                sample(1_000, 50_000, 10 * S),
+                sample(-2_000, 50_000, 10 * S),
+                sample(10_000_000, 50_000, 10 * S),
+            ],
+        );
+        assert_eq!(
+            r.verdicts,
+            vec![Verdict::Selected, Verdict::Selected, Verdict::Disagrees]
+        );
+        assert!(r.updated);
+        let m = h.model().unwrap();
+        assert!(
+            m.interval_at(10 * S)
+                .contains(Timestamp::from_nanos(10 * S))
+        );
+        assert_eq!(h.status_at(10 * S).0, ClockStatus::Synchronized);
+    }
+
+    #[test]
+    fn untrustworthy_and_unreachable_are_not_used() {
+        let mut h = HostClock::new(HostParams::default(), false);
+        let bad = Some(MasterSample {
+            bounds: iv(0, 10),
+            at_raw: 0,
+            trustworthy: false,
+        });
+        let r = h.on_round(S, &[bad, None, sample(0, 100, S)]);
+        assert_eq!(
+            r.verdicts,
+            vec![
+                Verdict::Untrustworthy,
+                Verdict::Unreachable,
+                Verdict::Selected
+            ]
+        );
+        let r = h.on_round(2 * S, &[None, None]);
+        assert!(!r.updated);
+        // Two masters that disagree: no majority, no update.
+        let r = h.on_round(
+            3 * S,
+            &[sample(0, 100, 3 * S), sample(1_000_000, 100, 3 * S)],
+        );
+        assert_eq!(r.verdicts, vec![Verdict::NoMajority, Verdict::NoMajority]);
+    }
+
+    #[test]
+    fn statuses_over_time_and_restart() {
+        let p = HostParams {
+            max_epsilon: Span::from_millis(10),
+            ..Default::default()
+        };
+        let mut h = HostClock::new(p, true);
+        assert_eq!(h.status_at(0).0, ClockStatus::Disrupted);
+        h.on_round(S, &[sample(0, 1000, S)]);
+        assert_eq!(h.status_at(S).0, ClockStatus::Synchronized);
+        assert_eq!(h.status_at(7 * S).0, ClockStatus::Holdover);
+        // ε grows at 200 ppm + the 1000 ppm "no baseline" term: past 10 ms within 10 s.
+        assert_eq!(h.status_at(20 * S).0, ClockStatus::Unsynchronized);
+        h.on_disruption("suspend");
+        assert_eq!(h.status_at(21 * S).0, ClockStatus::Disrupted);
+        assert!(h.model().is_none());
+    }
+
+    #[test]
+    fn inconsistent_prediction_restarts_the_model() {
+        let mut h = HostClock::new(HostParams::default(), false);
+        h.on_round(S, &[sample(0, 1000, S)]);
+        h.on_round(2 * S, &[sample(0, 1000, 2 * S)]);
+        // A 5 ms jump the model cannot explain.
+        let r = h.on_round(3 * S, &[sample(5_000_000, 1000, 3 * S)]);
+        assert!(r.note.unwrap().contains("assumption broke"));
+        assert!(
+            h.model()
+                .unwrap()
+                .interval_at(3 * S)
+                .contains(Timestamp::from_nanos(3 * S + 5_000_000))
+        );
+    }
+
+    #[test]
+    fn negative_control_drift_beyond_the_bound_is_caught() {
+        // Declared 1 ppm, but the oscillator swings ±100 ppm every minute: truth must leave the
+        // interval somewhere, or the checker in the property above proves nothing.
+        let mut osc = Oscillator::new(
+            OscillatorParams {
+                periodic_amplitude_ppm: 100.0,
+                periodic_period_s: 60.0,
+                ..Default::default()
+            },
+            0,
+            1,
+        );
+        let mut h = HostClock::new(
+            HostParams {
+                max_drift: Rate::from_ppm(1),
+                max_epsilon: Span::from_secs(1),
+                ..Default::default()
+            },
+            false,
+        );
+        let mut violations = 0;
+        for k in 1..200i64 {
+            let t = k * 5 * S;
+            let raw = osc.reading_at(t);
+            h.on_round(raw, &[sample(t - raw, 10_000, raw)]);
+            let tt = t + 4 * S;
+            let r = osc.reading_at(tt);
+            if h.status_at(r).0.is_trustworthy()
+                && !h
+                    .model()
+                    .unwrap()
+                    .interval_at(r)
+                    .contains(Timestamp::from_nanos(tt))
+            {
+                violations += 1;
+            }
+        }
+        assert!(violations > 10, "only {violations} violations");
+    }
+
+    proptest! {
+        // A host whose oscillator stays within the drift bound, polling honest masters (with a
+        // liar), always has truth inside its interval — at every instant between polls too.
+        #[test]
+        fn truth_inside_under_assumptions(
+            seed in any::<u64>(),
+            freq in -300.0f64..300.0,
+            wander in 0.0f64..0.002,
+            liar_offset in -50_000_000i64..50_000_000,
+            poll_s in 1i64..30,
+        ) {
+            let mut osc = Oscillator::new(OscillatorParams { freq_offset_ppm: freq, wander_ppm_per_sqrt_s: wander, ..Default::default() }, 0, seed);
+            let mut h = HostClock::new(HostParams { max_epsilon: Span::from_secs(1), ..Default::default() }, false);
+            let radius = 100_000i64;
+            for k in 1..40i64 {
+                let t = k * poll_s * S; // true time of the poll
+                let raw = osc.reading_at(t);
+                let off = t - raw; // true offset timescale − raw
+                let samples = [sample(off + 30_000, radius, raw), sample(off - 20_000, radius, raw), sample(off + liar_offset, 1_000, raw)];
+                h.on_round(raw, &samples);
+                for frac in [0, 1, 3] {
+                    let tt = t + frac * poll_s * S / 4;
+                    let r = osc.reading_at(tt);
+                    let (st, _) = h.status_at(r);
+                    if st.is_trustworthy() {
+                        prop_assert!(h.model().unwrap().interval_at(r).contains(Timestamp::from_nanos(tt)), "k={k} frac={frac}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,747 @@
+//! The TrueTime shared-memory page (written by `timed`, read by every client) and an AWS
+//! ClockBound v2 segment writer. The byte layout is specified in `timed/PROTOCOL.md`.
+//!
+//! # Safety
+//!
+//! A mapping is viewed as a `#[repr(C)]` struct made only of atomics. This is sound because:
+//! the file is created by the writer at exactly the struct's size (and readers refuse smaller
+//! files) so the view never reaches past the mapping; `mmap` returns page-aligned memory, which
+//! satisfies the struct's alignment; every field is an atomic, so concurrent access from other
+//! processes through the shared mapping is a data race in no field; and the mapping lives as
+//! long as the view (it is owned by the same struct and never remapped). Consistency across
+//! fields is the seqlock's job: the generation is odd while the writer updates, and a reader
+//! retries until it sees the same even generation before and after copying the fields.
+
+use memmap2::{Mmap, MmapMut};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{
+    AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence,
+};
+use thiserror::Error;
+use ttcore::{ClockModel, ClockStatus, Rate, Span, TTInterval, Timestamp};
+
+/// `"TTPG"` read as a little-endian `u32`.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"TTPG");
+/// Layout version.
+pub const VERSION: u16 = 1;
+/// Size of the page struct in bytes.
+pub const PAGE_SIZE: usize = 256;
+/// `clock_id` value for `CLOCK_MONOTONIC_RAW` (Linux).
+pub const CLOCK_MONOTONIC_RAW_ID: i64 = 4;
+/// Number of `i64` fields after the header.
+const NFIELDS: usize = 29;
+
+/// Field indices (each an `i64` at byte offset `24 + 8 × index`).
+pub mod field {
+    /// Raw reading (ns) of the model's reference point.
+    pub const REF_RAW_NS: usize = 0;
+    /// Timescale (ns) at the reference point.
+    pub const REF_TIME_NS: usize = 1;
+    /// Frequency estimate (parts per 10¹²).
+    pub const FREQ_PPT: usize = 2;
+    /// ε at the reference (ns).
+    pub const EPS_REF_NS: usize = 3;
+    /// Drift bound (parts per 10¹²).
+    pub const DRIFT_PPT: usize = 4;
+    /// Beyond this ε the interval must not be used (ns).
+    pub const MAX_EPS_NS: usize = 5;
+    /// After this raw reading the page is void (the writer stopped updating it).
+    pub const VOID_AFTER_RAW_NS: usize = 6;
+    /// After this raw reading a `synchronized` status reads as `holdover`.
+    pub const HOLDOVER_AFTER_RAW_NS: usize = 7;
+    /// Status code (`ttcore::ClockStatus::as_u8`).
+    pub const STATUS: usize = 8;
+    /// Which clock the raw readings are (4 = `CLOCK_MONOTONIC_RAW`).
+    pub const CLOCK_ID: usize = 9;
+    /// Test knob: raw reading from which the skew applies.
+    pub const KNOB_ANCHOR_RAW_NS: usize = 10;
+    /// Test knob: extra rate of the host clock (parts per 10¹²).
+    pub const KNOB_SKEW_PPT: usize = 11;
+    /// Test knob: extra step of the host clock (ns).
+    pub const KNOB_STEP_NS: usize = 12;
+    /// TAI − UTC (s).
+    pub const TAI_MINUS_UTC_S: usize = 13;
+    /// UTC midnight (POSIX s) when the next known leap second takes effect; 0 if none.
+    pub const NEXT_LEAP_POSIX_S: usize = 14;
+    /// +1 / −1 / 0.
+    pub const NEXT_LEAP_DELTA: usize = 15;
+    /// Raw reading of the last write.
+    pub const UPDATED_RAW_NS: usize = 16;
+    /// Successful synchronizations since the writer started.
+    pub const SYNC_COUNT: usize = 17;
+    /// The writer's process id.
+    pub const WRITER_PID: usize = 18;
+    /// Disruptions seen by the writer.
+    pub const DISRUPTIONS: usize = 19;
+}
+
+#[repr(C)]
+struct PageRaw {
+    magic: AtomicU32,
+    version: AtomicU16,
+    flags: AtomicU16,
+    size: AtomicU32,
+    reserved: AtomicU32,
+    generation: AtomicU64,
+    f: [AtomicI64; NFIELDS],
+}
+
+const _: () = assert!(std::mem::size_of::<PageRaw>() == PAGE_SIZE);
+
+/// Errors opening or reading a page.
+#[derive(Debug, Error)]
+pub enum ShmError {
+    /// The file could not be opened or mapped.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not a TrueTime page (magic), or a layout this code does not know (version), or too small.
+    #[error("{path}: {what}")]
+    Format {
+        /// Path.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The writer has held the page mid-update for too long (it may have died while writing).
+    #[error("page is being written (generation stays odd)")]
+    Busy,
+}
+
+/// A host-clock transform used only by tests: the host's clock as everyone on it sees it is
+/// `raw + step + skew × (raw − anchor)`. All zero in production.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Knob {
+    /// Raw reading (ns) from which the skew applies.
+    pub anchor_raw_ns: i64,
+    /// Extra rate (ppt).
+    pub skew: Rate,
+    /// Extra step (ns).
+    pub step_ns: i64,
+}
+
+impl Knob {
+    /// The host clock reading for a real raw reading.
+    pub fn apply(&self, raw: i64) -> i64 {
+        if self.skew == Rate::ZERO && self.step_ns == 0 {
+            return raw;
+        }
+        raw.saturating_add(self.step_ns).saturating_add(
+            self.skew
+                .apply(Span::from_nanos(raw - self.anchor_raw_ns))
+                .as_nanos(),
+        )
+    }
+}
+
+/// Everything the page says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageData {
+    /// The raw → timescale model.
+    pub model: ClockModel,
+    /// Status as written.
+    pub status: ClockStatus,
+    /// Maximum usable ε.
+    pub max_eps: Span,
+    /// Raw reading after which the page is void.
+    pub void_after_raw: i64,
+    /// Raw reading after which `synchronized` reads as `holdover`.
+    pub holdover_after_raw: i64,
+    /// The test knob.
+    pub knob: Knob,
+    /// TAI − UTC (s).
+    pub tai_minus_utc_s: i64,
+    /// Next leap second: effective POSIX s (0 = none).
+    pub next_leap_posix_s: i64,
+    /// Next leap second: delta.
+    pub next_leap_delta: i64,
+    /// Raw reading of the write.
+    pub updated_raw: i64,
+    /// Syncs so far.
+    pub sync_count: i64,
+    /// Writer pid.
+    pub writer_pid: i64,
+    /// Disruptions seen.
+    pub disruptions: i64,
+}
+
+/// Why a reading's status is what it is (beyond the written status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Degraded {
+    /// As written.
+    No,
+    /// The page is past `void_after`: its writer stopped.
+    Void,
+    /// ε is beyond the maximum.
+    EpsilonTooLarge,
+    /// No fresh sync for a while.
+    Stale,
+}
+
+/// An interval and the status it may be used under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The interval.
+    pub interval: TTInterval,
+    /// The status, after the time-dependent checks.
+    pub status: ClockStatus,
+    /// Why the status differs from the written one, if it does.
+    pub degraded: Degraded,
+    /// The host clock reading used (after the knob).
+    pub raw: i64,
+}
+
+impl PageData {
+    /// The interval and status at real raw reading `raw_real` (`CLOCK_MONOTONIC_RAW`).
+    pub fn read_at(&self, raw_real: i64) -> Reading {
+        let raw = self.knob.apply(raw_real);
+        let interval = self.model.interval_at(raw);
+        let (status, degraded) = if raw > self.void_after_raw {
+            (ClockStatus::Unsynchronized, Degraded::Void)
+        } else if self.status.is_trustworthy() && self.model.epsilon_at(raw) > self.max_eps {
+            (ClockStatus::Unsynchronized, Degraded::EpsilonTooLarge)
+        } else if self.status == ClockStatus::Synchronized && raw > self.holdover_after_raw {
+            (ClockStatus::Holdover, Degraded::Stale)
+        } else {
+            (self.status, Degraded::No)
+        };
+        Reading {
+            interval,
+            status,
+            degraded,
+            raw,
+        }
+    }
+
+    fn to_fields(self) -> [i64; NFIELDS] {
+        let mut f = [0i64; NFIELDS];
+        f[field::REF_RAW_NS] = self.model.ref_raw_ns;
+        f[field::REF_TIME_NS] = self.model.ref_time.as_nanos();
+        f[field::FREQ_PPT] = self.model.freq.as_ppt();
+        f[field::EPS_REF_NS] = self.model.eps_ref.as_nanos();
+        f[field::DRIFT_PPT] = self.model.drift_bound.as_ppt();
+        f[field::MAX_EPS_NS] = self.max_eps.as_nanos();
+        f[field::VOID_AFTER_RAW_NS] = self.void_after_raw;
+        f[field::HOLDOVER_AFTER_RAW_NS] = self.holdover_after_raw;
+        f[field::STATUS] = self.status.as_u8() as i64;
+        f[field::CLOCK_ID] = CLOCK_MONOTONIC_RAW_ID;
+        f[field::KNOB_ANCHOR_RAW_NS] = self.knob.anchor_raw_ns;
+        f[field::KNOB_SKEW_PPT] = self.knob.skew.as_ppt();
+        f[field::KNOB_STEP_NS] = self.knob.step_ns;
+        f[field::TAI_MINUS_UTC_S] = self.tai_minus_utc_s;
+        f[field::NEXT_LEAP_POSIX_S] = self.next_leap_posix_s;
+        f[field::NEXT_LEAP_DELTA] = self.next_leap_delta;
+        f[field::UPDATED_RAW_NS] = self.updated_raw;
+        f[field::SYNC_COUNT] = self.sync_count;
+        f[field::WRITER_PID] = self.writer_pid;
+        f[field::DISRUPTIONS] = self.disruptions;
+        f
+    }
+
+    fn from_fields(f: &[i64; NFIELDS]) -> Self {
+        PageData {
+            model: ClockModel {
+                ref_raw_ns: f[field::REF_RAW_NS],
+                ref_time: Timestamp::from_nanos(f[field::REF_TIME_NS]),
+                freq: Rate::from_ppt(f[field::FREQ_PPT]),
+                eps_ref: Span::from_nanos(f[field::EPS_REF_NS]),
+                drift_bound: Rate::from_ppt(f[field::DRIFT_PPT]),
+            },
+            // An unknown status code is never trusted.
+            status: u8::try_from(f[field::STATUS])
+                .ok()
+                .and_then(ClockStatus::from_u8)
+                .unwrap_or(ClockStatus::Unsynchronized),
+            max_eps: Span::from_nanos(f[field::MAX_EPS_NS]),
+            void_after_raw: f[field::VOID_AFTER_RAW_NS],
+            holdover_after_raw: f[field::HOLDOVER_AFTER_RAW_NS],
+            knob: Knob {
+                anchor_raw_ns: f[field::KNOB_ANCHOR_RAW_NS],
+                skew: Rate::from_ppt(f[field::KNOB_SKEW_PPT]),
+                step_ns: f[field::KNOB_STEP_NS],
+            },
+            tai_minus_utc_s: f[field::TAI_MINUS_UTC_S],
+            next_leap_posix_s: f[field::NEXT_LEAP_POSIX_S],
+            next_leap_delta: f[field::NEXT_LEAP_DELTA],
+            updated_raw: f[field::UPDATED_RAW_NS],
+            sync_count: f[field::SYNC_COUNT],
+            writer_pid: f[field::WRITER_PID],
+            disruptions: f[field::DISRUPTIONS],
+        }
+    }
+
+    /// A page that says "unsynchronized" (what a writer publishes before its first sync).
+    pub fn unsynchronized(now_raw: i64) -> Self {
+        PageData {
+            model: ClockModel {
+                ref_raw_ns: now_raw,
+                ref_time: Timestamp::EPOCH,
+                freq: Rate::ZERO,
+                eps_ref: Span::MAX,
+                drift_bound: Rate::ZERO,
+            },
+            status: ClockStatus::Unsynchronized,
+            max_eps: Span::ZERO,
+            void_after_raw: now_raw,
+            holdover_after_raw: now_raw,
+            knob: Knob::default(),
+            tai_minus_utc_s: 0,
+            next_leap_posix_s: 0,
+            next_leap_delta: 0,
+            updated_raw: now_raw,
+            sync_count: 0,
+            writer_pid: std::process::id() as i64,
+            disruptions: 0,
+        }
+    }
+}
+
+fn view(ptr: *const u8) -> &'static PageRaw {
+    // SAFETY: see the module docs; callers pass the start of a live mapping of PAGE_SIZE bytes
+    // that outlives the returned reference's uses (both are owned by the same struct).
+    unsafe { &*(ptr as *const PageRaw) }
+}
+
+/// The writer side (one per page, in `timed`).
+pub struct PageWriter {
+    map: MmapMut,
+    path: PathBuf,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ShmError + '_ {
+    move |source| ShmError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl PageWriter {
+    /// Opens the page at `path`, reusing an existing valid page (so readers that mapped it
+    /// before a restart keep seeing updates), or creating it: written to a temporary file, sized
+    /// and initialised as unsynchronized, then renamed into place. Mode 0644: readable by all,
+    /// writable only by the owner.
+    pub fn open(path: &Path) -> Result<PageWriter, ShmError> {
+        if let Ok(f) = OpenOptions::new().read(true).write(true).open(path)
+            && f.metadata()
+                .map(|m| m.len() as usize == PAGE_SIZE)
+                .unwrap_or(false)
+        {
+            // SAFETY: a shared mapping of a file we own and never truncate while mapped.
+            let map = unsafe { MmapMut::map_mut(&f) }.map_err(io(path))?;
+            let p = view(map.as_ptr());
+            if p.magic.load(Ordering::Relaxed) == MAGIC
+                && p.version.load(Ordering::Relaxed) == VERSION
+            {
+                let mut w = PageWriter {
+                    map,
+                    path: path.to_path_buf(),
+                };
+                // A writer that died mid-update left the generation odd: close it.
+                let g = w.raw().generation.load(Ordering::Relaxed);
+                if g % 2 == 1 {
+                    w.raw().generation.store(g + 1, Ordering::Release);
+                }
+                return Ok(w);
+            }
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().and_then(|s| s.to_str()).unwrap_or("page"),
+            std::process::id()
+        ));
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.set_len(PAGE_SIZE as u64).map_err(io(&tmp))?;
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
+        // SAFETY: as above.
+        let map = unsafe { MmapMut::map_mut(&f) }.map_err(io(&tmp))?;
+        let mut w = PageWriter {
+            map,
+            path: path.to_path_buf(),
+        };
+        {
+            let p = w.raw();
+            p.version.store(VERSION, Ordering::Relaxed);
+            p.size.store(PAGE_SIZE as u32, Ordering::Relaxed);
+            p.generation.store(0, Ordering::Relaxed);
+        }
+        w.write(&PageData::unsynchronized(crate::clock::raw_ns()));
+        // The magic last: a reader that sees it sees an initialised page.
+        w.raw().magic.store(MAGIC, Ordering::Release);
+        w.map.flush().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(w)
+    }
+
+    fn raw(&mut self) -> &PageRaw {
+        view(self.map.as_ptr())
+    }
+
+    /// The page's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Publishes `d` (seqlock: generation odd during the update).
+    pub fn write(&mut self, d: &PageData) {
+        let f = d.to_fields();
+        let p = self.raw();
+        let g = p.generation.load(Ordering::Relaxed);
+        let odd = if g % 2 == 0 { g + 1 } else { g };
+        p.generation.store(odd, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (slot, v) in p.f.iter().zip(f) {
+            slot.store(v, Ordering::Relaxed);
+        }
+        p.generation.store(odd + 1, Ordering::Release);
+    }
+}
+
+/// The reader side (the SDK's fast path).
+pub struct PageReader {
+    map: Mmap,
+    _file: File,
+}
+
+impl PageReader {
+    /// Maps the page at `path` read-only after checking magic, version and size.
+    pub fn open(path: &Path) -> Result<PageReader, ShmError> {
+        let f = File::open(path).map_err(io(path))?;
+        let len = f.metadata().map_err(io(path))?.len() as usize;
+        let fmt = |what: String| ShmError::Format {
+            path: path.display().to_string(),
+            what,
+        };
+        if len < PAGE_SIZE {
+            return Err(fmt(format!("file is {len} bytes, a page is {PAGE_SIZE}")));
+        }
+        // SAFETY: read-only shared mapping; size checked above; see the module docs.
+        let map = unsafe { Mmap::map(&f) }.map_err(io(path))?;
+        let p = view(map.as_ptr());
+        if p.magic.load(Ordering::Acquire) != MAGIC {
+            return Err(fmt("not a TrueTime page (bad magic)".into()));
+        }
+        let v = p.version.load(Ordering::Relaxed);
+        if v != VERSION {
+            return Err(fmt(format!(
+                "page layout version {v}, this reader knows {VERSION}"
+            )));
+        }
+        if (p.size.load(Ordering::Relaxed) as usize) < PAGE_SIZE {
+            return Err(fmt("page header says it is too small".into()));
+        }
+        Ok(PageReader { map, _file: f })
+    }
+
+    /// A consistent copy of the page. Lock-free: retries while the writer is mid-update; gives
+    /// up with [`ShmError::Busy`] after 10 ms of that (a writer that died mid-write — a live
+    /// one holds the page odd for well under a microsecond).
+    pub fn read(&self) -> Result<PageData, ShmError> {
+        let p = view(self.map.as_ptr());
+        let mut f = [0i64; NFIELDS];
+        let mut deadline: Option<i64> = None;
+        for spin in 0u64.. {
+            if spin % 256 == 255 {
+                let now = crate::clock::raw_ns();
+                match deadline {
+                    None => deadline = Some(now + 10_000_000),
+                    Some(d) if now > d => break,
+                    _ => {}
+                }
+            }
+            let g1 = p.generation.load(Ordering::Acquire);
+            if g1 % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            for (v, slot) in f.iter_mut().zip(p.f.iter()) {
+                *v = slot.load(Ordering::Relaxed);
+            }
+            fence(Ordering::Acquire);
+            if p.generation.load(Ordering::Relaxed) == g1 {
+                return Ok(PageData::from_fields(&f));
+            }
+        }
+        Err(ShmError::Busy)
+    }
+
+    /// The generation counter (even when stable).
+    pub fn generation(&self) -> u64 {
+        view(self.map.as_ptr()).generation.load(Ordering::Acquire)
+    }
+}
+
+// ----- ClockBound v2 -----------------------------------------------------------------------
+
+/// ClockBound's magic.
+pub const CB_MAGIC: [u32; 2] = [0x414D_5A4E, 0x4342_0200];
+/// ClockBound layout version.
+pub const CB_VERSION: u16 = 2;
+/// ClockBound clock status codes.
+pub mod cb_status {
+    /// Unknown.
+    pub const UNKNOWN: i32 = 0;
+    /// Synchronized.
+    pub const SYNCHRONIZED: i32 = 1;
+    /// Free running (our holdover).
+    pub const FREE_RUNNING: i32 = 2;
+    /// Disrupted.
+    pub const DISRUPTED: i32 = 3;
+}
+
+#[repr(C, align(8))]
+struct CbSegment {
+    magic: [AtomicU32; 2],
+    segsize: AtomicU32,
+    version: AtomicU16,
+    generation: AtomicU16,
+    as_of_sec: AtomicI64,
+    as_of_nsec: AtomicI64,
+    void_after_sec: AtomicI64,
+    void_after_nsec: AtomicI64,
+    bound_nsec: AtomicI64,
+    disruption_marker: AtomicU64,
+    max_drift_ppb: AtomicU32,
+    clock_status: AtomicI32,
+    disruption_support: AtomicU8,
+    pad: [AtomicU8; 7],
+}
+
+/// Size of a ClockBound v2 segment: a 16-byte header and a 64-byte `ClockErrorBound`.
+pub const CB_SIZE: usize = 80;
+const _: () = assert!(std::mem::size_of::<CbSegment>() == CB_SIZE);
+
+/// What goes into a ClockBound segment. ClockBound clients compute
+/// `[CLOCK_REALTIME − b, CLOCK_REALTIME + b]` with
+/// `b = bound_nsec + (CLOCK_MONOTONIC − as_of) × max_drift_ppb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockBoundData {
+    /// `CLOCK_MONOTONIC` (ns) the bound refers to.
+    pub as_of_mono_ns: i64,
+    /// `CLOCK_MONOTONIC` (ns) after which clients report `Unknown`.
+    pub void_after_mono_ns: i64,
+    /// |CLOCK_REALTIME − true time| bound at `as_of` (ns).
+    pub bound_ns: i64,
+    /// Growth of the bound (parts per 10⁹).
+    pub max_drift_ppb: u32,
+    /// A `cb_status` code.
+    pub status: i32,
+    /// Incremented on each disruption.
+    pub disruption_marker: u64,
+}
+
+/// Writes an AWS ClockBound shared-memory segment (protocol version 2), so programs built on
+/// ClockBound's client libraries read TrueTime's bound unchanged.
+pub struct ClockBoundWriter {
+    map: MmapMut,
+}
+
+impl ClockBoundWriter {
+    /// Creates (or takes over) the segment at `path`.
+    pub fn open(path: &Path) -> Result<ClockBoundWriter, ShmError> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(CB_SIZE as u64).map_err(io(path))?;
+        // SAFETY: shared mapping of a file sized to the struct; see the module docs.
+        let map = unsafe { MmapMut::map_mut(&f) }.map_err(io(path))?;
+        let w = ClockBoundWriter { map };
+        let s = w.seg();
+        s.segsize.store(CB_SIZE as u32, Ordering::Relaxed);
+        s.magic[0].store(CB_MAGIC[0], Ordering::Relaxed);
+        s.magic[1].store(CB_MAGIC[1], Ordering::Relaxed);
+        s.version.store(CB_VERSION, Ordering::Release);
+        Ok(w)
+    }
+
+    fn seg(&self) -> &CbSegment {
+        // SAFETY: see the module docs (CB_SIZE-byte mapping, struct of atomics, page-aligned).
+        unsafe { &*(self.map.as_ptr() as *const CbSegment) }
+    }
+
+    /// Publishes `d` (ClockBound's seqlock: odd generation while writing, never 0 after).
+    pub fn write(&mut self, d: &ClockBoundData) {
+        let s = self.seg();
+        let g = s.generation.load(Ordering::Acquire);
+        let odd = if g % 2 == 0 { g.wrapping_add(1) } else { g };
+        s.generation.store(odd, Ordering::Release);
+        fence(Ordering::Release);
+        s.as_of_sec
+            .store(d.as_of_mono_ns.div_euclid(1_000_000_000), Ordering::Relaxed);
+        s.as_of_nsec
+            .store(d.as_of_mono_ns.rem_euclid(1_000_000_000), Ordering::Relaxed);
+        s.void_after_sec.store(
+            d.void_after_mono_ns.div_euclid(1_000_000_000),
+            Ordering::Relaxed,
+        );
+        s.void_after_nsec.store(
+            d.void_after_mono_ns.rem_euclid(1_000_000_000),
+            Ordering::Relaxed,
+        );
+        s.bound_nsec.store(d.bound_ns, Ordering::Relaxed);
+        s.disruption_marker
+            .store(d.disruption_marker, Ordering::Relaxed);
+        s.max_drift_ppb.store(d.max_drift_ppb, Ordering::Relaxed);
+        s.clock_status.store(d.status, Ordering::Relaxed);
+        s.disruption_support.store(0, Ordering::Relaxed);
+        let mut next = odd.wrapping_add(1);
+        if next == 0 {
+            next = 2;
+        }
+        s.generation.store(next, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(v: i64) -> PageData {
+        let mut d = PageData::unsynchronized(v);
+        d.model = ClockModel {
+            ref_raw_ns: v,
+            ref_time: Timestamp::from_nanos(v),
+            freq: Rate::from_ppt(v),
+            eps_ref: Span::from_nanos(v),
+            drift_bound: Rate::from_ppt(v),
+        };
+        d.status = ClockStatus::Synchronized;
+        d.max_eps = Span::from_nanos(v);
+        d.void_after_raw = v;
+        d.holdover_after_raw = v;
+        d
+    }
+
+    #[test]
+    fn layout_offsets() {
+        assert_eq!(std::mem::offset_of!(PageRaw, generation), 16);
+        assert_eq!(std::mem::offset_of!(PageRaw, f), 24);
+        assert_eq!(std::mem::offset_of!(CbSegment, as_of_sec), 16);
+        assert_eq!(std::mem::offset_of!(CbSegment, bound_nsec), 48);
+        assert_eq!(std::mem::offset_of!(CbSegment, max_drift_ppb), 64);
+        assert_eq!(std::mem::offset_of!(CbSegment, clock_status), 68);
+        assert_eq!(std::mem::offset_of!(CbSegment, disruption_support), 72);
+    }
+
+    #[test]
+    fn round_trip_and_reuse_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("page");
+        let mut w = PageWriter::open(&path).unwrap();
+        let r = PageReader::open(&path).unwrap();
+        assert_eq!(r.read().unwrap().status, ClockStatus::Unsynchronized);
+        w.write(&data(42));
+        assert_eq!(r.read().unwrap(), data(42));
+        let g = r.generation();
+        drop(w);
+        // A restarted writer reuses the file: the old reader sees its updates.
+        let mut w2 = PageWriter::open(&path).unwrap();
+        w2.write(&data(43));
+        assert_eq!(r.read().unwrap(), data(43));
+        assert!(r.generation() > g);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("page");
+        let mut w = PageWriter::open(&path).unwrap();
+        w.write(&data(1));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let p2 = path.clone();
+        let reader = std::thread::spawn(move || {
+            let r = PageReader::open(&p2).unwrap();
+            let mut n = 0u64;
+            while !s2.load(Ordering::Relaxed) {
+                let d = r.read().unwrap();
+                // Every field was written with the same value: any mix is a torn read.
+                let v = d.model.ref_raw_ns;
+                assert_eq!(d, data(v), "torn read");
+                n += 1;
+            }
+            n
+        });
+        for v in 2..200_000 {
+            w.write(&data(v));
+            if v % 16 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+    }
+
+    #[test]
+    fn bad_pages_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, [0u8; 10]).unwrap();
+        assert!(matches!(
+            PageReader::open(&small),
+            Err(ShmError::Format { .. })
+        ));
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, [7u8; PAGE_SIZE]).unwrap();
+        let e = PageReader::open(&junk).err().unwrap().to_string();
+        assert!(e.contains("bad magic"), "{e}");
+        assert!(matches!(
+            PageReader::open(&dir.path().join("missing")),
+            Err(ShmError::Io { .. })
+        ));
+        // A writer refuses nothing: it replaces junk with a fresh page.
+        PageWriter::open(&junk).unwrap();
+        assert!(PageReader::open(&junk).is_ok());
+    }
+
+    #[test]
+    fn time_dependent_status() {
+        let mut d = data(0);
+        d.model = ClockModel {
+            ref_raw_ns: 1_000,
+            ref_time: Timestamp::from_nanos(5_000),
+            freq: Rate::ZERO,
+            eps_ref: Span::from_nanos(100),
+            drift_bound: Rate::from_ppm(200),
+        };
+        d.max_eps = Span::from_nanos(300);
+        d.holdover_after_raw = 500_000;
+        d.void_after_raw = 10_000_000;
+        assert_eq!(d.read_at(2_000).status, ClockStatus::Synchronized);
+        assert_eq!(d.read_at(600_000).degraded, Degraded::Stale);
+        assert_eq!(d.read_at(600_000).status, ClockStatus::Holdover);
+        // ε = 100 ns + 200 ppm × age: 220 ns at 0.6 ms, 420 ns at 1.6 ms (> 300 ns).
+        assert_eq!(d.read_at(1_600_000).degraded, Degraded::EpsilonTooLarge);
+        assert_eq!(d.read_at(20_000_000).degraded, Degraded::Void);
+        // The knob: +1 ms step shifts the interval by 1 ms of raw.
+        d.knob = Knob {
+            anchor_raw_ns: 0,
+            skew: Rate::ZERO,
+            step_ns: 1_000,
+        };
+        assert_eq!(d.read_at(2_000).raw, 3_000);
+    }
+}
