@@ -214,6 +214,9 @@ pub struct Config {
     /// Peer polling interval (ms).
     #[serde(default = "default_peer_poll")]
     pub peer_poll_interval_ms: u64,
+    /// Armageddon masters: the widest peer transfer (radius, ns) they take their time from.
+    #[serde(default = "default_peer_radius")]
+    pub armageddon_max_peer_radius_ns: i64,
     /// GPS receiver.
     pub gps: Option<GpsConfig>,
     /// Atomic clock.
@@ -243,6 +246,9 @@ fn default_reject_limit() -> u32 {
 }
 fn default_peer_poll() -> u64 {
     1_000
+}
+fn default_peer_radius() -> i64 {
+    500_000
 }
 
 fn parse_utc(s: &str) -> Option<UtcLabel> {
@@ -322,6 +328,14 @@ impl Config {
         if !(self.max_freq_ppm > 0.0 && self.max_freq_ppm < 1e5) {
             return bad("max-freq-ppm", "must be in (0, 100000)");
         }
+        if self.armageddon_max_peer_radius_ns <= 0
+            || self.armageddon_max_peer_radius_ns * 2 > self.max_epsilon_ns
+        {
+            return bad(
+                "armageddon-max-peer-radius-ns",
+                "must be positive and at most half of max-epsilon-ns",
+            );
+        }
         if self.peer_poll_interval_ms < 10 {
             return bad("peer-poll-interval-ms", "must be at least 10");
         }
@@ -363,6 +377,7 @@ impl Config {
             loss_timeout: Span::from_millis(2_500),
             earliest_valid: Timestamp::from_nanos(earliest.as_nanos()),
             kalman: KalmanParams::default(),
+            peer_max_radius: Span::from_nanos(self.armageddon_max_peer_radius_ns),
         })
     }
 }

@@ -27,6 +27,10 @@ struct Cli {
     /// Keep the working directory (logs, configs, the page).
     #[arg(long)]
     keep: bool,
+    /// Make master gps-b lie by this many milliseconds (and turn off the masters' cross-checks,
+    /// so timed has to reject it).
+    #[arg(long)]
+    liar_ms: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     }
     let mut opts = bench::lab::LabOptions {
         keep: cli.keep,
+        liar_ns: cli.liar_ms.map(|ms| (ms * 1e6) as i64),
         ..Default::default()
     };
     if let Some(d) = cli.dir {
@@ -101,13 +106,13 @@ fn main() -> ExitCode {
                     ttcore::Span::from_nanos(j["epsilon_ns"].as_i64().unwrap_or(0)).to_string(),
                     j["status"].as_str().unwrap_or("?"),
                     sel.join(" "),
-                    if j["contains_truth"] == true {
-                        format!(
+                    match (j["status"].as_str(), j["contains_truth"] == true) {
+                        (Some("synchronized" | "holdover"), true) => format!(
                             "inside ({} from the midpoint)",
                             ttcore::Span::from_nanos(truth - (e / 2 + l / 2))
-                        )
-                    } else {
-                        "OUTSIDE".to_string()
+                        ),
+                        (Some("synchronized" | "holdover"), false) => "OUTSIDE".to_string(),
+                        _ => "(no trustworthy interval)".to_string(),
                     },
                 );
             }

@@ -122,6 +122,9 @@ pub struct MasterParams {
     pub earliest_valid: Timestamp,
     /// Filter tuning.
     pub kalman: KalmanParams,
+    /// An armageddon master takes its one-time peer transfer only when its radius is at most
+    /// this (a transfer taken during a network delay spike would bind it to a wide ε forever).
+    pub peer_max_radius: Span,
 }
 
 impl Default for MasterParams {
@@ -149,6 +152,7 @@ impl Default for MasterParams {
             // the 1999 and 2019 week rollovers' bogus dates.
             earliest_valid: Timestamp::from_nanos(1_464_739_200 * NANOS_PER_SEC),
             kalman: KalmanParams::default(),
+            peer_max_radius: Span::from_micros(500),
         }
     }
 }
@@ -279,6 +283,7 @@ pub struct MasterCore {
     holdover: Option<Holdover>,
     armageddon: Option<(i64, f64)>,
     peer_time: Option<(i64, OffsetInterval)>,
+    peer_too_wide_logged: bool,
     evicted: Option<String>,
     agree_streak: u32,
     disagree_streak: u32,
@@ -326,6 +331,7 @@ impl MasterCore {
             holdover: None,
             armageddon: None,
             peer_time: None,
+            peer_too_wide_logged: false,
             evicted: None,
             agree_streak: 0,
             disagree_streak: 0,
@@ -832,9 +838,24 @@ impl MasterCore {
     /// Time from the peers (Marzullo of their offset intervals, timescale − raw) measured at raw
     /// `raw`. An armageddon master takes it once, at its next atomic pulse.
     pub fn on_peer_time(&mut self, raw: i64, offset: OffsetInterval) {
-        if self.p.kind == MasterKind::Armageddon && self.armageddon.is_none() {
-            self.peer_time = Some((raw, offset));
+        if self.p.kind != MasterKind::Armageddon || self.armageddon.is_some() {
+            return;
         }
+        if offset.radius() > self.p.peer_max_radius {
+            if !self.peer_too_wide_logged {
+                self.peer_too_wide_logged = true;
+                self.event(
+                    raw,
+                    format!(
+                        "peer time ±{} is wider than {}: waiting for a better round",
+                        offset.radius(),
+                        self.p.peer_max_radius
+                    ),
+                );
+            }
+            return;
+        }
+        self.peer_time = Some((raw, offset));
     }
 
     /// Whether an armageddon master still needs time from its peers.
@@ -1222,6 +1243,32 @@ mod tests {
             ClockStatus::Unsynchronized
         );
         assert!(m.counters().labels_rejected >= 10);
+    }
+
+    #[test]
+    fn armageddon_waits_for_a_narrow_peer_transfer() {
+        let p = MasterParams {
+            kind: MasterKind::Armageddon,
+            gps: None,
+            ..Default::default()
+        };
+        let mut m = MasterCore::new(p, LeapTable::builtin());
+        m.on_atomic_lock(true, 0);
+        let wide = OffsetInterval::new(Span::from_millis(-2), Span::from_millis(2)).unwrap();
+        m.on_peer_time(S, wide);
+        m.on_atomic_pulse(2 * S);
+        assert!(m.wants_peer_time(), "took a ±2 ms transfer");
+        assert!(
+            m.events()
+                .any(|e| e.1.contains("waiting for a better round"))
+        );
+        let narrow = OffsetInterval::new(Span::from_micros(-100), Span::from_micros(100)).unwrap();
+        m.on_peer_time(3 * S, narrow);
+        m.on_atomic_pulse(4 * S);
+        assert!(!m.wants_peer_time());
+        let s = m.snapshot(4 * S);
+        assert_eq!(s.status, ClockStatus::Synchronized, "{}", s.reason);
+        assert!(s.components.peer_ns >= 100_000 && s.components.peer_ns < 200_000);
     }
 
     #[test]

@@ -1,0 +1,316 @@
+//! Real-process tests of the whole stack: firmware-sim ×3 → timemaster ×3 → timed → page /
+//! ttctl / ClockBound client. Truth is the host's realtime (firmware-sim's default definition).
+//! The tests run one at a time (each starts seven processes on a 2-core machine).
+
+use bench::lab::{Lab, LabOptions};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use ttcore::ClockStatus;
+use ttsys::shm::PageReader;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lab(opts: LabOptions) -> (Lab, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LabOptions {
+        dir: dir.path().join("lab"),
+        keep: std::env::var_os("TTLAB_KEEP").is_some(),
+        ..opts
+    };
+    (Lab::start(opts).expect("lab"), dir)
+}
+
+fn ttctl(lab: &Lab, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(lab.bins.join("ttctl"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ttctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Reads the page `n` times over `secs`; returns (trustworthy samples, statuses seen) and
+/// panics on any trustworthy interval that misses truth.
+fn watch_page(reader: &PageReader, secs: f64, what: &str) -> (u64, Vec<ClockStatus>) {
+    let t0 = Instant::now();
+    let mut ok = 0;
+    let mut seen = Vec::new();
+    while t0.elapsed().as_secs_f64() < secs {
+        let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+        let d = reader.read().unwrap();
+        let r = d.read_at(raw);
+        if !seen.contains(&r.status) {
+            seen.push(r.status);
+        }
+        if r.status.is_trustworthy() {
+            assert!(
+                r.interval.contains(ttcore::Timestamp::from_nanos(truth)),
+                "{what}: truth {truth} outside {} ({:?})",
+                r.interval,
+                r.status
+            );
+            ok += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (ok, seen)
+}
+
+#[test]
+fn ttctl_now_returns_an_interval_containing_truth() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (lab, _d) = lab(LabOptions::default());
+    lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    let page = lab.page.display().to_string();
+    for _ in 0..5 {
+        let before = ttsys::clock::realtime_ns();
+        let j = ttctl(&lab, &["now", "--page", &page, "--json"]);
+        let after = ttsys::clock::realtime_ns();
+        let (e, l) = (
+            j["earliest_ns"].as_i64().unwrap(),
+            j["latest_ns"].as_i64().unwrap(),
+        );
+        assert_eq!(j["status"], "synchronized", "{j}");
+        assert_eq!(j["source"], "shm");
+        assert!(j["epsilon_ns"].as_i64().unwrap() > 0);
+        // Truth at the instant ttctl read it lies in [before, after]: the interval must meet it.
+        assert!(
+            e <= after && l >= before,
+            "interval [{e}, {l}] misses truth in [{before}, {after}]"
+        );
+        // And with ttctl's own paired realtime read, containment exactly.
+        let rt = j["host_realtime_ns"].as_i64().unwrap();
+        assert!(e <= rt && rt <= l, "{j}");
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    // Without the page, ttctl falls back to timed's gRPC Now.
+    let j = ttctl(
+        &lab,
+        &[
+            "now",
+            "--page",
+            "/nonexistent/page",
+            "--addr",
+            &lab.timed_addr,
+            "--json",
+        ],
+    );
+    assert_eq!(j["source"], "grpc");
+    let rt = j["host_realtime_ns"].as_i64().unwrap();
+    assert!(
+        j["earliest_ns"].as_i64().unwrap() <= rt && rt <= j["latest_ns"].as_i64().unwrap(),
+        "{j}"
+    );
+    // Many reads of the page: truth inside every trustworthy one.
+    let reader = PageReader::open(&lab.page).unwrap();
+    let (n, _) = watch_page(&reader, 5.0, "steady state");
+    assert!(n > 200, "{n}");
+}
+
+#[test]
+fn a_master_lying_by_10ms_is_rejected_and_shown() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (lab, _d) = lab(LabOptions {
+        liar_ns: Some(10_000_000),
+        ..Default::default()
+    });
+    lab.wait_synchronized(2, Duration::from_secs(60)).unwrap();
+    // Let a few rounds pass so the liar has been seen.
+    std::thread::sleep(Duration::from_secs(3));
+    let j = ttctl(&lab, &["status", "--addr", &lab.timed_addr, "--json"]);
+    let masters = j["masters"].as_array().unwrap();
+    assert_eq!(masters.len(), 3, "{j}");
+    let liar = masters
+        .iter()
+        .find(|m| m["id"] == "gps-b")
+        .expect("gps-b in status");
+    assert_eq!(liar["selected"], false, "{liar}");
+    assert!(
+        liar["reason"].as_str().unwrap().contains("rejected"),
+        "{liar}"
+    );
+    // It really is ~10 ms off, and says it is synchronized (a confident liar).
+    assert!(
+        (liar["offset_ns"].as_i64().unwrap() + 10_000_000).abs() < 2_000_000,
+        "{liar}"
+    );
+    assert_eq!(liar["status"], "synchronized");
+    for id in ["gps-a", "arm-c"] {
+        let m = masters.iter().find(|m| m["id"] == id).unwrap();
+        assert_eq!(m["selected"], true, "{m}");
+    }
+    let reader = PageReader::open(&lab.page).unwrap();
+    let (n, _) = watch_page(&reader, 8.0, "with a liar");
+    assert!(n > 300);
+}
+
+#[test]
+fn injected_drift_and_step_keep_truth_inside_and_status_honest() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (lab, _d) = lab(LabOptions {
+        allow_knob: true,
+        ..Default::default()
+    });
+    lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    let rt = Lab::rt();
+    let reader = PageReader::open(&lab.page).unwrap();
+    watch_page(&reader, 3.0, "before");
+    // +100 ppm: within the 200 ppm assumption; truth must stay inside throughout.
+    rt.block_on(lab.set_knob(100.0, 0)).unwrap();
+    let (n, seen) = watch_page(&reader, 12.0, "+100 ppm");
+    assert!(
+        n > 500 && seen.contains(&ClockStatus::Synchronized),
+        "{n} {seen:?}"
+    );
+    let s = rt.block_on(lab.status()).unwrap();
+    // The frequency estimate is moving toward the new rate (the host clock now runs 100 ppm fast,
+    // so the timescale runs ~100 ppm slow against it). It is the average over a 64 s window that
+    // still holds pre-knob rounds, so after 12 s it is part of the way there.
+    assert!(
+        s.freq_ppm < -30.0 && s.freq_ppm > -150.0,
+        "freq estimate {} ppm",
+        s.freq_ppm
+    );
+    // A 5 ms step: the page must say disrupted at once (same write as the step), then recover.
+    rt.block_on(lab.set_knob(100.0, 5_000_000)).unwrap();
+    let d = reader.read().unwrap();
+    assert_eq!(
+        d.knob.step_ns,
+        d.knob.step_ns.max(5_000_000 - 1_000_000),
+        "step applied"
+    );
+    let r = d.read_at(ttsys::clock::raw_ns());
+    assert_eq!(
+        r.status,
+        ClockStatus::Disrupted,
+        "status right after the step"
+    );
+    let (n, seen) = watch_page(&reader, 8.0, "after the 5 ms step");
+    assert!(
+        seen.contains(&ClockStatus::Synchronized),
+        "never re-synchronized: {seen:?}"
+    );
+    assert!(n > 100);
+    let s = rt.block_on(lab.status()).unwrap();
+    assert!(s.disruptions >= 1);
+    // The knob is refused when not allowed: checked in the ClockBound test's lab.
+}
+
+#[test]
+fn killing_timed_degrades_readers_and_a_restart_recovers() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cb = tempfile::tempdir().unwrap();
+    let cb_path = cb.path().join("clockbound").join("shm0");
+    let (mut lab, _d) = lab(LabOptions {
+        clockbound: Some(cb_path.clone()),
+        ..Default::default()
+    });
+    lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    // The ClockBound client reads our segment: synchronized, an interval containing truth.
+    let mut cbc = clock_bound_client::ClockBoundClient::new_with_path(cb_path.to_str().unwrap())
+        .expect("clock-bound-client");
+    for _ in 0..5 {
+        let before = ttsys::clock::realtime_ns();
+        let now = cbc.now().expect("ClockBound now");
+        let after = ttsys::clock::realtime_ns();
+        assert_eq!(
+            now.clock_status,
+            clock_bound_client::ClockStatus::Synchronized
+        );
+        let e = now.earliest.tv_sec() * 1_000_000_000 + now.earliest.tv_nsec();
+        let l = now.latest.tv_sec() * 1_000_000_000 + now.latest.tv_nsec();
+        assert!(
+            e <= after && l >= before,
+            "ClockBound [{e}, {l}] misses truth in [{before}, {after}]"
+        );
+        // The bound is |realtime − our estimate| + ε: here well under 10 ms.
+        assert!(l - e < 20_000_000, "ClockBound width {} ns", l - e);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The test knob is refused unless allowed.
+    assert!(
+        Lab::rt()
+            .block_on(lab.set_knob(5.0, 0))
+            .unwrap_err()
+            .contains("allow-test-knob")
+    );
+    // Readers active; kill timed (SIGKILL).
+    let reader = PageReader::open(&lab.page).unwrap();
+    watch_page(&reader, 1.0, "before the kill");
+    lab.kill_timed();
+    let (_, seen) = watch_page(&reader, 12.0, "timed dead");
+    assert!(
+        seen.contains(&ClockStatus::Holdover),
+        "no holdover after the kill: {seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&ClockStatus::Unsynchronized),
+        "page never went void: {seen:?}"
+    );
+    let now = cbc.now().expect("ClockBound now");
+    assert_eq!(
+        now.clock_status,
+        clock_bound_client::ClockStatus::Unknown,
+        "ClockBound still trusted a dead daemon"
+    );
+    // Restart: the same mapping sees the new daemon, disrupted until its first sync, then good.
+    lab.start_timed().unwrap();
+    let (_, seen) = watch_page(&reader, 8.0, "after restart");
+    assert!(seen.contains(&ClockStatus::Synchronized), "{seen:?}");
+    let d = reader.read().unwrap();
+    assert_eq!(
+        d.read_at(ttsys::clock::raw_ns()).status,
+        ClockStatus::Synchronized
+    );
+}
+
+#[test]
+fn ttlab_runs_and_stops_cleanly() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ttlab"))
+        .args(["--duration", "18", "--json", "--dir"])
+        .arg(dir.path().join("lab"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 15, "{} lines", lines.len());
+    let mut synced = 0;
+    for j in &lines {
+        for k in ["earliest_ns", "latest_ns", "epsilon_ns", "truth_ns"] {
+            assert!(j[k].is_i64(), "{k} missing: {j}");
+        }
+        let st = j["status"].as_str().unwrap();
+        if st == "synchronized" || st == "holdover" {
+            assert_eq!(j["contains_truth"], true, "{j}");
+            synced += 1;
+        }
+    }
+    assert!(synced >= 5, "only {synced} synchronized lines");
+    // Clean stop: the working directory is gone and no child is left behind.
+    assert!(!dir.path().join("lab").exists());
+    let ps = Command::new("pgrep")
+        .args(["-f", &dir.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "leftover processes: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
