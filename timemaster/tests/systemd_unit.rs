@@ -51,3 +51,78 @@ fn timemaster_unit_verifies() {
     );
     assert!(!ok, "a unit with an unknown key passed");
 }
+
+fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_timemaster"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let p = dir.join(name);
+    if !p.exists() {
+        let pkg = if name == "ttctl" { "ttclient" } else { name };
+        let mut c = Command::new(env!("CARGO"));
+        c.args(["build", "-p", pkg, "--bin", name]);
+        if dir.ends_with("release") {
+            c.arg("--release");
+        }
+        assert!(c.status().unwrap().success());
+    }
+    p
+}
+
+#[test]
+#[ignore = "needs systemd-analyze (Debian package systemd)"]
+fn timed_units_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+    let timed = workspace_bin("timed");
+    let ttctl = workspace_bin("ttctl");
+    for (unit, keys) in [
+        (
+            "timed.service",
+            &[
+                "Type=notify",
+                "WatchdogSec=",
+                "RuntimeDirectoryPreserve=yes",
+                "ProtectClock=yes",
+                "User=timed",
+            ][..],
+        ),
+        (
+            "timed-wait.service",
+            &[
+                "Before=time-sync.target",
+                "Type=oneshot",
+                "RemainAfterExit=yes",
+            ][..],
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join(unit))
+            .unwrap()
+            .replace("/usr/bin/timed", timed.to_str().unwrap())
+            .replace("/usr/bin/ttctl", ttctl.to_str().unwrap());
+        // Both units in one directory so the dependency between them resolves.
+        std::fs::write(dir.path().join(unit), &text).unwrap();
+        for k in keys {
+            assert!(text.contains(k), "{unit} lacks {k}");
+        }
+    }
+    for unit in ["timed.service", "timed-wait.service"] {
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(dir.path().join(unit))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success()
+                && !text.contains("Unknown key")
+                && !text.contains("is not executable"),
+            "{unit}: {text}"
+        );
+    }
+}

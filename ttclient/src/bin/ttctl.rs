@@ -4,6 +4,7 @@
 //! ```text
 //! ttctl now    [--page /run/timed/page] [--addr 127.0.0.1:7100] [--json]
 //! ttctl status [--addr 127.0.0.1:7100] [--json]
+//! ttctl wait   [--page /run/timed/page] [--timeout-s 600]
 //! ttctl master --addr 127.0.0.1:7001 [--json]
 //! ```
 
@@ -34,6 +35,16 @@ enum Cmd {
         /// One JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Wait until the page offers a trustworthy interval (for timed-wait.service); exit 1 on
+    /// timeout.
+    Wait {
+        /// The page.
+        #[arg(long, default_value = "/run/timed/page")]
+        page: std::path::PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600.0)]
+        timeout_s: f64,
     },
     /// timed's status: the model, the assumptions, and each master (selected or why not).
     Status {
@@ -349,6 +360,28 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             print_now(&j, json);
             Ok(())
+        }
+        Cmd::Wait { page, timeout_s } => {
+            let t0 = std::time::Instant::now();
+            loop {
+                if let Ok(j) = now_from_page(&page)
+                    && matches!(j["status"].as_str(), Some("synchronized" | "holdover"))
+                {
+                    println!(
+                        "synchronized: ±{} after {:.1} s",
+                        ns(j["epsilon_ns"].as_i64().unwrap_or(0)),
+                        t0.elapsed().as_secs_f64()
+                    );
+                    return Ok(());
+                }
+                if t0.elapsed().as_secs_f64() > timeout_s {
+                    return Err(format!(
+                        "{} not synchronized after {timeout_s} s",
+                        page.display()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
         Cmd::Status { addr, json } => {
             let mut c = v1::time_daemon_client::TimeDaemonClient::new(channel(&addr, 2000).await?);
