@@ -1,1 +1,575 @@
-//! ttclient: not implemented yet (see README state table).
+//! # ttclient — TrueTime for transaction code
+//!
+//! ```no_run
+//! use ttclient::TrueTime;
+//! # fn main() -> Result<(), ttclient::TtError> {
+//! let tt = TrueTime::connect_default()?;            // timed's page, else its gRPC service
+//! tt.wait_until_synchronized(std::time::Duration::from_secs(30))?;
+//! let now = tt.now()?;                              // [earliest, latest] ∋ true time
+//! let s = tt.commit_timestamp()?;                   // s ≥ now().latest, strictly increasing
+//! let waited = tt.commit_wait_blocking(s)?;         // returns once TT.after(s) holds
+//! # let _ = (now, waited); Ok(()) }
+//! ```
+//!
+//! ## The guarantee, and what callers must check
+//!
+//! Every interval returned by [`TrueTime::now`] (and every `Ok` of [`TrueTime::after`] /
+//! [`TrueTime::before`]) contains true time, under the assumptions `timed` publishes: the host
+//! oscillator stays within `max-drift-ppm` of its estimated rate, fewer than half of the masters
+//! it selects from are wrong, each master's error is within the ε it publishes, and network
+//! delays are positive. When the daemon cannot vouch for that — status `unsynchronized` (never
+//! synced, ε beyond its maximum, the page void because timed stopped) or `disrupted` (suspend,
+//! clock step, restart) — these calls **refuse** with [`TtError::NotUsable`] rather than return a
+//! confident wrong interval. `holdover` intervals are honest (wider, growing) and are returned.
+//! [`TrueTime::reading`] returns the interval with its status for callers that want to look.
+//!
+//! ## Sources
+//!
+//! * **shm** — timed's shared-memory page (`timed/PROTOCOL.md`): one vDSO clock read and a
+//!   seqlock copy, no syscall, no lock; safe from any number of threads and tasks.
+//! * **grpc** — timed's `Now` RPC, when the page is absent (a container without `/run/timed`):
+//!   the answer's `latest` is widened by the round trip, since true time moved on meanwhile.
+//! * **simulated** — a fixed model over a supplied clock, for tests ([`SimSource`]).
+//!
+//! ## Commit wait
+//!
+//! [`TrueTime::commit_wait_blocking`] / [`TrueTime::commit_wait`] return only once
+//! `TT.after(s)` holds: they sleep for the predicted remainder, then re-read until `earliest > s`.
+//!
+//! ## Hybrid logical clock
+//!
+//! [`hlc::Hlc`]: CockroachDB-style timestamps whose physical part comes from TrueTime (see the
+//! module docs for which end and why, and for the live max-offset mode).
+
+#![warn(missing_docs)]
+
+pub mod ffi;
+pub mod hlc;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use ttcore::{ClockModel, ClockStatus, Span, TTInterval, Timestamp};
+use ttsys::shm::{PageData, PageReader};
+
+/// Default page path.
+pub const DEFAULT_PAGE: &str = "/run/timed/page";
+/// Default timed gRPC address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7100";
+
+/// Errors.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum TtError {
+    /// The interval must not be used: the status says why.
+    #[error("TrueTime not usable: {status} ({reason})")]
+    NotUsable {
+        /// The status.
+        status: ClockStatus,
+        /// Why.
+        reason: String,
+    },
+    /// No source could be opened.
+    #[error("no TrueTime source: {0}")]
+    Unavailable(String),
+    /// The page could not be read (a writer stuck mid-update).
+    #[error("page read failed: {0}")]
+    Page(String),
+    /// The gRPC source failed.
+    #[error("timed RPC failed: {0}")]
+    Rpc(String),
+    /// A wait timed out.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Which source a handle reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// timed's shared-memory page (the fast path).
+    Shm,
+    /// timed's gRPC `Now` (fallback).
+    Grpc,
+    /// A simulated source.
+    Simulated,
+}
+
+/// An interval with its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The interval (meaningful only when `status.is_trustworthy()`).
+    pub interval: TTInterval,
+    /// The status at the instant of the reading.
+    pub status: ClockStatus,
+    /// Where it came from.
+    pub source: SourceKind,
+}
+
+/// A simulated source: a fixed clock model evaluated against a supplied raw clock. Tests use it
+/// to run commit-wait and the HLC against a host clock that drifts as they choose.
+pub struct SimSource {
+    /// The model (what a page would hold).
+    pub model: ClockModel,
+    /// The status to report.
+    pub status: ClockStatus,
+    /// The host's raw clock (ns).
+    pub raw: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+enum Source {
+    Shm(PageReader),
+    Grpc(grpc::Client),
+    Sim(SimSource),
+}
+
+struct Inner {
+    source: Source,
+    last_commit: AtomicI64,
+    path: Option<PathBuf>,
+}
+
+/// A TrueTime handle: cheap to clone (an `Arc`), `Send + Sync`, lock-free on the read path.
+#[derive(Clone)]
+pub struct TrueTime {
+    inner: Arc<Inner>,
+}
+
+/// How a commit wait went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitWait {
+    /// Time spent waiting (0 if `after(s)` already held).
+    pub waited: Duration,
+    /// The interval that finally satisfied `after(s)`.
+    pub interval: TTInterval,
+}
+
+/// The raw clock (`CLOCK_MONOTONIC_RAW`) through the vDSO.
+#[inline]
+fn raw_now() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes a timespec we own; CLOCK_MONOTONIC_RAW always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+impl TrueTime {
+    /// The page at `path`.
+    pub fn open(path: &Path) -> Result<TrueTime, TtError> {
+        let r = PageReader::open(path).map_err(|e| TtError::Unavailable(e.to_string()))?;
+        Ok(Self::from_source(Source::Shm(r), Some(path.to_path_buf())))
+    }
+
+    /// timed's gRPC service at `addr` (`host:port`).
+    pub fn grpc(addr: &str) -> Result<TrueTime, TtError> {
+        Ok(Self::from_source(
+            Source::Grpc(grpc::Client::connect(addr)?),
+            None,
+        ))
+    }
+
+    /// The page at `page` if it can be opened, else timed's gRPC service at `addr`.
+    pub fn connect(page: &Path, addr: &str) -> Result<TrueTime, TtError> {
+        match Self::open(page) {
+            Ok(t) => Ok(t),
+            Err(page_err) => {
+                Self::grpc(addr).map_err(|e| TtError::Unavailable(format!("{page_err}; {e}")))
+            }
+        }
+    }
+
+    /// [`TrueTime::connect`] with the defaults (`/run/timed/page`, `127.0.0.1:7100`), or
+    /// `TRUETIME_PAGE` / `TRUETIME_ADDR` from the environment.
+    pub fn connect_default() -> Result<TrueTime, TtError> {
+        let page = std::env::var("TRUETIME_PAGE").unwrap_or_else(|_| DEFAULT_PAGE.into());
+        let addr = std::env::var("TRUETIME_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into());
+        Self::connect(Path::new(&page), &addr)
+    }
+
+    /// A simulated source.
+    pub fn simulated(sim: SimSource) -> TrueTime {
+        Self::from_source(Source::Sim(sim), None)
+    }
+
+    fn from_source(source: Source, path: Option<PathBuf>) -> TrueTime {
+        TrueTime {
+            inner: Arc::new(Inner {
+                source,
+                last_commit: AtomicI64::new(i64::MIN),
+                path,
+            }),
+        }
+    }
+
+    /// Which source this handle reads.
+    pub fn source(&self) -> SourceKind {
+        match self.inner.source {
+            Source::Shm(_) => SourceKind::Shm,
+            Source::Grpc(_) => SourceKind::Grpc,
+            Source::Sim(_) => SourceKind::Simulated,
+        }
+    }
+
+    /// The page path, for the shm source.
+    pub fn page_path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The interval now, with its status, whatever the status is.
+    #[inline]
+    pub fn reading(&self) -> Result<Reading, TtError> {
+        match &self.inner.source {
+            Source::Shm(r) => {
+                let d: PageData = r.read().map_err(|e| TtError::Page(e.to_string()))?;
+                let x = d.read_at(raw_now());
+                Ok(Reading {
+                    interval: x.interval,
+                    status: x.status,
+                    source: SourceKind::Shm,
+                })
+            }
+            Source::Grpc(c) => c.now(),
+            Source::Sim(s) => {
+                let raw = (s.raw)();
+                Ok(Reading {
+                    interval: s.model.interval_at(raw),
+                    status: s.status,
+                    source: SourceKind::Simulated,
+                })
+            }
+        }
+    }
+
+    /// The interval at a given raw reading (`CLOCK_MONOTONIC_RAW`, ns) — for comparing
+    /// implementations at one instant. Not available for the gRPC source.
+    pub fn reading_at_raw(&self, raw: i64) -> Result<Reading, TtError> {
+        match &self.inner.source {
+            Source::Shm(r) => {
+                let d: PageData = r.read().map_err(|e| TtError::Page(e.to_string()))?;
+                let x = d.read_at(raw);
+                Ok(Reading {
+                    interval: x.interval,
+                    status: x.status,
+                    source: SourceKind::Shm,
+                })
+            }
+            Source::Sim(s) => Ok(Reading {
+                interval: s.model.interval_at(raw),
+                status: s.status,
+                source: SourceKind::Simulated,
+            }),
+            Source::Grpc(_) => Err(TtError::Unavailable(
+                "the gRPC source has no raw-clock model".into(),
+            )),
+        }
+    }
+
+    /// `TT.now()`: an interval containing true time, or a refusal when the status does not allow
+    /// one (see the crate docs).
+    #[inline]
+    pub fn now(&self) -> Result<TTInterval, TtError> {
+        let r = self.reading()?;
+        if r.status.is_trustworthy() {
+            Ok(r.interval)
+        } else {
+            Err(TtError::NotUsable {
+                status: r.status,
+                reason: not_usable_reason(r.status),
+            })
+        }
+    }
+
+    /// `TT.after(t)`: `t` has definitely passed.
+    pub fn after(&self, t: Timestamp) -> Result<bool, TtError> {
+        self.now().map(|i| i.after(t))
+    }
+
+    /// `TT.before(t)`: `t` has definitely not arrived.
+    pub fn before(&self, t: Timestamp) -> Result<bool, TtError> {
+        self.now().map(|i| i.before(t))
+    }
+
+    /// Waits (polling every 50 ms) until an interval may be used.
+    pub fn wait_until_synchronized(&self, timeout: Duration) -> Result<TTInterval, TtError> {
+        let t0 = Instant::now();
+        loop {
+            match self.now() {
+                Ok(i) => return Ok(i),
+                Err(TtError::NotUsable { .. } | TtError::Rpc(_) | TtError::Page(_))
+                    if t0.elapsed() < timeout =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TtError::NotUsable { .. }) => return Err(TtError::Timeout(timeout)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A commit timestamp: at least `now().latest`, and strictly greater than every timestamp
+    /// this handle (and its clones) returned before. Lock-free (a compare-and-swap loop).
+    pub fn commit_timestamp(&self) -> Result<Timestamp, TtError> {
+        let latest = self.now()?.latest().as_nanos();
+        let mut prev = self.inner.last_commit.load(Ordering::Relaxed);
+        loop {
+            let next = latest.max(prev.saturating_add(1));
+            match self.inner.last_commit.compare_exchange_weak(
+                prev,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(Timestamp::from_nanos(next)),
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    /// Blocks until `TT.after(s)` holds: sleeps for the predicted remainder, then re-reads until
+    /// `earliest > s`. Never returns early; an unusable status is an error (and the wait must
+    /// then be retried or the transaction aborted).
+    pub fn commit_wait_blocking(&self, s: Timestamp) -> Result<CommitWait, TtError> {
+        let t0 = Instant::now();
+        loop {
+            let i = self.now()?;
+            if i.after(s) {
+                return Ok(CommitWait {
+                    waited: t0.elapsed(),
+                    interval: i,
+                });
+            }
+            let remaining = remaining_ns(&i, s);
+            if remaining > SPIN_NS {
+                std::thread::sleep(Duration::from_nanos((remaining - SPIN_NS / 2) as u64));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// [`TrueTime::commit_wait_blocking`] for async code: sleeps on the tokio timer for the bulk
+    /// (millisecond resolution), then yields while re-reading for the last stretch.
+    pub async fn commit_wait(&self, s: Timestamp) -> Result<CommitWait, TtError> {
+        let t0 = Instant::now();
+        loop {
+            let i = self.now()?;
+            if i.after(s) {
+                return Ok(CommitWait {
+                    waited: t0.elapsed(),
+                    interval: i,
+                });
+            }
+            let remaining = remaining_ns(&i, s);
+            if remaining > ASYNC_SPIN_NS {
+                tokio::time::sleep(Duration::from_nanos((remaining - ASYNC_SPIN_NS) as u64)).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+/// Below this predicted remainder the blocking wait spins instead of sleeping (ns).
+const SPIN_NS: i64 = 200_000;
+/// Below this the async wait yields instead of using the (1 ms) tokio timer.
+const ASYNC_SPIN_NS: i64 = 2_000_000;
+
+/// Predicted time (ns) until `earliest` passes `s`: `earliest` advances at about 1 ns per ns.
+fn remaining_ns(i: &TTInterval, s: Timestamp) -> i64 {
+    s.as_nanos()
+        .saturating_sub(i.earliest().as_nanos())
+        .saturating_add(1)
+}
+
+fn not_usable_reason(s: ClockStatus) -> String {
+    match s {
+        ClockStatus::Disrupted => {
+            "clock disruption or daemon restart; wait for the next sync".into()
+        }
+        ClockStatus::Unsynchronized => {
+            "no honest bound: not synchronized, ε beyond its maximum, or timed stopped".into()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The gRPC fallback: a background thread owns a small tokio runtime, so `now()` stays a plain
+/// blocking call usable from any thread (inside a tokio runtime too).
+mod grpc {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::mpsc::{Sender, channel};
+    use ttproto::v1;
+
+    type Reply = Sender<Result<Reading, TtError>>;
+
+    pub struct Client {
+        tx: Mutex<Sender<Reply>>,
+    }
+
+    impl Client {
+        pub fn connect(addr: &str) -> Result<Client, TtError> {
+            let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| TtError::Unavailable(format!("bad address {addr}: {e}")))?
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(2));
+            let (tx, rx) = channel::<Reply>();
+            let (ready_tx, ready_rx) = channel::<Result<(), TtError>>();
+            std::thread::Builder::new()
+                .name("ttclient-grpc".into())
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(TtError::Unavailable(e.to_string())));
+                            return;
+                        }
+                    };
+                    let client = rt.block_on(async {
+                        ep.connect()
+                            .await
+                            .map(v1::time_daemon_client::TimeDaemonClient::new)
+                    });
+                    let mut client = match client {
+                        Ok(c) => {
+                            let _ = ready_tx.send(Ok(()));
+                            c
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(TtError::Unavailable(format!(
+                                "timed at {}: {e}",
+                                ep.uri()
+                            ))));
+                            return;
+                        }
+                    };
+                    while let Ok(reply) = rx.recv() {
+                        let sent = raw_now();
+                        let r = rt.block_on(client.now(v1::NowRequest {}));
+                        let rtt = raw_now() - sent;
+                        let _ = reply.send(match r {
+                            Ok(r) => {
+                                let r = r.into_inner();
+                                // The daemon's interval was true when it answered; by the time we
+                                // hold it true time has moved on by less than the round trip (plus
+                                // 0.1 % for our clock's rate): widen `latest` by that.
+                                let grow = rtt + rtt / 1000 + 1;
+                                TTInterval::new(
+                                    Timestamp::from_nanos(r.earliest_ns),
+                                    Timestamp::from_nanos(r.latest_ns.saturating_add(grow)),
+                                )
+                                .map(|interval| Reading {
+                                    interval,
+                                    status: ttproto::status_from_wire(r.status),
+                                    source: SourceKind::Grpc,
+                                })
+                                .map_err(|e| TtError::Rpc(e.to_string()))
+                            }
+                            Err(e) => Err(TtError::Rpc(e.message().to_string())),
+                        });
+                    }
+                })
+                .map_err(|e| TtError::Unavailable(e.to_string()))?;
+            ready_rx
+                .recv()
+                .map_err(|_| TtError::Unavailable("gRPC thread died".into()))??;
+            Ok(Client { tx: Mutex::new(tx) })
+        }
+
+        pub fn now(&self) -> Result<Reading, TtError> {
+            let (tx, rx) = channel();
+            self.tx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(tx)
+                .map_err(|_| TtError::Rpc("gRPC thread gone".into()))?;
+            rx.recv()
+                .map_err(|_| TtError::Rpc("gRPC thread gone".into()))?
+        }
+    }
+}
+
+/// A constant model with bound `eps` around an estimate that is `offset_ns` off the supplied
+/// clock, for building [`SimSource`]s in tests and examples.
+pub fn sim_model(raw_ref: i64, time_ref: i64, eps: Span, drift: ttcore::Rate) -> ClockModel {
+    ClockModel {
+        ref_raw_ns: raw_ref,
+        ref_time: Timestamp::from_nanos(time_ref),
+        freq: ttcore::Rate::ZERO,
+        eps_ref: eps,
+        drift_bound: drift,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicI64;
+    use ttcore::Rate;
+
+    fn virtual_clock() -> (Arc<AtomicI64>, Box<dyn Fn() -> i64 + Send + Sync>) {
+        let c = Arc::new(AtomicI64::new(1_000_000_000));
+        let c2 = c.clone();
+        (c, Box::new(move || c2.load(Ordering::Relaxed)))
+    }
+
+    #[test]
+    fn refuses_untrustworthy() {
+        for (st, ok) in [
+            (ClockStatus::Synchronized, true),
+            (ClockStatus::Holdover, true),
+            (ClockStatus::Unsynchronized, false),
+            (ClockStatus::Disrupted, false),
+        ] {
+            let (_, raw) = virtual_clock();
+            let tt = TrueTime::simulated(SimSource {
+                model: sim_model(0, 0, Span::from_micros(5), Rate::ZERO),
+                status: st,
+                raw,
+            });
+            assert_eq!(tt.now().is_ok(), ok, "{st:?}");
+            assert_eq!(tt.after(Timestamp::from_nanos(0)).is_ok(), ok);
+            assert!(matches!(tt.reading(), Ok(Reading { status, .. }) if status == st));
+        }
+    }
+
+    #[test]
+    fn commit_timestamps_strictly_increase_across_clones_and_threads() {
+        let (_, raw) = virtual_clock(); // frozen clock: latest never moves
+        let tt = TrueTime::simulated(SimSource {
+            model: sim_model(0, 0, Span::from_micros(5), Rate::ZERO),
+            status: ClockStatus::Synchronized,
+            raw,
+        });
+        let latest = tt.now().unwrap().latest();
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let t = tt.clone();
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .map(|_| t.commit_timestamp().unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<Timestamp> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        assert!(all.iter().all(|t| *t >= latest));
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n, "duplicate commit timestamps");
+    }
+
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn handle_is_send_sync_clone() {
+        assert_send_sync::<TrueTime>();
+    }
+}
