@@ -121,30 +121,40 @@ fn a_master_lying_by_10ms_is_rejected_and_shown() {
         ..Default::default()
     });
     lab.wait_synchronized(2, Duration::from_secs(60)).unwrap();
-    // Let a few rounds pass so the liar has been seen.
-    std::thread::sleep(Duration::from_secs(3));
-    let j = ttctl(&lab, &["status", "--addr", &lab.timed_addr, "--json"]);
-    let masters = j["masters"].as_array().unwrap();
-    assert_eq!(masters.len(), 3, "{j}");
-    let liar = masters
-        .iter()
-        .find(|m| m["id"] == "gps-b")
-        .expect("gps-b in status");
-    assert_eq!(liar["selected"], false, "{liar}");
-    assert!(
-        liar["reason"].as_str().unwrap().contains("rejected"),
-        "{liar}"
-    );
-    // It really is ~10 ms off, and says it is synchronized (a confident liar).
-    assert!(
-        (liar["offset_ns"].as_i64().unwrap() + 10_000_000).abs() < 2_000_000,
-        "{liar}"
-    );
-    assert_eq!(liar["status"], "synchronized");
-    for id in ["gps-a", "arm-c"] {
-        let m = masters.iter().find(|m| m["id"] == id).unwrap();
-        assert_eq!(m["selected"], true, "{m}");
+    // Over several rounds the liar is never selected, and it is shown rejected by Marzullo with
+    // the honest masters selected. (A single round can lack a majority when an answer times out
+    // under load — then nobody is selected and the model is simply not updated.)
+    let t0 = Instant::now();
+    let mut shown = false;
+    while t0.elapsed() < Duration::from_secs(30) && !shown {
+        let j = ttctl(&lab, &["status", "--addr", &lab.timed_addr, "--json"]);
+        let masters = j["masters"].as_array().unwrap();
+        assert_eq!(masters.len(), 3, "{j}");
+        let liar = masters
+            .iter()
+            .find(|m| m["id"] == "gps-b")
+            .expect("gps-b in status");
+        assert_eq!(liar["selected"], false, "the liar was selected: {liar}");
+        let honest_selected = ["gps-a", "arm-c"].iter().all(|id| {
+            masters
+                .iter()
+                .any(|m| m["id"] == *id && m["selected"] == true)
+        });
+        if honest_selected && liar["reason"].as_str().unwrap().contains("rejected") {
+            // It really is ~10 ms off, and says it is synchronized (a confident liar).
+            assert!(
+                (liar["offset_ns"].as_i64().unwrap() + 10_000_000).abs() < 3_000_000,
+                "{liar}"
+            );
+            assert_eq!(liar["status"], "synchronized");
+            shown = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
+    assert!(
+        shown,
+        "the liar was never shown as rejected with both honest masters selected"
+    );
     let reader = PageReader::open(&lab.page).unwrap();
     let (n, _) = watch_page(&reader, 8.0, "with a liar");
     assert!(n > 300);

@@ -134,7 +134,9 @@ impl State {
     /// which realtime and the timescale separate.
     fn publish_clockbound(&self, cb: &Mutex<ClockBoundWriter>, d: &PageData) {
         let (raw_real, rt, w1) = clock::pair(clock::realtime_ns);
-        let (raw_real2, mono, w2) = clock::pair(clock::monotonic_ns);
+        // ClockBound's as_of / void_after are CLOCK_MONOTONIC_COARSE, and its client refuses a
+        // coarse reading earlier than as_of: stamp with the coarse clock (≤ the fine one).
+        let (raw_real2, mono, w2) = clock::pair(clock::monotonic_coarse_ns);
         let r = d.read_at(raw_real);
         let status = match r.status {
             ClockStatus::Synchronized => cb_status::SYNCHRONIZED,
@@ -155,6 +157,11 @@ impl State {
         let drift_ppb =
             (d.model.drift_bound.as_ppt() / 1_000 + d.model.freq.abs().as_ppt() / 1_000 + 500_000)
                 .clamp(0, 999_999_999);
+        // The client measures elapsed time on the coarse clock, which can under-count by one
+        // tick at each end: pre-pay that growth.
+        let tick = clock::monotonic_coarse_resolution_ns();
+        let bound =
+            bound.saturating_add((2 * tick as i128 * drift_ppb as i128 / 1_000_000_000) as i64 + 1);
         let data = ClockBoundData {
             as_of_mono_ns: mono,
             void_after_mono_ns: mono + self.config.void_after().as_nanos(),

@@ -28,6 +28,18 @@ pub fn monotonic_ns() -> i64 {
     read(ClockId::CLOCK_MONOTONIC)
 }
 
+/// `CLOCK_MONOTONIC_COARSE` (ns): the tick-granular monotonic clock ClockBound clients read.
+pub fn monotonic_coarse_ns() -> i64 {
+    read(ClockId::CLOCK_MONOTONIC_COARSE)
+}
+
+/// Resolution of `CLOCK_MONOTONIC_COARSE` (ns; one scheduler tick, typically 1–4 ms).
+pub fn monotonic_coarse_resolution_ns() -> i64 {
+    nix::time::clock_getres(ClockId::CLOCK_MONOTONIC_COARSE)
+        .map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec())
+        .unwrap_or(10_000_000)
+}
+
 /// `CLOCK_BOOTTIME` (ns): like monotonic, but counts suspend.
 pub fn boottime_ns() -> i64 {
     read(ClockId::CLOCK_BOOTTIME)

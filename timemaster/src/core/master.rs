@@ -284,6 +284,8 @@ pub struct MasterCore {
     armageddon: Option<(i64, f64)>,
     peer_time: Option<(i64, OffsetInterval)>,
     peer_too_wide_logged: bool,
+    peer_rounds: u32,
+    peer_best: Option<(i64, OffsetInterval)>,
     evicted: Option<String>,
     agree_streak: u32,
     disagree_streak: u32,
@@ -297,6 +299,8 @@ pub struct MasterCore {
 const EVENT_LOG: usize = 32;
 const JITTER_WINDOW: usize = 64;
 const ATOMIC_CAL_WINDOW: usize = 16;
+/// Peer rounds an armageddon master waits for a narrow transfer before taking the narrowest.
+const PEER_ROUNDS: u32 = 10;
 
 fn signed_mod_second(ns: i64) -> f64 {
     let r = ns.rem_euclid(NANOS_PER_SEC);
@@ -332,6 +336,8 @@ impl MasterCore {
             armageddon: None,
             peer_time: None,
             peer_too_wide_logged: false,
+            peer_rounds: 0,
+            peer_best: None,
             evicted: None,
             agree_streak: 0,
             disagree_streak: 0,
@@ -841,21 +847,45 @@ impl MasterCore {
         if self.p.kind != MasterKind::Armageddon || self.armageddon.is_some() {
             return;
         }
-        if offset.radius() > self.p.peer_max_radius {
-            if !self.peer_too_wide_logged {
-                self.peer_too_wide_logged = true;
-                self.event(
-                    raw,
-                    format!(
-                        "peer time ±{} is wider than {}: waiting for a better round",
-                        offset.radius(),
-                        self.p.peer_max_radius
-                    ),
-                );
-            }
+        if offset.radius() <= self.p.peer_max_radius {
+            self.peer_time = Some((raw, offset));
             return;
         }
-        self.peer_time = Some((raw, offset));
+        // Too wide: remember the narrowest; after PEER_ROUNDS rounds take it if it still fits
+        // well inside max-epsilon (a busy network may never offer a narrow one).
+        self.peer_rounds += 1;
+        if self
+            .peer_best
+            .is_none_or(|(_, b)| offset.radius() < b.radius())
+        {
+            self.peer_best = Some((raw, offset));
+        }
+        if !self.peer_too_wide_logged {
+            self.peer_too_wide_logged = true;
+            self.event(
+                raw,
+                format!(
+                    "peer time ±{} is wider than {}: waiting for a better round",
+                    offset.radius(),
+                    self.p.peer_max_radius
+                ),
+            );
+        }
+        if self.peer_rounds >= PEER_ROUNDS
+            && let Some((r, best)) = self.peer_best
+            && best.radius().as_nanos().saturating_mul(2) <= self.p.max_epsilon.as_nanos()
+        {
+            // Carry the old measurement to now: widen by the quartz bound over the gap.
+            let widened = best.widen(self.p.quartz_holdover.bound_over(Span::from_nanos(raw - r)));
+            self.event(
+                raw,
+                format!(
+                    "taking the narrowest peer time of {PEER_ROUNDS} rounds (±{})",
+                    widened.radius()
+                ),
+            );
+            self.peer_time = Some((raw, widened));
+        }
     }
 
     /// Whether an armageddon master still needs time from its peers.
@@ -1262,6 +1292,13 @@ mod tests {
             m.events()
                 .any(|e| e.1.contains("waiting for a better round"))
         );
+        // After ten wide rounds it would take the narrowest that fits max-epsilon (here ±2 ms of
+        // a 1 ms max does not), so it is still waiting:
+        for k in 0..12 {
+            m.on_peer_time(S + k, wide);
+        }
+        m.on_atomic_pulse(2 * S + 1);
+        assert!(m.wants_peer_time());
         let narrow = OffsetInterval::new(Span::from_micros(-100), Span::from_micros(100)).unwrap();
         m.on_peer_time(3 * S, narrow);
         m.on_atomic_pulse(4 * S);
