@@ -1,4 +1,5 @@
 //! Benchmarks, the lab launcher (`ttlab`) and (later) the deterministic fleet simulator.
 
 pub mod lab;
+pub mod now_latency;
 pub mod sync_rps;

@@ -223,11 +223,11 @@ impl TrueTime {
     pub fn reading(&self) -> Result<Reading, TtError> {
         match &self.inner.source {
             Source::Shm(r) => {
-                let d: PageData = r.read().map_err(|e| TtError::Page(e.to_string()))?;
-                let x = d.read_at(raw_now());
+                let h = r.read_hot().map_err(|e| TtError::Page(e.to_string()))?;
+                let (interval, status) = h.at(raw_now());
                 Ok(Reading {
-                    interval: x.interval,
-                    status: x.status,
+                    interval,
+                    status,
                     source: SourceKind::Shm,
                 })
             }
@@ -342,8 +342,12 @@ impl TrueTime {
                 });
             }
             let remaining = remaining_ns(&i, s);
+            // Sleep while far away (the wake-up can be late by tens of µs on a busy host), then
+            // yield, then spin for the last stretch.
             if remaining > SPIN_NS {
-                std::thread::sleep(Duration::from_nanos((remaining - SPIN_NS / 2) as u64));
+                std::thread::sleep(Duration::from_nanos((remaining - SPIN_NS) as u64));
+            } else if remaining > SPIN_NS / 4 {
+                std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
             }
@@ -373,7 +377,7 @@ impl TrueTime {
 }
 
 /// Below this predicted remainder the blocking wait spins instead of sleeping (ns).
-const SPIN_NS: i64 = 200_000;
+const SPIN_NS: i64 = 1_000_000;
 /// Below this the async wait yields instead of using the (1 ms) tokio timer.
 const ASYNC_SPIN_NS: i64 = 2_000_000;
 

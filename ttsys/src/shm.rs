@@ -308,6 +308,124 @@ fn view(ptr: *const u8) -> &'static PageRaw {
     unsafe { &*(ptr as *const PageRaw) }
 }
 
+/// The fields a reader needs on the hot path, copied under the seqlock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HotPage {
+    ref_raw: i64,
+    ref_time: i64,
+    freq_ppt: i64,
+    eps_ref: i64,
+    drift_ppt: i64,
+    max_eps: i64,
+    void_after: i64,
+    holdover_after: i64,
+    status: i64,
+    knob_anchor: i64,
+    knob_skew: i64,
+    knob_step: i64,
+}
+
+impl HotPage {
+    /// The interval and status at real raw reading `raw_real` — the same answer as
+    /// [`PageData::read_at`] widened by at most 1 ns, computed without 128-bit division.
+    ///
+    /// Exactness: the products `freq × age` and `drift × age` (ns) are formed in `f64`; for
+    /// |product| < 2⁵⁰ ns (13 days at 1000 ppm… any realistic age) the `f64` error is below
+    /// 0.25 ns, so the floor and ceiling differ from the exact integer ones by at most 1. One
+    /// extra nanosecond of ε therefore makes this interval contain the exact one.
+    #[inline]
+    pub fn at(&self, raw_real: i64) -> (TTInterval, ClockStatus) {
+        // Fast path: no knob, and every quantity small enough that plain arithmetic cannot
+        // overflow (|ref_time| < 2⁶², |age| < 2⁶⁰, 0 ≤ ε_ref < 2⁴⁰, |rates| < 2³⁰ ppt ≈ 1000 ppm
+        // … so every sum below stays under 2⁶³).
+        if self.knob_skew == 0 && self.knob_step == 0 {
+            let age = raw_real.wrapping_sub(self.ref_raw);
+            const R: u64 = 1 << 30;
+            if self.ref_time.unsigned_abs() < 1 << 62
+                && age.unsigned_abs() < 1 << 60
+                && (self.eps_ref as u64) < 1 << 40
+                && self.freq_ppt.unsigned_abs() < R
+                && (self.drift_ppt as u64) < R
+            {
+                let agef = age as f64;
+                let est = self.ref_time + age + floor_i64(self.freq_ppt as f64 * agef * 1e-12);
+                let eps = self.eps_ref + ceil_i64(self.drift_ppt as f64 * agef.abs() * 1e-12) + 2;
+                let status = match self.status {
+                    1 => ClockStatus::Synchronized,
+                    2 => ClockStatus::Holdover,
+                    4 => ClockStatus::Disrupted,
+                    _ => ClockStatus::Unsynchronized,
+                };
+                let status = if raw_real > self.void_after
+                    || (status.is_trustworthy() && eps > self.max_eps)
+                {
+                    ClockStatus::Unsynchronized
+                } else if status == ClockStatus::Synchronized && raw_real > self.holdover_after {
+                    ClockStatus::Holdover
+                } else {
+                    status
+                };
+                let interval = TTInterval::new(
+                    Timestamp::from_nanos(est - eps),
+                    Timestamp::from_nanos(est + eps),
+                )
+                .unwrap_or_else(|_| TTInterval::point(Timestamp::from_nanos(est)));
+                return (interval, status);
+            }
+        }
+        self.at_general(raw_real)
+    }
+
+    /// [`HotPage::at`] for any field values (saturating arithmetic, the knob).
+    fn at_general(&self, raw_real: i64) -> (TTInterval, ClockStatus) {
+        let raw = if self.knob_skew == 0 && self.knob_step == 0 {
+            raw_real
+        } else {
+            raw_real
+                .saturating_add(self.knob_step)
+                .saturating_add(floor_i64(
+                    (raw_real - self.knob_anchor) as f64 * self.knob_skew as f64 * 1e-12,
+                ))
+        };
+        let age = raw.wrapping_sub(self.ref_raw);
+        let agef = age as f64;
+        let est = self
+            .ref_time
+            .saturating_add(age)
+            .saturating_add(floor_i64(self.freq_ppt as f64 * agef * 1e-12));
+        let grow = ceil_i64(self.drift_ppt as f64 * agef.abs() * 1e-12);
+        let eps = self.eps_ref.max(0).saturating_add(grow).saturating_add(2);
+        let interval = TTInterval::around(Timestamp::from_nanos(est), Span::from_nanos(eps.max(0)))
+            .unwrap_or_else(|_| TTInterval::point(Timestamp::from_nanos(est)));
+        let status = u8::try_from(self.status)
+            .ok()
+            .and_then(ClockStatus::from_u8)
+            .unwrap_or(ClockStatus::Unsynchronized);
+        let status = if raw > self.void_after || (status.is_trustworthy() && eps > self.max_eps) {
+            ClockStatus::Unsynchronized
+        } else if status == ClockStatus::Synchronized && raw > self.holdover_after {
+            ClockStatus::Holdover
+        } else {
+            status
+        };
+        (interval, status)
+    }
+}
+
+/// `⌊x⌋` for |x| < 2⁶³ without a libm call (baseline x86-64 has no rounding instruction).
+#[inline(always)]
+fn floor_i64(x: f64) -> i64 {
+    let t = x as i64;
+    if (t as f64) > x { t - 1 } else { t }
+}
+
+/// `⌈x⌉` for |x| < 2⁶³ without a libm call.
+#[inline(always)]
+fn ceil_i64(x: f64) -> i64 {
+    let t = x as i64;
+    if (t as f64) < x { t + 1 } else { t }
+}
+
 /// The writer side (one per page, in `timed`).
 pub struct PageWriter {
     map: MmapMut,
@@ -476,6 +594,54 @@ impl PageReader {
             }
         }
         Err(ShmError::Busy)
+    }
+
+    /// The hot-path copy: only the fields [`HotPage::at`] needs, under the same seqlock.
+    #[inline]
+    pub fn read_hot(&self) -> Result<HotPage, ShmError> {
+        let p = view(self.map.as_ptr());
+        let f = &p.f;
+        for _ in 0..100_000 {
+            let g1 = p.generation.load(Ordering::Acquire);
+            if g1 % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let l = |i: usize| f[i].load(Ordering::Relaxed);
+            let h = HotPage {
+                ref_raw: l(field::REF_RAW_NS),
+                ref_time: l(field::REF_TIME_NS),
+                freq_ppt: l(field::FREQ_PPT),
+                eps_ref: l(field::EPS_REF_NS),
+                drift_ppt: l(field::DRIFT_PPT),
+                max_eps: l(field::MAX_EPS_NS),
+                void_after: l(field::VOID_AFTER_RAW_NS),
+                holdover_after: l(field::HOLDOVER_AFTER_RAW_NS),
+                status: l(field::STATUS),
+                knob_anchor: l(field::KNOB_ANCHOR_RAW_NS),
+                knob_skew: l(field::KNOB_SKEW_PPT),
+                knob_step: l(field::KNOB_STEP_NS),
+            };
+            fence(Ordering::Acquire);
+            if p.generation.load(Ordering::Relaxed) == g1 {
+                return Ok(h);
+            }
+        }
+        // Contended for a long time: fall back to the full read with its time-based give-up.
+        self.read().map(|d| HotPage {
+            ref_raw: d.model.ref_raw_ns,
+            ref_time: d.model.ref_time.as_nanos(),
+            freq_ppt: d.model.freq.as_ppt(),
+            eps_ref: d.model.eps_ref.as_nanos(),
+            drift_ppt: d.model.drift_bound.as_ppt(),
+            max_eps: d.max_eps.as_nanos(),
+            void_after: d.void_after_raw,
+            holdover_after: d.holdover_after_raw,
+            status: d.status.as_u8() as i64,
+            knob_anchor: d.knob.anchor_raw_ns,
+            knob_skew: d.knob.skew.as_ppt(),
+            knob_step: d.knob.step_ns,
+        })
     }
 
     /// The generation counter (even when stable).
@@ -715,6 +881,64 @@ mod tests {
         // A writer refuses nothing: it replaces junk with a fresh page.
         PageWriter::open(&junk).unwrap();
         assert!(PageReader::open(&junk).is_ok());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        // The hot path's interval contains the exact one and its status is the same.
+        #[test]
+        fn hot_path_contains_the_exact_interval(
+            ref_raw in 0i64..1_000_000_000_000_000,
+            ref_time in 1_000_000_000_000_000_000i64..2_000_000_000_000_000_000,
+            freq in -1_000_000_000i64..1_000_000_000,
+            eps in 0i64..100_000_000,
+            drift in 0i64..1_000_000_000,
+            age in -100_000_000_000_000i64..1_000_000_000_000_000,
+            status in 1u8..5,
+            skew in prop_oneof![Just(0i64), -1_000_000_000i64..1_000_000_000],
+            step in prop_oneof![Just(0i64), -10_000_000i64..10_000_000],
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p");
+            let mut w = PageWriter::open(&path).unwrap();
+            let mut d = PageData::unsynchronized(0);
+            d.model = ClockModel { ref_raw_ns: ref_raw, ref_time: Timestamp::from_nanos(ref_time), freq: Rate::from_ppt(freq), eps_ref: Span::from_nanos(eps), drift_bound: Rate::from_ppt(drift) };
+            d.status = ClockStatus::from_u8(status).unwrap();
+            d.max_eps = Span::from_millis(500);
+            d.void_after_raw = ref_raw + 500_000_000_000;
+            d.holdover_after_raw = ref_raw + 5_000_000_000;
+            d.knob = Knob { anchor_raw_ns: ref_raw, skew: Rate::from_ppt(skew), step_ns: step };
+            w.write(&d);
+            let r = PageReader::open(&path).unwrap();
+            let raw = ref_raw + age;
+            let exact = r.read().unwrap().read_at(raw);
+            let (iv, st) = r.read_hot().unwrap().at(raw);
+            prop_assert!(iv.earliest() <= exact.interval.earliest() && iv.latest() >= exact.interval.latest(), "{iv} vs {}", exact.interval);
+            prop_assert!(iv.width().as_nanos() - exact.interval.width().as_nanos() <= 4);
+            // The status may differ only where ε sits within 2 ns of max-epsilon.
+            if (exact.interval.epsilon().as_nanos() - d.max_eps.as_nanos()).abs() > 4 {
+                prop_assert_eq!(st, exact.status);
+            }
+        }
+    }
+
+    #[test]
+    fn floor_and_ceil_without_libm() {
+        for x in [
+            -2.5,
+            -2.0,
+            -0.5,
+            0.0,
+            0.5,
+            2.0,
+            2.5,
+            1e15 + 0.5,
+            -1e15 - 0.5,
+        ] {
+            assert_eq!(floor_i64(x), x.floor() as i64, "{x}");
+            assert_eq!(ceil_i64(x), x.ceil() as i64, "{x}");
+        }
     }
 
     #[test]

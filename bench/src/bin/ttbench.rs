@@ -19,6 +19,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Cost of TrueTime::now() through the page vs clock_gettime(CLOCK_REALTIME), 1 and 2 threads.
+    NowLatency {
+        /// timed's page (default: a synthetic page written for the run).
+        #[arg(long)]
+        page: Option<PathBuf>,
+        /// Batches of 1000 calls each (per thread, per kind).
+        #[arg(long, default_value_t = 5000)]
+        batches: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How long after the exact after(s) instant commit_wait returns (blocking and async).
+    CommitWaitOvershoot {
+        /// Number of waits.
+        #[arg(long, default_value_t = 2000)]
+        waits: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sync requests per second one master serves.
     SyncRps {
         /// An existing master; without it a simulated master is started.
@@ -155,6 +176,53 @@ mod tempdir {
 
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::NowLatency {
+            page,
+            batches,
+            json,
+        } => {
+            let r = bench::now_latency::now_latency(page.as_deref(), batches)?;
+            if json {
+                println!("{r}");
+            } else {
+                let t2 = &r["threads_2"];
+                println!(
+                    "1 thread : TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
+                    r["tt_now_ns"].as_f64().unwrap_or(0.0),
+                    r["clock_gettime_ns"].as_f64().unwrap_or(0.0),
+                    r["ratio"].as_f64().unwrap_or(0.0),
+                    r["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
+                    r["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
+                );
+                println!(
+                    "2 threads: TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
+                    t2["tt_now_ns"].as_f64().unwrap_or(0.0),
+                    t2["clock_gettime_ns"].as_f64().unwrap_or(0.0),
+                    t2["ratio"].as_f64().unwrap_or(0.0),
+                    t2["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
+                    t2["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
+                );
+            }
+            Ok(())
+        }
+        Cmd::CommitWaitOvershoot { waits, json } => {
+            let r = bench::now_latency::commit_wait_overshoot(waits)?;
+            if json {
+                println!("{r}");
+            } else {
+                println!(
+                    "commit_wait overshoot past the exact after(s) instant: blocking p50 {} µs, p99 {} µs, max {} µs; async p50 {} µs, p99 {} µs; {} early returns of {}",
+                    r["overshoot_us"]["p50"],
+                    r["overshoot_us"]["p99"],
+                    r["overshoot_us"]["max"],
+                    r["async_overshoot_us"]["p50"],
+                    r["async_overshoot_us"]["p99"],
+                    r["returned_early"],
+                    waits
+                );
+            }
+            Ok(())
+        }
         Cmd::SyncRps {
             addr,
             connections,

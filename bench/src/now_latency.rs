@@ -1,0 +1,237 @@
+//! `ttbench now-latency`: the cost of `TrueTime::now()` through timed's page beside a plain
+//! `clock_gettime(CLOCK_REALTIME)`, in one run, interleaved (batch of one, batch of the other)
+//! so both see the same machine noise; with 1 and with 2 threads reading at once.
+//!
+//! `ttbench commit-wait-overshoot`: how long after the exact instant at which `after(s)` first
+//! holds does `commit_wait` return (blocking and async), on real time.
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
+use ttcore::{ClockModel, ClockStatus, Rate, Span, Timestamp};
+use ttsys::shm::{PageData, PageWriter};
+
+/// Writes a synchronized page whose model is the host's realtime with ε `eps` growing at
+/// `drift`, valid for an hour.
+pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter, String> {
+    let mut w = PageWriter::open(path).map_err(|e| e.to_string())?;
+    let (raw, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+    let mut d = PageData::unsynchronized(raw);
+    d.model = ClockModel {
+        ref_raw_ns: raw,
+        ref_time: Timestamp::from_nanos(rt),
+        freq: Rate::ZERO,
+        eps_ref: eps,
+        drift_bound: drift,
+    };
+    d.status = ClockStatus::Synchronized;
+    d.max_eps = Span::from_secs(10);
+    d.void_after_raw = raw + 3_600_000_000_000;
+    d.holdover_after_raw = raw + 3_600_000_000_000;
+    w.write(&d);
+    Ok(w)
+}
+
+fn clock_realtime() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+fn clock_raw() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+struct Pair {
+    tt: Histogram<u64>,
+    cg: Histogram<u64>,
+    raw: Histogram<u64>,
+}
+
+/// Per-call cost in ps (batch time / batch size), recorded per batch.
+fn measure(tt: &ttclient::TrueTime, batches: usize, batch: usize) -> Pair {
+    let mut p = Pair {
+        tt: Histogram::new(3).expect("hist"),
+        cg: Histogram::new(3).expect("hist"),
+        raw: Histogram::new(3).expect("hist"),
+    };
+    let mut sink = 0i64;
+    for _ in 0..batches {
+        let t = Instant::now();
+        for _ in 0..batch {
+            sink = sink.wrapping_add(tt.now().map(|i| i.latest().as_nanos()).unwrap_or(0));
+        }
+        let _ =
+            p.tt.record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+        let t = Instant::now();
+        for _ in 0..batch {
+            sink = sink.wrapping_add(clock_realtime());
+        }
+        let _ =
+            p.cg.record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+        let t = Instant::now();
+        for _ in 0..batch {
+            sink = sink.wrapping_add(clock_raw());
+        }
+        let _ = p
+            .raw
+            .record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+    }
+    std::hint::black_box(sink);
+    p
+}
+
+fn summary(p: &Pair) -> serde_json::Value {
+    let ns = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    json!({
+        "tt_now_ns": ns(&p.tt, 0.5),
+        "clock_gettime_ns": ns(&p.cg, 0.5),
+        "ratio": ns(&p.tt, 0.5) / ns(&p.cg, 0.5),
+        "tt_now_ns_p99": ns(&p.tt, 0.99),
+        "clock_gettime_ns_p99": ns(&p.cg, 0.99),
+        "ratio_p99": ns(&p.tt, 0.99) / ns(&p.cg, 0.99),
+        "clock_monotonic_raw_ns": ns(&p.raw, 0.5),
+        "ratio_to_raw_clock": ns(&p.tt, 0.5) / ns(&p.raw, 0.5),
+    })
+}
+
+/// Runs the latency comparison against the page at `page` (a synthetic one if `None`).
+pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Value, String> {
+    let dir = std::env::temp_dir().join(format!("ttbench-page-{}", std::process::id()));
+    let (_w, path) = match page {
+        Some(p) => (None, p.to_path_buf()),
+        None => {
+            let p = dir.join("page");
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            (
+                Some(synthetic_page(
+                    &p,
+                    Span::from_micros(100),
+                    Rate::from_ppm(200),
+                )?),
+                p,
+            )
+        }
+    };
+    let tt = ttclient::TrueTime::open(&path).map_err(|e| e.to_string())?;
+    tt.now()
+        .map_err(|e| format!("the page is not usable: {e}"))?;
+    measure(&tt, 200, 1000); // warm-up
+    let one = measure(&tt, batches, 1000);
+    let two: Vec<Pair> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let t = tt.clone();
+                s.spawn(move || measure(&t, batches, 1000))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let mut merged = Pair {
+        tt: Histogram::new(3).expect("hist"),
+        cg: Histogram::new(3).expect("hist"),
+        raw: Histogram::new(3).expect("hist"),
+    };
+    for p in &two {
+        let _ = merged.tt.add(&p.tt);
+        let _ = merged.cg.add(&p.cg);
+        let _ = merged.raw.add(&p.raw);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut out = summary(&one);
+    out["threads_2"] = summary(&merged);
+    out["batches"] = batches.into();
+    out["calls_per_batch"] = 1000.into();
+    out["source"] = if page.is_some() {
+        "page".into()
+    } else {
+        "synthetic page".into()
+    };
+    Ok(out)
+}
+
+/// Raw reading at which `after(s)` first holds under `m` (binary search; ε grows slower than
+/// time, so `earliest` is increasing).
+fn first_after_raw(m: &ClockModel, s: Timestamp, from: i64) -> i64 {
+    let (mut lo, mut hi) = (from, from + 10_000_000_000);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if m.interval_at(mid).after(s) {
+            hi = mid
+        } else {
+            lo = mid
+        }
+    }
+    hi
+}
+
+/// Commit-wait overshoot: `n` waits for a fresh commit timestamp each, blocking and async.
+pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, String> {
+    let dir = std::env::temp_dir().join(format!("ttbench-cw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("page");
+    let _w = synthetic_page(&path, Span::from_micros(500), Rate::from_ppm(200))?;
+    let tt = ttclient::TrueTime::open(&path).map_err(|e| e.to_string())?;
+    let model = ttsys::shm::PageReader::open(&path)
+        .and_then(|r| r.read())
+        .map_err(|e| e.to_string())?
+        .model;
+    let mut blocking = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut waited = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut early = 0u64;
+    for _ in 0..n {
+        let s = tt.commit_timestamp().map_err(|e| e.to_string())?;
+        let r0 = ttsys::clock::raw_ns();
+        let w = tt.commit_wait_blocking(s).map_err(|e| e.to_string())?;
+        let ret = ttsys::clock::raw_ns();
+        let exact = first_after_raw(&model, s, r0);
+        if ret < exact {
+            early += 1;
+        }
+        let _ = blocking.record((ret - exact).max(0) as u64);
+        let _ = waited.record(w.waited.as_nanos() as u64);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut asynch = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        for _ in 0..n / 4 {
+            let Ok(s) = tt.commit_timestamp() else {
+                continue;
+            };
+            let r0 = ttsys::clock::raw_ns();
+            if tt.commit_wait(s).await.is_ok() {
+                let ret = ttsys::clock::raw_ns();
+                let exact = first_after_raw(&model, s, r0);
+                if ret < exact {
+                    early += 1;
+                }
+                let _ = asynch.record((ret - exact).max(0) as u64);
+            }
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(json!({
+        "waits": n,
+        "epsilon_us": 500,
+        "returned_early": early,
+        "waited_us": {"p50": us(&waited, 0.5), "p99": us(&waited, 0.99)},
+        "overshoot_us": {"p50": us(&blocking, 0.5), "p99": us(&blocking, 0.99), "max": blocking.max() as f64 / 1000.0},
+        "async_overshoot_us": {"p50": us(&asynch, 0.5), "p99": us(&asynch, 0.99), "max": asynch.max() as f64 / 1000.0},
+    }))
+}

@@ -1,0 +1,49 @@
+//! `ttbench now-latency` and `ttbench commit-wait-overshoot` run and report what they promise.
+//! No timing is asserted (shared, noisy machine); commit-wait returning early would be a
+//! correctness failure and is asserted.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ttbench"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn now_latency_reports_both_costs_and_the_ratio() {
+    let j = run(&["now-latency", "--batches", "200", "--json"]);
+    for k in [
+        "tt_now_ns",
+        "clock_gettime_ns",
+        "ratio",
+        "clock_monotonic_raw_ns",
+    ] {
+        assert!(j[k].as_f64().unwrap() > 0.0, "{k}: {j}");
+        assert!(
+            j["threads_2"][k].as_f64().unwrap() > 0.0,
+            "threads_2.{k}: {j}"
+        );
+    }
+    let r = j["ratio"].as_f64().unwrap();
+    let expect = j["tt_now_ns"].as_f64().unwrap() / j["clock_gettime_ns"].as_f64().unwrap();
+    assert!((r - expect).abs() < 1e-9);
+}
+
+#[test]
+fn commit_wait_never_returns_early_on_real_time() {
+    let j = run(&["commit-wait-overshoot", "--waits", "200", "--json"]);
+    assert_eq!(j["returned_early"], 0, "{j}");
+    assert!(j["overshoot_us"]["p99"].as_f64().unwrap() >= 0.0);
+    assert!(
+        j["waited_us"]["p50"].as_f64().unwrap() > 500.0,
+        "a 500 µs ε must make each wait ~1 ms: {j}"
+    );
+}
