@@ -2,4 +2,5 @@
 
 pub mod lab;
 pub mod now_latency;
+pub mod sim;
 pub mod sync_rps;

@@ -19,6 +19,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The deterministic fleet simulator: run a scenario, check every sampled TT.now().
+    Sim {
+        /// Scenario file (see bench/scenarios/).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Override the scenario's duration (s).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Override the number of hosts.
+        #[arg(long)]
+        hosts: Option<usize>,
+    },
     /// Cost of TrueTime::now() through the page vs clock_gettime(CLOCK_REALTIME), 1 and 2 threads.
     NowLatency {
         /// timed's page (default: a synthetic page written for the run).
@@ -176,6 +191,57 @@ mod tempdir {
 
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::Sim {
+            scenario,
+            json,
+            duration,
+            hosts,
+        } => {
+            let src = std::fs::read_to_string(&scenario)
+                .map_err(|e| format!("{}: {e}", scenario.display()))?;
+            let mut sc =
+                bench::sim::FleetScenario::from_toml(&src, &scenario.display().to_string())?;
+            if let Some(d) = duration {
+                sc.duration_s = d;
+            }
+            if let Some(h) = hosts {
+                sc.hosts.count = h;
+            }
+            let r = bench::sim::run(&sc)?;
+            if json {
+                println!("{}", r.json);
+            } else {
+                let j = &r.json;
+                println!(
+                    "{}: {} hosts × {} masters, {} virtual s in {} s ({} virtual s per wall s)",
+                    j["scenario"].as_str().unwrap_or("?"),
+                    j["hosts"],
+                    j["masters"],
+                    j["virtual_s"],
+                    j["wall_s"],
+                    j["virtual_s_per_wall_s"]
+                );
+                println!("  samples {}, violations {}", j["samples"], j["violations"]);
+                println!(
+                    "  ε ns: p50 {} p99 {} max {} mean {}",
+                    j["epsilon_ns"]["p50"],
+                    j["epsilon_ns"]["p99"],
+                    j["epsilon_ns"]["max"],
+                    j["epsilon_ns"]["mean"]
+                );
+                println!(
+                    "  commit wait ns: p50 {} p99 {} max {}",
+                    j["commit_wait_ns"]["p50"],
+                    j["commit_wait_ns"]["p99"],
+                    j["commit_wait_ns"]["max"]
+                );
+                println!("  status share: {}", j["status_share"]);
+                for v in j["first_violations"].as_array().into_iter().flatten() {
+                    println!("  violation: {v}");
+                }
+            }
+            Ok(())
+        }
         Cmd::NowLatency {
             page,
             batches,

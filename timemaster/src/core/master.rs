@@ -225,6 +225,8 @@ pub struct Counters {
 pub enum CrossCheck {
     /// Too few trustworthy sources to decide (needs self + 2).
     TooFew,
+    /// No majority agrees on anything: nobody can be judged (no eviction, no return).
+    NoMajority,
     /// Decided: whether we agree, and for each peer whether it agrees.
     Decided {
         /// We are in the agreeing set.
@@ -1132,7 +1134,8 @@ impl MasterCore {
         let f = (ivs.len() - 1) / 2;
         let (agree, agreeing) = match marzullo::select(&ivs, f) {
             Ok(s) => (s.agreeing.contains(&0), s.agreeing),
-            Err(_) => (false, Vec::new()),
+            // Without a majority there is no one to disagree with: undecided.
+            Err(_) => return CrossCheck::NoMajority,
         };
         let mut per_peer = vec![false; peers.len()];
         for (j, &i) in idx.iter().enumerate() {
@@ -1343,5 +1346,18 @@ mod tests {
         assert!(!m.snapshot(raw).evicted);
         // One peer is not enough to decide.
         assert_eq!(m.cross_check(raw, &[Some(far), None]), CrossCheck::TooFew);
+        // Everyone disagreeing with everyone (two liars, two ways): undecided, never an eviction.
+        let far2 = OffsetInterval::new(
+            own.lo.saturating_sub(Span::from_millis(20)),
+            own.hi.saturating_sub(Span::from_millis(20)),
+        )
+        .unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                m.cross_check(raw, &[Some(far), Some(far2), None]),
+                CrossCheck::NoMajority
+            );
+        }
+        assert!(!m.snapshot(raw).evicted);
     }
 }

@@ -1,0 +1,578 @@
+//! `ttbench sim`: the deterministic fleet simulator.
+//!
+//! Masters are the real [`timemaster::core::master::MasterCore`] driven through
+//! [`timemaster::sim::VirtualMaster`] by firmware-sim's device models; hosts are the real
+//! [`ttcore::host::HostClock`] fed by the real two-way transfer ([`ttcore::transfer::measure`])
+//! over a simulated network; each host's raw clock is a seeded [`ttcore::osc::Oscillator`]. Every
+//! sampled `TT.now()` is checked against true time. Nothing here re-implements the algorithms:
+//! the simulator only moves time, delivers messages and counts.
+//!
+//! Commit wait is measured as the SDK defines it: the time until `TT.after(s)` holds for
+//! `s = TT.now().latest`, found on the host's model (a sync during the wait, which would only
+//! shorten it, is not modelled).
+
+use firmware_sim::scenario::Scenario as DeviceScenario;
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use serde_json::json;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use timemaster::core::master::{MasterKind, MasterParams};
+use timemaster::sim::VirtualMaster;
+use ttcore::host::{HostClock, HostParams, MasterSample};
+use ttcore::osc::{Oscillator, OscillatorParams, PhaseStep};
+use ttcore::transfer::{SyncTimestamps, measure};
+use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span, Timestamp, marzullo};
+
+const S: i64 = NANOS_PER_SEC;
+/// Default start: 2026-09-21T13:33:20Z as TAI.
+const DEFAULT_START_TAI: i64 = (1_790_000_000 + 37) * S;
+
+/// A fleet scenario (TOML, kebab-case, unknown keys rejected).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FleetScenario {
+    /// Name for reports.
+    pub name: String,
+    /// One line on what it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Seed for everything.
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Virtual duration (s).
+    pub duration_s: f64,
+    /// How often each host's TT.now() is checked (s).
+    #[serde(default = "ten")]
+    pub sample_interval_s: f64,
+    /// Masters.
+    #[serde(rename = "master")]
+    pub masters: Vec<MasterSpec>,
+    /// Hosts.
+    pub hosts: HostSpec,
+    /// Network.
+    #[serde(default)]
+    pub network: NetworkSpec,
+    /// Host id to trace ε over time for (the sawtooth), if any.
+    pub trace_host: Option<usize>,
+    /// UTC start (`YYYY-MM-DDTHH:MM:SSZ`); default 2026-09-21T13:33:20Z.
+    pub start_utc: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+fn ten() -> f64 {
+    10.0
+}
+
+/// One master.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MasterSpec {
+    /// `gps` or `armageddon`.
+    pub kind: MasterKind,
+    /// firmware-sim scenario for its devices (TOML text; faults such as a GPS outage).
+    #[serde(default)]
+    pub devices: String,
+    /// A liar: its answers are shifted by this much (ms) — a master that is wrong and does not
+    /// know it.
+    #[serde(default)]
+    pub lie_ms: f64,
+    /// Unreachable (crashed) during these windows: `[[at-s, duration-s], …]`.
+    #[serde(default)]
+    pub down: Vec<[f64; 2]>,
+}
+
+/// The hosts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HostSpec {
+    /// How many.
+    pub count: usize,
+    /// Poll interval (s), ±10 % jitter.
+    #[serde(default = "one_f")]
+    pub poll_interval_s: f64,
+    /// timed's `max-drift-ppm` (the assumption).
+    #[serde(default = "two_hundred")]
+    pub max_drift_ppm: f64,
+    /// timed's frequency window (s).
+    #[serde(default = "sixty_four")]
+    pub freq_window_s: f64,
+    /// timed's `max-epsilon` (ms).
+    #[serde(default = "ten")]
+    pub max_epsilon_ms: f64,
+    /// Oscillator frequency error, uniform in ±this (ppm).
+    #[serde(default = "fifty")]
+    pub freq_offset_ppm: f64,
+    /// Random-walk wander (ppm/√s).
+    #[serde(default)]
+    pub wander_ppm_per_sqrt_s: f64,
+    /// Temperature-like periodic frequency term amplitude (ppm).
+    #[serde(default)]
+    pub temperature_ppm: f64,
+    /// Its period (s).
+    #[serde(default = "day")]
+    pub temperature_period_s: f64,
+    /// Phase steps of every host's raw clock: `[[at-s, step-ms], …]` (detected like a suspend).
+    #[serde(default)]
+    pub steps: Vec<[f64; 2]>,
+    /// Every host restarts timed at these instants (s): the thundering herd.
+    #[serde(default)]
+    pub restart_at_s: Vec<f64>,
+}
+
+fn one_f() -> f64 {
+    1.0
+}
+fn two_hundred() -> f64 {
+    200.0
+}
+fn sixty_four() -> f64 {
+    64.0
+}
+fn fifty() -> f64 {
+    50.0
+}
+fn day() -> f64 {
+    86_400.0
+}
+
+/// The network between hosts and masters.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct NetworkSpec {
+    /// Per-link base one-way delay, uniform in [min, max] (µs).
+    pub delay_us: [f64; 2],
+    /// Per-message extra delay, exponential with this mean (µs).
+    pub jitter_us: f64,
+    /// Extra one-way delay on the host → master direction (µs): an asymmetric route.
+    pub asymmetry_us: f64,
+    /// Message loss probability.
+    pub loss: f64,
+    /// Partitions: `[[at-s, duration-s, first-master, last-master]]` — hosts cannot reach those
+    /// masters in the window.
+    pub partitions: Vec<[f64; 4]>,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        NetworkSpec {
+            delay_us: [50.0, 200.0],
+            jitter_us: 20.0,
+            asymmetry_us: 0.0,
+            loss: 0.0,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+impl FleetScenario {
+    /// Parses a scenario file's text.
+    pub fn from_toml(src: &str, path: &str) -> Result<Self, String> {
+        let s: FleetScenario = toml::from_str(src).map_err(|e| format!("{path}: {e}"))?;
+        if s.masters.is_empty() || s.hosts.count == 0 || s.duration_s <= 0.0 {
+            return Err(format!(
+                "{path}: needs masters, hosts and a positive duration-s"
+            ));
+        }
+        for (i, m) in s.masters.iter().enumerate() {
+            DeviceScenario::from_toml(&m.devices, &format!("{path}: master {i} devices"))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(s)
+    }
+}
+
+struct Master {
+    vm: VirtualMaster,
+    lie_ns: i64,
+    down: Vec<(i64, i64)>,
+    kind: MasterKind,
+}
+
+struct Host {
+    osc: Oscillator,
+    clock: HostClock,
+    /// (raw, boot) readings at the last disruption check.
+    last_check: (i64, i64),
+    boot_offset: i64,
+}
+
+/// Summary of a run.
+pub struct Report {
+    /// JSON.
+    pub json: serde_json::Value,
+    /// ε of the traced host over time: (t_s, ε ns, status).
+    pub trace: Vec<(f64, i64, ClockStatus)>,
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds")
+}
+
+/// Runs a scenario.
+pub fn run(sc: &FleetScenario) -> Result<Report, String> {
+    let wall = std::time::Instant::now();
+    #[allow(non_snake_case)]
+    let START_TAI = match &sc.start_utc {
+        Some(u) => {
+            let l = firmware_sim::scenario::parse_utc(u).ok_or(format!("bad start-utc {u:?}"))?;
+            ttcore::LeapTable::builtin()
+                .utc_to_tai_ns(&l)
+                .map_err(|e| e.to_string())?
+        }
+        None => DEFAULT_START_TAI,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
+    let end = START_TAI + (sc.duration_s * 1e9) as i64;
+    // Masters.
+    let mut masters: Vec<Master> = Vec::new();
+    for (i, m) in sc.masters.iter().enumerate() {
+        let mut dev =
+            DeviceScenario::from_toml(&m.devices, "devices").map_err(|e| e.to_string())?;
+        // The devices' truth starts where the fleet's does.
+        if sc.start_utc.is_some() {
+            dev.truth.start = sc.start_utc.clone();
+        }
+        dev.seed = sc.seed.wrapping_mul(31).wrapping_add(i as u64);
+        let params = match m.kind {
+            MasterKind::Gps => MasterParams::default(),
+            MasterKind::Armageddon => MasterParams {
+                kind: MasterKind::Armageddon,
+                gps: None,
+                ..Default::default()
+            },
+        };
+        let local = OscillatorParams {
+            freq_offset_ppm: rng.random_range(-20.0..20.0),
+            wander_ppm_per_sqrt_s: 0.0005,
+            ..Default::default()
+        };
+        masters.push(Master {
+            vm: VirtualMaster::new(params, dev, local, sc.seed ^ (0x5eed + i as u64), START_TAI),
+            lie_ns: (m.lie_ms * 1e6) as i64,
+            down: m
+                .down
+                .iter()
+                .map(|d| {
+                    (
+                        START_TAI + (d[0] * 1e9) as i64,
+                        START_TAI + ((d[0] + d[1]) * 1e9) as i64,
+                    )
+                })
+                .collect(),
+            kind: m.kind,
+        });
+    }
+    // Hosts.
+    let hp = HostParams {
+        max_drift: Rate::bound_from_ppm_f64(sc.hosts.max_drift_ppm).ok_or("bad max-drift-ppm")?,
+        max_liars: None,
+        max_epsilon: Span::from_nanos((sc.hosts.max_epsilon_ms * 1e6) as i64),
+        holdover_after: Span::from_nanos((5.0 * sc.hosts.poll_interval_s * 1e9) as i64),
+        freq_window: Span::from_nanos((sc.hosts.freq_window_s * 1e9) as i64),
+    };
+    let steps: Vec<PhaseStep> = sc
+        .hosts
+        .steps
+        .iter()
+        .map(|s| PhaseStep {
+            at_ns: START_TAI + (s[0] * 1e9) as i64,
+            step_ns: (s[1] * 1e6) as i64,
+        })
+        .collect();
+    let mut hosts: Vec<Host> = (0..sc.hosts.count)
+        .map(|h| {
+            let p = OscillatorParams {
+                initial_phase_ns: rng.random_range(-1e9..1e9),
+                freq_offset_ppm: rng
+                    .random_range(-sc.hosts.freq_offset_ppm..=sc.hosts.freq_offset_ppm),
+                wander_ppm_per_sqrt_s: sc.hosts.wander_ppm_per_sqrt_s,
+                periodic_amplitude_ppm: sc.hosts.temperature_ppm,
+                periodic_period_s: sc.hosts.temperature_period_s,
+                periodic_phase_rad: rng.random_range(0.0..6.28),
+                steps: steps.clone(),
+                ..Default::default()
+            };
+            let mut osc = Oscillator::new(
+                p,
+                START_TAI,
+                sc.seed ^ (h as u64 + 1).wrapping_mul(0x9e37_79b9),
+            );
+            let raw0 = osc.reading_at(START_TAI);
+            Host {
+                osc,
+                clock: HostClock::new(hp, true),
+                last_check: (raw0, START_TAI),
+                boot_offset: raw0 - START_TAI,
+            }
+        })
+        .collect();
+    // Per-link base delays.
+    let links: Vec<Vec<(i64, i64)>> = (0..sc.hosts.count)
+        .map(|_| {
+            (0..masters.len())
+                .map(|_| {
+                    let d = rng.random_range(
+                        sc.network.delay_us[0]..=sc.network.delay_us[1].max(sc.network.delay_us[0]),
+                    );
+                    let up = ((d + sc.network.asymmetry_us) * 1e3) as i64;
+                    (up, (d * 1e3) as i64)
+                })
+                .collect()
+        })
+        .collect();
+    let partitions: Vec<(i64, i64, usize, usize)> = sc
+        .network
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                START_TAI + (p[0] * 1e9) as i64,
+                START_TAI + ((p[0] + p[1]) * 1e9) as i64,
+                p[2] as usize,
+                p[3] as usize,
+            )
+        })
+        .collect();
+    let restarts: Vec<i64> = sc
+        .hosts
+        .restart_at_s
+        .iter()
+        .map(|s| START_TAI + (s * 1e9) as i64)
+        .collect();
+    // Events: (time, kind, host). kind 0 = poll, 1 = sample.
+    let mut queue: BinaryHeap<Reverse<(i64, u8, usize)>> = BinaryHeap::new();
+    let poll = (sc.hosts.poll_interval_s * 1e9) as i64;
+    let sample = (sc.sample_interval_s * 1e9) as i64;
+    for h in 0..sc.hosts.count {
+        queue.push(Reverse((
+            START_TAI + rng.random_range(0..poll.max(1)),
+            0,
+            h,
+        )));
+        queue.push(Reverse((
+            START_TAI + rng.random_range(0..sample.max(1)),
+            1,
+            h,
+        )));
+    }
+    let mut master_time = START_TAI;
+    let mut eps_h = hist();
+    let mut cw_h = hist();
+    let (mut samples, mut violations, mut exchanges, mut lost) = (0u64, 0u64, 0u64, 0u64);
+    let mut first: Vec<serde_json::Value> = Vec::new();
+    let mut status_count = [0u64; 5];
+    let mut trace = Vec::new();
+    let mut next_restart = 0usize;
+    let mut master_sync_next = START_TAI;
+    while let Some(Reverse((t, kind, h))) = queue.pop() {
+        if t > end {
+            break;
+        }
+        // Thundering herd: every host's timed restarts at once.
+        while next_restart < restarts.len() && restarts[next_restart] <= t {
+            for host in hosts.iter_mut() {
+                host.clock = HostClock::new(hp, true);
+            }
+            next_restart += 1;
+        }
+        // Masters advance in time order; once a second they cross-check and armageddon masters
+        // take peer time, over the same simulated Sync.
+        if t > master_time {
+            while master_sync_next <= t {
+                master_round(&mut masters, master_sync_next);
+                master_sync_next += S;
+            }
+            for m in masters.iter_mut() {
+                m.vm.advance_to(t);
+            }
+            master_time = t;
+        }
+        let host = &mut hosts[h];
+        let raw = host.osc.reading_at(t);
+        // Disruption detection as timed does it: boot time counts what the raw clock missed.
+        let boot = t + host.boot_offset;
+        let mut det_d_raw = raw - host.last_check.0;
+        let d_boot = boot - host.last_check.1;
+        if det_d_raw < 0 || (d_boot - det_d_raw).abs() > 50_000_000 + det_d_raw / 1000 {
+            host.clock.on_disruption("raw clock step");
+            det_d_raw = 0;
+        }
+        let _ = det_d_raw;
+        host.last_check = (raw, boot);
+        if kind == 1 {
+            let (st, _) = host.clock.status_at(raw);
+            status_count[st.as_u8() as usize] += 1;
+            if st.is_trustworthy()
+                && let Some(m) = host.clock.model()
+            {
+                let iv = m.interval_at(raw);
+                let truth = masters[0].vm.truth_at(t);
+                samples += 1;
+                if !iv.contains(truth) {
+                    violations += 1;
+                    if first.len() < 5 {
+                        first.push(json!({"t_s": (t - START_TAI) as f64 / 1e9, "host": h, "earliest_ns": iv.earliest().as_nanos(), "latest_ns": iv.latest().as_nanos(), "truth_ns": truth.as_nanos(), "status": st.as_str()}));
+                    }
+                }
+                let eps = iv.epsilon().as_nanos().max(1) as u64;
+                let _ = eps_h.record(eps);
+                // Commit wait for s = latest: until earliest passes s, on this model.
+                let s = iv.latest();
+                let (mut lo, mut hi) = (raw, raw + 60 * S);
+                while hi - lo > 1_000 {
+                    let mid = lo + (hi - lo) / 2;
+                    if m.interval_at(mid).after(s) {
+                        hi = mid
+                    } else {
+                        lo = mid
+                    }
+                }
+                let _ = cw_h.record(((hi - raw).max(1)) as u64);
+                if Some(h) == sc.trace_host {
+                    trace.push(((t - START_TAI) as f64 / 1e9, eps as i64, st));
+                }
+            } else if Some(h) == sc.trace_host {
+                trace.push(((t - START_TAI) as f64 / 1e9, 0, st));
+            }
+            queue.push(Reverse((t + sample, 1, h)));
+            continue;
+        }
+        // A poll: one Sync exchange with each master.
+        let carry = host.clock.model().map_or(Rate::from_ppm(1000), |m| {
+            m.freq.abs().saturating_add(m.drift_bound)
+        });
+        let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(masters.len());
+        let mut last_t4 = raw;
+        for (mi, m) in masters.iter_mut().enumerate() {
+            exchanges += 1;
+            let reachable = !m.down.iter().any(|&(a, b)| t >= a && t < b)
+                && !partitions
+                    .iter()
+                    .any(|&(a, b, lo, hi)| t >= a && t < b && mi >= lo && mi <= hi);
+            if !reachable || (sc.network.loss > 0.0 && rng.random::<f64>() < sc.network.loss) {
+                lost += 1;
+                round.push(None);
+                continue;
+            }
+            let (up, down) = links[h][mi];
+            let j = sc.network.jitter_us * 1e3;
+            let up = up + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
+            let down = down + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
+            let t2_true = t + up;
+            let t3_true = t2_true + 10_000;
+            let t4_true = t3_true + down;
+            let r2 = m.vm.raw_at(t2_true);
+            let snap = m.vm.core.snapshot(r2);
+            let (Some(model), trusted) = (snap.model, snap.status.is_trustworthy()) else {
+                round.push(None);
+                continue;
+            };
+            let r3 = m.vm.raw_at(t3_true);
+            let (Some(t2), Some(t3)) = (model.estimate_at(r2), model.estimate_at(r3)) else {
+                round.push(None);
+                continue;
+            };
+            let eps_m = model.epsilon_at(r3);
+            let eps_ok = eps_m <= Span::from_millis(1);
+            let t1 = raw;
+            let t4 = host.osc.reading_at(t4_true);
+            last_t4 = last_t4.max(t4);
+            let ts = SyncTimestamps {
+                t1: Timestamp::from_nanos(t1),
+                t2: t2.saturating_add(Span::from_nanos(m.lie_ns)),
+                t3: t3.saturating_add(Span::from_nanos(m.lie_ns)),
+                t4: Timestamp::from_nanos(t4),
+            };
+            match measure(&ts, eps_m, carry) {
+                Ok(x) => round.push(Some(MasterSample {
+                    bounds: x.bounds,
+                    at_raw: t4,
+                    trustworthy: trusted && eps_ok,
+                })),
+                Err(_) => round.push(None),
+            }
+        }
+        host.clock.on_round(last_t4, &round);
+        let jitter = rng.random_range(-poll / 10..=poll / 10);
+        queue.push(Reverse((t + poll + jitter, 0, h)));
+    }
+    let wall_s = wall.elapsed().as_secs_f64();
+    let pct = |h: &Histogram<u64>| json!({"p1": h.value_at_quantile(0.01), "p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max(), "mean": h.mean().round() as u64});
+    let total: u64 = status_count.iter().sum::<u64>().max(1);
+    let json = json!({
+        "scenario": sc.name,
+        "seed": sc.seed,
+        "masters": masters.len(),
+        "hosts": sc.hosts.count,
+        "samples": samples,
+        "violations": violations,
+        "first_violations": first,
+        "epsilon_ns": pct(&eps_h),
+        "commit_wait_ns": pct(&cw_h),
+        "status_share": {
+            "synchronized": status_count[1] as f64 / total as f64,
+            "holdover": status_count[2] as f64 / total as f64,
+            "unsynchronized": status_count[3] as f64 / total as f64,
+            "disrupted": status_count[4] as f64 / total as f64,
+        },
+        "exchanges": exchanges,
+        "lost_exchanges": lost,
+        "virtual_s": sc.duration_s,
+        "wall_s": (wall_s * 1000.0).round() / 1000.0,
+        "virtual_s_per_wall_s": (sc.duration_s / wall_s.max(1e-9)).round(),
+        "master_kinds": masters.iter().map(|m| match m.kind { MasterKind::Gps => "gps", MasterKind::Armageddon => "armageddon" }).collect::<Vec<_>>(),
+    });
+    Ok(Report { json, trace })
+}
+
+/// Once a second: masters Sync with each other over the simulated network (200 µs each way) for
+/// the real cross-check and the armageddon start.
+fn master_round(masters: &mut [Master], t: i64) {
+    let n = masters.len();
+    for m in masters.iter_mut() {
+        m.vm.advance_to(t);
+    }
+    for i in 0..n {
+        let raw_i = masters[i].vm.raw_at(t);
+        let mut peers: Vec<Option<OffsetInterval>> = Vec::with_capacity(n - 1);
+        for j in 0..n {
+            if j == i {
+                continue;
+            }
+            let down = masters[j].down.iter().any(|&(a, b)| t >= a && t < b);
+            let pj = &mut masters[j];
+            let rj = pj.vm.raw_at(t + 200_000);
+            let snap = pj.vm.core.snapshot(rj);
+            let usable = !down && snap.status.is_trustworthy();
+            let iv = snap.model.and_then(|m| {
+                let t2 = m.estimate_at(rj)?;
+                let eps = m.epsilon_at(rj);
+                let ts = SyncTimestamps {
+                    t1: Timestamp::from_nanos(raw_i),
+                    t2: t2.saturating_add(Span::from_nanos(pj.lie_ns)),
+                    t3: t2.saturating_add(Span::from_nanos(pj.lie_ns + 10_000)),
+                    t4: Timestamp::from_nanos(raw_i + 410_000),
+                };
+                measure(&ts, eps, Rate::from_ppm(500))
+                    .ok()
+                    .map(|x| x.bounds)
+            });
+            peers.push(if usable { iv } else { None });
+        }
+        let core = &mut masters[i].vm.core;
+        if core.wants_peer_time() {
+            let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
+            if !usable.is_empty()
+                && let Ok(sel) = marzullo::select(&usable, (usable.len() - 1) / 2)
+            {
+                core.on_peer_time(raw_i + 410_000, sel.interval);
+            }
+        }
+        core.cross_check(raw_i + 410_000, &peers);
+    }
+}
