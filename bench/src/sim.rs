@@ -293,7 +293,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 wander_ppm_per_sqrt_s: sc.hosts.wander_ppm_per_sqrt_s,
                 periodic_amplitude_ppm: sc.hosts.temperature_ppm,
                 periodic_period_s: sc.hosts.temperature_period_s,
-                periodic_phase_rad: rng.random_range(0.0..6.28),
+                periodic_phase_rad: rng.random_range(0.0..std::f64::consts::TAU),
                 steps: steps.clone(),
                 ..Default::default()
             };
@@ -540,12 +540,11 @@ fn master_round(masters: &mut [Master], t: i64) {
     for i in 0..n {
         let raw_i = masters[i].vm.raw_at(t);
         let mut peers: Vec<Option<OffsetInterval>> = Vec::with_capacity(n - 1);
-        for j in 0..n {
+        for (j, pj) in masters.iter_mut().enumerate() {
             if j == i {
                 continue;
             }
-            let down = masters[j].down.iter().any(|&(a, b)| t >= a && t < b);
-            let pj = &mut masters[j];
+            let down = pj.down.iter().any(|&(a, b)| t >= a && t < b);
             let rj = pj.vm.raw_at(t + 200_000);
             let snap = pj.vm.core.snapshot(rj);
             let usable = !down && snap.status.is_trustworthy();
