@@ -324,3 +324,39 @@ fn ttlab_runs_and_stops_cleanly() {
         String::from_utf8_lossy(&ps.stdout)
     );
 }
+
+#[test]
+fn commit_wait_under_drift_reports_real_and_simulated_figures() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_ttbench"))
+        .args([
+            "commit-wait",
+            "--drift-ppm",
+            "0,100",
+            "--waits",
+            "40",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j["drifts"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert!(r["real"]["waits"].as_u64().unwrap() >= 30, "{r}");
+        // Commit wait is about 2ε: never shorter than the ε that forced it (no timing bound).
+        let cw = r["real"]["commit_wait_us"]["p50"].as_f64().unwrap();
+        let eps = r["real"]["epsilon_us"]["p50"].as_f64().unwrap();
+        assert!(
+            cw >= eps,
+            "commit wait {cw} µs shorter than ε {eps} µs: {r}"
+        );
+        assert_eq!(r["sim"]["violations"], 0, "{r}");
+        assert!(r["sim"]["commit_wait_us"]["p50"].as_f64().unwrap() > 0.0);
+    }
+}

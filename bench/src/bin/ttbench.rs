@@ -19,6 +19,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Commit-wait under host clock drift on the real stack, beside the simulator's figure.
+    CommitWait {
+        /// Drift values (ppm), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,50,100,200")]
+        drift_ppm: Vec<f64>,
+        /// Commit waits per drift value.
+        #[arg(long, default_value_t = 300)]
+        waits: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every scenario and write the results table and plots.
+    SimReport {
+        /// Scenario directory.
+        #[arg(long, default_value = "bench/scenarios")]
+        scenarios: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
     /// The deterministic fleet simulator: run a scenario, check every sampled TT.now().
     Sim {
         /// Scenario file (see bench/scenarios/).
@@ -191,6 +212,41 @@ mod tempdir {
 
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::CommitWait {
+            drift_ppm,
+            waits,
+            json,
+        } => {
+            let r = bench::commit_wait::commit_wait_under_drift(&drift_ppm, waits)?;
+            if json {
+                println!("{r}");
+            } else {
+                println!(
+                    "drift   real commit wait p50 / p99 / max (µs)   real ε p50   |   sim commit wait p50 / p99 (µs)   sim ε p50"
+                );
+                for d in r["drifts"].as_array().into_iter().flatten() {
+                    let (rc, sc) = (&d["real"]["commit_wait_us"], &d["sim"]["commit_wait_us"]);
+                    println!(
+                        "{:>4} ppm   {:>8.0} / {:>8.0} / {:>8.0}   {:>10.0}   |   {:>8.0} / {:>8.0}   {:>10.0}",
+                        d["drift_ppm"].as_f64().unwrap_or(0.0),
+                        rc["p50"].as_f64().unwrap_or(0.0),
+                        rc["p99"].as_f64().unwrap_or(0.0),
+                        rc["max"].as_f64().unwrap_or(0.0),
+                        d["real"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
+                        sc["p50"].as_f64().unwrap_or(0.0),
+                        sc["p99"].as_f64().unwrap_or(0.0),
+                        d["sim"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::SimReport { scenarios, out } => {
+            let md = bench::report::sim_report(&scenarios, &out)?;
+            print!("{md}");
+            eprintln!("wrote {}", out.join("results.md").display());
+            Ok(())
+        }
         Cmd::Sim {
             scenario,
             json,

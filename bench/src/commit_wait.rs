@@ -1,0 +1,93 @@
+//! `ttbench commit-wait --drift-ppm 0,50,100,200`: commit-wait under host clock drift on real
+//! processes — the ttlab stack, timed's test knob set to each drift — measured through the SDK
+//! (`commit_timestamp` then `commit_wait_blocking` on the page), beside the fleet simulator's
+//! figure for the same settings (1 s polls, 200 ppm assumed, the host oscillator off by that
+//! drift, loopback-like delays).
+
+use crate::lab::{Lab, LabOptions};
+use crate::sim::{FleetScenario, run};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::time::Duration;
+
+const SIM_TEMPLATE: &str = r#"
+name = "commit-wait-drift"
+seed = 21
+duration-s = 600.0
+sample-interval-s = 2.0
+[[master]]
+kind = "gps"
+[[master]]
+kind = "gps"
+[[master]]
+kind = "armageddon"
+devices = "gps.enabled = false"
+[hosts]
+count = 10
+poll-interval-s = 1.0
+max-drift-ppm = 200.0
+freq-offset-ppm = 0.0
+[network]
+delay-us = [150.0, 400.0]
+jitter-us = 50.0
+"#;
+
+/// Runs the measurement; `waits` commit waits per drift value.
+pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_json::Value, String> {
+    let dir = std::env::temp_dir().join(format!("ttbench-cw-lab-{}", std::process::id()));
+    let lab = Lab::start(LabOptions {
+        dir,
+        allow_knob: true,
+        ..Default::default()
+    })?;
+    lab.wait_synchronized(3, Duration::from_secs(90))?;
+    let rt = Lab::rt();
+    let tt = ttclient::TrueTime::open(&lab.page).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for &d in drifts {
+        rt.block_on(lab.set_knob(d, 0))?;
+        // Let a few polls see the new rate.
+        std::thread::sleep(Duration::from_secs(8));
+        let mut cw = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+        let mut eps = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+        let mut refused = 0u64;
+        for _ in 0..waits {
+            match tt.now() {
+                Ok(i) => {
+                    let _ = eps.record(i.epsilon().as_nanos().max(1) as u64);
+                }
+                Err(_) => refused += 1,
+            }
+            match tt
+                .commit_timestamp()
+                .and_then(|s| tt.commit_wait_blocking(s))
+            {
+                Ok(w) => {
+                    let _ = cw.record(w.waited.as_nanos().max(1) as u64);
+                }
+                Err(_) => refused += 1,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The simulator's figure for the same settings.
+        let mut sc = FleetScenario::from_toml(SIM_TEMPLATE, "commit-wait-drift")?;
+        sc.hosts.freq_offset_ppm = d.abs();
+        let sim = run(&sc)?.json;
+        let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
+        rows.push(json!({
+            "drift_ppm": d,
+            "real": {
+                "commit_wait_us": {"p50": us(&cw, 0.5), "p99": us(&cw, 0.99), "max": cw.max() as f64 / 1e3},
+                "epsilon_us": {"p50": us(&eps, 0.5), "p99": us(&eps, 0.99)},
+                "waits": cw.len(),
+                "refused": refused,
+            },
+            "sim": {
+                "commit_wait_us": {"p50": sim["commit_wait_ns"]["p50"].as_f64().unwrap_or(0.0) / 1e3, "p99": sim["commit_wait_ns"]["p99"].as_f64().unwrap_or(0.0) / 1e3, "max": sim["commit_wait_ns"]["max"].as_f64().unwrap_or(0.0) / 1e3},
+                "epsilon_us": {"p50": sim["epsilon_ns"]["p50"].as_f64().unwrap_or(0.0) / 1e3, "p99": sim["epsilon_ns"]["p99"].as_f64().unwrap_or(0.0) / 1e3},
+                "violations": sim["violations"],
+            },
+        }));
+    }
+    Ok(json!({"drifts": rows, "assumed_max_drift_ppm": 200.0, "poll_interval_s": 1.0}))
+}
