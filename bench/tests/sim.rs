@@ -122,3 +122,33 @@ fn same_seed_same_json() {
     sc.seed += 1;
     assert_ne!(a, deterministic_part(run(&sc).unwrap().json));
 }
+
+#[test]
+fn same_seed_same_output_byte_for_byte_from_the_binary() {
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/liar-master.toml");
+    let run_bin = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ttbench"))
+            .args([
+                "sim",
+                "--json",
+                "--no-wall-clock",
+                "--duration",
+                "300",
+                "--hosts",
+                "10",
+                "--scenario",
+            ])
+            .arg(&scenario)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let (a, b) = (run_bin(), run_bin());
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "two runs with the same seed differ");
+}

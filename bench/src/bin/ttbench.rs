@@ -54,6 +54,10 @@ enum Cmd {
         /// Override the number of hosts.
         #[arg(long)]
         hosts: Option<usize>,
+        /// Leave out the two wall-clock fields (`wall_s`, `virtual_s_per_wall_s`), so the same
+        /// seed gives the same output byte for byte.
+        #[arg(long)]
+        no_wall_clock: bool,
     },
     /// Cost of TrueTime::now() through the page vs clock_gettime(CLOCK_REALTIME), 1 and 2 threads.
     NowLatency {
@@ -252,6 +256,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             json,
             duration,
             hosts,
+            no_wall_clock,
         } => {
             let src = std::fs::read_to_string(&scenario)
                 .map_err(|e| format!("{}: {e}", scenario.display()))?;
@@ -263,7 +268,11 @@ fn real_main(cli: Cli) -> Result<(), String> {
             if let Some(h) = hosts {
                 sc.hosts.count = h;
             }
-            let r = bench::sim::run(&sc)?;
+            let mut r = bench::sim::run(&sc)?;
+            if no_wall_clock && let Some(o) = r.json.as_object_mut() {
+                o.remove("wall_s");
+                o.remove("virtual_s_per_wall_s");
+            }
             if json {
                 println!("{}", r.json);
             } else {
