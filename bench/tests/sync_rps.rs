@@ -2,24 +2,11 @@
 //! timing is asserted (the machine is shared and noisy): only that requests were served
 //! without errors and the report is complete.
 
-use std::path::Path;
 use std::process::Command;
-
-fn ensure_built(package: &str, bin: &str) {
-    let dir = Path::new(env!("CARGO_BIN_EXE_ttbench")).parent().unwrap();
-    if !dir.join(bin).exists() {
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", package, "--bin", bin]);
-        if dir.ends_with("release") {
-            c.arg("--release");
-        }
-        assert!(c.status().unwrap().success());
-    }
-}
 
 #[test]
 fn sync_rps_reports_throughput_and_latency() {
-    ensure_built("timemaster", "timemaster");
+    bench::lab::binaries(None).expect("the stack binaries");
     let out = Command::new(env!("CARGO_BIN_EXE_ttbench"))
         .args([
             "sync-rps",

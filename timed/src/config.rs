@@ -15,40 +15,10 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use thiserror::Error;
 use ttcore::host::HostParams;
 use ttcore::{Rate, Span};
 
-/// A configuration that cannot be used.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// Unreadable.
-    #[error("{path}: {source}")]
-    Io {
-        /// File.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// Syntax, unknown key, wrong type (toml's message names line and key).
-    #[error("{path}: {msg}")]
-    Parse {
-        /// File.
-        path: String,
-        /// Message.
-        msg: String,
-    },
-    /// A bad value.
-    #[error("{path}: {key}: {msg}")]
-    Invalid {
-        /// File.
-        path: String,
-        /// Key.
-        key: String,
-        /// Why.
-        msg: String,
-    },
-}
+pub use ttsys::config::ConfigError;
 
 /// How timed treats the system clock.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -145,26 +115,12 @@ fn default_window() -> u64 {
 impl Config {
     /// Parses and validates.
     pub fn from_toml(src: &str, path: &str) -> Result<Config, ConfigError> {
-        let c: Config = toml::from_str(src).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            msg: e.to_string(),
-        })?;
-        c.host_params().map_err(|(key, msg)| ConfigError::Invalid {
-            path: path.into(),
-            key,
-            msg,
-        })?;
-        Ok(c)
+        ttsys::config::parse(src, path, |c: &Config| c.host_params().map(|_| ()))
     }
 
     /// Reads a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let p = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        Self::from_toml(&src, &p)
+        ttsys::config::load(path, |c: &Config| c.host_params().map(|_| ()))
     }
 
     /// Holdover threshold.

@@ -30,39 +30,9 @@ use crate::core::master::{AtomicParams, GpsParams, MasterKind, MasterParams};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use thiserror::Error;
 use ttcore::{LeapTable, Rate, Span, Timestamp, UtcLabel};
 
-/// A configuration that cannot be used.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// Unreadable file.
-    #[error("{path}: {source}")]
-    Io {
-        /// File.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// Syntax, an unknown key, a wrong type (the message names line and key).
-    #[error("{path}: {msg}")]
-    Parse {
-        /// File.
-        path: String,
-        /// toml's message.
-        msg: String,
-    },
-    /// A value that parses but makes no sense.
-    #[error("{path}: {key}: {msg}")]
-    Invalid {
-        /// File.
-        path: String,
-        /// The key.
-        key: String,
-        /// Why.
-        msg: String,
-    },
-}
+pub use ttsys::config::ConfigError;
 
 /// Where pulses come from.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -273,26 +243,12 @@ fn parse_utc(s: &str) -> Option<UtcLabel> {
 impl Config {
     /// Parses and validates `src`; `path` names it in errors.
     pub fn from_toml(src: &str, path: &str) -> Result<Config, ConfigError> {
-        let c: Config = toml::from_str(src).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            msg: e.to_string(),
-        })?;
-        c.params().map_err(|(key, msg)| ConfigError::Invalid {
-            path: path.into(),
-            key,
-            msg,
-        })?;
-        Ok(c)
+        ttsys::config::parse(src, path, |c: &Config| c.params().map(|_| ()))
     }
 
     /// Reads a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let p = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        Self::from_toml(&src, &p)
+        ttsys::config::load(path, |c: &Config| c.params().map(|_| ()))
     }
 
     /// The core's parameters, or (key, reason) for the first invalid value.

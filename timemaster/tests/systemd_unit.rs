@@ -1,6 +1,8 @@
 //! `systemd/timemaster.service` passes `systemd-analyze verify` (with ExecStart pointed at the
 //! binary this build produced), and a broken unit does not (so the check can fail).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -52,31 +54,13 @@ fn timemaster_unit_verifies() {
     assert!(!ok, "a unit with an unknown key passed");
 }
 
-fn workspace_bin(name: &str) -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_timemaster"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let p = dir.join(name);
-    if !p.exists() {
-        let pkg = if name == "ttctl" { "ttclient" } else { name };
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", pkg, "--bin", name]);
-        if dir.ends_with("release") {
-            c.arg("--release");
-        }
-        assert!(c.status().unwrap().success());
-    }
-    p
-}
-
 #[test]
 #[ignore = "needs systemd-analyze (Debian package systemd)"]
 fn timed_units_verify() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
-    let timed = workspace_bin("timed");
-    let ttctl = workspace_bin("ttctl");
+    let timed = common::workspace_bin("timed", "timed");
+    let ttctl = common::workspace_bin("ttclient", "ttctl");
     for (unit, keys) in [
         (
             "timed.service",

@@ -3,6 +3,7 @@
 //! in each.
 
 pub mod clock;
+pub mod config;
 pub mod pps;
 pub mod shm;
 pub mod steer;

@@ -1,0 +1,68 @@
+//! Loading the daemons' TOML configuration files: errors name the file, and toml's messages name
+//! the line and the key (the config structs reject unknown keys with `deny_unknown_fields`).
+
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use thiserror::Error;
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Syntax, an unknown key or a wrongly typed value (toml's message names line and key).
+    #[error("{path}: {msg}")]
+    Parse {
+        /// File.
+        path: String,
+        /// toml's message.
+        msg: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: {key}: {msg}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// The key.
+        key: String,
+        /// Why.
+        msg: String,
+    },
+}
+
+/// Parses `src` (called `path` in errors) and runs `validate`, which names the offending key.
+pub fn parse<T: DeserializeOwned>(
+    src: &str,
+    path: &str,
+    validate: impl FnOnce(&T) -> Result<(), (String, String)>,
+) -> Result<T, ConfigError> {
+    let c: T = toml::from_str(src).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        msg: e.to_string(),
+    })?;
+    validate(&c).map_err(|(key, msg)| ConfigError::Invalid {
+        path: path.into(),
+        key,
+        msg,
+    })?;
+    Ok(c)
+}
+
+/// Reads and [`parse`]s a file.
+pub fn load<T: DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(&T) -> Result<(), (String, String)>,
+) -> Result<T, ConfigError> {
+    let p = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    parse(&src, &p, validate)
+}
