@@ -197,20 +197,53 @@ pub struct Reading {
     pub raw: i64,
 }
 
+/// A page's status code; an unknown code is never trusted.
+#[inline(always)]
+fn decode_status(code: i64) -> ClockStatus {
+    match code {
+        1 => ClockStatus::Synchronized,
+        2 => ClockStatus::Holdover,
+        4 => ClockStatus::Disrupted,
+        _ => ClockStatus::Unsynchronized,
+    }
+}
+
+/// The time-dependent trust rule (PROTOCOL.md, reading step 5), for every reader: a page past
+/// `void_after` or a trustworthy status whose ε exceeds the maximum reads as unsynchronized; a
+/// synchronized page past `holdover_after` reads as holdover.
+#[inline(always)]
+fn degrade(
+    written: ClockStatus,
+    raw: i64,
+    eps_ns: i64,
+    max_eps_ns: i64,
+    void_after: i64,
+    holdover_after: i64,
+) -> (ClockStatus, Degraded) {
+    if raw > void_after {
+        (ClockStatus::Unsynchronized, Degraded::Void)
+    } else if written.is_trustworthy() && eps_ns > max_eps_ns {
+        (ClockStatus::Unsynchronized, Degraded::EpsilonTooLarge)
+    } else if written == ClockStatus::Synchronized && raw > holdover_after {
+        (ClockStatus::Holdover, Degraded::Stale)
+    } else {
+        (written, Degraded::No)
+    }
+}
+
 impl PageData {
     /// The interval and status at real raw reading `raw_real` (`CLOCK_MONOTONIC_RAW`).
     pub fn read_at(&self, raw_real: i64) -> Reading {
         let raw = self.knob.apply(raw_real);
         let interval = self.model.interval_at(raw);
-        let (status, degraded) = if raw > self.void_after_raw {
-            (ClockStatus::Unsynchronized, Degraded::Void)
-        } else if self.status.is_trustworthy() && self.model.epsilon_at(raw) > self.max_eps {
-            (ClockStatus::Unsynchronized, Degraded::EpsilonTooLarge)
-        } else if self.status == ClockStatus::Synchronized && raw > self.holdover_after_raw {
-            (ClockStatus::Holdover, Degraded::Stale)
-        } else {
-            (self.status, Degraded::No)
-        };
+        let (status, degraded) = degrade(
+            self.status,
+            raw,
+            self.model.epsilon_at(raw).as_nanos(),
+            self.max_eps.as_nanos(),
+            self.void_after_raw,
+            self.holdover_after_raw,
+        );
         Reading {
             interval,
             status,
@@ -253,11 +286,7 @@ impl PageData {
                 eps_ref: Span::from_nanos(f[field::EPS_REF_NS]),
                 drift_bound: Rate::from_ppt(f[field::DRIFT_PPT]),
             },
-            // An unknown status code is never trusted.
-            status: u8::try_from(f[field::STATUS])
-                .ok()
-                .and_then(ClockStatus::from_u8)
-                .unwrap_or(ClockStatus::Unsynchronized),
+            status: decode_status(f[field::STATUS]),
             max_eps: Span::from_nanos(f[field::MAX_EPS_NS]),
             void_after_raw: f[field::VOID_AFTER_RAW_NS],
             holdover_after_raw: f[field::HOLDOVER_AFTER_RAW_NS],
@@ -350,21 +379,14 @@ impl HotPage {
                 let agef = age as f64;
                 let est = self.ref_time + age + floor_i64(self.freq_ppt as f64 * agef * 1e-12);
                 let eps = self.eps_ref + ceil_i64(self.drift_ppt as f64 * agef.abs() * 1e-12) + 2;
-                let status = match self.status {
-                    1 => ClockStatus::Synchronized,
-                    2 => ClockStatus::Holdover,
-                    4 => ClockStatus::Disrupted,
-                    _ => ClockStatus::Unsynchronized,
-                };
-                let status = if raw_real > self.void_after
-                    || (status.is_trustworthy() && eps > self.max_eps)
-                {
-                    ClockStatus::Unsynchronized
-                } else if status == ClockStatus::Synchronized && raw_real > self.holdover_after {
-                    ClockStatus::Holdover
-                } else {
-                    status
-                };
+                let (status, _) = degrade(
+                    decode_status(self.status),
+                    raw_real,
+                    eps,
+                    self.max_eps,
+                    self.void_after,
+                    self.holdover_after,
+                );
                 let interval = TTInterval::new(
                     Timestamp::from_nanos(est - eps),
                     Timestamp::from_nanos(est + eps),
@@ -397,17 +419,14 @@ impl HotPage {
         let eps = self.eps_ref.max(0).saturating_add(grow).saturating_add(2);
         let interval = TTInterval::around(Timestamp::from_nanos(est), Span::from_nanos(eps.max(0)))
             .unwrap_or_else(|_| TTInterval::point(Timestamp::from_nanos(est)));
-        let status = u8::try_from(self.status)
-            .ok()
-            .and_then(ClockStatus::from_u8)
-            .unwrap_or(ClockStatus::Unsynchronized);
-        let status = if raw > self.void_after || (status.is_trustworthy() && eps > self.max_eps) {
-            ClockStatus::Unsynchronized
-        } else if status == ClockStatus::Synchronized && raw > self.holdover_after {
-            ClockStatus::Holdover
-        } else {
-            status
-        };
+        let (status, _) = degrade(
+            decode_status(self.status),
+            raw,
+            eps,
+            self.max_eps,
+            self.void_after,
+            self.holdover_after,
+        );
         (interval, status)
     }
 }
