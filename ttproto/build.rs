@@ -5,6 +5,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: a build script is single-threaded; nothing reads the environment concurrently.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto/truetime.proto");
-    tonic_prost_build::configure().compile_protos(&["proto/truetime.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto/store.proto");
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/truetime.proto", "proto/store.proto"], &["proto"])?;
     Ok(())
 }

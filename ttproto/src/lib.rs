@@ -6,6 +6,12 @@ pub mod v1 {
     tonic::include_proto!("truetime.v1");
 }
 
+/// The demo store's protocol (`proto/store.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod store {
+    tonic::include_proto!("ttstore.v1");
+}
+
 use ttcore::ClockStatus;
 
 /// `ttcore` status → wire status.

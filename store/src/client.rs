@@ -1,0 +1,277 @@
+//! A client for the store: finds the leader, follows redirects, retries through elections and
+//! dead nodes with the same request id (so a retried transaction applies at most once), and
+//! says clearly when an outcome is unknown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tonic::Code;
+use tonic::transport::Channel;
+use ttproto::store as pb;
+
+/// Client errors.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The request itself is wrong (bad key, empty transaction, …); retrying will not help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// No node could complete the request in time. For a transaction the outcome is
+    /// **unknown**: it may have committed (a retry with the same request id is safe).
+    #[error("unavailable after {tries} attempts over {elapsed:?}: {last}")]
+    Unavailable {
+        /// Attempts made.
+        tries: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// The last error seen.
+        last: String,
+    },
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh request id (unique across processes on a host and across restarts).
+pub fn new_request_id() -> String {
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        crate::node::realtime_ns(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A client of one cluster.
+#[derive(Clone)]
+pub struct Client {
+    addrs: Vec<String>,
+    conns: HashMap<String, pb::store_client::StoreClient<Channel>>,
+    leader: Option<String>,
+    /// How long one request may take, retries included.
+    pub deadline: Duration,
+    /// Per-attempt timeout.
+    pub attempt_timeout: Duration,
+}
+
+impl Client {
+    /// A client that knows the nodes at `addrs` (`host:port`).
+    pub fn new(addrs: &[String]) -> Client {
+        Client {
+            addrs: addrs.to_vec(),
+            conns: HashMap::new(),
+            leader: None,
+            deadline: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(4),
+        }
+    }
+
+    /// The node addresses.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    fn conn(&mut self, addr: &str) -> Result<pb::store_client::StoreClient<Channel>, ClientError> {
+        if let Some(c) = self.conns.get(addr) {
+            return Ok(c.clone());
+        }
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClientError::Rejected(format!("bad address {addr:?}: {e}")))?
+            .connect_timeout(Duration::from_millis(500))
+            .connect_lazy();
+        let c = pb::store_client::StoreClient::new(ch);
+        self.conns.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Runs a transaction at the leader. Fills in a request id if there is none, and keeps it
+    /// across retries.
+    pub async fn txn(&mut self, mut req: pb::TxnRequest) -> Result<pb::TxnReply, ClientError> {
+        if req.request_id.is_empty() {
+            req.request_id = new_request_id();
+        }
+        let t0 = Instant::now();
+        let mut tries = 0;
+        let mut i = 0usize;
+        let mut last = String::new();
+        while t0.elapsed() < self.deadline {
+            let addr = match &self.leader {
+                Some(l) => l.clone(),
+                None => {
+                    i += 1;
+                    self.addrs[i % self.addrs.len()].clone()
+                }
+            };
+            tries += 1;
+            let mut c = self.conn(&addr)?;
+            let mut r = tonic::Request::new(req.clone());
+            r.set_timeout(self.attempt_timeout);
+            match c.txn(r).await {
+                Ok(reply) => {
+                    self.leader = Some(addr);
+                    return Ok(reply.into_inner());
+                }
+                Err(s) => {
+                    last = format!("{addr}: {}", s.message());
+                    if s.code() == Code::InvalidArgument {
+                        return Err(ClientError::Rejected(s.message().to_string()));
+                    }
+                    self.leader = redirect(&s);
+                    if self.leader.is_none() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        Err(ClientError::Unavailable {
+            tries,
+            elapsed: t0.elapsed(),
+            last,
+        })
+    }
+
+    /// Reads, preferring node `prefer` (an index into the addresses) and moving to the next
+    /// node when one cannot serve.
+    pub async fn read(
+        &mut self,
+        prefer: usize,
+        req: pb::ReadRequest,
+    ) -> Result<pb::ReadReply, ClientError> {
+        let t0 = Instant::now();
+        let mut tries = 0;
+        let mut last = String::new();
+        let mut i = prefer;
+        while t0.elapsed() < self.deadline {
+            let addr = self.addrs[i % self.addrs.len()].clone();
+            tries += 1;
+            let mut c = self.conn(&addr)?;
+            let mut r = tonic::Request::new(req.clone());
+            r.set_timeout(self.attempt_timeout);
+            match c.read(r).await {
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(s) => {
+                    last = format!("{addr}: {}", s.message());
+                    if s.code() == Code::InvalidArgument {
+                        return Err(ClientError::Rejected(s.message().to_string()));
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        Err(ClientError::Unavailable {
+            tries,
+            elapsed: t0.elapsed(),
+            last,
+        })
+    }
+
+    /// One node's status.
+    pub async fn status(&mut self, addr: &str) -> Result<pb::StatusReply, ClientError> {
+        let mut c = self.conn(addr)?;
+        let mut r = tonic::Request::new(pb::StatusRequest {});
+        r.set_timeout(Duration::from_secs(2));
+        c.status(r)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| ClientError::Unavailable {
+                tries: 1,
+                elapsed: Duration::ZERO,
+                last: format!("{addr}: {}", s.message()),
+            })
+    }
+
+    /// The current leader's address, asking every node until one knows.
+    pub async fn find_leader(&mut self) -> Result<String, ClientError> {
+        let t0 = Instant::now();
+        let mut last = String::from("no node answered");
+        while t0.elapsed() < self.deadline {
+            for a in self.addrs.clone() {
+                match self.status(&a).await {
+                    Ok(s) if s.leader != 0 && !s.leader_addr.is_empty() && s.role == "leader" => {
+                        self.leader = Some(a.clone());
+                        return Ok(a);
+                    }
+                    Ok(s) => last = format!("{a}: role {}, leader {}", s.role, s.leader),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ClientError::Unavailable {
+            tries: 0,
+            elapsed: t0.elapsed(),
+            last,
+        })
+    }
+
+    /// Adds (`Some(addr)`) or removes a node, at the leader.
+    pub async fn membership(
+        &mut self,
+        id: u64,
+        add: Option<String>,
+    ) -> Result<pb::MembershipReply, ClientError> {
+        let t0 = Instant::now();
+        let mut last = String::new();
+        let mut tries = 0;
+        while t0.elapsed() < self.deadline {
+            let leader = self.find_leader().await?;
+            let mut c = self.conn(&leader)?;
+            tries += 1;
+            let res = match &add {
+                Some(addr) => {
+                    c.add_node(pb::AddNodeRequest {
+                        id,
+                        addr: addr.clone(),
+                    })
+                    .await
+                }
+                None => c.remove_node(pb::RemoveNodeRequest { id }).await,
+            };
+            match res {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if matches!(s.code(), Code::InvalidArgument | Code::NotFound) => {
+                    return Err(ClientError::Rejected(s.message().to_string()));
+                }
+                Err(s) => {
+                    last = s.message().to_string();
+                    self.leader = None;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        Err(ClientError::Unavailable {
+            tries,
+            elapsed: t0.elapsed(),
+            last,
+        })
+    }
+
+    /// Sets the fault-injection block list on the node at `addr`.
+    pub async fn partition(
+        &mut self,
+        addr: &str,
+        blocked: Vec<u64>,
+    ) -> Result<Vec<u64>, ClientError> {
+        let mut c = self.conn(addr)?;
+        c.partition(pb::PartitionRequest { blocked })
+            .await
+            .map(|r| r.into_inner().blocked)
+            .map_err(|s| ClientError::Unavailable {
+                tries: 1,
+                elapsed: Duration::ZERO,
+                last: format!("{addr}: {}", s.message()),
+            })
+    }
+}
+
+/// The leader address a "not the leader" error points at.
+fn redirect(s: &tonic::Status) -> Option<String> {
+    if s.code() != Code::FailedPrecondition {
+        return None;
+    }
+    s.metadata()
+        .get("x-leader-addr")
+        .and_then(|v| v.to_str().ok())
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+}

@@ -1,0 +1,257 @@
+//! A local cluster of `ttstore node` child processes on loopback — what `ttstore cluster`, the
+//! integration tests and `ttbench store` start. Each node logs to `<dir>/node<id>.log`.
+
+use crate::node::Mode;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How to start a local cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The `ttstore` executable.
+    pub exe: PathBuf,
+    /// Data and log directory.
+    pub dir: PathBuf,
+    /// Number of nodes (ids 1..=n).
+    pub nodes: u64,
+    /// First port (`None`: any free ports).
+    pub base_port: Option<u16>,
+    /// Timestamp mode.
+    pub mode: Mode,
+    /// Commit wait on (TrueTime mode).
+    pub commit_wait: bool,
+    /// Per-node clock skew from the host clock (ns), by node index; missing entries are 0.
+    pub skews_ns: Vec<i64>,
+    /// The ε every simulated clock claims (ns).
+    pub epsilon_ns: i64,
+    /// Use timed (page path, gRPC address) instead of simulated clocks.
+    pub timed: Option<(PathBuf, String)>,
+    /// HLC max offset (ms).
+    pub max_offset_ms: u64,
+    /// Idle close interval (ms).
+    pub close_interval_ms: u64,
+}
+
+impl ClusterConfig {
+    /// Three TrueTime nodes with simulated clocks of bound `epsilon_ns` and no skew.
+    pub fn new(exe: &Path, dir: &Path) -> ClusterConfig {
+        ClusterConfig {
+            exe: exe.to_path_buf(),
+            dir: dir.to_path_buf(),
+            nodes: 3,
+            base_port: None,
+            mode: Mode::Truetime,
+            commit_wait: true,
+            skews_ns: vec![],
+            epsilon_ns: 1_000_000,
+            timed: None,
+            max_offset_ms: 250,
+            close_interval_ms: 50,
+        }
+    }
+}
+
+struct Proc {
+    id: u64,
+    addr: String,
+    child: Option<Child>,
+}
+
+/// Running nodes; dropping the cluster kills them.
+pub struct LocalCluster {
+    cfg: ClusterConfig,
+    procs: Vec<Proc>,
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl LocalCluster {
+    /// Starts `cfg.nodes` nodes; node 1 initialises the cluster.
+    pub fn start(cfg: ClusterConfig) -> io::Result<LocalCluster> {
+        std::fs::create_dir_all(&cfg.dir)?;
+        let mut procs = Vec::new();
+        for id in 1..=cfg.nodes {
+            let port = match cfg.base_port {
+                Some(p) => p + (id - 1) as u16,
+                None => free_port()?,
+            };
+            procs.push(Proc {
+                id,
+                addr: format!("127.0.0.1:{port}"),
+                child: None,
+            });
+        }
+        let mut c = LocalCluster { cfg, procs };
+        for id in 1..=c.cfg.nodes {
+            c.spawn(id)?;
+        }
+        Ok(c)
+    }
+
+    /// Node addresses, by id order.
+    pub fn addrs(&self) -> Vec<String> {
+        self.procs.iter().map(|p| p.addr.clone()).collect()
+    }
+
+    /// The address of node `id`.
+    pub fn addr(&self, id: u64) -> Option<String> {
+        self.procs
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.addr.clone())
+    }
+
+    fn args(&self, id: u64) -> Vec<String> {
+        let p = self.procs.iter().find(|p| p.id == id).expect("known node");
+        let mut a = vec![
+            "node".to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            p.addr.clone(),
+            "--dir".into(),
+            self.cfg.dir.join(format!("node{id}")).display().to_string(),
+            "--mode".into(),
+            self.cfg.mode.name().into(),
+            "--max-offset-ms".into(),
+            self.cfg.max_offset_ms.to_string(),
+            "--close-interval-ms".into(),
+            self.cfg.close_interval_ms.to_string(),
+        ];
+        match &self.cfg.timed {
+            Some((page, addr)) => {
+                a.extend([
+                    "--page".into(),
+                    page.display().to_string(),
+                    "--timed".into(),
+                    addr.clone(),
+                ]);
+            }
+            None => {
+                let skew = self
+                    .cfg
+                    .skews_ns
+                    .get((id - 1) as usize)
+                    .copied()
+                    .unwrap_or(0);
+                a.extend([
+                    format!("--skew-ns={skew}"),
+                    format!("--epsilon-ns={}", self.cfg.epsilon_ns),
+                ]);
+            }
+        }
+        if !self.cfg.commit_wait {
+            a.push("--no-commit-wait".into());
+        }
+        if id == 1 {
+            let init: Vec<String> = self
+                .procs
+                .iter()
+                .filter(|p| p.id <= self.cfg.nodes)
+                .map(|p| format!("{}={}", p.id, p.addr))
+                .collect();
+            a.extend(["--init".into(), init.join(",")]);
+        }
+        a
+    }
+
+    fn spawn(&mut self, id: u64) -> io::Result<()> {
+        let args = self.args(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.cfg.dir.join(format!("node{id}.log")))?;
+        let child = Command::new(&self.cfg.exe)
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let p = self
+            .procs
+            .iter_mut()
+            .find(|p| p.id == id)
+            .expect("known node");
+        p.child = Some(child);
+        Ok(())
+    }
+
+    /// Adds a process for a new node `id` (not yet a member: add it with `add-node`).
+    pub fn spawn_extra(&mut self, id: u64) -> io::Result<String> {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        self.procs.push(Proc {
+            id,
+            addr: addr.clone(),
+            child: None,
+        });
+        self.spawn(id)?;
+        Ok(addr)
+    }
+
+    /// SIGKILLs node `id` (no chance to flush anything that was not already fsynced).
+    pub fn kill(&mut self, id: u64) {
+        if let Some(p) = self.procs.iter_mut().find(|p| p.id == id) {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Restarts a killed node with its data directory.
+    pub fn restart(&mut self, id: u64) -> io::Result<()> {
+        self.kill(id);
+        self.spawn(id)
+    }
+
+    /// Stops every node: SIGTERM, then SIGKILL after a grace period.
+    pub fn stop(&mut self) {
+        for p in &mut self.procs {
+            if let Some(c) = &p.child {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        for p in &mut self.procs {
+            if let Some(mut c) = p.child.take() {
+                while std::time::Instant::now() < deadline {
+                    if let Ok(Some(_)) = c.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// The node log of `id`.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.cfg.dir.join(format!("node{id}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,603 @@
+//! `ttstore`: the demo store — run nodes or a local cluster, and talk to it.
+//!
+//! ```text
+//! ttstore cluster --dir /tmp/ttstore             # three nodes on 127.0.0.1:7301-7303
+//! ttstore put k v
+//! ttstore get k --consistency strong --json
+//! ttstore txn --if k=absent --put k=v --read j
+//! ttstore status
+//! ```
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use ttproto::store as pb;
+use ttstore::client::Client;
+use ttstore::cluster::{ClusterConfig, LocalCluster};
+use ttstore::node::{ClockSpec, Mode, Node, NodeOptions};
+
+const DEFAULT_CLUSTER: &str = "127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303";
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Replicated MVCC key-value store with TrueTime commit-wait"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Level {
+    Strong,
+    Snapshot,
+    BoundedStaleness,
+    Session,
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// Node addresses (comma-separated).
+    #[arg(long, env = "TTSTORE_CLUSTER", default_value = DEFAULT_CLUSTER, value_delimiter = ',')]
+    cluster: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Clone)]
+struct ClockArgs {
+    /// Timestamp mode.
+    #[arg(long, value_enum, default_value = "truetime")]
+    mode: Mode,
+    /// Acknowledge without waiting for TT.after(s) (breaks external consistency; for the
+    /// negative control only).
+    #[arg(long)]
+    no_commit_wait: bool,
+    /// Simulated clock: offset from the host clock (ns).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    skew_ns: i64,
+    /// Simulated clock: the ε it claims (ns).
+    #[arg(long, default_value_t = 1_000_000)]
+    epsilon_ns: i64,
+    /// Read TrueTime from timed's page instead of a simulated clock.
+    #[arg(long)]
+    page: Option<PathBuf>,
+    /// timed's gRPC address (fallback when the page is missing).
+    #[arg(long, default_value = ttclient::DEFAULT_ADDR)]
+    timed: String,
+    /// HLC mode: maximum clock offset between nodes (ms).
+    #[arg(long, default_value_t = 250)]
+    max_offset_ms: u64,
+    /// How often the leader closes a timestamp when nobody asks (ms).
+    #[arg(long, default_value_t = 50)]
+    close_interval_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node.
+    Node {
+        /// Node id (≥ 1).
+        #[arg(long)]
+        id: u64,
+        /// Listen address (peers reach the node here).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Data directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Initialise the cluster with these members: `1=host:port,2=host:port,…`.
+        #[arg(long)]
+        init: Option<String>,
+        #[command(flatten)]
+        clock: ClockArgs,
+    },
+    /// Start a local cluster of node processes on loopback and keep it running (Ctrl-C stops).
+    Cluster {
+        /// Data directory.
+        #[arg(long, default_value = "ttstore-data")]
+        dir: PathBuf,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// First port.
+        #[arg(long, default_value_t = 7301)]
+        base_port: u16,
+        /// Per-node clock skews (ns), comma-separated.
+        #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+        skews_ns: Vec<i64>,
+        #[command(flatten)]
+        clock: ClockArgs,
+    },
+    /// Write one key.
+    Put {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Read keys.
+    Get {
+        /// Keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Consistency level.
+        #[arg(long, value_enum, default_value = "strong")]
+        consistency: Level,
+        /// Snapshot timestamp: wall ns, optionally `.logical`.
+        #[arg(long)]
+        at: Option<String>,
+        /// Bounded staleness (ms).
+        #[arg(long, default_value_t = 100)]
+        max_staleness_ms: u64,
+        /// Session token from a previous reply (`wall[.logical]`).
+        #[arg(long)]
+        session: Option<String>,
+        /// Which node to read from (0-based index into --cluster; others are tried if it fails).
+        #[arg(long, default_value_t = 0)]
+        node: usize,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// A read-write transaction: compares, then writes, with reads.
+    Txn {
+        /// Guard `KEY=VERSION` (`wall[.logical]`) or `KEY=absent`.
+        #[arg(long = "if")]
+        compares: Vec<String>,
+        /// Write `KEY=VALUE`.
+        #[arg(long = "put")]
+        puts: Vec<String>,
+        /// Delete KEY.
+        #[arg(long = "del")]
+        dels: Vec<String>,
+        /// Read KEY.
+        #[arg(long = "read")]
+        reads: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every node's status.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Add a node (learner first, then voter).
+    AddNode {
+        /// New node id.
+        id: u64,
+        /// Its address.
+        addr: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove a voter.
+    RemoveNode {
+        /// Node id.
+        id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Fault injection: make the node at ADDR drop Raft traffic with these ids (none: heal).
+    Partition {
+        /// The node to configure.
+        addr: String,
+        /// Node ids to cut off.
+        #[arg(value_delimiter = ',')]
+        blocked: Vec<u64>,
+    },
+}
+
+fn parse_ts(s: &str) -> Result<pb::Ts, String> {
+    let (w, l) = s.split_once('.').unwrap_or((s, "0"));
+    Ok(pb::Ts {
+        wall: w.parse().map_err(|e| format!("bad timestamp {s:?}: {e}"))?,
+        logical: l.parse().map_err(|e| format!("bad timestamp {s:?}: {e}"))?,
+    })
+}
+
+fn fmt_ts(t: &Option<pb::Ts>) -> String {
+    match t {
+        Some(t) if t.logical > 0 => format!("{}.{}", t.wall, t.logical),
+        Some(t) => t.wall.to_string(),
+        None => "-".into(),
+    }
+}
+
+fn kv_json(v: &pb::KeyValue) -> serde_json::Value {
+    serde_json::json!({
+        "key": v.key,
+        "value": v.value,
+        "found": v.value.is_some(),
+        "version": v.version.as_ref().map(|t| fmt_ts(&Some(*t))),
+    })
+}
+
+fn split_kv(s: &str, what: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{what} {s:?} is not KEY=VALUE"))
+}
+
+fn clock_spec(c: &ClockArgs) -> ClockSpec {
+    match &c.page {
+        Some(page) => ClockSpec::Timed {
+            page: page.clone(),
+            addr: c.timed.clone(),
+        },
+        None => ClockSpec::Sim {
+            skew_ns: c.skew_ns,
+            epsilon_ns: c.epsilon_ns,
+        },
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn print_txn(r: &pb::TxnReply, json: bool) {
+    if json {
+        let v = serde_json::json!({
+            "succeeded": r.succeeded,
+            "commit_ts": fmt_ts(&r.commit_ts),
+            "reads": r.reads.iter().map(kv_json).collect::<Vec<_>>(),
+            "replicate_us": r.replicate_ns as f64 / 1e3,
+            "commit_wait_us": r.commit_wait_ns as f64 / 1e3,
+            "exposed_wait_us": r.exposed_wait_ns as f64 / 1e3,
+            "total_us": r.total_ns as f64 / 1e3,
+            "leader": r.leader,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{} at {} (leader {}; replicate {:.0} µs, commit wait {:.0} µs of which {:.0} µs after replication, total {:.0} µs)",
+            if r.succeeded {
+                "committed"
+            } else {
+                "compare failed, nothing written"
+            },
+            fmt_ts(&r.commit_ts),
+            r.leader,
+            r.replicate_ns as f64 / 1e3,
+            r.commit_wait_ns as f64 / 1e3,
+            r.exposed_wait_ns as f64 / 1e3,
+            r.total_ns as f64 / 1e3
+        );
+        for v in &r.reads {
+            println!(
+                "  {} = {} (version {})",
+                v.key,
+                v.value.as_deref().unwrap_or("<absent>"),
+                fmt_ts(&v.version)
+            );
+        }
+    }
+}
+
+async fn run(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::Node {
+            id,
+            listen,
+            dir,
+            init,
+            clock,
+        } => {
+            let init = match init {
+                None => None,
+                Some(s) => {
+                    let mut m = BTreeMap::new();
+                    for part in s.split(',') {
+                        let (k, v) = split_kv(part, "--init member")?;
+                        let id: u64 = k
+                            .parse()
+                            .map_err(|e| format!("--init member {part:?}: bad id: {e}"))?;
+                        m.insert(id, v);
+                    }
+                    Some(m)
+                }
+            };
+            if id == 0 {
+                return Err("--id must be ≥ 1".into());
+            }
+            let opts = NodeOptions {
+                id,
+                listen,
+                dir,
+                mode: clock.mode,
+                commit_wait: !clock.no_commit_wait,
+                clock: clock_spec(&clock),
+                max_offset: Duration::from_millis(clock.max_offset_ms),
+                close_interval: Duration::from_millis(clock.close_interval_ms.max(1)),
+                init,
+            };
+            let node = Node::start(&opts)
+                .await
+                .map_err(|e| format!("node {id}: {e}"))?;
+            tracing::info!(
+                "node {id} serving on {listen} ({} mode, commit wait {})",
+                opts.mode.name(),
+                opts.commit_wait && opts.mode == Mode::Truetime
+            );
+            node.serve(listen, opts.close_interval, shutdown_signal())
+                .await
+                .map_err(|e| format!("node {id}: {e}"))
+        }
+        Cmd::Cluster {
+            dir,
+            nodes,
+            base_port,
+            skews_ns,
+            clock,
+        } => {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut cfg = ClusterConfig::new(&exe, &dir);
+            cfg.nodes = nodes;
+            cfg.base_port = Some(base_port);
+            cfg.mode = clock.mode;
+            cfg.commit_wait = !clock.no_commit_wait;
+            cfg.skews_ns = skews_ns;
+            cfg.epsilon_ns = clock.epsilon_ns;
+            cfg.max_offset_ms = clock.max_offset_ms;
+            cfg.close_interval_ms = clock.close_interval_ms;
+            cfg.timed = clock.page.clone().map(|p| (p, clock.timed.clone()));
+            let mut c = LocalCluster::start(cfg).map_err(|e| format!("starting nodes: {e}"))?;
+            let mut client = Client::new(&c.addrs());
+            let leader = client.find_leader().await.map_err(|e| e.to_string())?;
+            println!("ttstore cluster: {nodes} nodes, leader at {leader}");
+            println!("  export TTSTORE_CLUSTER={}", c.addrs().join(","));
+            println!("  logs and data in {}", dir.display());
+            shutdown_signal().await;
+            c.stop();
+            Ok(())
+        }
+        Cmd::Put { key, value, target } => {
+            let mut c = Client::new(&target.cluster);
+            let r = c
+                .txn(pb::TxnRequest {
+                    writes: vec![pb::Write {
+                        key,
+                        value: Some(value),
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            print_txn(&r, target.json);
+            Ok(())
+        }
+        Cmd::Txn {
+            compares,
+            puts,
+            dels,
+            reads,
+            target,
+        } => {
+            let mut req = pb::TxnRequest {
+                reads,
+                ..Default::default()
+            };
+            for c in compares {
+                let (k, v) = split_kv(&c, "--if")?;
+                req.compares.push(pb::Compare {
+                    key: k,
+                    version: if v == "absent" {
+                        None
+                    } else {
+                        Some(parse_ts(&v)?)
+                    },
+                });
+            }
+            for p in puts {
+                let (k, v) = split_kv(&p, "--put")?;
+                req.writes.push(pb::Write {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            for d in dels {
+                req.writes.push(pb::Write {
+                    key: d,
+                    value: None,
+                });
+            }
+            let mut c = Client::new(&target.cluster);
+            let r = c.txn(req).await.map_err(|e| e.to_string())?;
+            print_txn(&r, target.json);
+            Ok(())
+        }
+        Cmd::Get {
+            keys,
+            consistency,
+            at,
+            max_staleness_ms,
+            session,
+            node,
+            target,
+        } => {
+            let req = pb::ReadRequest {
+                keys,
+                consistency: match consistency {
+                    Level::Strong => pb::Consistency::Strong,
+                    Level::Snapshot => pb::Consistency::Snapshot,
+                    Level::BoundedStaleness => pb::Consistency::BoundedStaleness,
+                    Level::Session => pb::Consistency::Session,
+                } as i32,
+                at: at.as_deref().map(parse_ts).transpose()?,
+                max_staleness_ns: (max_staleness_ms as i64).saturating_mul(1_000_000),
+                session: session.as_deref().map(parse_ts).transpose()?,
+            };
+            let mut c = Client::new(&target.cluster);
+            let r = c.read(node, req).await.map_err(|e| e.to_string())?;
+            if target.json {
+                let v = serde_json::json!({
+                    "values": r.values.iter().map(kv_json).collect::<Vec<_>>(),
+                    "read_ts": fmt_ts(&r.read_ts),
+                    "served_by": r.served_by,
+                    "restarts": r.restarts,
+                    "wait_us": r.wait_ns as f64 / 1e3,
+                    "session": fmt_ts(&r.session),
+                });
+                println!("{v}");
+            } else {
+                for v in &r.values {
+                    match &v.value {
+                        Some(x) => println!("{} = {x} (version {})", v.key, fmt_ts(&v.version)),
+                        None => println!("{} not found", v.key),
+                    }
+                }
+                println!(
+                    "read at {} by node {} (waited {:.0} µs, {} restart(s)); session token {}",
+                    fmt_ts(&r.read_ts),
+                    r.served_by,
+                    r.wait_ns as f64 / 1e3,
+                    r.restarts,
+                    fmt_ts(&r.session)
+                );
+            }
+            Ok(())
+        }
+        Cmd::Status { target } => {
+            let mut c = Client::new(&target.cluster);
+            let mut all = Vec::new();
+            for a in target.cluster.clone() {
+                match c.status(&a).await {
+                    Ok(s) => all.push((a, Ok(s))),
+                    Err(e) => all.push((a, Err(e.to_string()))),
+                }
+            }
+            if target.json {
+                let v: Vec<_> = all
+                    .iter()
+                    .map(|(a, s)| match s {
+                        Ok(s) => serde_json::json!({
+                            "addr": a, "id": s.id, "role": s.role, "leader": s.leader, "term": s.term,
+                            "last_applied": s.last_applied, "safe_ts": fmt_ts(&s.safe), "mode": s.mode,
+                            "commit_wait": s.commit_wait, "epsilon_ns": s.epsilon_ns, "keys": s.keys,
+                            "versions": s.versions, "blocked": s.blocked,
+                            "members": s.members.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
+                        }),
+                        Err(e) => serde_json::json!({"addr": a, "error": e}),
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for (a, s) in &all {
+                    match s {
+                        Ok(s) => println!(
+                            "node {} at {a}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}",
+                            s.id,
+                            s.role,
+                            s.term,
+                            s.leader,
+                            s.mode,
+                            if s.commit_wait { "on" } else { "off" },
+                            s.epsilon_ns as f64 / 1e6,
+                            s.last_applied,
+                            fmt_ts(&s.safe),
+                            s.keys,
+                            s.versions,
+                            if s.blocked.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", partitioned from {:?}", s.blocked)
+                            }
+                        ),
+                        Err(e) => println!("{a}: down ({e})"),
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::AddNode { id, addr, target } => {
+            let mut c = Client::new(&target.cluster);
+            let r = c
+                .membership(id, Some(addr))
+                .await
+                .map_err(|e| e.to_string())?;
+            print_members(&r, target.json);
+            Ok(())
+        }
+        Cmd::RemoveNode { id, target } => {
+            let mut c = Client::new(&target.cluster);
+            let r = c.membership(id, None).await.map_err(|e| e.to_string())?;
+            print_members(&r, target.json);
+            Ok(())
+        }
+        Cmd::Partition { addr, blocked } => {
+            let mut c = Client::new(std::slice::from_ref(&addr));
+            let b = c
+                .partition(&addr, blocked)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{addr}: Raft traffic dropped with {b:?}");
+            Ok(())
+        }
+    }
+}
+
+fn print_members(r: &pb::MembershipReply, json: bool) {
+    if json {
+        let v: Vec<_> = r
+            .members
+            .iter()
+            .map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for m in &r.members {
+            println!(
+                "node {} at {} ({})",
+                m.id,
+                m.addr,
+                if m.voter { "voter" } else { "learner" }
+            );
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ttstore: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ttstore: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

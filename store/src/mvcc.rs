@@ -1,0 +1,308 @@
+//! The replicated state machine: a multi-version key-value map keyed by commit timestamp.
+//!
+//! Pure logic — no I/O, no clock. Every replica applies the same [`Command`]s in Raft log order
+//! and so holds the same versions. Two rules make timestamps safe to read at:
+//!
+//! * **Monotone commits.** A transaction whose timestamp is not above the replica's *safe time*
+//!   (the highest commit or closed timestamp applied so far) is refused with
+//!   [`Applied::TooOld`] and changes nothing; the leader retries it with a later timestamp.
+//!   So versions are appended in timestamp order, and once a replica has applied up to safe
+//!   time `t`, no version at or below `t` can ever appear — a read at `r ≤ t` is final.
+//! * **Exactly once.** Each transaction carries a client request id; a retried request that
+//!   already committed gets its first outcome back instead of being applied twice.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// A commit or read timestamp: wall time (ns since the Unix epoch, UTC) plus a logical counter.
+/// In TrueTime mode the wall part is a TrueTime bound; in HLC mode it is hybrid-logical time.
+pub use ttclient::hlc::HlcTimestamp as Ts;
+
+/// A guard: the key's newest version must be `version` (`None`: the key must be absent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    /// Key.
+    pub key: String,
+    /// Expected newest version (commit timestamp), or `None` for "absent".
+    pub version: Option<Ts>,
+}
+
+/// A write: `Some(value)` sets, `None` deletes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Write {
+    /// Key.
+    pub key: String,
+    /// New value, or `None` to delete.
+    pub value: Option<String>,
+}
+
+/// A read-write transaction, applied atomically at timestamp `ts`: if every compare holds, all
+/// writes take effect at `ts`; the reads see the state just before `ts` either way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnCmd {
+    /// Client request id (exactly-once across retries).
+    pub id: String,
+    /// Commit timestamp chosen by the leader.
+    pub ts: Ts,
+    /// Guards.
+    pub compares: Vec<Compare>,
+    /// Writes.
+    pub writes: Vec<Write>,
+    /// Keys to read.
+    pub reads: Vec<String>,
+}
+
+/// A Raft log command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A transaction.
+    Txn(TxnCmd),
+    /// A closed timestamp: the leader promises no transaction at or below `ts` will follow.
+    Close {
+        /// Closed timestamp.
+        ts: Ts,
+    },
+}
+
+/// A key's value as read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Value {
+    /// Key.
+    pub key: String,
+    /// Value (`None`: absent or deleted).
+    pub value: Option<String>,
+    /// Commit timestamp of the version read (`None`: the key was never written).
+    pub version: Option<Ts>,
+}
+
+/// The outcome of applying one log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Applied {
+    /// The transaction committed at `ts` (`succeeded` false: a compare failed, nothing written).
+    Committed {
+        /// Commit timestamp.
+        ts: Ts,
+        /// Whether the compares held (and the writes were applied).
+        succeeded: bool,
+        /// The reads, as of just before `ts`.
+        reads: Vec<Value>,
+    },
+    /// Refused: `ts` was not above safe time `safe`; nothing changed, retry with a later one.
+    TooOld {
+        /// The replica's safe time when it refused.
+        safe: Ts,
+    },
+    /// A closed-timestamp entry was applied.
+    Closed {
+        /// Safe time after it.
+        safe: Ts,
+    },
+    /// A blank or membership entry.
+    #[default]
+    Nothing,
+}
+
+/// The versions of every key, plus the bookkeeping for safe time and retries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mvcc {
+    /// key → versions in ascending timestamp order (`None` value: a deletion).
+    versions: BTreeMap<String, Vec<(Ts, Option<String>)>>,
+    /// No transaction at or below this will ever be applied.
+    safe: Ts,
+    /// request id → outcome of committed transactions.
+    done: HashMap<String, Applied>,
+}
+
+impl Mvcc {
+    /// Applies one command (deterministic: every replica gets the same answer).
+    pub fn apply(&mut self, cmd: &Command) -> Applied {
+        match cmd {
+            Command::Close { ts } => {
+                self.safe = self.safe.max(*ts);
+                Applied::Closed { safe: self.safe }
+            }
+            Command::Txn(t) => {
+                if let Some(prev) = self.done.get(&t.id) {
+                    return prev.clone();
+                }
+                if t.ts <= self.safe {
+                    return Applied::TooOld { safe: self.safe };
+                }
+                let reads = t.reads.iter().map(|k| self.latest(k)).collect();
+                let succeeded = t
+                    .compares
+                    .iter()
+                    .all(|c| self.latest(&c.key).version == c.version);
+                if succeeded {
+                    for w in &t.writes {
+                        self.versions
+                            .entry(w.key.clone())
+                            .or_default()
+                            .push((t.ts, w.value.clone()));
+                    }
+                }
+                self.safe = t.ts;
+                let out = Applied::Committed {
+                    ts: t.ts,
+                    succeeded,
+                    reads,
+                };
+                self.done.insert(t.id.clone(), out.clone());
+                out
+            }
+        }
+    }
+
+    /// Safe time: every version at or below it is present, and none will be added.
+    pub fn safe(&self) -> Ts {
+        self.safe
+    }
+
+    /// The newest version of `key`.
+    pub fn latest(&self, key: &str) -> Value {
+        self.read_at(
+            key,
+            Ts {
+                wall: i64::MAX,
+                logical: u32::MAX,
+            },
+        )
+    }
+
+    /// `key` as of timestamp `at` (the newest version with timestamp ≤ `at`). Only final when
+    /// `at ≤ safe()`.
+    pub fn read_at(&self, key: &str, at: Ts) -> Value {
+        let found = self.versions.get(key).and_then(|vs| {
+            let n = vs.partition_point(|(ts, _)| *ts <= at);
+            n.checked_sub(1).map(|i| &vs[i])
+        });
+        Value {
+            key: key.to_string(),
+            value: found.and_then(|(_, v)| v.clone()),
+            version: found.map(|(ts, _)| *ts),
+        }
+    }
+
+    /// The newest version of `key` in `(after, upto]`, if any (HLC-mode read uncertainty).
+    pub fn newest_in(&self, key: &str, after: Ts, upto: Ts) -> Option<Ts> {
+        let vs = self.versions.get(key)?;
+        let n = vs.partition_point(|(ts, _)| *ts <= upto);
+        n.checked_sub(1).map(|i| vs[i].0).filter(|ts| *ts > after)
+    }
+
+    /// Number of keys (including deleted ones) and of versions.
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.versions.len(),
+            self.versions.values().map(Vec::len).sum(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(w: i64) -> Ts {
+        Ts {
+            wall: w,
+            logical: 0,
+        }
+    }
+
+    fn put(id: &str, at: i64, k: &str, v: &str) -> Command {
+        Command::Txn(TxnCmd {
+            id: id.into(),
+            ts: ts(at),
+            compares: vec![],
+            writes: vec![Write {
+                key: k.into(),
+                value: Some(v.into()),
+            }],
+            reads: vec![k.into()],
+        })
+    }
+
+    #[test]
+    fn versions_are_read_as_of_a_timestamp() {
+        let mut m = Mvcc::default();
+        assert!(matches!(
+            m.apply(&put("a", 10, "k", "v1")),
+            Applied::Committed {
+                succeeded: true,
+                ..
+            }
+        ));
+        m.apply(&put("b", 20, "k", "v2"));
+        assert_eq!(m.read_at("k", ts(9)).version, None);
+        assert_eq!(m.read_at("k", ts(10)).value.as_deref(), Some("v1"));
+        assert_eq!(m.read_at("k", ts(19)).value.as_deref(), Some("v1"));
+        assert_eq!(m.read_at("k", ts(25)).value.as_deref(), Some("v2"));
+        assert_eq!(m.newest_in("k", ts(10), ts(30)), Some(ts(20)));
+        assert_eq!(m.newest_in("k", ts(20), ts(30)), None);
+        assert_eq!(m.safe(), ts(20));
+    }
+
+    #[test]
+    fn a_timestamp_at_or_below_safe_time_is_refused_and_changes_nothing() {
+        let mut m = Mvcc::default();
+        m.apply(&Command::Close { ts: ts(50) });
+        assert_eq!(
+            m.apply(&put("a", 50, "k", "v")),
+            Applied::TooOld { safe: ts(50) }
+        );
+        assert_eq!(m.latest("k").version, None);
+        // The refused request is not remembered: a retry with a later timestamp commits.
+        assert!(matches!(
+            m.apply(&put("a", 51, "k", "v")),
+            Applied::Committed { .. }
+        ));
+    }
+
+    #[test]
+    fn a_retried_request_gets_its_first_outcome() {
+        let mut m = Mvcc::default();
+        let first = m.apply(&put("a", 10, "k", "v1"));
+        let again = m.apply(&put("a", 30, "k", "v1"));
+        assert_eq!(first, again);
+        assert_eq!(m.size(), (1, 1));
+    }
+
+    #[test]
+    fn compares_guard_the_writes() {
+        let mut m = Mvcc::default();
+        m.apply(&put("a", 10, "k", "v1"));
+        let cas = |id: &str, at: i64, expect: Option<Ts>| {
+            Command::Txn(TxnCmd {
+                id: id.into(),
+                ts: ts(at),
+                compares: vec![Compare {
+                    key: "k".into(),
+                    version: expect,
+                }],
+                writes: vec![Write {
+                    key: "k".into(),
+                    value: None,
+                }],
+                reads: vec![],
+            })
+        };
+        assert!(matches!(
+            m.apply(&cas("b", 20, None)),
+            Applied::Committed {
+                succeeded: false,
+                ..
+            }
+        ));
+        assert_eq!(m.latest("k").value.as_deref(), Some("v1"));
+        assert!(matches!(
+            m.apply(&cas("c", 30, Some(ts(10)))),
+            Applied::Committed {
+                succeeded: true,
+                ..
+            }
+        ));
+        let v = m.latest("k");
+        assert_eq!((v.value, v.version), (None, Some(ts(30))));
+    }
+}
