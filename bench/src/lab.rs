@@ -90,12 +90,12 @@ pub fn binaries(hint: Option<&Path>) -> Result<PathBuf, String> {
             })
             .ok_or("no executable directory")?,
     };
-    let needed = ["firmware-sim", "timemaster", "timed", "ttctl"];
+    let needed = ["firmware-sim", "timemaster", "timed", "ttctl", "ttstore"];
     if needed.iter().all(|b| dir.join(b).exists()) {
         return Ok(dir);
     }
     let cargo = std::env::var("CARGO").map_err(|_| {
-        format!("{} lacks {:?}; build them: cargo build --release -p firmware-sim -p timemaster -p timed -p ttclient", dir.display(), needed)
+        format!("{} lacks {:?}; build them: cargo build --release -p firmware-sim -p timemaster -p timed -p ttclient -p ttstore", dir.display(), needed)
     })?;
     let mut c = Command::new(cargo);
     c.args([
@@ -108,6 +108,8 @@ pub fn binaries(hint: Option<&Path>) -> Result<PathBuf, String> {
         "timed",
         "-p",
         "ttclient",
+        "-p",
+        "ttstore",
     ]);
     if dir.ends_with("release") {
         c.arg("--release");

@@ -5,4 +5,5 @@ pub mod lab;
 pub mod now_latency;
 pub mod report;
 pub mod sim;
+pub mod store;
 pub mod sync_rps;

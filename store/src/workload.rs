@@ -105,6 +105,8 @@ async fn client(
     let mut out = Vec::new();
     let mut n = 0u64;
     let mut session: Option<Ts> = None;
+    // Values are unique across runs against the same cluster, too (the checker relies on it).
+    let tag = realtime_ns();
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         if rng.chance(cfg.write_fraction) {
@@ -115,7 +117,7 @@ async fn client(
                     keys.push(k2);
                 }
             }
-            let value = format!("c{id}-{n}");
+            let value = format!("c{id}-{n}-{tag}");
             let req = pb::TxnRequest {
                 request_id: String::new(),
                 compares: vec![],

@@ -19,6 +19,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs an async test body on its own two-worker runtime (the serial guard stays outside it).
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ttstore"))
 }
@@ -133,293 +143,301 @@ fn workload_cfg() -> WorkloadConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_partition() {
+#[test]
+fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_partition() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    // Every clock is off, but by less than the ε it claims.
-    cfg.epsilon_ns = 2_000_000;
-    cfg.skews_ns = vec![1_500_000, -1_500_000, 900_000];
-    let mut cluster = LocalCluster::start(cfg).unwrap();
-    let addrs = cluster.addrs();
-    let mut admin = Client::new(&addrs);
-    leader_id(&mut admin).await;
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        // Every clock is off, but by less than the ε it claims.
+        cfg.epsilon_ns = 2_000_000;
+        cfg.skews_ns = vec![1_500_000, -1_500_000, 900_000];
+        let mut cluster = LocalCluster::start(cfg).unwrap();
+        let addrs = cluster.addrs();
+        let mut admin = Client::new(&addrs);
+        leader_id(&mut admin).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // 1. Kill the leader (SIGKILL), let the others elect, bring it back.
-    let l = leader_id(&mut admin).await;
-    eprintln!("killing leader {l}");
-    cluster.kill(l);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    cluster.restart(l).unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+        // 1. Kill the leader (SIGKILL), let the others elect, bring it back.
+        let l = leader_id(&mut admin).await;
+        eprintln!("killing leader {l}");
+        cluster.kill(l);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.restart(l).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // 2. Kill a follower.
-    let l = leader_id(&mut admin).await;
-    let f = (1..=3).find(|i| *i != l).unwrap();
-    eprintln!("killing follower {f}");
-    cluster.kill(f);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    cluster.restart(f).unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+        // 2. Kill a follower.
+        let l = leader_id(&mut admin).await;
+        let f = (1..=3).find(|i| *i != l).unwrap();
+        eprintln!("killing follower {f}");
+        cluster.kill(f);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cluster.restart(f).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // 3. Cut the leader off from both followers, then heal.
-    let l = leader_id(&mut admin).await;
-    let others: Vec<u64> = (1..=3).filter(|i| *i != l).collect();
-    eprintln!("partitioning leader {l} from {others:?}");
-    admin
-        .partition(&cluster.addr(l).unwrap(), others)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    admin
-        .partition(&cluster.addr(l).unwrap(), vec![])
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+        // 3. Cut the leader off from both followers, then heal.
+        let l = leader_id(&mut admin).await;
+        let others: Vec<u64> = (1..=3).filter(|i| *i != l).collect();
+        eprintln!("partitioning leader {l} from {others:?}");
+        admin
+            .partition(&cluster.addr(l).unwrap(), others)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        admin
+            .partition(&cluster.addr(l).unwrap(), vec![])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
-    stop.store(true, Ordering::Relaxed);
-    let samples = wl.await.unwrap();
-    let extra = final_reads(&mut admin, 3, 3).await;
-    let run = tally(&samples, extra);
-    let anomalies = checker::check(&run.history);
-    report("truetime, skew within ε, faults", &run, &anomalies);
-    assert!(anomalies.is_empty(), "anomalies: {anomalies:?}");
-    // Not vacuous: the clients got work done on both sides of every fault.
-    assert!(
-        run.acked_writes >= 20,
-        "only {} acknowledged writes",
-        run.acked_writes
-    );
-    assert!(run.reads >= 20, "only {} reads", run.reads);
-    let seen = run
-        .history
-        .iter()
-        .filter(|o| {
-            matches!(
-                &o.kind,
-                OpKind::Read {
-                    observed: Some(_),
-                    ..
-                }
-            )
-        })
-        .count();
-    assert!(seen >= 10, "reads saw values only {seen} times");
-    cluster.stop();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn negative_control_no_commit_wait_and_skew_beyond_epsilon_is_caught() {
-    let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    // Two nodes run 50 ms ahead while claiming ε = 1 ms; node 3 is right. No commit wait.
-    cfg.commit_wait = false;
-    cfg.epsilon_ns = 1_000_000;
-    cfg.skews_ns = vec![50_000_000, 50_000_000, 0];
-    let mut cluster = LocalCluster::start(cfg).unwrap();
-    let addrs = cluster.addrs();
-    let mut admin = Client::new(&addrs);
-    let l = leader_id(&mut admin).await;
-    assert_ne!(l, 3, "the scenario needs a skewed leader");
-    let stop = Arc::new(AtomicBool::new(false));
-    let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let samples = wl.await.unwrap();
-    let run = tally(&samples, vec![]);
-    let anomalies = checker::check(&run.history);
-    report("negative control", &run, &anomalies);
-    assert!(
-        anomalies.iter().any(|a| a.rule == "write -> read"),
-        "the checker must find the stale reads: {anomalies:?}"
-    );
-    cluster.stop();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hlc_mode_is_consistent_within_the_max_offset_and_counts_restarts() {
-    let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.mode = Mode::Hlc;
-    cfg.max_offset_ms = 10;
-    // The leader (node 1, which initialises) runs ahead of the other gateways.
-    cfg.skews_ns = vec![3_000_000, -2_000_000, -2_000_000];
-    let mut cluster = LocalCluster::start(cfg).unwrap();
-    let addrs = cluster.addrs();
-    let mut admin = Client::new(&addrs);
-    leader_id(&mut admin).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::Relaxed);
-    let samples = wl.await.unwrap();
-    let extra = final_reads(&mut admin, 3, 3).await;
-    let run = tally(&samples, extra);
-    let anomalies = checker::check(&run.history);
-    report("hlc", &run, &anomalies);
-    assert!(anomalies.is_empty(), "anomalies: {anomalies:?}");
-    assert!(run.acked_writes >= 20 && run.reads >= 20);
-    // Gateways behind the leader read below fresh commits and must restart past them.
-    assert!(run.restarts > 0, "no read ever restarted");
-    cluster.stop();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consistency_levels_bad_input_membership_and_restart_durability() {
-    let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(config(dir.path())).unwrap();
-    let addrs = cluster.addrs();
-    let mut c = Client::new(&addrs);
-    leader_id(&mut c).await;
-    let put = |k: &str, v: &str| pb::TxnRequest {
-        writes: vec![pb::Write {
-            key: k.into(),
-            value: Some(v.into()),
-        }],
-        ..Default::default()
-    };
-    let read = |keys: &[&str], consistency: pb::Consistency| pb::ReadRequest {
-        keys: keys.iter().map(|k| k.to_string()).collect(),
-        consistency: consistency as i32,
-        ..Default::default()
-    };
-
-    // Commit wait: the reply comes after the commit timestamp has passed on every clock.
-    let w1 = c.txn(put("a", "1")).await.unwrap();
-    let s1 = w1.commit_ts.unwrap();
-    assert!(
-        realtime_ns() > s1.wall,
-        "acknowledged before its commit timestamp"
-    );
-    assert!(w1.commit_wait_ns > 0);
-    let w2 = c.txn(put("a", "2")).await.unwrap();
-    assert!(w2.commit_ts.unwrap().wall > s1.wall);
-
-    // strong, at a follower.
-    let r = c
-        .read(2, read(&["a", "nope"], pb::Consistency::Strong))
-        .await
-        .unwrap();
-    assert_eq!(r.values[0].value.as_deref(), Some("2"));
-    assert_eq!(r.values[1].value, None, "an unknown key reads as not found");
-    assert_eq!(r.values[1].version, None);
-
-    // snapshot at the first commit sees the old value, repeatably.
-    let mut snap = read(&["a"], pb::Consistency::Snapshot);
-    snap.at = Some(s1);
-    for n in 0..3 {
-        let r = c.read(n, snap.clone()).await.unwrap();
-        assert_eq!(r.values[0].value.as_deref(), Some("1"));
-    }
-
-    // session: read-your-writes at any replica.
-    let w3 = c.txn(put("b", "x")).await.unwrap();
-    let mut sess = read(&["b"], pb::Consistency::Session);
-    sess.session = w3.commit_ts;
-    for n in 0..3 {
-        let r = c.read(n, sess.clone()).await.unwrap();
-        assert_eq!(
-            r.values[0].value.as_deref(),
-            Some("x"),
-            "node {n} did not read its session's write"
+        stop.store(true, Ordering::Relaxed);
+        let samples = wl.await.unwrap();
+        let extra = final_reads(&mut admin, 3, 3).await;
+        let run = tally(&samples, extra);
+        let anomalies = checker::check(&run.history);
+        report("truetime, skew within ε, faults", &run, &anomalies);
+        assert!(anomalies.is_empty(), "anomalies: {anomalies:?}");
+        // Not vacuous: the clients got work done on both sides of every fault.
+        assert!(
+            run.acked_writes >= 20,
+            "only {} acknowledged writes",
+            run.acked_writes
         );
-        assert!(r.read_ts.unwrap().wall >= w3.commit_ts.unwrap().wall);
-    }
+        assert!(run.reads >= 20, "only {} reads", run.reads);
+        let seen = run
+            .history
+            .iter()
+            .filter(|o| {
+                matches!(
+                    &o.kind,
+                    OpKind::Read {
+                        observed: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(seen >= 10, "reads saw values only {seen} times");
+        cluster.stop();
+    })
+}
 
-    // bounded staleness: served locally, no staler than asked.
-    let mut bs = read(&["a"], pb::Consistency::BoundedStaleness);
-    bs.max_staleness_ns = 500_000_000;
-    let before = realtime_ns();
-    let r = c.read(1, bs.clone()).await.unwrap();
-    assert!(before - r.read_ts.unwrap().wall <= 500_000_000 + 1_000_000);
+#[test]
+fn negative_control_no_commit_wait_and_skew_beyond_epsilon_is_caught() {
+    let _g = serial();
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        // Two nodes run 50 ms ahead while claiming ε = 1 ms; node 3 is right. No commit wait.
+        cfg.commit_wait = false;
+        cfg.epsilon_ns = 1_000_000;
+        cfg.skews_ns = vec![50_000_000, 50_000_000, 0];
+        let mut cluster = LocalCluster::start(cfg).unwrap();
+        let addrs = cluster.addrs();
+        let mut admin = Client::new(&addrs);
+        let l = leader_id(&mut admin).await;
+        assert_ne!(l, 3, "the scenario needs a skewed leader");
+        let stop = Arc::new(AtomicBool::new(false));
+        let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        let samples = wl.await.unwrap();
+        let run = tally(&samples, vec![]);
+        let anomalies = checker::check(&run.history);
+        report("negative control", &run, &anomalies);
+        assert!(
+            anomalies.iter().any(|a| a.rule == "write -> read"),
+            "the checker must find the stale reads: {anomalies:?}"
+        );
+        cluster.stop();
+    })
+}
 
-    // Bad input: a clear refusal, nothing proposed.
-    for bad in [
-        pb::TxnRequest::default(),
-        put("", "v"),
-        pb::TxnRequest {
-            writes: vec![
-                pb::Write {
-                    key: "d".into(),
-                    value: None,
-                },
-                pb::Write {
-                    key: "d".into(),
-                    value: Some("1".into()),
-                },
-            ],
+#[test]
+fn hlc_mode_is_consistent_within_the_max_offset_and_counts_restarts() {
+    let _g = serial();
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.mode = Mode::Hlc;
+        cfg.max_offset_ms = 10;
+        // The leader (node 1, which initialises) runs ahead of the other gateways.
+        cfg.skews_ns = vec![3_000_000, -2_000_000, -2_000_000];
+        let mut cluster = LocalCluster::start(cfg).unwrap();
+        let addrs = cluster.addrs();
+        let mut admin = Client::new(&addrs);
+        leader_id(&mut admin).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.store(true, Ordering::Relaxed);
+        let samples = wl.await.unwrap();
+        let extra = final_reads(&mut admin, 3, 3).await;
+        let run = tally(&samples, extra);
+        let anomalies = checker::check(&run.history);
+        report("hlc", &run, &anomalies);
+        assert!(anomalies.is_empty(), "anomalies: {anomalies:?}");
+        assert!(run.acked_writes >= 20 && run.reads >= 20);
+        // Gateways behind the leader read below fresh commits and must restart past them.
+        assert!(run.restarts > 0, "no read ever restarted");
+        cluster.stop();
+    })
+}
+
+#[test]
+fn consistency_levels_bad_input_membership_and_restart_durability() {
+    let _g = serial();
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = LocalCluster::start(config(dir.path())).unwrap();
+        let addrs = cluster.addrs();
+        let mut c = Client::new(&addrs);
+        leader_id(&mut c).await;
+        let put = |k: &str, v: &str| pb::TxnRequest {
+            writes: vec![pb::Write {
+                key: k.into(),
+                value: Some(v.into()),
+            }],
             ..Default::default()
-        },
-    ] {
-        match c.txn(bad).await {
-            Err(ClientError::Rejected(msg)) => eprintln!("refused as expected: {msg}"),
-            other => panic!("bad request not refused: {other:?}"),
+        };
+        let read = |keys: &[&str], consistency: pb::Consistency| pb::ReadRequest {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            consistency: consistency as i32,
+            ..Default::default()
+        };
+
+        // Commit wait: the reply comes after the commit timestamp has passed on every clock.
+        let w1 = c.txn(put("a", "1")).await.unwrap();
+        let s1 = w1.commit_ts.unwrap();
+        assert!(
+            realtime_ns() > s1.wall,
+            "acknowledged before its commit timestamp"
+        );
+        assert!(w1.commit_wait_ns > 0);
+        let w2 = c.txn(put("a", "2")).await.unwrap();
+        assert!(w2.commit_ts.unwrap().wall > s1.wall);
+
+        // strong, at a follower.
+        let r = c
+            .read(2, read(&["a", "nope"], pb::Consistency::Strong))
+            .await
+            .unwrap();
+        assert_eq!(r.values[0].value.as_deref(), Some("2"));
+        assert_eq!(r.values[1].value, None, "an unknown key reads as not found");
+        assert_eq!(r.values[1].version, None);
+
+        // snapshot at the first commit sees the old value, repeatably.
+        let mut snap = read(&["a"], pb::Consistency::Snapshot);
+        snap.at = Some(s1);
+        for n in 0..3 {
+            let r = c.read(n, snap.clone()).await.unwrap();
+            assert_eq!(r.values[0].value.as_deref(), Some("1"));
         }
-    }
-    bs.max_staleness_ns = 0;
-    assert!(matches!(c.read(0, bs).await, Err(ClientError::Rejected(_))));
-    let mut no_at = read(&["a"], pb::Consistency::Snapshot);
-    no_at.at = None;
-    assert!(matches!(
-        c.read(0, no_at).await,
-        Err(ClientError::Rejected(_))
-    ));
 
-    // Compare-and-set.
-    let cas = pb::TxnRequest {
-        compares: vec![pb::Compare {
-            key: "a".into(),
-            version: Some(s1),
-        }],
-        writes: vec![pb::Write {
-            key: "a".into(),
-            value: Some("3".into()),
-        }],
-        reads: vec!["a".into()],
-        ..Default::default()
-    };
-    let r = c.txn(cas).await.unwrap();
-    assert!(!r.succeeded, "a stale compare must fail");
-    assert_eq!(r.reads[0].value.as_deref(), Some("2"));
+        // session: read-your-writes at any replica.
+        let w3 = c.txn(put("b", "x")).await.unwrap();
+        let mut sess = read(&["b"], pb::Consistency::Session);
+        sess.session = w3.commit_ts;
+        for n in 0..3 {
+            let r = c.read(n, sess.clone()).await.unwrap();
+            assert_eq!(
+                r.values[0].value.as_deref(),
+                Some("x"),
+                "node {n} did not read its session's write"
+            );
+            assert!(r.read_ts.unwrap().wall >= w3.commit_ts.unwrap().wall);
+        }
 
-    // Membership: add node 4, remove node 3; the data is on node 4 and writes still commit.
-    let a4 = cluster.spawn_extra(4).unwrap();
-    let m = c.membership(4, Some(a4.clone())).await.unwrap();
-    assert!(m.members.iter().any(|m| m.id == 4 && m.voter), "{m:?}");
-    let m = c.membership(3, None).await.unwrap();
-    assert!(!m.members.iter().any(|m| m.id == 3 && m.voter), "{m:?}");
-    let mut c4 = Client::new(&[addrs[0].clone(), addrs[1].clone(), a4.clone()]);
-    c4.txn(put("c", "after-change")).await.unwrap();
-    let r = c4
-        .read(2, read(&["a", "c"], pb::Consistency::Strong))
-        .await
-        .unwrap();
-    assert_eq!(r.served_by, 4);
-    assert_eq!(r.values[0].value.as_deref(), Some("2"));
-    assert_eq!(r.values[1].value.as_deref(), Some("after-change"));
+        // bounded staleness: served locally, no staler than asked.
+        let mut bs = read(&["a"], pb::Consistency::BoundedStaleness);
+        bs.max_staleness_ns = 500_000_000;
+        let before = realtime_ns();
+        let r = c.read(1, bs.clone()).await.unwrap();
+        assert!(before - r.read_ts.unwrap().wall <= 500_000_000 + 1_000_000);
 
-    // Durability: kill every node, restart, the acknowledged writes are all there.
-    for id in [1, 2, 4] {
-        cluster.kill(id);
-    }
-    for id in [1, 2, 4] {
-        cluster.restart(id).unwrap();
-    }
-    let r = c4
-        .read(0, read(&["a", "b", "c"], pb::Consistency::Strong))
-        .await
-        .unwrap();
-    let got: Vec<_> = r.values.iter().map(|v| v.value.as_deref()).collect();
-    assert_eq!(got, vec![Some("2"), Some("x"), Some("after-change")]);
-    cluster.stop();
+        // Bad input: a clear refusal, nothing proposed.
+        for bad in [
+            pb::TxnRequest::default(),
+            put("", "v"),
+            pb::TxnRequest {
+                writes: vec![
+                    pb::Write {
+                        key: "d".into(),
+                        value: None,
+                    },
+                    pb::Write {
+                        key: "d".into(),
+                        value: Some("1".into()),
+                    },
+                ],
+                ..Default::default()
+            },
+        ] {
+            match c.txn(bad).await {
+                Err(ClientError::Rejected(msg)) => eprintln!("refused as expected: {msg}"),
+                other => panic!("bad request not refused: {other:?}"),
+            }
+        }
+        bs.max_staleness_ns = 0;
+        assert!(matches!(c.read(0, bs).await, Err(ClientError::Rejected(_))));
+        let mut no_at = read(&["a"], pb::Consistency::Snapshot);
+        no_at.at = None;
+        assert!(matches!(
+            c.read(0, no_at).await,
+            Err(ClientError::Rejected(_))
+        ));
+
+        // Compare-and-set.
+        let cas = pb::TxnRequest {
+            compares: vec![pb::Compare {
+                key: "a".into(),
+                version: Some(s1),
+            }],
+            writes: vec![pb::Write {
+                key: "a".into(),
+                value: Some("3".into()),
+            }],
+            reads: vec!["a".into()],
+            ..Default::default()
+        };
+        let r = c.txn(cas).await.unwrap();
+        assert!(!r.succeeded, "a stale compare must fail");
+        assert_eq!(r.reads[0].value.as_deref(), Some("2"));
+
+        // Membership: add node 4, remove node 3; the data is on node 4 and writes still commit.
+        let a4 = cluster.spawn_extra(4).unwrap();
+        let m = c.membership(4, Some(a4.clone())).await.unwrap();
+        assert!(m.members.iter().any(|m| m.id == 4 && m.voter), "{m:?}");
+        let m = c.membership(3, None).await.unwrap();
+        assert!(!m.members.iter().any(|m| m.id == 3 && m.voter), "{m:?}");
+        let mut c4 = Client::new(&[addrs[0].clone(), addrs[1].clone(), a4.clone()]);
+        c4.txn(put("c", "after-change")).await.unwrap();
+        let r = c4
+            .read(2, read(&["a", "c"], pb::Consistency::Strong))
+            .await
+            .unwrap();
+        assert_eq!(r.served_by, 4);
+        assert_eq!(r.values[0].value.as_deref(), Some("2"));
+        assert_eq!(r.values[1].value.as_deref(), Some("after-change"));
+
+        // Durability: kill every node, restart, the acknowledged writes are all there.
+        for id in [1, 2, 4] {
+            cluster.kill(id);
+        }
+        for id in [1, 2, 4] {
+            cluster.restart(id).unwrap();
+        }
+        let r = c4
+            .read(0, read(&["a", "b", "c"], pb::Consistency::Strong))
+            .await
+            .unwrap();
+        let got: Vec<_> = r.values.iter().map(|v| v.value.as_deref()).collect();
+        assert_eq!(got, vec![Some("2"), Some("x"), Some("after-change")]);
+        cluster.stop();
+    })
 }
 
 #[test]

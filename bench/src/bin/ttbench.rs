@@ -19,6 +19,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The demo store (3 nodes, loopback) in TrueTime mode and HLC mode, side by side.
+    Store {
+        /// Measured seconds per mode.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Keys.
+        #[arg(long, default_value_t = 16)]
+        keys: usize,
+        /// Share of operations that are write transactions.
+        #[arg(long, default_value_t = 0.5)]
+        write_fraction: f64,
+        /// ε of every node's simulated TrueTime (µs).
+        #[arg(long, default_value_t = 1000)]
+        epsilon_us: i64,
+        /// HLC mode's max clock offset (ms; CockroachDB's default is 500).
+        #[arg(long, default_value_t = 500)]
+        max_offset_ms: u64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Commit-wait under host clock drift on the real stack, beside the simulator's figure.
     CommitWait {
         /// Drift values (ppm), comma-separated.
@@ -216,6 +240,50 @@ mod tempdir {
 
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::Store {
+            duration,
+            clients,
+            keys,
+            write_fraction,
+            epsilon_us,
+            max_offset_ms,
+            json,
+        } => {
+            let r = bench::store::run(&bench::store::StoreBench {
+                duration: std::time::Duration::from_secs(duration.max(1)),
+                clients: clients.max(1),
+                keys: keys.max(1),
+                write_fraction: write_fraction.clamp(0.0, 1.0),
+                epsilon_ns: epsilon_us.max(0) * 1000,
+                max_offset_ms,
+            })?;
+            if json {
+                println!("{r}");
+            } else {
+                println!(
+                    "mode       txn/s   commit p50 / p99 (µs)   replicate p50   commit wait p50   wait share   reads/s   read p50 / p99 (µs)   restarts/read   anomalies"
+                );
+                for m in ["truetime", "hlc"] {
+                    let v = &r[m];
+                    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+                    println!(
+                        "{m:<8} {:>7.0}   {:>9.0} / {:>9.0}   {:>13.0}   {:>15.0}   {:>9.1}%   {:>7.0}   {:>8.0} / {:>8.0}   {:>13.3}   {:>9}",
+                        f("txn_per_s"),
+                        f("commit_p50_us"),
+                        f("commit_p99_us"),
+                        f("replicate_p50_us"),
+                        f("commit_wait_p50_us"),
+                        100.0 * f("commit_wait_share"),
+                        f("reads_per_s"),
+                        f("read_p50_us"),
+                        f("read_p99_us"),
+                        f("restarts_per_read"),
+                        v["anomalies"]
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::CommitWait {
             drift_ppm,
             waits,

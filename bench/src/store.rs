@@ -1,0 +1,119 @@
+//! `ttbench store`: the demo store in TrueTime mode and in HLC mode, on the same machine in one
+//! run, under the same concurrent workload — throughput, commit latency, the share of latency
+//! that is commit wait, and HLC read restarts. Each run's history also goes through the checker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use ttproto::store as pb;
+use ttstore::checker;
+use ttstore::client::Client;
+use ttstore::cluster::{ClusterConfig, LocalCluster};
+use ttstore::node::Mode;
+use ttstore::workload::{self, WorkloadConfig};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct StoreBench {
+    /// Measured seconds per mode (after a 1 s warm-up).
+    pub duration: Duration,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Share of operations that write.
+    pub write_fraction: f64,
+    /// ε of every node's simulated TrueTime (ns).
+    pub epsilon_ns: i64,
+    /// HLC mode's max offset (ms).
+    pub max_offset_ms: u64,
+}
+
+async fn one(
+    exe: &std::path::Path,
+    mode: Mode,
+    b: &StoreBench,
+) -> Result<serde_json::Value, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "ttbench-store-{}-{}",
+        std::process::id(),
+        mode.name()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = ClusterConfig::new(exe, &dir);
+    cfg.mode = mode;
+    cfg.epsilon_ns = b.epsilon_ns;
+    // Clocks off by up to 0.4 ε (inside the bound, and inside the HLC max offset).
+    let s = b.epsilon_ns * 2 / 5;
+    cfg.skews_ns = vec![s, -s, 0];
+    cfg.max_offset_ms = b.max_offset_ms;
+    let mut cluster = LocalCluster::start(cfg).map_err(|e| e.to_string())?;
+    let addrs = cluster.addrs();
+    Client::new(&addrs)
+        .find_leader()
+        .await
+        .map_err(|e| e.to_string())?;
+    let wl = WorkloadConfig {
+        clients: b.clients,
+        keys: b.keys,
+        write_fraction: b.write_fraction,
+        consistency: pb::Consistency::Strong,
+        seed: 1,
+    };
+    // Warm-up (connections, leader's caches): left out of the figures, but part of the history
+    // the checker sees (measured reads may return values written during it).
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = tokio::spawn(workload::run(addrs.clone(), wl.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let warm = t.await.map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let t = tokio::spawn(workload::run(addrs.clone(), wl, stop.clone()));
+    tokio::time::sleep(b.duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let samples = t.await.map_err(|e| e.to_string())?;
+    let secs = t0.elapsed().as_secs_f64();
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = workload::summarize(&samples, secs);
+    let mut history = workload::history(&warm);
+    history.extend(workload::history(&samples));
+    let anomalies = checker::check(&history);
+    for a in anomalies.iter().take(3) {
+        eprintln!("ttbench store ({}): {a}", mode.name());
+    }
+    let mut v = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
+    v["mode"] = mode.name().into();
+    v["history_ops"] = history.len().into();
+    v["anomalies"] = anomalies.len().into();
+    Ok(v)
+}
+
+/// Runs both modes and returns one JSON object.
+pub fn run(b: &StoreBench) -> Result<serde_json::Value, String> {
+    let exe: PathBuf = crate::lab::binaries(None)?.join("ttstore");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let tt = rt.block_on(one(&exe, Mode::Truetime, b))?;
+    let hlc = rt.block_on(one(&exe, Mode::Hlc, b))?;
+    Ok(serde_json::json!({
+        "config": {
+            "nodes": 3,
+            "clients": b.clients,
+            "keys": b.keys,
+            "write_fraction": b.write_fraction,
+            "duration_s": b.duration.as_secs_f64(),
+            "epsilon_us": b.epsilon_ns as f64 / 1e3,
+            "skew_us": [b.epsilon_ns as f64 * 0.4 / 1e3, -(b.epsilon_ns as f64) * 0.4 / 1e3, 0.0],
+            "hlc_max_offset_ms": b.max_offset_ms,
+            "reads": "strong",
+            "storage": "redb, fsync per append",
+        },
+        "truetime": tt,
+        "hlc": hlc,
+    }))
+}
