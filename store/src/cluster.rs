@@ -32,6 +32,8 @@ pub struct ClusterConfig {
     pub max_offset_ms: u64,
     /// Idle close interval (ms).
     pub close_interval_ms: u64,
+    /// Snapshot every this many log entries.
+    pub snapshot_every: u64,
 }
 
 impl ClusterConfig {
@@ -49,6 +51,7 @@ impl ClusterConfig {
             timed: None,
             max_offset_ms: 250,
             close_interval_ms: 50,
+            snapshot_every: 5000,
         }
     }
 }
@@ -123,6 +126,8 @@ impl LocalCluster {
             self.cfg.max_offset_ms.to_string(),
             "--close-interval-ms".into(),
             self.cfg.close_interval_ms.to_string(),
+            "--snapshot-every".into(),
+            self.cfg.snapshot_every.to_string(),
         ];
         match &self.cfg.timed {
             Some((page, addr)) => {

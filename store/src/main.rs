@@ -75,6 +75,9 @@ struct ClockArgs {
     /// How often the leader closes a timestamp when nobody asks (ms).
     #[arg(long, default_value_t = 50)]
     close_interval_ms: u64,
+    /// Snapshot (and purge the Raft log) every this many entries.
+    #[arg(long, default_value_t = 5000)]
+    snapshot_every: u64,
 }
 
 #[derive(Subcommand)]
@@ -326,6 +329,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 clock: clock_spec(&clock),
                 max_offset: Duration::from_millis(clock.max_offset_ms),
                 close_interval: Duration::from_millis(clock.close_interval_ms.max(1)),
+                snapshot_every: clock.snapshot_every,
                 init,
             };
             let node = Node::start(&opts)
@@ -357,6 +361,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             cfg.epsilon_ns = clock.epsilon_ns;
             cfg.max_offset_ms = clock.max_offset_ms;
             cfg.close_interval_ms = clock.close_interval_ms;
+            cfg.snapshot_every = clock.snapshot_every;
             cfg.timed = clock.page.clone().map(|p| (p, clock.timed.clone()));
             let mut c = LocalCluster::start(cfg).map_err(|e| format!("starting nodes: {e}"))?;
             let mut client = Client::new(&c.addrs());

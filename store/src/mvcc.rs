@@ -12,7 +12,13 @@
 //!   already committed gets its first outcome back instead of being applied twice.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// How long committed request ids are remembered for exactly-once retries, and how far back
+/// old versions are kept for snapshot reads (ns of commit-timestamp time): 10 minutes.
+pub const RETAIN_NS: i64 = 600_000_000_000;
+/// Garbage collection runs every this many committed transactions.
+const GC_EVERY: u64 = 256;
 
 /// A commit or read timestamp: wall time (ns since the Unix epoch, UTC) plus a logical counter.
 /// In TrueTime mode the wall part is a TrueTime bound; in HLC mode it is hybrid-logical time.
@@ -109,8 +115,14 @@ pub struct Mvcc {
     versions: BTreeMap<String, Vec<(Ts, Option<String>)>>,
     /// No transaction at or below this will ever be applied.
     safe: Ts,
-    /// request id → outcome of committed transactions.
+    /// request id → outcome of committed transactions (the last [`RETAIN_NS`] of them).
     done: HashMap<String, Applied>,
+    /// The ids in `done`, oldest first, with their commit timestamps.
+    done_order: VecDeque<(Ts, String)>,
+    /// Versions older than this may have been collected: reads below it are refused.
+    gc_before: Ts,
+    /// Transactions committed (drives the GC cadence).
+    commits: u64,
 }
 
 impl Mvcc {
@@ -148,9 +160,47 @@ impl Mvcc {
                     reads,
                 };
                 self.done.insert(t.id.clone(), out.clone());
+                self.done_order.push_back((t.ts, t.id.clone()));
+                self.commits += 1;
+                self.collect(t.ts);
                 out
             }
         }
+    }
+
+    /// Forgets request ids and versions older than [`RETAIN_NS`] before `now` (a commit
+    /// timestamp, so every replica collects the same things at the same log position). Keeps
+    /// each key's newest version at or below the horizon, so reads at or after it stay exact.
+    fn collect(&mut self, now: Ts) {
+        let horizon = Ts {
+            wall: now.wall.saturating_sub(RETAIN_NS),
+            logical: 0,
+        };
+        while self.done_order.front().is_some_and(|(ts, _)| *ts < horizon) {
+            if let Some((_, id)) = self.done_order.pop_front() {
+                self.done.remove(&id);
+            }
+        }
+        if self.commits % GC_EVERY != 0 || horizon <= self.gc_before {
+            return;
+        }
+        self.versions.retain(|_, vs| {
+            let n = vs.partition_point(|(ts, _)| *ts <= horizon);
+            // Keep the newest version at or below the horizon (it is what reads there see),
+            // unless it is a deletion, which then needs no trace at all.
+            let keep_from = n.saturating_sub(1);
+            vs.drain(..keep_from);
+            if vs.len() == 1 && vs[0].0 <= horizon && vs[0].1.is_none() {
+                vs.clear();
+            }
+            !vs.is_empty()
+        });
+        self.gc_before = horizon;
+    }
+
+    /// Reads below this timestamp are refused: older versions may have been collected.
+    pub fn gc_before(&self) -> Ts {
+        self.gc_before
     }
 
     /// Safe time: every version at or below it is present, and none will be added.
@@ -266,6 +316,42 @@ mod tests {
         let again = m.apply(&put("a", 30, "k", "v1"));
         assert_eq!(first, again);
         assert_eq!(m.size(), (1, 1));
+    }
+
+    #[test]
+    fn old_versions_and_request_ids_are_collected_but_reads_after_the_horizon_stay_exact() {
+        let mut m = Mvcc::default();
+        let min = 60_000_000_000;
+        m.apply(&put("x", 1, "k", "v1"));
+        m.apply(&put("y", 2, "k", "v2"));
+        m.apply(&put("z", 3, "gone", "v"));
+        m.apply(&Command::Txn(TxnCmd {
+            id: "del".into(),
+            ts: ts(4),
+            compares: vec![],
+            writes: vec![Write {
+                key: "gone".into(),
+                value: None,
+            }],
+            reads: vec![],
+        }));
+        // Enough commits, eleven minutes later, to trigger a collection.
+        for i in 0..GC_EVERY {
+            m.apply(&put(
+                &format!("f{i}"),
+                11 * min + i as i64,
+                "other",
+                &format!("o{i}"),
+            ));
+        }
+        assert!(m.gc_before() > ts(4));
+        // The newest version below the horizon survives; older ones and deletions do not.
+        assert_eq!(m.read_at("k", m.gc_before()).value.as_deref(), Some("v2"));
+        assert_eq!(m.versions["k"].len(), 1);
+        assert!(!m.versions.contains_key("gone"));
+        // A retry of a forgotten id is applied again (ids are kept for RETAIN_NS).
+        assert!(!m.done.contains_key("x"));
+        assert!(m.done.contains_key(&format!("f{}", GC_EVERY - 1)));
     }
 
     #[test]

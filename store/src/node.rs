@@ -98,6 +98,8 @@ pub struct NodeOptions {
     pub max_offset: Duration,
     /// How often the leader closes a timestamp when nobody asks.
     pub close_interval: Duration,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    pub snapshot_every: u64,
     /// Initial members (id → address): the node initialises the cluster if it is not yet.
     pub init: Option<BTreeMap<NodeId, String>>,
 }
@@ -263,8 +265,8 @@ impl Node {
             heartbeat_interval: 100,
             election_timeout_min: 500,
             election_timeout_max: 1000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
-            max_in_snapshot_log_to_keep: 1000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(opts.snapshot_every.max(1)),
+            max_in_snapshot_log_to_keep: opts.snapshot_every.clamp(1, 1000),
             ..Default::default()
         }
         .validate()?;
@@ -705,6 +707,15 @@ impl Node {
                         at.wall
                     )));
                 }
+                let gc = self.shared.read().mvcc.gc_before();
+                if at < gc {
+                    return Err(Status::failed_precondition(format!(
+                        "snapshot timestamp {} is older than the GC horizon {} (versions are kept for {} s)",
+                        at.wall,
+                        gc.wall,
+                        crate::mvcc::RETAIN_NS / 1_000_000_000
+                    )));
+                }
                 self.wait_safe(at).await?;
                 (at, self.read_values(&r.keys, at))
             }
@@ -794,6 +805,8 @@ impl Node {
                 .current_leader
                 .and_then(|l| self.addr_of(l))
                 .unwrap_or_default(),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
         }
     }
 

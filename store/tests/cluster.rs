@@ -292,7 +292,10 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
     let _g = serial();
     block(async {
         let dir = tempfile::tempdir().unwrap();
-        let mut cluster = LocalCluster::start(config(dir.path())).unwrap();
+        let mut cfg = config(dir.path());
+        // Snapshot often, so the node added below must be brought up by a snapshot install.
+        cfg.snapshot_every = 20;
+        let mut cluster = LocalCluster::start(cfg).unwrap();
         let addrs = cluster.addrs();
         let mut c = Client::new(&addrs);
         leader_id(&mut c).await;
@@ -408,6 +411,18 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
         assert_eq!(r.reads[0].value.as_deref(), Some("2"));
 
         // Membership: add node 4, remove node 3; the data is on node 4 and writes still commit.
+        // Let closed-timestamp entries push the log well past a snapshot and a purge.
+        let leader = c.find_leader().await.unwrap();
+        for _ in 0..100 {
+            if c.status(&leader).await.unwrap().purged_index > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            c.status(&leader).await.unwrap().purged_index > 0,
+            "the leader never purged its log"
+        );
         let a4 = cluster.spawn_extra(4).unwrap();
         let m = c.membership(4, Some(a4.clone())).await.unwrap();
         assert!(m.members.iter().any(|m| m.id == 4 && m.voter), "{m:?}");
@@ -420,6 +435,10 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
             .await
             .unwrap();
         assert_eq!(r.served_by, 4);
+        assert!(
+            c4.status(&a4).await.unwrap().snapshot_index > 0,
+            "node 4 joined after the log was purged, so it must hold a snapshot"
+        );
         assert_eq!(r.values[0].value.as_deref(), Some("2"));
         assert_eq!(r.values[1].value.as_deref(), Some("after-change"));
 
