@@ -366,3 +366,64 @@ fn commit_wait_under_drift_reports_real_and_simulated_figures() {
         assert!(r["sim"]["commit_wait_us"]["p50"].as_f64().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn the_demo_store_commits_and_reads_on_timeds_real_page() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut lab, dir) = lab(LabOptions::default());
+    lab.wait_synchronized(2, Duration::from_secs(90))
+        .expect("timed synchronizes");
+    let mut cfg =
+        ttstore::cluster::ClusterConfig::new(&lab.bins.join("ttstore"), &dir.path().join("store"));
+    cfg.timed = Some((lab.page.clone(), lab.timed_addr.clone()));
+    let mut cluster = ttstore::cluster::LocalCluster::start(cfg).unwrap();
+    let addrs = cluster.addrs();
+    Lab::rt().block_on(async {
+        let mut c = ttstore::client::Client::new(&addrs);
+        let leader = c.find_leader().await.unwrap();
+        let st = c.status(&leader).await.unwrap();
+        assert!(st.epsilon_ns > 0, "ε comes from timed's page: {st:?}");
+        let w = c
+            .txn(ttproto::store::TxnRequest {
+                writes: vec![ttproto::store::Write {
+                    key: "k".into(),
+                    value: Some("v".into()),
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // The acknowledgement came after the commit timestamp in true time.
+        let s = w.commit_ts.unwrap().wall;
+        assert!(ttstore::node::realtime_ns() > s, "acknowledged before s");
+        eprintln!(
+            "real page: ε {:.0} µs, replicate {:.0} µs, commit wait {:.0} µs",
+            st.epsilon_ns as f64 / 1e3,
+            w.replicate_ns as f64 / 1e3,
+            w.commit_wait_ns as f64 / 1e3
+        );
+        // A short concurrent run, checked.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wl = tokio::spawn(ttstore::workload::run(
+            addrs.clone(),
+            ttstore::workload::WorkloadConfig {
+                clients: 3,
+                keys: 3,
+                write_fraction: 0.5,
+                consistency: ttproto::store::Consistency::Strong,
+                seed: 3,
+            },
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let samples = wl.await.unwrap();
+        let h = ttstore::workload::history(&samples);
+        let anomalies = ttstore::checker::check(&h);
+        eprintln!("real page: {} ops, {} anomalies", h.len(), anomalies.len());
+        assert!(h.len() > 10);
+        assert!(anomalies.is_empty(), "{anomalies:?}");
+    });
+    cluster.stop();
+    lab.stop();
+}
