@@ -67,6 +67,19 @@ fn ttctl_now_returns_an_interval_containing_truth() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (lab, _d) = lab(LabOptions::default());
     lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    // timed's page carries a fast block the SDK's hot path can use, and it agrees with the
+    // general reading at the same instant.
+    let reader = PageReader::open(&lab.page).unwrap();
+    let raw = ttsys::clock::raw_ns();
+    let (fast, st) = reader
+        .read_fast()
+        .at(raw)
+        .unwrap_or_else(|| panic!("no fast window at {raw}: {:?} / {:?}", reader.read_fast(), reader.read()));
+    let exact = reader.read().unwrap().read_at(raw);
+    assert_eq!(st, exact.status);
+    assert!(
+        fast.earliest() <= exact.interval.earliest() && fast.latest() >= exact.interval.latest()
+    );
     let page = lab.page.display().to_string();
     for _ in 0..5 {
         let before = ttsys::clock::realtime_ns();

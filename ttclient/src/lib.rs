@@ -223,8 +223,19 @@ impl TrueTime {
     pub fn reading(&self) -> Result<Reading, TtError> {
         match &self.inner.source {
             Source::Shm(r) => {
+                // The writer's fast block covers the common case (a trustworthy page inside
+                // its validity window); anything else takes the general path.
+                let fast = r.read_fast();
+                let raw = raw_now();
+                if let Some((interval, status)) = fast.at(raw) {
+                    return Ok(Reading {
+                        interval,
+                        status,
+                        source: SourceKind::Shm,
+                    });
+                }
                 let h = r.read_hot().map_err(|e| TtError::Page(e.to_string()))?;
-                let (interval, status) = h.at(raw_now());
+                let (interval, status) = h.at(raw);
                 Ok(Reading {
                     interval,
                     status,

@@ -75,6 +75,84 @@ pub mod field {
     pub const WRITER_PID: usize = 18;
     /// Disruptions seen by the writer.
     pub const DISRUPTIONS: usize = 19;
+    /// Fast block (PROTOCOL.md "Fast path"): the model's reference raw reading (a copy).
+    pub const FAST_REF_RAW_NS: usize = 20;
+    /// Fast block: timescale − raw at the reference (ns, wrapping).
+    pub const FAST_BASE_NS: usize = 21;
+    /// Fast block: frequency as a signed 64.64 fixed-point fraction, `round(freq × 2⁶⁴)`.
+    pub const FAST_FREQ_Q64: usize = 22;
+    /// Fast block: ε at the reference plus the fixed-point margin (ns).
+    pub const FAST_EPS0_NS: usize = 23;
+    /// Fast block: drift bound as 64.64 fixed point, rounded up, `⌈drift × 2⁶⁴⌉`.
+    pub const FAST_DRIFT_Q64: usize = 24;
+    /// Fast block: the fast path holds for raw readings with `0 ≤ raw − ref < this` (0: never).
+    pub const FAST_UNTIL_AGE_NS: usize = 25;
+    /// Fast block: the status that holds throughout that window (a copy).
+    pub const FAST_STATUS: usize = 26;
+}
+
+/// Longest fast-path window (ns, ≈ 73 minutes): keeps every fixed-point product far from
+/// overflow (2⁴² × 2⁶¹ < 2¹²⁷).
+const FAST_MAX_AGE: i64 = 1 << 42;
+/// Largest |rate| the fast block encodes (parts per 10¹²; 10 %).
+const FAST_MAX_PPT: i64 = 100_000_000_000;
+/// ε margin in the fast block: 1 ns for `floor` of the drift term where the exact rule takes
+/// `ceil`, and 1 ns for the fixed-point estimate's floor being up to 1 ns off (on top of the
+/// model's own +1 ns).
+const FAST_MARGIN_NS: i64 = 3;
+
+/// The fast block for `d` (PROTOCOL.md "Fast path"): fields 20..=26, or all zero (no fast
+/// path) when the status is not trustworthy, the test knob is active, or a value is out of the
+/// range the fixed-point arithmetic is proven for.
+fn fast_block(d: &PageData) -> [i64; 7] {
+    let none = [0i64; 7];
+    let m = &d.model;
+    let (freq, drift) = (m.freq.as_ppt(), m.drift_bound.as_ppt());
+    let eps_ref = m.eps_ref.as_nanos();
+    if !d.status.is_trustworthy()
+        || d.knob.skew.as_ppt() != 0
+        || d.knob.step_ns != 0
+        || freq.unsigned_abs() > FAST_MAX_PPT as u64
+        || !(0..=FAST_MAX_PPT).contains(&drift)
+        || !(0..1 << 40).contains(&eps_ref)
+        || m.ref_time.as_nanos().unsigned_abs() >= 1 << 62
+        || m.ref_raw_ns.unsigned_abs() >= 1 << 62
+    {
+        return none;
+    }
+    const Q: i128 = 1 << 64;
+    const PPT: i128 = 1_000_000_000_000;
+    let freq_q = (freq as i128 * Q + PPT / 2).div_euclid(PPT) as i64;
+    let drift_q = ((drift as i128 * Q + PPT - 1) / PPT) as i64;
+    let eps0 = eps_ref + FAST_MARGIN_NS;
+    let max_eps = d.max_eps.as_nanos();
+    let ref_raw = m.ref_raw_ns;
+    let mut until = FAST_MAX_AGE;
+    until = until.min(d.void_after_raw.saturating_sub(ref_raw));
+    if d.status == ClockStatus::Synchronized {
+        until = until.min(d.holdover_after_raw.saturating_sub(ref_raw));
+    }
+    // Largest age whose fast-path ε still fits under max-epsilon:
+    // eps0 + ⌊age × drift_q / 2⁶⁴⌋ ≤ max  ⇐  age ≤ (max − eps0) × 2⁶⁴ / drift_q.
+    if max_eps < eps0 {
+        return none;
+    }
+    if drift_q > 0 {
+        let lim = ((max_eps - eps0) as i128 * Q) / drift_q as i128;
+        until = until.min(lim.min(FAST_MAX_AGE as i128) as i64);
+    }
+    if until <= 0 {
+        return none;
+    }
+    [
+        ref_raw,
+        m.ref_time.as_nanos().wrapping_sub(ref_raw),
+        freq_q,
+        eps0,
+        drift_q,
+        until,
+        d.status.as_u8() as i64,
+    ]
 }
 
 #[repr(C)]
@@ -274,6 +352,7 @@ impl PageData {
         f[field::SYNC_COUNT] = self.sync_count;
         f[field::WRITER_PID] = self.writer_pid;
         f[field::DISRUPTIONS] = self.disruptions;
+        f[field::FAST_REF_RAW_NS..=field::FAST_STATUS].copy_from_slice(&fast_block(&self));
         f
     }
 
@@ -428,6 +507,51 @@ impl HotPage {
             self.holdover_after,
         );
         (interval, status)
+    }
+}
+
+/// The page's fast block (PROTOCOL.md "Fast path"), copied under the seqlock: seven fields
+/// that give the interval with one range check and two fixed-point multiplications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FastBlock {
+    ref_raw: i64,
+    base: i64,
+    freq_q: i64,
+    eps0: i64,
+    drift_q: i64,
+    until_age: i64,
+    status: i64,
+}
+
+impl FastBlock {
+    /// The interval and status at real raw reading `raw_real`, if it falls inside the window
+    /// the writer vouched for (`None`: use [`HotPage::at`] / [`PageData::read_at`]).
+    ///
+    /// Guarantee: contains the interval [`PageData::read_at`] gives, and is at most 6 ns wider.
+    /// The estimate `ref_time + age + ⌊age × freq_q / 2⁶⁴⌋` is within 1 ns of the exact
+    /// `ref_time + age + ⌊age × freq / 10¹²⌋` (the fixed-point error is below 2⁻²² ns for ages
+    /// under 2⁴² ns), and ε is at least the exact ε + 1 ns (`drift_q` rounds up; the margin
+    /// pays for `floor` vs `ceil` and for the estimate). Within the window the exact status is
+    /// the copied one: the writer ends the window before `holdover_after`, before `void_after`
+    /// and before this path's ε could exceed max-epsilon.
+    #[inline(always)]
+    pub fn at(&self, raw_real: i64) -> Option<(TTInterval, ClockStatus)> {
+        let age = raw_real.wrapping_sub(self.ref_raw);
+        // One unsigned compare rejects negative ages and ages past the window (and a zero
+        // window: no fast block).
+        if age as u64 >= self.until_age as u64 {
+            return None;
+        }
+        let corr = ((age as i128 * self.freq_q as i128) >> 64) as i64;
+        let grow = ((age as u128 * self.drift_q as u128) >> 64) as i64;
+        let est = raw_real + self.base + corr;
+        let eps = self.eps0 + grow;
+        let interval = TTInterval::new(
+            Timestamp::from_nanos(est - eps),
+            Timestamp::from_nanos(est + eps),
+        )
+        .ok()?;
+        Some((interval, decode_status(self.status)))
     }
 }
 
@@ -613,6 +737,44 @@ impl PageReader {
             }
         }
         Err(ShmError::Busy)
+    }
+
+    /// The fast block, copied under the seqlock. A page busy for a long time yields an empty
+    /// block (its window is zero), which sends the caller to [`PageReader::read_hot`].
+    #[inline(always)]
+    pub fn read_fast(&self) -> FastBlock {
+        let p = view(self.map.as_ptr());
+        let f = &p.f;
+        for _ in 0..100_000 {
+            let g1 = p.generation.load(Ordering::Acquire);
+            if g1 % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let l = |i: usize| f[i].load(Ordering::Relaxed);
+            let b = FastBlock {
+                ref_raw: l(field::FAST_REF_RAW_NS),
+                base: l(field::FAST_BASE_NS),
+                freq_q: l(field::FAST_FREQ_Q64),
+                eps0: l(field::FAST_EPS0_NS),
+                drift_q: l(field::FAST_DRIFT_Q64),
+                until_age: l(field::FAST_UNTIL_AGE_NS),
+                status: l(field::FAST_STATUS),
+            };
+            fence(Ordering::Acquire);
+            if p.generation.load(Ordering::Relaxed) == g1 {
+                return b;
+            }
+        }
+        FastBlock {
+            ref_raw: 0,
+            base: 0,
+            freq_q: 0,
+            eps0: 0,
+            drift_q: 0,
+            until_age: 0,
+            status: 0,
+        }
     }
 
     /// The hot-path copy: only the fields [`HotPage::at`] needs, under the same seqlock.
@@ -940,6 +1102,78 @@ mod tests {
                 prop_assert_eq!(st, exact.status);
             }
         }
+    }
+
+    proptest! {
+        // The fast block's interval contains the exact one, is at most 6 ns wider, and comes
+        // with the exact status; outside its window it declines.
+        #[test]
+        fn fast_block_contains_the_exact_interval(
+            ref_raw in 0i64..1_000_000_000_000_000,
+            ref_time in 1_000_000_000_000_000_000i64..2_000_000_000_000_000_000,
+            freq in -1_000_000_000i64..1_000_000_000,
+            eps in 0i64..100_000_000,
+            drift in 0i64..1_000_000_000,
+            age in prop_oneof![2 => 0i64..6_000_000_000, 1 => -100_000_000_000i64..4_000_000_000_000],
+            status in prop_oneof![3 => 1u8..3, 1 => 3u8..5],
+            max_eps_ms in 1i64..1000,
+            knob in prop_oneof![3 => Just(0i64), 1 => 1i64..1_000_000],
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p");
+            let mut w = PageWriter::open(&path).unwrap();
+            let mut d = PageData::unsynchronized(0);
+            d.model = ClockModel { ref_raw_ns: ref_raw, ref_time: Timestamp::from_nanos(ref_time), freq: Rate::from_ppt(freq), eps_ref: Span::from_nanos(eps), drift_bound: Rate::from_ppt(drift) };
+            d.status = ClockStatus::from_u8(status).unwrap();
+            d.max_eps = Span::from_millis(max_eps_ms);
+            d.void_after_raw = ref_raw + 2_000_000_000_000;
+            d.holdover_after_raw = ref_raw + 5_000_000_000;
+            d.knob = Knob { anchor_raw_ns: ref_raw, skew: Rate::from_ppt(knob), step_ns: 0 };
+            w.write(&d);
+            let r = PageReader::open(&path).unwrap();
+            let raw = ref_raw + age;
+            let exact = r.read().unwrap().read_at(raw);
+            match r.read_fast().at(raw) {
+                Some((iv, st)) => {
+                    prop_assert!(knob == 0 && status <= 2 && age >= 0);
+                    prop_assert!(iv.earliest() <= exact.interval.earliest() && iv.latest() >= exact.interval.latest(), "{iv} vs {}", exact.interval);
+                    prop_assert!(iv.width().as_nanos() - exact.interval.width().as_nanos() <= 6);
+                    prop_assert_eq!(st, exact.status);
+                    prop_assert!(iv.epsilon() <= d.max_eps);
+                }
+                None => {
+                    // Declining is always allowed; it must happen where the fast rule would
+                    // be wrong (these are the cases the slow path exists for).
+                    let must_decline = knob != 0 || status > 2 || age < 0
+                        || raw >= d.void_after_raw
+                        || (status == 1 && raw >= d.holdover_after_raw);
+                    let eps_headroom = d.max_eps.as_nanos() - exact.interval.epsilon().as_nanos();
+                    prop_assert!(must_decline || eps_headroom <= 8, "declined with {eps_headroom} ns of headroom");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_block_declines_untrustworthy_pages_and_the_knob() {
+        let mut d = PageData::unsynchronized(1_000);
+        assert_eq!(fast_block(&d), [0; 7]);
+        d.status = ClockStatus::Synchronized;
+        d.model.eps_ref = Span::from_micros(10);
+        d.model.ref_time = Timestamp::from_nanos(1_700_000_000_000_000_000);
+        d.max_eps = Span::from_millis(1);
+        d.void_after_raw = 1_000 + 10_000_000_000;
+        d.holdover_after_raw = 1_000 + 1_000_000_000;
+        let b = fast_block(&d);
+        assert_eq!(b[5], 1_000_000_000, "the window ends at holdover_after");
+        d.status = ClockStatus::Holdover;
+        assert_eq!(
+            fast_block(&d)[5],
+            10_000_000_000,
+            "… or at void_after in holdover"
+        );
+        d.knob.step_ns = 5;
+        assert_eq!(fast_block(&d), [0; 7]);
     }
 
     #[test]
