@@ -71,10 +71,13 @@ fn ttctl_now_returns_an_interval_containing_truth() {
     // general reading at the same instant.
     let reader = PageReader::open(&lab.page).unwrap();
     let raw = ttsys::clock::raw_ns();
-    let (fast, st) = reader
-        .read_fast()
-        .at(raw)
-        .unwrap_or_else(|| panic!("no fast window at {raw}: {:?} / {:?}", reader.read_fast(), reader.read()));
+    let (fast, st) = reader.read_fast().at(raw).unwrap_or_else(|| {
+        panic!(
+            "no fast window at {raw}: {:?} / {:?}",
+            reader.read_fast(),
+            reader.read()
+        )
+    });
     let exact = reader.read().unwrap().read_at(raw);
     assert_eq!(st, exact.status);
     assert!(

@@ -133,6 +133,25 @@ fn report(name: &str, run: &Run, anomalies: &[checker::Anomaly]) {
     }
 }
 
+/// A workload running in the background until [`Running::finish`].
+struct Running {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<workload::Sample>>,
+}
+
+fn start_workload(addrs: &[String]) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = tokio::spawn(workload::run(addrs.to_vec(), workload_cfg(), stop.clone()));
+    Running { stop, task }
+}
+
+impl Running {
+    async fn finish(self) -> Vec<workload::Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
 fn workload_cfg() -> WorkloadConfig {
     WorkloadConfig {
         clients: 4,
@@ -157,8 +176,7 @@ fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_parti
         let mut admin = Client::new(&addrs);
         leader_id(&mut admin).await;
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
+        let wl = start_workload(&addrs);
         tokio::time::sleep(Duration::from_secs(2)).await;
 
         // 1. Kill the leader (SIGKILL), let the others elect, bring it back.
@@ -193,8 +211,7 @@ fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_parti
             .unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
 
-        stop.store(true, Ordering::Relaxed);
-        let samples = wl.await.unwrap();
+        let samples = wl.finish().await;
         let extra = final_reads(&mut admin, 3, 3).await;
         let run = tally(&samples, extra);
         let anomalies = checker::check(&run.history);
@@ -240,11 +257,9 @@ fn negative_control_no_commit_wait_and_skew_beyond_epsilon_is_caught() {
         let mut admin = Client::new(&addrs);
         let l = leader_id(&mut admin).await;
         assert_ne!(l, 3, "the scenario needs a skewed leader");
-        let stop = Arc::new(AtomicBool::new(false));
-        let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
+        let wl = start_workload(&addrs);
         tokio::time::sleep(Duration::from_secs(3)).await;
-        stop.store(true, Ordering::Relaxed);
-        let samples = wl.await.unwrap();
+        let samples = wl.finish().await;
         let run = tally(&samples, vec![]);
         let anomalies = checker::check(&run.history);
         report("negative control", &run, &anomalies);
@@ -270,11 +285,9 @@ fn hlc_mode_is_consistent_within_the_max_offset_and_counts_restarts() {
         let addrs = cluster.addrs();
         let mut admin = Client::new(&addrs);
         leader_id(&mut admin).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let wl = tokio::spawn(workload::run(addrs.clone(), workload_cfg(), stop.clone()));
+        let wl = start_workload(&addrs);
         tokio::time::sleep(Duration::from_secs(4)).await;
-        stop.store(true, Ordering::Relaxed);
-        let samples = wl.await.unwrap();
+        let samples = wl.finish().await;
         let extra = final_reads(&mut admin, 3, 3).await;
         let run = tally(&samples, extra);
         let anomalies = checker::check(&run.history);

@@ -555,6 +555,12 @@ impl FastBlock {
     }
 }
 
+/// One field, relaxed (ordering comes from the seqlock's fences).
+#[inline(always)]
+fn ld(f: &[AtomicI64; NFIELDS], i: usize) -> i64 {
+    f[i].load(Ordering::Relaxed)
+}
+
 /// `⌊x⌋` for |x| < 2⁶³ without a libm call (baseline x86-64 has no rounding instruction).
 #[inline(always)]
 fn floor_i64(x: f64) -> i64 {
@@ -739,34 +745,40 @@ impl PageReader {
         Err(ShmError::Busy)
     }
 
-    /// The fast block, copied under the seqlock. A page busy for a long time yields an empty
-    /// block (its window is zero), which sends the caller to [`PageReader::read_hot`].
+    /// Copies what `copy` takes from the fields (read them with [`ld`]) under the seqlock; `None` if the page stayed
+    /// mid-write for 100 000 attempts.
     #[inline(always)]
-    pub fn read_fast(&self) -> FastBlock {
+    fn seqlock_copy<T>(&self, copy: impl Fn(&[AtomicI64; NFIELDS]) -> T) -> Option<T> {
         let p = view(self.map.as_ptr());
-        let f = &p.f;
         for _ in 0..100_000 {
             let g1 = p.generation.load(Ordering::Acquire);
             if g1 % 2 == 1 {
                 std::hint::spin_loop();
                 continue;
             }
-            let l = |i: usize| f[i].load(Ordering::Relaxed);
-            let b = FastBlock {
-                ref_raw: l(field::FAST_REF_RAW_NS),
-                base: l(field::FAST_BASE_NS),
-                freq_q: l(field::FAST_FREQ_Q64),
-                eps0: l(field::FAST_EPS0_NS),
-                drift_q: l(field::FAST_DRIFT_Q64),
-                until_age: l(field::FAST_UNTIL_AGE_NS),
-                status: l(field::FAST_STATUS),
-            };
+            let v = copy(&p.f);
             fence(Ordering::Acquire);
             if p.generation.load(Ordering::Relaxed) == g1 {
-                return b;
+                return Some(v);
             }
         }
-        FastBlock {
+        None
+    }
+
+    /// The fast block, copied under the seqlock. A page busy for a long time yields an empty
+    /// block (its window is zero), which sends the caller to [`PageReader::read_hot`].
+    #[inline(always)]
+    pub fn read_fast(&self) -> FastBlock {
+        self.seqlock_copy(|f| FastBlock {
+            ref_raw: ld(f, field::FAST_REF_RAW_NS),
+            base: ld(f, field::FAST_BASE_NS),
+            freq_q: ld(f, field::FAST_FREQ_Q64),
+            eps0: ld(f, field::FAST_EPS0_NS),
+            drift_q: ld(f, field::FAST_DRIFT_Q64),
+            until_age: ld(f, field::FAST_UNTIL_AGE_NS),
+            status: ld(f, field::FAST_STATUS),
+        })
+        .unwrap_or(FastBlock {
             ref_raw: 0,
             base: 0,
             freq_q: 0,
@@ -774,39 +786,28 @@ impl PageReader {
             drift_q: 0,
             until_age: 0,
             status: 0,
-        }
+        })
     }
 
     /// The hot-path copy: only the fields [`HotPage::at`] needs, under the same seqlock.
     #[inline]
     pub fn read_hot(&self) -> Result<HotPage, ShmError> {
-        let p = view(self.map.as_ptr());
-        let f = &p.f;
-        for _ in 0..100_000 {
-            let g1 = p.generation.load(Ordering::Acquire);
-            if g1 % 2 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let l = |i: usize| f[i].load(Ordering::Relaxed);
-            let h = HotPage {
-                ref_raw: l(field::REF_RAW_NS),
-                ref_time: l(field::REF_TIME_NS),
-                freq_ppt: l(field::FREQ_PPT),
-                eps_ref: l(field::EPS_REF_NS),
-                drift_ppt: l(field::DRIFT_PPT),
-                max_eps: l(field::MAX_EPS_NS),
-                void_after: l(field::VOID_AFTER_RAW_NS),
-                holdover_after: l(field::HOLDOVER_AFTER_RAW_NS),
-                status: l(field::STATUS),
-                knob_anchor: l(field::KNOB_ANCHOR_RAW_NS),
-                knob_skew: l(field::KNOB_SKEW_PPT),
-                knob_step: l(field::KNOB_STEP_NS),
-            };
-            fence(Ordering::Acquire);
-            if p.generation.load(Ordering::Relaxed) == g1 {
-                return Ok(h);
-            }
+        let hot = self.seqlock_copy(|f| HotPage {
+            ref_raw: ld(f, field::REF_RAW_NS),
+            ref_time: ld(f, field::REF_TIME_NS),
+            freq_ppt: ld(f, field::FREQ_PPT),
+            eps_ref: ld(f, field::EPS_REF_NS),
+            drift_ppt: ld(f, field::DRIFT_PPT),
+            max_eps: ld(f, field::MAX_EPS_NS),
+            void_after: ld(f, field::VOID_AFTER_RAW_NS),
+            holdover_after: ld(f, field::HOLDOVER_AFTER_RAW_NS),
+            status: ld(f, field::STATUS),
+            knob_anchor: ld(f, field::KNOB_ANCHOR_RAW_NS),
+            knob_skew: ld(f, field::KNOB_SKEW_PPT),
+            knob_step: ld(f, field::KNOB_STEP_NS),
+        });
+        if let Some(h) = hot {
+            return Ok(h);
         }
         // Contended for a long time: fall back to the full read with its time-based give-up.
         self.read().map(|d| HotPage {
@@ -1066,6 +1067,31 @@ mod tests {
 
     use proptest::prelude::*;
 
+    /// A page with model `[ref_raw, ref_time, freq_ppt, eps_ref, drift_ppt]`, `status`, and
+    /// holdover 5 s after the reference.
+    fn page_data(m: [i64; 5], status: u8) -> PageData {
+        let mut d = PageData::unsynchronized(0);
+        d.model = ClockModel {
+            ref_raw_ns: m[0],
+            ref_time: Timestamp::from_nanos(m[1]),
+            freq: Rate::from_ppt(m[2]),
+            eps_ref: Span::from_nanos(m[3]),
+            drift_bound: Rate::from_ppt(m[4]),
+        };
+        d.status = ClockStatus::from_u8(status).unwrap();
+        d.holdover_after_raw = m[0] + 5_000_000_000;
+        d
+    }
+
+    /// Writes `d` to a fresh page and opens a reader on it.
+    fn published(d: &PageData) -> (tempfile::TempDir, PageReader) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        PageWriter::open(&path).unwrap().write(d);
+        let r = PageReader::open(&path).unwrap();
+        (dir, r)
+    }
+
     proptest! {
         // The hot path's interval contains the exact one and its status is the same.
         #[test]
@@ -1080,18 +1106,11 @@ mod tests {
             skew in prop_oneof![Just(0i64), -1_000_000_000i64..1_000_000_000],
             step in prop_oneof![Just(0i64), -10_000_000i64..10_000_000],
         ) {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("p");
-            let mut w = PageWriter::open(&path).unwrap();
-            let mut d = PageData::unsynchronized(0);
-            d.model = ClockModel { ref_raw_ns: ref_raw, ref_time: Timestamp::from_nanos(ref_time), freq: Rate::from_ppt(freq), eps_ref: Span::from_nanos(eps), drift_bound: Rate::from_ppt(drift) };
-            d.status = ClockStatus::from_u8(status).unwrap();
+            let mut d = page_data([ref_raw, ref_time, freq, eps, drift], status);
             d.max_eps = Span::from_millis(500);
             d.void_after_raw = ref_raw + 500_000_000_000;
-            d.holdover_after_raw = ref_raw + 5_000_000_000;
             d.knob = Knob { anchor_raw_ns: ref_raw, skew: Rate::from_ppt(skew), step_ns: step };
-            w.write(&d);
-            let r = PageReader::open(&path).unwrap();
+            let (_dir, r) = published(&d);
             let raw = ref_raw + age;
             let exact = r.read().unwrap().read_at(raw);
             let (iv, st) = r.read_hot().unwrap().at(raw);
@@ -1119,18 +1138,11 @@ mod tests {
             max_eps_ms in 1i64..1000,
             knob in prop_oneof![3 => Just(0i64), 1 => 1i64..1_000_000],
         ) {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("p");
-            let mut w = PageWriter::open(&path).unwrap();
-            let mut d = PageData::unsynchronized(0);
-            d.model = ClockModel { ref_raw_ns: ref_raw, ref_time: Timestamp::from_nanos(ref_time), freq: Rate::from_ppt(freq), eps_ref: Span::from_nanos(eps), drift_bound: Rate::from_ppt(drift) };
-            d.status = ClockStatus::from_u8(status).unwrap();
+            let mut d = page_data([ref_raw, ref_time, freq, eps, drift], status);
             d.max_eps = Span::from_millis(max_eps_ms);
             d.void_after_raw = ref_raw + 2_000_000_000_000;
-            d.holdover_after_raw = ref_raw + 5_000_000_000;
             d.knob = Knob { anchor_raw_ns: ref_raw, skew: Rate::from_ppt(knob), step_ns: 0 };
-            w.write(&d);
-            let r = PageReader::open(&path).unwrap();
+            let (_dir, r) = published(&d);
             let raw = ref_raw + age;
             let exact = r.read().unwrap().read_at(raw);
             match r.read_fast().at(raw) {
@@ -1166,6 +1178,21 @@ mod tests {
         d.holdover_after_raw = 1_000 + 1_000_000_000;
         let b = fast_block(&d);
         assert_eq!(b[5], 1_000_000_000, "the window ends at holdover_after");
+        // Inside the window the reader takes the fast path and agrees with the exact reading.
+        let (_dir, r) = published(&d);
+        let (iv, st) = r
+            .read_fast()
+            .at(1_000 + 500_000_000)
+            .expect("inside the window");
+        let exact = r.read().unwrap().read_at(1_000 + 500_000_000);
+        assert_eq!(st, exact.status);
+        assert!(
+            iv.earliest() <= exact.interval.earliest() && iv.latest() >= exact.interval.latest()
+        );
+        assert!(
+            r.read_fast().at(1_000 + 1_000_000_000).is_none(),
+            "declines at holdover_after"
+        );
         d.status = ClockStatus::Holdover;
         assert_eq!(
             fast_block(&d)[5],
