@@ -43,7 +43,6 @@
 
 #![warn(missing_docs)]
 
-pub mod ffi;
 pub mod hlc;
 
 use std::path::{Path, PathBuf};

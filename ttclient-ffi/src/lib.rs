@@ -1,4 +1,4 @@
-//! The C ABI (`include/truetime.h`): `tt_open`, `tt_now`, `tt_after`, `tt_before`,
+//! `libtruetime.so`: the C ABI of the TrueTime SDK (`include/truetime.h`): `tt_open`, `tt_now`, `tt_after`, `tt_before`,
 //! `tt_commit_timestamp`, `tt_commit_wait`, `tt_close`. Handles are thread-safe.
 //!
 //! # Safety
@@ -7,10 +7,10 @@
 //! `tt_open` (not yet closed) and valid, writable output pointers. No Rust panic crosses the
 //! boundary: each call runs under `catch_unwind` (release builds abort on panic instead).
 
-use crate::{TrueTime, TtError};
 use std::ffi::{CStr, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use ttclient::{TrueTime, TtError};
 use ttcore::Timestamp;
 
 /// Success.
@@ -98,7 +98,7 @@ pub unsafe extern "C" fn tt_close(h: *mut TtHandle) {
     }
 }
 
-fn fill(out: *mut TtInterval, r: &crate::Reading) {
+fn fill(out: *mut TtInterval, r: &ttclient::Reading) {
     // SAFETY: callers checked `out` for null.
     unsafe {
         *out = TtInterval {

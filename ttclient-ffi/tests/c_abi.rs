@@ -1,5 +1,5 @@
 //! The C ABI: a small C program, compiled here with the system C compiler against
-//! `include/truetime.h` and `libttclient.so`, reads the same page as Rust and gets the same
+//! `include/truetime.h` and `libtruetime.so`, reads the same page as Rust and gets the same
 //! intervals at the same raw readings.
 
 use std::path::{Path, PathBuf};
@@ -65,8 +65,8 @@ fn c_program_gets_the_same_interval_as_rust() {
 
     let lib = lib_dir();
     assert!(
-        lib.join("libttclient.so").exists(),
-        "{} has no libttclient.so",
+        lib.join("libtruetime.so").exists(),
+        "{} has no libtruetime.so",
         lib.display()
     );
     let src = dir.path().join("t.c");
@@ -79,7 +79,7 @@ fn c_program_gets_the_same_interval_as_rust() {
         .arg(&src)
         .arg(format!("-I{}", include.display()))
         .arg(format!("-L{}", lib.display()))
-        .arg("-lttclient")
+        .arg("-ltruetime")
         .output()
         .expect("a C compiler (cc)");
     assert!(
