@@ -29,9 +29,10 @@
 //!
 //! The argument for `strong` in TrueTime mode: a write acknowledged at true time `t_a` has
 //! `s < t_a` (commit wait); a read starting later reads at `r = TT.now().latest ≥ true time > s`
-//! and waits until every commit at or below `r` is applied, so it sees the write. A read never
-//! returns a version whose commit time has not certainly passed (it waits for `TT.after(v)`),
-//! so a later read — whose `r` exceeds true time — cannot miss what an earlier read saw.
+//! and waits until every commit at or below `r` is applied, so it sees the write. A strong read
+//! never returns a version whose commit time has not certainly passed (it waits for
+//! `TT.after(v)`), so a later strong read — whose `r` exceeds true time — cannot miss what an
+//! earlier one saw.
 //!
 //! [openraft]: https://docs.rs/openraft
 
