@@ -37,9 +37,18 @@ int main(int argc, char **argv) {
 "#;
 
 fn lib_dir() -> PathBuf {
-    // The test executable lives in target/<profile>/deps; the cdylib in target/<profile>.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    // The test executable lives in target/<profile>/deps. `cargo test` leaves the cdylib next
+    // to it; `cargo build` also copies it up to target/<profile>.
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    if deps.join("libtruetime.so").exists() {
+        deps
+    } else {
+        deps.parent().unwrap().to_path_buf()
+    }
 }
 
 #[test]
