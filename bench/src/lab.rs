@@ -73,9 +73,23 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// The directory with the workspace binaries, building them when they are missing and cargo is
+/// The stack's binaries and the packages that build them.
+pub const STACK_BINARIES: &[(&str, &str)] = &[
+    ("firmware-sim", "firmware-sim"),
+    ("timemaster", "timemaster"),
+    ("timed", "timed"),
+    ("ttctl", "ttclient"),
+];
+
+/// The directory with the stack's binaries, building them when they are missing and cargo is
 /// at hand (as under `cargo run` / `cargo test`).
 pub fn binaries(hint: Option<&Path>) -> Result<PathBuf, String> {
+    binaries_for(hint, STACK_BINARIES)
+}
+
+/// The directory with the binaries `needed` (name, package), building the packages of the
+/// missing ones when cargo is at hand.
+pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<PathBuf, String> {
     let dir = match hint {
         Some(d) => d.to_path_buf(),
         None => std::env::current_exe()
@@ -90,33 +104,35 @@ pub fn binaries(hint: Option<&Path>) -> Result<PathBuf, String> {
             })
             .ok_or("no executable directory")?,
     };
-    let needed = ["firmware-sim", "timemaster", "timed", "ttctl", "ttstore"];
-    if needed.iter().all(|b| dir.join(b).exists()) {
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|(bin, _)| !dir.join(bin).exists())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
         return Ok(dir);
     }
-    let cargo = std::env::var("CARGO").map_err(|_| {
-        format!("{} lacks {:?}; build them: cargo build --release -p firmware-sim -p timemaster -p timed -p ttclient -p ttstore", dir.display(), needed)
-    })?;
-    let mut c = Command::new(cargo);
-    c.args([
-        "build",
-        "-p",
-        "firmware-sim",
-        "-p",
-        "timemaster",
-        "-p",
-        "timed",
-        "-p",
-        "ttclient",
-        "-p",
-        "ttstore",
-    ]);
-    if dir.ends_with("release") {
-        c.arg("--release");
+    let release = dir.ends_with("release");
+    let mut args = vec!["build"];
+    for p in &missing {
+        args.extend(["-p", p]);
     }
-    let st = c.status().map_err(|e| e.to_string())?;
+    if release {
+        args.push("--release");
+    }
+    let cargo = std::env::var("CARGO").map_err(|_| {
+        format!(
+            "{} lacks binaries of {missing:?}; build them: cargo {}",
+            dir.display(),
+            args.join(" ")
+        )
+    })?;
+    let st = Command::new(cargo)
+        .args(&args)
+        .status()
+        .map_err(|e| e.to_string())?;
     if !st.success() {
-        return Err("building the stack failed".into());
+        return Err(format!("cargo {} failed", args.join(" ")));
     }
     Ok(dir)
 }

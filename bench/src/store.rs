@@ -93,7 +93,7 @@ async fn one(
 
 /// Runs both modes and returns one JSON object.
 pub fn run(b: &StoreBench) -> Result<serde_json::Value, String> {
-    let exe: PathBuf = crate::lab::binaries(None)?.join("ttstore");
+    let exe: PathBuf = crate::lab::binaries_for(None, &[("ttstore", "ttstore")])?.join("ttstore");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

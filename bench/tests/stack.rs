@@ -389,8 +389,12 @@ fn the_demo_store_commits_and_reads_on_timeds_real_page() {
     let (mut lab, dir) = lab(LabOptions::default());
     lab.wait_synchronized(2, Duration::from_secs(90))
         .expect("timed synchronizes");
-    let mut cfg =
-        ttstore::cluster::ClusterConfig::new(&lab.bins.join("ttstore"), &dir.path().join("store"));
+    let mut cfg = ttstore::cluster::ClusterConfig::new(
+        &bench::lab::binaries_for(None, &[("ttstore", "ttstore")])
+            .unwrap()
+            .join("ttstore"),
+        &dir.path().join("store"),
+    );
     cfg.timed = Some((lab.page.clone(), lab.timed_addr.clone()));
     let mut cluster = ttstore::cluster::LocalCluster::start(cfg).unwrap();
     let addrs = cluster.addrs();
