@@ -544,11 +544,14 @@ impl FastBlock {
         }
         let corr = ((age as i128 * self.freq_q as i128) >> 64) as i64;
         let grow = ((age as u128 * self.drift_q as u128) >> 64) as i64;
-        let est = raw_real + self.base + corr;
-        let eps = self.eps0 + grow;
+        // Wrapping: for any page timed writes nothing here comes near the i64 range (see
+        // `fast_block`); for a corrupted one this must not panic, and an inverted interval is
+        // refused just below.
+        let est = raw_real.wrapping_add(self.base).wrapping_add(corr);
+        let eps = self.eps0.wrapping_add(grow);
         let interval = TTInterval::new(
-            Timestamp::from_nanos(est - eps),
-            Timestamp::from_nanos(est + eps),
+            Timestamp::from_nanos(est.wrapping_sub(eps)),
+            Timestamp::from_nanos(est.wrapping_add(eps)),
         )
         .ok()?;
         Some((interval, decode_status(self.status)))
