@@ -143,18 +143,6 @@ pub struct CommitWait {
     pub interval: TTInterval,
 }
 
-/// The raw clock (`CLOCK_MONOTONIC_RAW`) through the vDSO.
-#[inline]
-fn raw_now() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes a timespec we own; CLOCK_MONOTONIC_RAW always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
 impl TrueTime {
     /// The page at `path`.
     pub fn open(path: &Path) -> Result<TrueTime, TtError> {
@@ -225,7 +213,7 @@ impl TrueTime {
                 // The writer's fast block covers the common case (a trustworthy page inside
                 // its validity window); anything else takes the general path.
                 let fast = r.read_fast();
-                let raw = raw_now();
+                let raw = ttsys::clock::raw_ns();
                 if let Some((interval, status)) = fast.at(raw) {
                     return Ok(Reading {
                         interval,
@@ -464,9 +452,9 @@ mod grpc {
                         }
                     };
                     while let Ok(reply) = rx.recv() {
-                        let sent = raw_now();
+                        let sent = ttsys::clock::raw_ns();
                         let r = rt.block_on(client.now(v1::NowRequest {}));
-                        let rtt = raw_now() - sent;
+                        let rtt = ttsys::clock::raw_ns() - sent;
                         let _ = reply.send(match r {
                             Ok(r) => {
                                 let r = r.into_inner();

@@ -10,26 +10,16 @@ use ttcore::{ClockModel, ClockStatus, Rate, Span, Timestamp};
 /// True time: the machine's raw clock shifted to a realistic epoch.
 const EPOCH: i64 = 1_790_000_000_000_000_000;
 
-fn real_raw() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes a timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
 fn truth() -> i64 {
-    EPOCH + real_raw()
+    EPOCH + ttsys::clock::raw_ns()
 }
 
 /// A host whose raw clock runs `drift_ppm` fast (negative: slow) from now on, with a model that
 /// was exact at the start (`ref_err_ns` off, within `eps`) and claims `bound_ppm`.
 fn host(drift_ppm: f64, eps_ns: i64, ref_err_ns: i64, bound_ppm: f64) -> TrueTime {
-    let r0 = real_raw();
+    let r0 = ttsys::clock::raw_ns();
     let d = drift_ppm * 1e-6;
-    let raw = Arc::new(move || r0 + ((real_raw() - r0) as f64 * (1.0 + d)) as i64);
+    let raw = Arc::new(move || r0 + ((ttsys::clock::raw_ns() - r0) as f64 * (1.0 + d)) as i64);
     let model = ClockModel {
         ref_raw_ns: r0,
         ref_time: Timestamp::from_nanos(EPOCH + r0 + ref_err_ns),

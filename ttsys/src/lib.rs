@@ -1,6 +1,6 @@
 //! OS-facing helpers shared by the daemons and the SDK. `unsafe` lives only in [`pps`] (the
-//! RFC 2783 ioctl), [`shm`] (the shared-memory page views) and [`steer`] (adjtimex), documented
-//! in each.
+//! RFC 2783 ioctl), [`shm`] (the shared-memory page views), [`steer`] (adjtimex) and [`clock`]
+//! (one `clock_gettime` call), documented in each.
 
 pub mod clock;
 pub mod config;
