@@ -154,21 +154,6 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Va
     Ok(out)
 }
 
-/// Raw reading at which `after(s)` first holds under `m` (binary search; ε grows slower than
-/// time, so `earliest` is increasing).
-fn first_after_raw(m: &ClockModel, s: Timestamp, from: i64) -> i64 {
-    let (mut lo, mut hi) = (from, from + 10_000_000_000);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if m.interval_at(mid).after(s) {
-            hi = mid
-        } else {
-            lo = mid
-        }
-    }
-    hi
-}
-
 /// Commit-wait overshoot: `n` waits for a fresh commit timestamp each, blocking and async.
 pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, String> {
     let dir = std::env::temp_dir().join(format!("ttbench-cw-{}", std::process::id()));
@@ -188,7 +173,7 @@ pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, String> {
         let r0 = ttsys::clock::raw_ns();
         let w = tt.commit_wait_blocking(s).map_err(|e| e.to_string())?;
         let ret = ttsys::clock::raw_ns();
-        let exact = first_after_raw(&model, s, r0);
+        let exact = model.raw_when_after(s, r0, r0 + 10_000_000_000, 1);
         if ret < exact {
             early += 1;
         }
@@ -209,7 +194,7 @@ pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, String> {
             let r0 = ttsys::clock::raw_ns();
             if tt.commit_wait(s).await.is_ok() {
                 let ret = ttsys::clock::raw_ns();
-                let exact = first_after_raw(&model, s, r0);
+                let exact = model.raw_when_after(s, r0, r0 + 10_000_000_000, 1);
                 if ret < exact {
                     early += 1;
                 }

@@ -423,15 +423,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 let _ = eps_h.record(eps);
                 // Commit wait for s = latest: until earliest passes s, on this model.
                 let s = iv.latest();
-                let (mut lo, mut hi) = (raw, raw + 60 * S);
-                while hi - lo > 1_000 {
-                    let mid = lo + (hi - lo) / 2;
-                    if m.interval_at(mid).after(s) {
-                        hi = mid
-                    } else {
-                        lo = mid
-                    }
-                }
+                let hi = m.raw_when_after(s, raw, raw + 60 * S, 1_000);
                 let _ = cw_h.record(((hi - raw).max(1)) as u64);
                 if Some(h) == sc.trace_host {
                     trace.push(((t - START_TAI) as f64 / 1e9, eps as i64, st));

@@ -87,6 +87,22 @@ impl ClockModel {
         let age = budget / d + 1;
         i64::try_from(self.ref_raw_ns as i128 + age).ok()
     }
+
+    /// A raw reading in `(from, until]` at which `after(s)` holds, at most `resolution` ns after
+    /// the first one (binary search; `earliest` never decreases with the raw reading while the
+    /// rates are below one). Returns `until` if `after(s)` does not hold before it.
+    pub fn raw_when_after(&self, s: Timestamp, from: i64, until: i64, resolution: i64) -> i64 {
+        let (mut lo, mut hi) = (from, until);
+        while hi - lo > resolution.max(1) {
+            let mid = lo + (hi - lo) / 2;
+            if self.interval_at(mid).after(s) {
+                hi = mid
+            } else {
+                lo = mid
+            }
+        }
+        hi
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +118,20 @@ mod tests {
             eps_ref: Span::from_micros(50),
             drift_bound: Rate::from_ppm(200),
         }
+    }
+
+    #[test]
+    fn raw_when_after_finds_the_first_reading_to_the_resolution() {
+        let m = model();
+        let r0 = m.ref_raw_ns + 1_000_000;
+        let s = m.interval_at(r0).latest();
+        let hi = m.raw_when_after(s, r0, r0 + 10_000_000_000, 1);
+        assert!(m.interval_at(hi).after(s));
+        assert!(!m.interval_at(hi - 1).after(s));
+        let coarse = m.raw_when_after(s, r0, r0 + 10_000_000_000, 1_000);
+        assert!(m.interval_at(coarse).after(s) && coarse >= hi && coarse - hi <= 1_000);
+        // Never within the window: the end of the window.
+        assert_eq!(m.raw_when_after(s, r0, r0 + 10, 1), r0 + 10);
     }
 
     #[test]
