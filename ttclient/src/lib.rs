@@ -332,14 +332,10 @@ impl TrueTime {
     pub fn commit_wait_blocking(&self, s: Timestamp) -> Result<CommitWait, TtError> {
         let t0 = Instant::now();
         loop {
-            let i = self.now()?;
-            if i.after(s) {
-                return Ok(CommitWait {
-                    waited: t0.elapsed(),
-                    interval: i,
-                });
-            }
-            let remaining = remaining_ns(&i, s);
+            let remaining = match self.wait_step(s, t0)? {
+                Ok(done) => return Ok(done),
+                Err(remaining) => remaining,
+            };
             // Sleep while far away (the wake-up can be late by tens of µs on a busy host), then
             // yield, then spin for the last stretch.
             if remaining > SPIN_NS {
@@ -352,19 +348,32 @@ impl TrueTime {
         }
     }
 
+    /// One look during a commit wait (started at `t0`): `Ok(Ok(_))` once `after(s)` holds,
+    /// else `Ok(Err(ns))` with the predicted time until `earliest` passes `s` (`earliest`
+    /// advances at about 1 ns per ns).
+    fn wait_step(&self, s: Timestamp, t0: Instant) -> Result<Result<CommitWait, i64>, TtError> {
+        let i = self.now()?;
+        if i.after(s) {
+            return Ok(Ok(CommitWait {
+                waited: t0.elapsed(),
+                interval: i,
+            }));
+        }
+        Ok(Err(s
+            .as_nanos()
+            .saturating_sub(i.earliest().as_nanos())
+            .saturating_add(1)))
+    }
+
     /// [`TrueTime::commit_wait_blocking`] for async code: sleeps on the tokio timer for the bulk
     /// (millisecond resolution), then yields while re-reading for the last stretch.
     pub async fn commit_wait(&self, s: Timestamp) -> Result<CommitWait, TtError> {
         let t0 = Instant::now();
         loop {
-            let i = self.now()?;
-            if i.after(s) {
-                return Ok(CommitWait {
-                    waited: t0.elapsed(),
-                    interval: i,
-                });
-            }
-            let remaining = remaining_ns(&i, s);
+            let remaining = match self.wait_step(s, t0)? {
+                Ok(done) => return Ok(done),
+                Err(remaining) => remaining,
+            };
             if remaining > ASYNC_SPIN_NS {
                 tokio::time::sleep(Duration::from_nanos((remaining - ASYNC_SPIN_NS) as u64)).await;
             } else {
@@ -378,13 +387,6 @@ impl TrueTime {
 const SPIN_NS: i64 = 1_000_000;
 /// Below this the async wait yields instead of using the (1 ms) tokio timer.
 const ASYNC_SPIN_NS: i64 = 2_000_000;
-
-/// Predicted time (ns) until `earliest` passes `s`: `earliest` advances at about 1 ns per ns.
-fn remaining_ns(i: &TTInterval, s: Timestamp) -> i64 {
-    s.as_nanos()
-        .saturating_sub(i.earliest().as_nanos())
-        .saturating_add(1)
-}
 
 fn not_usable_reason(s: ClockStatus) -> String {
     match s {
