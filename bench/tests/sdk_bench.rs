@@ -2,19 +2,10 @@
 //! No timing is asserted (shared, noisy machine); commit-wait returning early would be a
 //! correctness failure and is asserted.
 
-use std::process::Command;
+mod common;
 
 fn run(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ttbench"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::ttbench_json(args)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! negative control does not; Spanner-2012 reproduces the paper; the same seed gives the same
 //! JSON. Long scenarios run shortened here (the full catalogue: `ttbench sim-report`).
 
+mod common;
+
 use bench::sim::{FleetScenario, run};
 use std::path::Path;
 
@@ -127,26 +129,20 @@ fn same_seed_same_json() {
 fn same_seed_same_output_byte_for_byte_from_the_binary() {
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/liar-master.toml");
     let run_bin = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ttbench"))
-            .args([
-                "sim",
-                "--json",
-                "--no-wall-clock",
-                "--duration",
-                "300",
-                "--hosts",
-                "10",
-                "--scenario",
-            ])
-            .arg(&scenario)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        common::stdout_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_ttbench"))
+                .args([
+                    "sim",
+                    "--json",
+                    "--no-wall-clock",
+                    "--duration",
+                    "300",
+                    "--hosts",
+                    "10",
+                    "--scenario",
+                ])
+                .arg(&scenario),
+        )
     };
     let (a, b) = (run_bin(), run_bin());
     assert!(!a.is_empty());

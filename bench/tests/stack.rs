@@ -2,6 +2,8 @@
 //! ttctl / ClockBound client. Truth is the host's realtime (firmware-sim's default definition).
 //! The tests run one at a time (each starts seven processes on a 2-core machine).
 
+mod common;
+
 use bench::lab::{Lab, LabOptions};
 use std::process::Command;
 use std::sync::Mutex;
@@ -22,17 +24,7 @@ fn lab(opts: LabOptions) -> (Lab, tempfile::TempDir) {
 }
 
 fn ttctl(lab: &Lab, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(lab.bins.join("ttctl"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ttctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    common::json_ok(Command::new(lab.bins.join("ttctl")).args(args))
 }
 
 /// Reads the page `n` times over `secs`; returns (trustworthy samples, statuses seen) and
@@ -350,23 +342,14 @@ fn ttlab_runs_and_stops_cleanly() {
 #[test]
 fn commit_wait_under_drift_reports_real_and_simulated_figures() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_ttbench"))
-        .args([
-            "commit-wait",
-            "--drift-ppm",
-            "0,100",
-            "--waits",
-            "40",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = common::ttbench_json(&[
+        "commit-wait",
+        "--drift-ppm",
+        "0,100",
+        "--waits",
+        "40",
+        "--json",
+    ]);
     let rows = j["drifts"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     for r in rows {

@@ -2,30 +2,21 @@
 //! timing is asserted (the machine is shared and noisy): only that requests were served
 //! without errors and the report is complete.
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn sync_rps_reports_throughput_and_latency() {
     bench::lab::binaries(None).expect("the stack binaries");
-    let out = Command::new(env!("CARGO_BIN_EXE_ttbench"))
-        .args([
-            "sync-rps",
-            "--duration",
-            "1",
-            "--connections",
-            "2",
-            "--inflight",
-            "8",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = common::ttbench_json(&[
+        "sync-rps",
+        "--duration",
+        "1",
+        "--connections",
+        "2",
+        "--inflight",
+        "8",
+        "--json",
+    ]);
     assert!(j["requests"].as_u64().unwrap() > 100, "{j}");
     assert_eq!(j["errors"], 0);
     for k in ["rps", "handler_ns_per_call"] {
