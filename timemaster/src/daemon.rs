@@ -134,6 +134,47 @@ fn register(shared: &Shared, name: &str, source: &Path) {
 
 // ----- input threads ---------------------------------------------------------------------
 
+/// Opens the serial device at `path` (input buffer cleared), retrying every second until it
+/// opens or the daemon stops (`None`). Every failure counts in the input's status; the first
+/// of a run of failures is logged.
+fn open_serial(
+    path: &Path,
+    baud: u32,
+    timeout: Duration,
+    name: &'static str,
+    shared: &Shared,
+) -> Option<Box<dyn serialport::SerialPort>> {
+    let mut logged = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        match serialport::new(path.to_string_lossy(), baud)
+            .timeout(timeout)
+            .open()
+        {
+            Ok(port) => {
+                tracing::info!("{name}: reading {}", path.display());
+                let _ = port.clear(serialport::ClearBuffer::Input);
+                return Some(port);
+            }
+            Err(e) => {
+                if !logged {
+                    tracing::warn!(
+                        "{name}: cannot open {}: {e}; retrying every second",
+                        path.display()
+                    );
+                    logged = true;
+                }
+                shared.input(name, |s| {
+                    s.ok = false;
+                    s.errors += 1;
+                    s.detail = format!("cannot open: {e}");
+                });
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    None
+}
+
 /// Reads NMEA lines from a serial device, reopening it after errors.
 fn nmea_thread(
     path: PathBuf,
@@ -142,39 +183,15 @@ fn nmea_thread(
     tx: Sender<Input>,
     shared: Arc<Shared>,
 ) {
-    let mut logged_open_error = false;
     while !shared.stop.load(Ordering::Relaxed) {
-        let port = serialport::new(path.to_string_lossy(), baud)
-            .timeout(Duration::from_millis(200))
-            .open();
-        let mut port = match port {
-            Ok(p) => {
-                tracing::info!("{name}: reading {}", path.display());
-                shared.input(name, |s| {
-                    s.ok = true;
-                    s.detail = "open".into();
-                });
-                logged_open_error = false;
-                p
-            }
-            Err(e) => {
-                if !logged_open_error {
-                    tracing::warn!(
-                        "{name}: cannot open {}: {e}; retrying every second",
-                        path.display()
-                    );
-                    logged_open_error = true;
-                }
-                shared.input(name, |s| {
-                    s.ok = false;
-                    s.errors += 1;
-                    s.detail = format!("cannot open: {e}");
-                });
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
+        let Some(mut port) = open_serial(&path, baud, Duration::from_millis(200), name, &shared)
+        else {
+            return;
         };
-        let _ = port.clear(serialport::ClearBuffer::Input);
+        shared.input(name, |s| {
+            s.ok = true;
+            s.detail = "open".into();
+        });
         let mut line: Vec<u8> = Vec::with_capacity(128);
         let mut buf = [0u8; 1024];
         while !shared.stop.load(Ordering::Relaxed) {
@@ -363,22 +380,10 @@ fn pps_thread(
 fn telemetry_thread(path: PathBuf, baud: u32, tx: Sender<Input>, shared: Arc<Shared>) {
     let name = "atomic-telemetry";
     while !shared.stop.load(Ordering::Relaxed) {
-        let mut port = match serialport::new(path.to_string_lossy(), baud)
-            .timeout(Duration::from_millis(500))
-            .open()
-        {
-            Ok(p) => p,
-            Err(e) => {
-                shared.input(name, |s| {
-                    s.ok = false;
-                    s.errors += 1;
-                    s.detail = format!("cannot open: {e}");
-                });
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
+        let Some(mut port) = open_serial(&path, baud, Duration::from_millis(500), name, &shared)
+        else {
+            return;
         };
-        let _ = port.clear(serialport::ClearBuffer::Input);
         loop {
             if shared.stop.load(Ordering::Relaxed) {
                 return;
