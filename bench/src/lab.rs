@@ -40,7 +40,7 @@ impl Default for LabOptions {
             allow_knob: false,
             clockbound: None,
             poll_ms: 1000,
-            max_drift_ppm: 200.0,
+            max_drift_ppm: 15.0,
             bin_dir: None,
         }
     }
@@ -67,8 +67,22 @@ pub struct Lab {
     timed_cfg: PathBuf,
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+/// A loopback port free for both TCP (a daemon's gRPC) and UDP (its time transfer, which by
+/// default listens on the same number).
+pub fn free_port() -> std::io::Result<u16> {
+    for _ in 0..100 {
+        let t = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = t.local_addr()?.port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no port free for both TCP and UDP"))
+}
+
+/// A free loopback UDP port.
+pub fn free_udp_port() -> std::io::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
@@ -468,5 +482,90 @@ impl Drop for Lab {
         if !self.opts.keep {
             let _ = std::fs::remove_dir_all(&self.opts.dir);
         }
+    }
+}
+
+/// One `timemaster run --simulate` (its own firmware-sim devices, in-process) with the extra
+/// configuration `extra` (TOML lines after `id`, `kind` and `listen`). Killed on drop.
+pub struct SimulatedMaster {
+    child: Child,
+    /// gRPC (TCP) and, unless `extra` sets `ntp-listen`, time-transfer (UDP) port on 127.0.0.1.
+    pub port: u16,
+    /// Its log (stderr).
+    pub log: PathBuf,
+}
+
+impl Drop for SimulatedMaster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SimulatedMaster {
+    /// Starts it in `dir` (created) with binaries from `bins`.
+    pub fn start(bins: &Path, dir: &Path, id: &str, extra: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let port = free_port().map_err(|e| e.to_string())?;
+        let cfg = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "id = \"{id}\"\nkind = \"gps\"\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let log = dir.join(format!("{id}.log"));
+        let child = Command::new(bins.join("timemaster"))
+            .args(["run", "--simulate", "-c"])
+            .arg(&cfg)
+            .arg("--sim-dir")
+            .arg(dir.join(format!("{id}-sim")))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("timemaster: {e}"))?;
+        Ok(SimulatedMaster { child, port, log })
+    }
+
+    /// Its status over gRPC.
+    pub async fn status(&self) -> Result<v1::MasterStatus, String> {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", self.port))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        v1::time_master_client::TimeMasterClient::new(ch)
+            .status(v1::StatusRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|e| e.message().to_string())
+    }
+
+    /// Waits until its status satisfies `ok` (e.g. trustworthy), up to `timeout`.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        ok: impl Fn(&v1::MasterStatus) -> bool,
+    ) -> Result<v1::MasterStatus, String> {
+        let rt = Lab::rt();
+        let t0 = Instant::now();
+        let mut last = String::new();
+        while t0.elapsed() < timeout {
+            match rt.block_on(self.status()) {
+                Ok(s) if ok(&s) => return Ok(s),
+                Ok(s) => last = format!("{} ({})", ttproto::status_from_wire(s.status), s.reason),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        Err(format!(
+            "master not ready after {timeout:?}: {last}\n{}",
+            log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+        ))
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Masters are the real [`timemaster::core::master::MasterCore`] driven through
 //! [`timemaster::sim::VirtualMaster`] by firmware-sim's device models; hosts are the real
-//! [`ttcore::host::HostClock`] fed by the real two-way transfer ([`ttcore::transfer::measure`])
-//! over a simulated network; each host's raw clock is a seeded [`ttcore::osc::Oscillator`]. Every
+//! [`ttcore::host::HostClock`] fed by the real time transfer — the NTPv4 packets of
+//! [`ttcore::ntp`], encoded, answered by the master's [`ttcore::ntp::answer`], checked and
+//! bounded by [`ttcore::ntp::Client`], interleaved — over a simulated network; each host's raw clock is a seeded [`ttcore::osc::Oscillator`]. Every
 //! sampled `TT.now()` is checked against true time. Nothing here re-implements the algorithms:
 //! the simulator only moves time, delivers messages and counts.
 //!
@@ -19,12 +20,13 @@ use serde::Deserialize;
 use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::HashMap;
 use timemaster::core::master::{MasterKind, MasterParams};
 use timemaster::sim::VirtualMaster;
-use ttcore::host::{HostClock, HostParams, MasterSample};
+use ttcore::host::{FrequencyMode, HostClock, HostParams, MasterSample};
+use ttcore::ntp::{Client, RawStamp, ReplyOutcome, SentReply};
 use ttcore::osc::{Oscillator, OscillatorParams, PhaseStep};
-use ttcore::transfer::{SyncTimestamps, measure};
-use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span, Timestamp, marzullo};
+use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span, marzullo};
 
 const S: i64 = NANOS_PER_SEC;
 /// Default start: 2026-09-21T13:33:20Z as TAI.
@@ -95,9 +97,16 @@ pub struct HostSpec {
     /// Poll interval (s), ±10 % jitter.
     #[serde(default = "one_f")]
     pub poll_interval_s: f64,
-    /// timed's `max-drift-ppm` (the assumption).
-    #[serde(default = "two_hundred")]
+    /// timed's `max-drift-ppm` (the assumption): wander around the measured frequency, or with
+    /// `frequency = "assumed"` the whole frequency error.
+    #[serde(default = "fifteen")]
     pub max_drift_ppm: f64,
+    /// timed's `frequency`: `measured` (default) or `assumed` (Spanner 2012).
+    #[serde(default)]
+    pub frequency: FrequencyMode,
+    /// Exchanges per master per poll (the narrowest is kept).
+    #[serde(default = "one_u")]
+    pub burst: usize,
     /// timed's frequency window (s).
     #[serde(default = "sixty_four")]
     pub freq_window_s: f64,
@@ -127,8 +136,11 @@ pub struct HostSpec {
 fn one_f() -> f64 {
     1.0
 }
-fn two_hundred() -> f64 {
-    200.0
+fn fifteen() -> f64 {
+    15.0
+}
+fn one_u() -> usize {
+    1
 }
 fn sixty_four() -> f64 {
     64.0
@@ -152,6 +164,9 @@ pub struct NetworkSpec {
     pub asymmetry_us: f64,
     /// Message loss probability.
     pub loss: f64,
+    /// Time between a master's user-space transmit read and the kernel's transmit stamp (µs):
+    /// what basic mode over-counts and interleaved mode removes.
+    pub send_path_us: f64,
     /// Partitions: `[[at-s, duration-s, first-master, last-master]]` — hosts cannot reach those
     /// masters in the window.
     pub partitions: Vec<[f64; 4]>,
@@ -164,6 +179,7 @@ impl Default for NetworkSpec {
             jitter_us: 20.0,
             asymmetry_us: 0.0,
             loss: 0.0,
+            send_path_us: 5.0,
             partitions: Vec::new(),
         }
     }
@@ -191,11 +207,73 @@ struct Master {
     lie_ns: i64,
     down: Vec<(i64, i64)>,
     kind: MasterKind,
+    /// Interleave records of the replies it sent, by `(t2_ns, cookie)`.
+    sent: HashMap<(i64, u64), SentReply>,
+    /// Its client state towards each other master (cross-checks, armageddon start).
+    peers: Vec<Client>,
+}
+
+/// One simulated exchange: the host's request crosses the network (`up` ns), the master answers
+/// with the real [`ttcore::ntp::answer`] (its transmit read `residence` after arrival, the
+/// kernel's transmit stamp `send_path` later), the reply crosses back (`down`), and the
+/// client's real [`Client::on_reply`] checks and bounds it. `client_raw` reads the client's
+/// raw clock at a true instant.
+#[allow(clippy::too_many_arguments)]
+fn exchange(
+    m: &mut Master,
+    client: &mut Client,
+    cookie: u64,
+    t_send: i64,
+    (up, down, send_path): (i64, i64, i64),
+    max_eps: Span,
+    drift: Rate,
+    client_raw: &mut dyn FnMut(i64) -> i64,
+) -> Option<ReplyOutcome> {
+    let mut req = Vec::with_capacity(80);
+    let mut rep = Vec::with_capacity(144);
+    client.request(cookie, &mut req);
+    let t2_true = t_send + up;
+    let t3_true = t2_true + 8_000;
+    let tx_kernel = t3_true + send_path;
+    let t4_true = tx_kernel + down;
+    let r2 = m.vm.raw_at(t2_true);
+    let r3 = m.vm.raw_at(t3_true);
+    let rk = m.vm.raw_at(tx_kernel);
+    let mut view = timemaster::ntp_server::view_of(&m.vm.core.snapshot(r2), m.kind, "sim", max_eps);
+    // A liar is wrong and does not know it: its whole timescale is shifted.
+    if let Some(model) = view.model.as_mut() {
+        model.ref_time = model.ref_time.saturating_add(Span::from_nanos(m.lie_ns));
+    }
+    let sent = &m.sent;
+    let a = ttcore::ntp::answer(
+        &req,
+        RawStamp {
+            raw: r2,
+            kernel: true,
+        },
+        r3,
+        &|t2, c| sent.get(&(t2, c)).copied(),
+        &view,
+        &mut rep,
+    )
+    .ok()?;
+    if m.sent.len() > 100_000 {
+        m.sent.clear();
+    }
+    m.sent.insert(
+        (a.t2_ns, cookie),
+        ttcore::ntp::sent_reply(&view, a.t2_ns, rk, true),
+    );
+    let t1 = client_raw(t_send);
+    let t4 = client_raw(t4_true);
+    client.on_reply(&rep, cookie, t1, t4, true, drift).ok()
 }
 
 struct Host {
     osc: Oscillator,
     clock: HostClock,
+    /// Its client state towards each master.
+    clients: Vec<Client>,
     /// (raw, boot) readings at the last disruption check.
     last_check: (i64, i64),
     boot_offset: i64,
@@ -265,11 +343,15 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 })
                 .collect(),
             kind: m.kind,
+            sent: HashMap::new(),
+            peers: (0..sc.masters.len()).map(|_| Client::new()).collect(),
         });
     }
+    let n_masters = masters.len();
     // Hosts.
     let hp = HostParams {
         max_drift: Rate::bound_from_ppm_f64(sc.hosts.max_drift_ppm).ok_or("bad max-drift-ppm")?,
+        frequency: sc.hosts.frequency,
         max_liars: None,
         max_epsilon: Span::from_nanos((sc.hosts.max_epsilon_ms * 1e6) as i64),
         holdover_after: Span::from_nanos((5.0 * sc.hosts.poll_interval_s * 1e9) as i64),
@@ -306,6 +388,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             Host {
                 osc,
                 clock: HostClock::new(hp, true),
+                clients: (0..n_masters).map(|_| Client::new()).collect(),
                 last_check: (raw0, START_TAI),
                 boot_offset: raw0 - START_TAI,
             }
@@ -400,6 +483,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
         let d_boot = boot - host.last_check.1;
         if det_d_raw < 0 || (d_boot - det_d_raw).abs() > 50_000_000 + det_d_raw / 1000 {
             host.clock.on_disruption("raw clock step");
+            host.clients.iter_mut().for_each(Client::reset);
             det_d_raw = 0;
         }
         let _ = det_d_raw;
@@ -434,60 +518,57 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             queue.push(Reverse((t + sample, 1, h)));
             continue;
         }
-        // A poll: one Sync exchange with each master.
-        let carry = host.clock.model().map_or(Rate::from_ppm(1000), |m| {
-            m.freq.abs().saturating_add(m.drift_bound)
-        });
+        // A poll: a burst of exchanges with each master; the narrowest sample of each.
+        let drift = host.clock.exchange_drift();
+        let carry = drift.saturating_add(hp.max_drift);
         let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(masters.len());
         let mut last_t4 = raw;
         for (mi, m) in masters.iter_mut().enumerate() {
-            exchanges += 1;
             let reachable = !m.down.iter().any(|&(a, b)| t >= a && t < b)
                 && !partitions
                     .iter()
                     .any(|&(a, b, lo, hi)| t >= a && t < b && mi >= lo && mi <= hi);
-            if !reachable || (sc.network.loss > 0.0 && rng.random::<f64>() < sc.network.loss) {
-                lost += 1;
-                round.push(None);
-                continue;
+            let mut samples = Vec::new();
+            let mut t_send = t;
+            for _ in 0..sc.hosts.burst.max(1) {
+                exchanges += 1;
+                if !reachable || (sc.network.loss > 0.0 && rng.random::<f64>() < sc.network.loss) {
+                    lost += 1;
+                    host.clients[mi].reset();
+                    continue;
+                }
+                let (up, down) = links[h][mi];
+                let j = sc.network.jitter_us * 1e3;
+                let up = up + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
+                let down = down + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
+                let send_path = (sc.network.send_path_us * 1e3) as i64;
+                let cookie = rng.random::<u64>();
+                let osc = &mut host.osc;
+                if let Some(o) = exchange(
+                    m,
+                    &mut host.clients[mi],
+                    cookie,
+                    t_send,
+                    (up, down, send_path),
+                    Span::from_millis(1),
+                    drift,
+                    &mut |tt| osc.reading_at(tt),
+                ) {
+                    samples.push(o.basic);
+                    samples.extend(o.interleaved);
+                }
+                t_send += up + down + 20_000;
             }
-            let (up, down) = links[h][mi];
-            let j = sc.network.jitter_us * 1e3;
-            let up = up + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
-            let down = down + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
-            let t2_true = t + up;
-            let t3_true = t2_true + 10_000;
-            let t4_true = t3_true + down;
-            let r2 = m.vm.raw_at(t2_true);
-            let snap = m.vm.core.snapshot(r2);
-            let (Some(model), trusted) = (snap.model, snap.status.is_trustworthy()) else {
-                round.push(None);
-                continue;
-            };
-            let r3 = m.vm.raw_at(t3_true);
-            let (Some(t2), Some(t3)) = (model.estimate_at(r2), model.estimate_at(r3)) else {
-                round.push(None);
-                continue;
-            };
-            let eps_m = model.epsilon_at(r3);
-            let eps_ok = eps_m <= Span::from_millis(1);
-            let t1 = raw;
-            let t4 = host.osc.reading_at(t4_true);
-            last_t4 = last_t4.max(t4);
-            let ts = SyncTimestamps {
-                t1: Timestamp::from_nanos(t1),
-                t2: t2.saturating_add(Span::from_nanos(m.lie_ns)),
-                t3: t3.saturating_add(Span::from_nanos(m.lie_ns)),
-                t4: Timestamp::from_nanos(t4),
-            };
-            match measure(&ts, eps_m, carry) {
-                Ok(x) => round.push(Some(MasterSample {
-                    bounds: x.bounds,
-                    at_raw: t4,
-                    trustworthy: trusted && eps_ok,
-                })),
-                Err(_) => round.push(None),
+            let at = samples.iter().map(|s| s.m.at.as_nanos()).max();
+            let best = at.and_then(|at| ttcore::ntp::narrowest(&samples, at, carry));
+            if let Some(at) = at {
+                last_t4 = last_t4.max(at);
             }
+            round.push(best.map(|s| MasterSample {
+                bounds: s.m.bounds,
+                at_raw: s.m.at.as_nanos(),
+                trustworthy: s.trustworthy,
+            }));
         }
         host.clock.on_round(last_t4, &round);
         let jitter = rng.random_range(-poll / 10..=poll / 10);
@@ -522,48 +603,75 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
     Ok(Report { json, trace })
 }
 
-/// Once a second: masters Sync with each other over the simulated network (200 µs each way) for
-/// the real cross-check and the armageddon start.
+/// Once a second: masters exchange time with each other over the simulated network (200 µs
+/// each way), through the same NTP exchange as the hosts, for the real cross-check and the
+/// armageddon start.
 fn master_round(masters: &mut [Master], t: i64) {
     let n = masters.len();
     for m in masters.iter_mut() {
         m.vm.advance_to(t);
     }
+    let drift = Rate::from_ppm(500);
     for i in 0..n {
         let raw_i = masters[i].vm.raw_at(t);
-        let mut peers: Vec<Option<OffsetInterval>> = Vec::with_capacity(n - 1);
-        for (j, pj) in masters.iter_mut().enumerate() {
+        let mut got: Vec<Option<ttcore::ntp::Sample>> = Vec::with_capacity(n - 1);
+        for j in 0..n {
             if j == i {
                 continue;
             }
-            let down = pj.down.iter().any(|&(a, b)| t >= a && t < b);
-            let rj = pj.vm.raw_at(t + 200_000);
-            let snap = pj.vm.core.snapshot(rj);
-            let usable = !down && snap.status.is_trustworthy();
-            let iv = snap.model.and_then(|m| {
-                let t2 = m.estimate_at(rj)?;
-                let eps = m.epsilon_at(rj);
-                let ts = SyncTimestamps {
-                    t1: Timestamp::from_nanos(raw_i),
-                    t2: t2.saturating_add(Span::from_nanos(pj.lie_ns)),
-                    t3: t2.saturating_add(Span::from_nanos(pj.lie_ns + 10_000)),
-                    t4: Timestamp::from_nanos(raw_i + 410_000),
-                };
-                measure(&ts, eps, Rate::from_ppm(500))
-                    .ok()
-                    .map(|x| x.bounds)
-            });
-            peers.push(if usable { iv } else { None });
+            let down = masters[j].down.iter().any(|&(a, b)| t >= a && t < b);
+            if down {
+                masters[i].peers[j].reset();
+                got.push(None);
+                continue;
+            }
+            // Split the borrow: the client lives in master i, the server is master j.
+            let (mi, mj) = if i < j {
+                let (a, b) = masters.split_at_mut(j);
+                (&mut a[i], &mut b[0])
+            } else {
+                let (a, b) = masters.split_at_mut(i);
+                (&mut b[0], &mut a[j])
+            };
+            let mut client = std::mem::take(&mut mi.peers[j]);
+            let cookie = (t as u64) ^ ((i as u64) << 56) ^ ((j as u64) << 48);
+            let vm = &mut mi.vm;
+            let out = exchange(
+                mj,
+                &mut client,
+                cookie,
+                t,
+                (200_000, 200_000, 5_000),
+                Span::from_millis(1),
+                drift,
+                &mut |tt| vm.raw_at(tt),
+            );
+            mi.peers[j] = client;
+            got.push(out.map(|o| o.best()).filter(|s| s.trustworthy));
         }
+        // Every interval carried to the latest reading.
+        let at = got
+            .iter()
+            .flatten()
+            .map(|s| s.m.at.as_nanos())
+            .max()
+            .unwrap_or(raw_i);
+        let peers: Vec<Option<OffsetInterval>> = got
+            .iter()
+            .map(|s| {
+                s.and_then(|s| ttcore::ntp::narrowest(&[s], at, drift))
+                    .map(|s| s.m.bounds)
+            })
+            .collect();
         let core = &mut masters[i].vm.core;
         if core.wants_peer_time() {
             let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
             if !usable.is_empty()
                 && let Ok(sel) = marzullo::select(&usable, (usable.len() - 1) / 2)
             {
-                core.on_peer_time(raw_i + 410_000, sel.interval);
+                core.on_peer_time(at, sel.interval);
             }
         }
-        core.cross_check(raw_i + 410_000, &peers);
+        core.cross_check(at, &peers);
     }
 }

@@ -1,140 +1,247 @@
-//! `ttbench sync-rps`: how many Sync requests per second one master serves.
+//! `ttbench sync-rps`: how many time exchanges per second one master answers over UDP, and —
+//! under the same load generator, in the same run — how many a chronyd server answers.
 //!
-//! Load: `connections` HTTP/2 channels, each with `inflight` requests outstanding at all times,
-//! for `duration` seconds, after a warm-up. Reported beside it, in the same run: the cost of the
-//! handler's own work (two raw-clock reads and the model evaluation) without the transport, so
-//! the gap shows what the transport costs.
+//! Load: `threads` generator threads, each with its own socket keeping `window` requests in
+//! flight with `sendmmsg` / `recvmmsg`, for `duration` seconds after a warm-up. Two request
+//! kinds: plain 48-byte NTPv4 client requests (what both servers answer, so the comparison is
+//! like for like), and TrueTime requests (the extension field; the master then also fetches
+//! the kernel's transmit stamp of every reply for interleaving), ours only.
 
-use hdrhistogram::Histogram;
 use serde_json::json;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use ttcore::{ClockModel, Rate, Span, Timestamp};
-use ttproto::v1;
+use ttcore::ntp::packet::{Header, Packet, TtField, TtRequest};
+use ttsys::udp::{BATCH, MAX_DATAGRAM, TsSocket};
 
 /// Load parameters.
 #[derive(Clone, Debug)]
 pub struct Load {
-    /// `host:port`.
-    pub addr: String,
-    /// HTTP/2 connections.
-    pub connections: usize,
-    /// Requests in flight per connection.
-    pub inflight: usize,
+    /// Target `ip:port` (UDP).
+    pub addr: SocketAddr,
+    /// Generator threads (one socket each).
+    pub threads: usize,
+    /// Requests in flight per thread.
+    pub window: usize,
     /// Measured seconds.
     pub duration_s: f64,
+    /// Send TrueTime requests (else plain NTP).
+    pub truetime: bool,
 }
 
-/// Runs the load and returns the JSON report.
-pub fn run(load: &Load, threads: usize) -> Result<serde_json::Value, String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let report = rt.block_on(drive(load.clone()))?;
-    Ok(report)
+/// Result of one load run.
+#[derive(Clone, Debug)]
+pub struct Rate {
+    /// Replies per second (measured window).
+    pub per_s: f64,
+    /// Replies counted.
+    pub replies: u64,
+    /// Requests sent in the measured window.
+    pub sent: u64,
 }
 
-async fn drive(load: Load) -> Result<serde_json::Value, String> {
-    let mut clients = Vec::new();
-    for _ in 0..load.connections {
-        let ep = tonic::transport::Endpoint::from_shared(format!("http://{}", load.addr))
-            .map_err(|e| e.to_string())?
-            .tcp_nodelay(true);
-        let ch = ep
-            .connect()
-            .await
-            .map_err(|e| format!("connect {}: {e}", load.addr))?;
-        clients.push(v1::time_master_client::TimeMasterClient::new(ch));
+fn request(truetime: bool, cookie: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    Packet {
+        header: Header::client(cookie),
+        tt: truetime.then_some(TtField::Request(TtRequest::default())),
     }
-    let counting = Arc::new(AtomicBool::new(false));
+    .encode(&mut out);
+    out
+}
+
+/// Drives the load and counts replies.
+pub fn run(load: &Load) -> Result<Rate, String> {
     let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for c in &clients {
-        for _ in 0..load.inflight {
-            let mut c = c.clone();
-            let (counting, stop, done, errors) =
-                (counting.clone(), stop.clone(), done.clone(), errors.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)
-                    .unwrap_or_else(|_| Histogram::new(3).unwrap());
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let r = c
-                        .sync(v1::SyncRequest {
-                            t1_ns: 0,
-                            client_id: String::new(),
-                        })
-                        .await;
-                    if counting.load(Ordering::Relaxed) {
-                        match r {
-                            Ok(_) => {
-                                done.fetch_add(1, Ordering::Relaxed);
-                                let _ = h.record(t.elapsed().as_nanos() as u64);
-                            }
-                            Err(_) => {
-                                errors.fetch_add(1, Ordering::Relaxed);
+    let counting = Arc::new(AtomicBool::new(false));
+    let replies = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut hs = Vec::new();
+    for t in 0..load.threads {
+        let sock = TsSocket::bind_server("127.0.0.1:0".parse().expect("literal"), false)
+            .map_err(|e| e.to_string())?;
+        sock.socket()
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .map_err(|e| e.to_string())?;
+        let (stop, counting, replies, sent) = (
+            stop.clone(),
+            counting.clone(),
+            replies.clone(),
+            sent.clone(),
+        );
+        let l = load.clone();
+        hs.push(std::thread::spawn(move || {
+            let reqs: Vec<Vec<u8>> = (0..BATCH)
+                .map(|i| request(l.truetime, ((t as u64) << 32) | i as u64 | 1 << 63))
+                .collect();
+            let mut bufs = vec![[0u8; MAX_DATAGRAM]; BATCH];
+            let mut got = Vec::new();
+            let mut inflight = 0usize;
+            let mut last_send = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                // Top the window up; a request lost for 50 ms is given up.
+                if last_send.elapsed() > Duration::from_millis(50) {
+                    inflight = 0;
+                }
+                while inflight < l.window {
+                    let k = (l.window - inflight).min(BATCH);
+                    let msgs: Vec<(SocketAddr, &[u8], bool)> = reqs[..k]
+                        .iter()
+                        .map(|r| (l.addr, r.as_slice(), false))
+                        .collect();
+                    match sock.send_batch(&msgs) {
+                        Ok(n) if n > 0 => {
+                            inflight += n;
+                            last_send = Instant::now();
+                            if counting.load(Ordering::Relaxed) {
+                                sent.fetch_add(n as u64, Ordering::Relaxed);
                             }
                         }
+                        _ => break,
                     }
                 }
-                h
-            }));
-        }
+                if let Ok(n) = sock.recv_batch(&mut bufs, &mut got, true) {
+                    inflight = inflight.saturating_sub(n);
+                    if counting.load(Ordering::Relaxed) {
+                        replies.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::thread::sleep(Duration::from_millis(500));
     counting.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(load.duration_s)).await;
+    std::thread::sleep(Duration::from_secs_f64(load.duration_s));
     counting.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-    for t in tasks {
-        if let Ok(h) = t.await {
-            let _ = hist.add(h);
-        }
+    for h in hs {
+        let _ = h.join();
     }
-    let n = done.load(Ordering::Relaxed);
-    Ok(json!({
-        "addr": load.addr,
-        "connections": load.connections,
-        "inflight_per_connection": load.inflight,
-        "duration_s": elapsed,
-        "requests": n,
-        "errors": errors.load(Ordering::Relaxed),
-        "rps": n as f64 / elapsed,
-        "latency_us": {
-            "p50": hist.value_at_quantile(0.5) as f64 / 1e3,
-            "p99": hist.value_at_quantile(0.99) as f64 / 1e3,
-            "max": hist.max() as f64 / 1e3,
-        },
-    }))
+    let n = replies.load(Ordering::Relaxed);
+    Ok(Rate {
+        per_s: n as f64 / elapsed,
+        replies: n,
+        sent: sent.load(Ordering::Relaxed),
+    })
 }
 
-/// Cost of the Sync handler's own work per call (ns): two raw-clock reads and two model
-/// evaluations, as `Service::sync_now` does, without gRPC.
-pub fn handler_ns_per_call(iters: u64) -> f64 {
-    let m = ClockModel {
-        ref_raw_ns: ttsys::clock::raw_ns(),
-        ref_time: Timestamp::from_nanos(1_790_000_000_000_000_000),
-        freq: Rate::from_ppb(12_345),
-        eps_ref: Span::from_nanos(300),
-        drift_bound: Rate::from_ppb(500),
-    };
-    let t = Instant::now();
-    let mut acc = 0i64;
-    for _ in 0..iters {
-        let r2 = ttsys::clock::raw_ns();
-        let t2 = m.estimate_at(r2).map_or(0, |t| t.as_nanos());
-        let r3 = ttsys::clock::raw_ns();
-        let t3 = m.estimate_at(r3).map_or(0, |t| t.as_nanos());
-        acc = acc.wrapping_add(t2 ^ t3 ^ m.epsilon_at(r3).as_nanos());
+/// A chronyd answering NTP on `port` of 127.0.0.1 (`-x`: it never touches the clock), started
+/// in `dir`; killed on drop.
+pub struct Chronyd {
+    child: Child,
+}
+
+impl Drop for Chronyd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    std::hint::black_box(acc);
-    t.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// The chronyd binary, if installed.
+pub fn chronyd_path() -> Option<PathBuf> {
+    ["/usr/sbin/chronyd", "/usr/bin/chronyd", "/sbin/chronyd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl Chronyd {
+    /// Starts a chronyd server (`local stratum 1`) on UDP `port`, waiting until it answers.
+    pub fn start_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, String> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| e.to_string())?;
+        let conf = dir.join("chrony.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 1\ncmdport 0\nbindcmdaddress {d}/chronyd.sock\npidfile {d}/chronyd.pid\ndriftfile {d}/drift\nclientloglimit 100000000\n",
+                d = dir.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .args(["-x", "-d", "-u", "root", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("chronyd: {e}"))?;
+        let c = Chronyd { child };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let req = request(false, 42);
+        let mut buf = [0u8; 512];
+        while t0.elapsed() < Duration::from_secs(10) {
+            let _ = sock.send_to(&req, addr);
+            if let Ok(n) = sock.recv(&mut buf)
+                && n >= 48
+            {
+                return Ok(c);
+            }
+        }
+        Err("chronyd did not answer within 10 s".into())
+    }
+}
+
+/// Full `sync-rps` report: our master (plain and TrueTime requests) and chronyd (plain).
+pub fn report(
+    ours: SocketAddr,
+    threads: usize,
+    window: usize,
+    duration_s: f64,
+    chronyd_dir: &Path,
+) -> Result<serde_json::Value, String> {
+    let load = |addr, truetime| Load {
+        addr,
+        threads,
+        window,
+        duration_s,
+        truetime,
+    };
+    let plain = run(&load(ours, false))?;
+    let tt = run(&load(ours, true))?;
+    let chrony = match chronyd_path() {
+        Some(bin) => {
+            let port = crate::lab::free_udp_port().map_err(|e| e.to_string())?;
+            match Chronyd::start_server(&bin, chronyd_dir, port) {
+                Ok(c) => {
+                    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+                    let r = run(&load(addr, false))?;
+                    drop(c);
+                    Ok(r)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => Err("chronyd is not installed".to_string()),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(json!({
+        "transport": "udp",
+        "exchanges_per_s": plain.per_s.round(),
+        "truetime_exchanges_per_s": tt.per_s.round(),
+        "chronyd_per_s": chrony.as_ref().ok().map(|r| r.per_s.round()),
+        "chronyd_error": chrony.as_ref().err(),
+        "ratio_to_chronyd": chrony.as_ref().ok().map(|r| (plain.per_s / r.per_s * 100.0).round() / 100.0),
+        "loss": {
+            "ours_plain": 1.0 - plain.replies as f64 / plain.sent.max(1) as f64,
+            "ours_truetime": 1.0 - tt.replies as f64 / tt.sent.max(1) as f64,
+            "chronyd": chrony.as_ref().ok().map(|r| 1.0 - r.replies as f64 / r.sent.max(1) as f64),
+        },
+        "generator_threads": threads,
+        "window_per_thread": window,
+        "duration_s": duration_s,
+        "cores": cores,
+    }))
 }

@@ -6,16 +6,18 @@
 //! shm-path = "/run/timed/page"        # the TT.now() page
 //! clockbound-shm-path = "/run/clockbound/shm0"  # optional ClockBound v2 segment
 //! poll-interval-ms = 1000
-//! max-drift-ppm = 200.0
+//! burst = 4                           # exchanges per master per poll; the narrowest is kept
+//! max-drift-ppm = 15.0                # wander around the measured frequency
+//! frequency = "measured"              # or "assumed" (Spanner 2012: no estimate, 200 ppm)
 //! max-epsilon-ns = 10000000
 //! [[master]]
-//! addr = "10.0.0.1:7001"
+//! addr = "10.0.0.1:123"               # the master's UDP time-transfer address
 //! ```
 
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use ttcore::host::HostParams;
+use ttcore::host::{FrequencyMode, HostParams};
 use ttcore::{Rate, Span};
 
 pub use ttsys::config::ConfigError;
@@ -36,8 +38,8 @@ pub enum Steer {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct MasterConfig {
-    /// `host:port` of the master's gRPC service.
-    pub addr: String,
+    /// `ip:port` of the master's UDP time-transfer service (its `ntp-listen`).
+    pub addr: SocketAddr,
 }
 
 /// The file.
@@ -61,9 +63,17 @@ pub struct Config {
     /// Per-request timeout (ms).
     #[serde(default = "default_timeout")]
     pub request_timeout_ms: u64,
-    /// Assumed bound on the local oscillator's frequency wander (ppm).
+    /// Exchanges per master per poll (the narrowest is kept).
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// With `frequency = "measured"`: bound on how far the oscillator's rate wanders from its
+    /// measured average (ppm); the estimate's own half-width is added on top. With
+    /// `"assumed"`: bound on the whole frequency error.
     #[serde(default = "default_drift")]
     pub max_drift_ppm: f64,
+    /// `measured` (default) or `assumed` (Spanner 2012).
+    #[serde(default)]
+    pub frequency: FrequencyMode,
     /// Beyond this ε: unsynchronized (ns).
     #[serde(default = "default_max_eps")]
     pub max_epsilon_ns: i64,
@@ -103,7 +113,10 @@ fn default_timeout() -> u64 {
     500
 }
 fn default_drift() -> f64 {
-    200.0
+    15.0
+}
+fn default_burst() -> u32 {
+    4
 }
 fn default_max_eps() -> i64 {
     10_000_000
@@ -157,6 +170,9 @@ impl Config {
         if self.poll_jitter_pct > 50 {
             return bad("poll-jitter-pct", "must be at most 50");
         }
+        if !(1..=16).contains(&self.burst) {
+            return bad("burst", "must be in 1..=16");
+        }
         if self.request_timeout_ms == 0 {
             return bad("request-timeout-ms", "must be positive");
         }
@@ -169,7 +185,8 @@ impl Config {
             return bad("void-after-ms", "must be longer than the poll interval");
         }
         Ok(HostParams {
-            max_drift: Rate::bound_from_ppm_f64(self.max_drift_ppm).unwrap_or(Rate::from_ppm(200)),
+            max_drift: Rate::bound_from_ppm_f64(self.max_drift_ppm).unwrap_or(Rate::from_ppm(15)),
+            frequency: self.frequency,
             max_liars: self.max_liars,
             max_epsilon: Span::from_nanos(self.max_epsilon_ns),
             holdover_after: self.holdover_after(),
@@ -188,10 +205,18 @@ mod tests {
     fn defaults() {
         let c = Config::from_toml(GOOD, "t").unwrap();
         assert_eq!(c.poll_interval_ms, 1000);
-        assert_eq!(c.max_drift_ppm, 200.0);
+        assert_eq!(c.max_drift_ppm, 15.0);
+        assert_eq!(c.frequency, FrequencyMode::Measured);
+        assert_eq!(c.burst, 4);
         assert_eq!(c.steer, Steer::Off);
         assert!(!c.allow_test_knob);
-        assert_eq!(c.host_params().unwrap().max_drift, Rate::from_ppm(200));
+        assert_eq!(c.host_params().unwrap().max_drift, Rate::from_ppm(15));
+        let a = Config::from_toml(
+            &format!("frequency = \"assumed\"\nmax-drift-ppm = 200\n{GOOD}"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(a.host_params().unwrap().frequency, FrequencyMode::Assumed);
         assert_eq!(c.void_after(), Span::from_secs(10));
     }
 

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::{Request, Response};
 use ttcore::host::{HostClock, MasterSample, Verdict};
-use ttcore::transfer::{SyncTimestamps, measure};
-use ttcore::{ClockStatus, Rate, Span, Timestamp};
+use ttcore::{ClockStatus, Rate};
 use ttproto::v1;
 use ttsys::clock;
+use ttsys::ntp::{Burst, Source};
 use ttsys::shm::{ClockBoundData, ClockBoundWriter, Knob, PageData, PageWriter, cb_status};
 
 /// One master as seen at the last round.
@@ -40,6 +40,14 @@ pub struct MasterView {
     pub status: Option<ClockStatus>,
     /// Leap info it published.
     pub leap: Option<v1::LeapInfo>,
+    /// How the selected sample's stamps were taken ("kernel", "mixed", "user").
+    pub stamping: String,
+    /// The selected sample was interleaved (the master's kernel transmit stamp).
+    pub interleaved: bool,
+    /// Usable samples in the last burst.
+    pub samples: u32,
+    /// Half-width of the selected sample's offset interval (ns).
+    pub radius_ns: i64,
 }
 
 /// Everything the service reads.
@@ -252,6 +260,11 @@ impl State {
                     epsilon_ns: m.epsilon_ns,
                     status: m.status.map_or(0, |s| ttproto::status_to_wire(s) as i32),
                     kind: m.kind.clone(),
+                    transport: "udp".into(),
+                    stamping: m.stamping.clone(),
+                    interleaved: m.interleaved,
+                    samples: m.samples,
+                    radius_ns: m.radius_ns,
                 })
                 .collect(),
             shm_path: self.config.shm_path.display().to_string(),
@@ -265,6 +278,10 @@ impl State {
             knob_step_ns: knob.step_ns,
             poll_interval_s: self.config.poll_interval_ms as f64 / 1e3,
             uptime_s: (clock::raw_ns() - self.started_raw) as f64 / 1e9,
+            frequency_mode: self.config.frequency.as_str().into(),
+            drift_bound_ppm: host.model().map_or(0.0, |m| m.drift_bound.as_ppm_f64()),
+            burst: self.config.burst,
+            epsilon_sync_ns: host.model().map_or(0, |m| m.eps_ref.as_nanos()),
         }
     }
 
@@ -280,100 +297,83 @@ impl State {
     }
 }
 
-async fn poll_once(
-    state: &State,
-    clients: &mut [Option<v1::time_master_client::TimeMasterClient<tonic::transport::Channel>>],
-) {
+/// One poll: a burst of UDP exchanges with every master (in parallel, on blocking threads),
+/// the narrowest sample of each into the core's round, then the page.
+async fn poll_once(state: &Arc<State>, sources: Vec<Source>) -> Vec<Source> {
     let cfg = &state.config;
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
-    // The drift of our clock over a round trip: |freq| + the bound (before the first model,
-    // 1000 ppm covers any raw clock).
-    let carry = {
+    let (drift, carry) = {
         let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-        h.model().map_or(Rate::from_ppm(1000), |m| {
-            m.freq.abs().saturating_add(m.drift_bound)
-        })
+        let d = h.exchange_drift();
+        (d, d.saturating_add(h.params().max_drift))
     };
-    let mut futs = Vec::new();
-    for (i, m) in cfg.masters.iter().enumerate() {
-        if clients[i].is_none()
-            && let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{}", m.addr))
-        {
-            let ch = ep
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .tcp_nodelay(true)
-                .connect_lazy();
-            clients[i] = Some(v1::time_master_client::TimeMasterClient::new(ch));
-        }
-        let client = clients[i].clone();
-        futs.push(async move {
-            let Some(mut c) = client else {
-                return Err("bad address".to_string());
-            };
-            let t1 = state.host_raw();
-            let r = tokio::time::timeout(
-                timeout,
-                c.sync(v1::SyncRequest {
-                    t1_ns: t1,
-                    client_id: "timed".into(),
-                }),
-            )
-            .await;
-            let t4 = state.host_raw();
-            match r {
-                Ok(Ok(resp)) => Ok((t1, t4, resp.into_inner())),
-                Ok(Err(e)) => Err(e.message().to_string()),
-                Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
-            }
+    let burst = cfg.burst as usize;
+    let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());
+    let n = sources.len();
+    let addrs: Vec<_> = sources.iter().map(|s| s.addr).collect();
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut sources = sources;
+        let host = move |r: i64| knob.apply(r);
+        let bursts: Vec<Burst> = std::thread::scope(|sc| {
+            let hs: Vec<_> = sources
+                .iter_mut()
+                .map(|src| sc.spawn(move || src.burst(burst, timeout, drift, &host)))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
         });
-    }
-    let results = futures_join_all(futs).await;
-    let mut samples = Vec::new();
-    let mut views = Vec::new();
-    for (i, r) in results.into_iter().enumerate() {
+        (sources, bursts)
+    })
+    .await;
+    let (sources, bursts) = match joined {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!("poll: {e}");
+            return addrs.into_iter().map(Source::new).collect();
+        }
+    };
+    let mut samples = Vec::with_capacity(n);
+    let mut views = Vec::with_capacity(n);
+    for (i, b) in bursts.iter().enumerate() {
         let mut v = MasterView {
-            addr: cfg.masters[i].addr.clone(),
+            addr: cfg.masters[i].addr.to_string(),
             ..Default::default()
         };
-        match r {
-            Ok((t1, t4, resp)) => {
-                v.reachable = true;
-                v.id = resp.master_id.clone();
-                v.kind = match v1::MasterKind::try_from(resp.kind) {
-                    Ok(v1::MasterKind::Gps) => "gps".into(),
-                    Ok(v1::MasterKind::Armageddon) => "armageddon".into(),
-                    _ => "unknown".into(),
-                };
-                v.epsilon_ns = resp.epsilon_ns;
-                v.leap = resp.leap;
-                let status = ttproto::status_from_wire(resp.status);
-                v.status = Some(status);
-                let ts = SyncTimestamps {
-                    t1: Timestamp::from_nanos(t1),
-                    t2: Timestamp::from_nanos(resp.t2_ns),
-                    t3: Timestamp::from_nanos(resp.t3_ns),
-                    t4: Timestamp::from_nanos(t4),
-                };
-                match measure(&ts, Span::from_nanos(resp.epsilon_ns.max(0)), carry) {
-                    Ok(m) => {
-                        v.delay_ns = m.delay.as_nanos();
-                        v.offset_ns = m.offset.as_nanos();
-                        samples.push(Some(MasterSample {
-                            bounds: m.bounds,
-                            at_raw: t4,
-                            trustworthy: status.is_trustworthy(),
-                        }));
-                    }
-                    Err(e) => {
-                        v.error = e.to_string();
-                        samples.push(None);
-                    }
-                }
+        if let Some(info) = &b.info {
+            v.reachable = true;
+            v.id = info.id.clone();
+            v.kind = match info.kind {
+                1 => "gps".into(),
+                2 => "armageddon".into(),
+                _ => "unknown".into(),
+            };
+            v.epsilon_ns = info.eps_ns;
+            v.status = info.status;
+            v.leap = Some(v1::LeapInfo {
+                tai_minus_utc_s: info.tai_minus_utc_s as i32,
+                next_leap_effective_posix_s: info.next_leap_posix_s,
+                next_leap_delta: info.next_leap_delta as i32,
+            });
+        }
+        v.samples = b.samples.len() as u32;
+        let at = b.samples.iter().map(|s| s.m.at.as_nanos()).max();
+        let best = at.and_then(|at| ttcore::ntp::narrowest(&b.samples, at, carry));
+        match best {
+            Some(s) => {
+                v.delay_ns = s.m.delay.as_nanos();
+                v.offset_ns = s.m.offset.as_nanos();
+                v.stamping = s.stamping.as_str().into();
+                v.interleaved = s.interleaved;
+                v.radius_ns = s.m.bounds.radius().as_nanos();
+                samples.push(Some(MasterSample {
+                    bounds: s.m.bounds,
+                    at_raw: s.m.at.as_nanos(),
+                    trustworthy: s.trustworthy,
+                }));
             }
-            Err(e) => {
-                v.error = e;
-                clients[i] = None;
+            None => {
+                v.error = b.errors.last().cloned().unwrap_or_default();
                 samples.push(None);
             }
         }
@@ -412,45 +412,28 @@ async fn poll_once(
             }
         }
     }
-}
-
-/// `join_all` without the futures crate: polls each future in turn on this task.
-async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, p) in pending.iter_mut().enumerate() {
-            if let Some(f) = p {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *p = None;
-                    }
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
+    sources
 }
 
 async fn poll_task(state: Arc<State>) {
-    let mut clients = vec![None; state.config.masters.len()];
+    let mut sources: Vec<Source> = state
+        .config
+        .masters
+        .iter()
+        .map(|m| Source::new(m.addr))
+        .collect();
+    let mut seen_disruptions = 0;
     let base = state.config.poll_interval_ms as f64;
     let jitter = state.config.poll_jitter_pct as f64 / 100.0;
     let mut ready = false;
     while !state.stop.load(Ordering::Relaxed) {
-        poll_once(&state, &mut clients).await;
+        // After a disruption the interleaving state refers to a clock that no longer exists.
+        let d = state.disruptions.load(Ordering::Relaxed);
+        if d != seen_disruptions {
+            sources.iter_mut().for_each(Source::reset);
+            seen_disruptions = d;
+        }
+        sources = poll_once(&state, sources).await;
         let st = state.status();
         let trusted = ttproto::status_from_wire(st.status).is_trustworthy();
         if trusted && !ready {

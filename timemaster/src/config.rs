@@ -4,7 +4,8 @@
 //! ```toml
 //! id = "gps-a"
 //! kind = "gps"                      # or "armageddon"
-//! listen = "127.0.0.1:7001"         # gRPC Sync/Status
+//! listen = "127.0.0.1:7001"         # gRPC Status (management)
+//! ntp-listen = "0.0.0.0:123"        # UDP time transfer (default: the same address as `listen`)
 //! metrics-listen = "127.0.0.1:9101" # OpenMetrics (optional)
 //! max-epsilon-ns = 1000000
 //!
@@ -147,8 +148,8 @@ fn default_atomic_jitter() -> f64 {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PeerConfig {
-    /// `host:port` of the peer's gRPC service.
-    pub addr: String,
+    /// `ip:port` of the peer's UDP time-transfer service (its `ntp-listen`).
+    pub addr: SocketAddr,
 }
 
 /// The whole file.
@@ -159,8 +160,14 @@ pub struct Config {
     pub id: String,
     /// `gps` or `armageddon`.
     pub kind: MasterKind,
-    /// gRPC listen address.
+    /// gRPC listen address (management: Status).
     pub listen: SocketAddr,
+    /// UDP time-transfer address (NTPv4 wire). Default: the same address and port as `listen`
+    /// (TCP and UDP ports are separate).
+    pub ntp_listen: Option<SocketAddr>,
+    /// Threads (each with its own `SO_REUSEPORT` socket) answering time requests. Default: the
+    /// number of CPUs, at most 4.
+    pub ntp_threads: Option<usize>,
     /// OpenMetrics listen address.
     pub metrics_listen: Option<SocketAddr>,
     /// Beyond this ε: unsynchronized (ns).
@@ -241,6 +248,20 @@ fn parse_utc(s: &str) -> Option<UtcLabel> {
 }
 
 impl Config {
+    /// The UDP time-transfer address.
+    pub fn ntp_addr(&self) -> SocketAddr {
+        self.ntp_listen.unwrap_or(self.listen)
+    }
+
+    /// Threads answering time requests.
+    pub fn ntp_thread_count(&self) -> usize {
+        self.ntp_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(4)
+        })
+    }
+
     /// Parses and validates `src`; `path` names it in errors.
     pub fn from_toml(src: &str, path: &str) -> Result<Config, ConfigError> {
         ttsys::config::parse(src, path, |c: &Config| c.params().map(|_| ()))
@@ -291,6 +312,9 @@ impl Config {
                 "armageddon-max-peer-radius-ns",
                 "must be positive and at most half of max-epsilon-ns",
             );
+        }
+        if self.ntp_threads == Some(0) || self.ntp_threads.is_some_and(|n| n > 64) {
+            return bad("ntp-threads", "must be in 1..=64");
         }
         if self.peer_poll_interval_ms < 10 {
             return bad("peer-poll-interval-ms", "must be at least 10");

@@ -4,6 +4,7 @@
 
 use crate::config::{Config, LockLine, PpsSource};
 use crate::core::master::{CrossCheck, MasterCore, MasterKind, Reference, Snapshot};
+use crate::ntp_server::{ServerStats, empty_view, view_of};
 use crate::sim::parse_status_line;
 use arc_swap::ArcSwap;
 use std::io::{Read, Write};
@@ -14,11 +15,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::{Request, Response};
+use ttcore::ntp::MasterView;
 use ttcore::sock::SockSample;
-use ttcore::transfer::{SyncTimestamps, measure};
-use ttcore::{
-    ClockStatus, LeapTable, NANOS_PER_SEC, OffsetInterval, Rate, Span, Timestamp, marzullo,
-};
+use ttcore::{ClockStatus, LeapTable, NANOS_PER_SEC, OffsetInterval, Rate, Span, marzullo};
 use ttproto::v1;
 use ttsys::clock::{self, raw_ns};
 
@@ -79,6 +78,8 @@ pub struct PeerStat {
     pub status: Option<ClockStatus>,
     /// Last error.
     pub error: String,
+    /// How the best sample's stamps were taken.
+    pub stamping: String,
 }
 
 /// What the core thread publishes.
@@ -108,6 +109,10 @@ pub struct Shared {
     pub config: Config,
     /// Set to stop everything.
     pub stop: Arc<AtomicBool>,
+    /// What time replies are built from (updated with every publication).
+    pub view: Arc<ArcSwap<MasterView>>,
+    /// The time-transfer server's counters.
+    pub transfer: Arc<ServerStats>,
 }
 
 impl Shared {
@@ -521,8 +526,16 @@ fn lock_line_thread(line: LockLine, tx: Sender<Input>, shared: Arc<Shared>) {
 
 fn publish(core: &MasterCore, shared: &Shared) {
     let raw = raw_ns();
+    let snap = core.snapshot(raw);
+    let c = &shared.config;
+    shared.view.store(Arc::new(view_of(
+        &snap,
+        c.kind,
+        &c.id,
+        Span::from_nanos(c.max_epsilon_ns),
+    )));
     shared.published.store(Arc::new(Published {
-        snap: core.snapshot(raw),
+        snap,
         counters: core.counters(),
         events: core
             .events()
@@ -544,7 +557,7 @@ fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc<Shared>) {
         .config
         .peers
         .iter()
-        .map(|p| p.addr.clone())
+        .map(|p| p.addr.to_string())
         .collect::<Vec<_>>();
     while !shared.stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -628,93 +641,61 @@ fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc<Shared>) {
 
 // ----- peers -----------------------------------------------------------------------------
 
-async fn peer_task(shared: Arc<Shared>, tx: Sender<Input>) {
+/// Polls the peer masters over the UDP time transfer (the same exchange timed uses) and hands
+/// the core a round of offset intervals: for the cross-check, and for an armageddon master's
+/// start.
+fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
     let cfg = &shared.config;
     let drift = Rate::bound_from_ppm_f64(cfg.max_freq_ppm).unwrap_or(Rate::from_ppm(500));
-    let mut clients: Vec<
-        Option<v1::time_master_client::TimeMasterClient<tonic::transport::Channel>>,
-    > = vec![None; cfg.peers.len()];
-    let mut interval = tokio::time::interval(Duration::from_millis(cfg.peer_poll_interval_ms));
+    let mut sources: Vec<ttsys::ntp::Source> = cfg
+        .peers
+        .iter()
+        .map(|p| ttsys::ntp::Source::new(p.addr))
+        .collect();
+    let period = Duration::from_millis(cfg.peer_poll_interval_ms);
+    let mut next = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
-        interval.tick().await;
-        let mut results: Vec<(i64, Option<OffsetInterval>)> = Vec::new();
+        let results: Vec<(i64, ttsys::ntp::Burst)> = std::thread::scope(|sc| {
+            let hs: Vec<_> = sources
+                .iter_mut()
+                .map(|src| {
+                    sc.spawn(move || {
+                        let b = src.burst(4, Duration::from_millis(500), drift, &|r| r);
+                        (raw_ns(), b)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| (raw_ns(), Default::default())))
+                .collect()
+        });
+        let raw = results.iter().map(|r| r.0).max().unwrap_or_else(raw_ns);
         let mut stats = Vec::new();
-        for (i, p) in cfg.peers.iter().enumerate() {
+        let mut peers: Vec<Option<OffsetInterval>> = Vec::new();
+        for (i, (_, b)) in results.iter().enumerate() {
             let mut st = PeerStat {
-                addr: p.addr.clone(),
+                addr: cfg.peers[i].addr.to_string(),
                 ..Default::default()
             };
-            if clients[i].is_none() {
-                match tonic::transport::Endpoint::from_shared(format!("http://{}", p.addr)) {
-                    Ok(ep) => {
-                        let ch = ep
-                            .connect_timeout(Duration::from_millis(500))
-                            .timeout(Duration::from_secs(1))
-                            .connect_lazy();
-                        clients[i] = Some(v1::time_master_client::TimeMasterClient::new(ch));
-                    }
-                    Err(e) => st.error = format!("bad address: {e}"),
-                }
+            let best = ttcore::ntp::narrowest(&b.samples, raw, drift);
+            if let Some(info) = &b.info {
+                st.reachable = true;
+                st.id = info.id.clone();
+                st.epsilon_ns = info.eps_ns;
+                st.status = info.status;
             }
-            let mut usable = None;
-            let mut t4 = raw_ns();
-            if let Some(c) = clients[i].as_mut() {
-                let t1 = raw_ns();
-                match c
-                    .sync(v1::SyncRequest {
-                        t1_ns: t1,
-                        client_id: cfg.id.clone(),
-                    })
-                    .await
-                {
-                    Ok(r) => {
-                        t4 = raw_ns();
-                        let r = r.into_inner();
-                        st.reachable = true;
-                        st.id = r.master_id.clone();
-                        st.epsilon_ns = r.epsilon_ns;
-                        let status = ttproto::status_from_wire(r.status);
-                        st.status = Some(status);
-                        let ts = SyncTimestamps {
-                            t1: Timestamp::from_nanos(t1),
-                            t2: Timestamp::from_nanos(r.t2_ns),
-                            t3: Timestamp::from_nanos(r.t3_ns),
-                            t4: Timestamp::from_nanos(t4),
-                        };
-                        match measure(&ts, Span::from_nanos(r.epsilon_ns.max(0)), drift) {
-                            Ok(m) => {
-                                st.delay_ns = m.delay.as_nanos();
-                                st.offset_ns = m.offset.as_nanos();
-                                if status.is_trustworthy() {
-                                    usable = Some(m.bounds);
-                                }
-                            }
-                            Err(e) => st.error = e.to_string(),
-                        }
-                    }
-                    Err(e) => {
-                        st.error = e.message().to_string();
-                        clients[i] = None;
-                    }
-                }
+            if b.samples.is_empty() {
+                st.error = b.errors.last().cloned().unwrap_or_default();
             }
-            results.push((t4, usable));
+            let usable = best.filter(|s| s.trustworthy).map(|s| s.m.bounds);
+            if let Some(s) = best {
+                st.delay_ns = s.m.delay.as_nanos();
+                st.offset_ns = s.m.offset.as_nanos();
+                st.stamping = s.stamping.as_str().into();
+            }
+            peers.push(usable);
             stats.push(st);
         }
-        // Bring every interval to the latest reading, widening by the drift in between.
-        let raw = results.iter().map(|r| r.0).max().unwrap_or_else(raw_ns);
-        let peers: Vec<Option<OffsetInterval>> = results
-            .iter()
-            .map(|(t4, iv)| {
-                iv.map(|iv| {
-                    iv.widen(
-                        drift
-                            .bound_over(Span::from_nanos(raw - t4))
-                            .saturating_add(Span::from_nanos(1)),
-                    )
-                })
-            })
-            .collect();
         // Express offsets relative to our own midpoint for display.
         let own = shared
             .published
@@ -737,6 +718,14 @@ async fn peer_task(shared: Arc<Shared>, tx: Sender<Input>) {
         if tx.send(Input::PeerRound(raw, peers)).is_err() {
             return;
         }
+        next += period;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+        while Instant::now() < next && !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));
+        }
     }
 }
 
@@ -755,54 +744,6 @@ fn kind_wire(k: MasterKind) -> i32 {
 }
 
 impl Service {
-    /// Serves a Sync request at the current raw reading. Pure with respect to the shared state:
-    /// one atomic load of the published snapshot.
-    pub fn sync_now(&self, t1: i64) -> v1::SyncResponse {
-        let raw2 = raw_ns();
-        let p = self.shared.published.load();
-        let max_eps = Span::from_nanos(self.shared.config.max_epsilon_ns);
-        let (t2, t3, eps, status, reason) = match &p.snap.model {
-            Some(m) => {
-                let t2 = m.estimate_at(raw2).map_or(0, |t| t.as_nanos());
-                let raw3 = raw_ns();
-                let t3 = m.estimate_at(raw3).map_or(0, |t| t.as_nanos());
-                let eps = m.epsilon_at(raw3);
-                let (status, reason) = if eps > max_eps && p.snap.status.is_trustworthy() {
-                    (
-                        ClockStatus::Unsynchronized,
-                        "ε beyond max-epsilon".to_string(),
-                    )
-                } else {
-                    (p.snap.status, p.snap.reason.clone())
-                };
-                (t2, t3, eps.as_nanos(), status, reason)
-            }
-            None => (
-                0,
-                0,
-                i64::MAX,
-                ClockStatus::Unsynchronized,
-                p.snap.reason.clone(),
-            ),
-        };
-        let leap = v1::LeapInfo {
-            tai_minus_utc_s: p.snap.tai_minus_utc,
-            next_leap_effective_posix_s: p.snap.next_leap.map_or(0, |l| l.effective_posix_s),
-            next_leap_delta: p.snap.next_leap.map_or(0, |l| l.delta as i32),
-        };
-        v1::SyncResponse {
-            t1_ns: t1,
-            t2_ns: t2,
-            t3_ns: t3,
-            epsilon_ns: eps,
-            status: ttproto::status_to_wire(status) as i32,
-            leap: Some(leap),
-            master_id: self.shared.config.id.clone(),
-            kind: kind_wire(self.shared.config.kind),
-            status_reason: reason,
-        }
-    }
-
     /// The full status at the current instant.
     pub fn status_now(&self) -> v1::MasterStatus {
         let (raw, rt, _) = clock::pair(clock::realtime_ns);
@@ -896,6 +837,7 @@ impl Service {
                     epsilon_ns: s.epsilon_ns,
                     status: s.status.map_or(0, |x| ttproto::status_to_wire(x) as i32),
                     error: s.error.clone(),
+                    stamping: s.stamping.clone(),
                 })
                 .collect(),
             earliest_ns: earliest,
@@ -903,19 +845,32 @@ impl Service {
             host_realtime_ns: rt,
             uptime_s: (raw - self.shared.started_raw) as f64 / 1e9,
             events: p.events.clone(),
+            transfer: Some(self.transfer_stats()),
+        }
+    }
+
+    /// The time-transfer server's counters.
+    pub fn transfer_stats(&self) -> v1::TransferStats {
+        let t = &self.shared.transfer;
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        v1::TransferStats {
+            listen: self.shared.config.ntp_addr().to_string(),
+            stamping: t.stamping_str().into(),
+            threads: self.shared.config.ntp_thread_count() as u32,
+            received: g(&t.received),
+            answered: g(&t.answered),
+            interleaved: g(&t.interleaved),
+            malformed: g(&t.malformed),
+            unknown_field: g(&t.unknown_field),
+            wrong_mode: g(&t.wrong_mode),
+            kernel_rx: g(&t.kernel_rx),
+            kernel_tx: g(&t.kernel_tx),
         }
     }
 }
 
 #[tonic::async_trait]
 impl v1::time_master_server::TimeMaster for Service {
-    async fn sync(
-        &self,
-        req: Request<v1::SyncRequest>,
-    ) -> Result<Response<v1::SyncResponse>, tonic::Status> {
-        Ok(Response::new(self.sync_now(req.get_ref().t1_ns)))
-    }
-
     async fn status(
         &self,
         _req: Request<v1::StatusRequest>,
@@ -1058,6 +1013,18 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), String> {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
     }
     let started_raw = raw_ns();
+    let max_eps = Span::from_nanos(config.max_epsilon_ns);
+    // Time transfer: bind every socket before anything starts, so a taken port is a clear
+    // start-up error.
+    let ntp_addr = config.ntp_addr();
+    let n_threads = config.ntp_thread_count();
+    let mut sockets = Vec::new();
+    for _ in 0..n_threads {
+        sockets.push(
+            ttsys::udp::TsSocket::bind_server(ntp_addr, n_threads > 1)
+                .map_err(|e| format!("ntp-listen {ntp_addr}: {e}"))?,
+        );
+    }
     let shared = Arc::new(Shared {
         published: ArcSwap::from_pointee(Published {
             snap: core.snapshot(started_raw),
@@ -1070,6 +1037,12 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), String> {
         started_raw,
         config: config.clone(),
         stop: stop.clone(),
+        view: Arc::new(ArcSwap::from_pointee(empty_view(
+            config.kind,
+            &config.id,
+            max_eps,
+        ))),
+        transfer: Arc::new(ServerStats::default()),
     });
     let (tx, rx) = channel();
     let mut threads = Vec::new();
@@ -1115,6 +1088,27 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), String> {
         let s = shared.clone();
         threads.push(std::thread::spawn(move || core_thread(core, rx, s)));
     }
+    if let Some(s0) = sockets.first() {
+        shared.transfer.set_stamping(s0.stamping());
+    }
+    for sock in sockets {
+        let (v, st, stop) = (
+            shared.view.clone(),
+            shared.transfer.clone(),
+            shared.stop.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            crate::ntp_server::serve(sock, v, st, stop)
+        }));
+    }
+    tracing::info!(
+        "time transfer on udp {ntp_addr} ({n_threads} thread(s), {} stamps)",
+        shared.transfer.stamping_str()
+    );
+    if !config.peers.is_empty() {
+        let (s, t) = (shared.clone(), tx.clone());
+        threads.push(std::thread::spawn(move || peer_thread(s, t)));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -1124,9 +1118,6 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), String> {
         shared: shared.clone(),
     });
     let result = rt.block_on(async {
-        if !config.peers.is_empty() {
-            tokio::spawn(peer_task(shared.clone(), tx.clone()));
-        }
         if let Some(m) = config.metrics_listen {
             tokio::spawn(metrics_task(m, svc.clone()));
         }

@@ -47,21 +47,11 @@ fn master_synchronizes_publishes_small_epsilon_and_contains_truth() {
                 if realtime_ns() - at > 10_000_000_000 {
                     max_eps_steady = max_eps_steady.max(s.epsilon_ns);
                 }
-                // And a Sync exchange: truth at t2..t3 lies in [t1, t4] (our realtime).
-                let t1 = realtime_ns();
-                let r = c
-                    .sync(v1::SyncRequest {
-                        t1_ns: t1,
-                        client_id: "test".into(),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let t4 = realtime_ns();
-                assert_eq!(r.t1_ns, t1);
+                // And a UDP time exchange: truth at t2..t3 lies in [t1, t4] (our realtime).
+                let (t1, t4, r, _) = common::udp_exchange(port);
                 assert!(
-                    r.t2_ns - r.epsilon_ns <= t4 && r.t3_ns + r.epsilon_ns >= t1,
-                    "Sync interval misses [t1, t4]: {r:?} t1 {t1} t4 {t4}"
+                    r.t2_ns - r.eps_ns <= t4 && r.t3_ns + r.eps_ns >= t1,
+                    "time reply misses [t1, t4]: {r:?} t1 {t1} t4 {t4}"
                 );
                 assert!(r.t3_ns >= r.t2_ns);
                 rpc_checks += 1;
@@ -222,16 +212,13 @@ bytes = 50
         );
         let atomic = s.inputs.iter().find(|i| i.name == "atomic-pps").unwrap();
         assert!(atomic.ok && atomic.events > 0, "{atomic:?}");
-        // And it still answers Sync, honestly unsynchronized.
-        let r = c2
-            .sync(v1::SyncRequest {
-                t1_ns: 1,
-                client_id: "t".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(status_of(r.status), ClockStatus::Unsynchronized);
+        // And it still answers time requests, honestly unsynchronized (NTP leap indicator 3).
+        let (_, _, r, h) = common::udp_exchange(port2);
+        assert_eq!(
+            ClockStatus::from_u8(r.status),
+            Some(ClockStatus::Unsynchronized)
+        );
+        assert_eq!(h.leap, ttcore::ntp::packet::LeapIndicator::Unsynchronized);
     });
 }
 
@@ -312,17 +299,13 @@ fn three_masters_the_one_fed_a_wrong_time_evicts_itself() {
             if evicted {
                 assert_eq!(status_of(s.status), ClockStatus::Unsynchronized);
                 assert!(s.reason.contains("evicted"), "{}", s.reason);
-                // Its Sync answers say so, so hosts stop selecting it.
-                let r = b
-                    .sync(v1::SyncRequest {
-                        t1_ns: 0,
-                        client_id: "t".into(),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                assert_eq!(status_of(r.status), ClockStatus::Unsynchronized);
-                assert!(r.status_reason.contains("evicted"));
+                // Its time replies say so, so hosts stop selecting it.
+                let (_, _, r, h) = common::udp_exchange(pb);
+                assert_eq!(
+                    ClockStatus::from_u8(r.status),
+                    Some(ClockStatus::Unsynchronized)
+                );
+                assert_eq!(h.leap, ttcore::ntp::packet::LeapIndicator::Unsynchronized);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -34,11 +34,37 @@ use crate::transfer::OffsetInterval;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
+/// How the host treats its oscillator's frequency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FrequencyMode {
+    /// Measure the rate from interval pairs; `max_drift` bounds only the wander around it, and
+    /// the estimate's proven half-width is added on top (the default).
+    #[default]
+    Measured,
+    /// No estimate: the raw clock is taken at rate 1 and `max_drift` bounds its whole error
+    /// (Spanner 2012: 200 ppm).
+    Assumed,
+}
+
+impl FrequencyMode {
+    /// "measured" / "assumed".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrequencyMode::Measured => "measured",
+            FrequencyMode::Assumed => "assumed",
+        }
+    }
+}
+
 /// Host parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HostParams {
-    /// Assumed bound on the local oscillator's frequency wander (`max-drift-ppm`).
+    /// `Measured`: bound on how far the oscillator's rate wanders from its measured average;
+    /// `Assumed`: bound on its whole frequency error (`max-drift-ppm`).
     pub max_drift: Rate,
+    /// Measured or assumed frequency.
+    pub frequency: FrequencyMode,
     /// Liars to tolerate; `None` = ⌊(n−1)/2⌋ of the trustworthy masters answering.
     pub max_liars: Option<usize>,
     /// Beyond this ε the status is unsynchronized.
@@ -52,7 +78,8 @@ pub struct HostParams {
 impl Default for HostParams {
     fn default() -> Self {
         HostParams {
-            max_drift: Rate::from_ppm(200),
+            max_drift: Rate::from_ppm(15),
+            frequency: FrequencyMode::Measured,
             max_liars: None,
             max_epsilon: Span::from_millis(100),
             holdover_after: Span::from_secs(5),
@@ -177,12 +204,20 @@ impl HostClock {
         self.freq_bounds = None;
     }
 
-    /// The rate used to carry intervals across small raw gaps: |freq| + drift bound.
+    /// The rate that bounds how far our raw clock's offset moves per raw ns: |freq| + drift
+    /// bound of the model, or 1000 ppm (any raw clock) before there is one. Used for a single
+    /// exchange's round trip and, plus `max_drift`, to carry intervals across raw gaps.
+    pub fn exchange_drift(&self) -> Rate {
+        match (self.p.frequency, &self.model) {
+            (FrequencyMode::Assumed, _) => self.p.max_drift,
+            (_, Some(m)) => m.freq.abs().saturating_add(m.drift_bound),
+            (_, None) => Rate::from_ppm(1000),
+        }
+    }
+
+    /// The rate used to carry intervals across small raw gaps.
     fn carry_rate(&self) -> Rate {
-        let f = self.model.map_or(Rate::from_ppm(1000), |m| {
-            m.freq.abs().saturating_add(m.drift_bound)
-        });
-        f.saturating_add(self.p.max_drift)
+        self.exchange_drift().saturating_add(self.p.max_drift)
     }
 
     /// One polling round at raw reading `raw`; `samples[i]` is master `i`'s sample (`None` if
@@ -238,6 +273,7 @@ impl HostClock {
         }
         let measured = sel.interval;
         let mut note = None;
+        let mut inconsistent: Option<String> = None;
         // Intersect with the prediction.
         let mut iv = measured;
         if let Some(m) = &self.model {
@@ -251,10 +287,15 @@ impl HostClock {
                 match OffsetInterval::new(iv.lo.max(pred.lo), iv.hi.min(pred.hi)) {
                     Some(x) => iv = x,
                     None => {
-                        note = Some(format!(
-                            "measurement [{}, {}] disagrees with the prediction [{}, {}]: an assumption broke; restarting the model",
-                            iv.lo, iv.hi, pred.lo, pred.hi
-                        ));
+                        // Both intervals are honest under the assumptions, so one broke: the
+                        // oscillator wandered beyond max-drift-ppm, or a majority of masters is
+                        // wrong beyond its ε. Say so until a later round agrees again.
+                        let why = format!(
+                            "measurement [{}, {}] cannot be reconciled with the prediction [{}, {}]: the max-drift-ppm assumption ({}) or a master's ε broke; restarting the model",
+                            iv.lo, iv.hi, pred.lo, pred.hi, self.p.max_drift
+                        );
+                        note = Some(why.clone());
+                        inconsistent = Some(why);
                         self.history.clear();
                     }
                 }
@@ -270,6 +311,7 @@ impl HostClock {
             }
         }
         let (freq, freq_half) = match self.history.front() {
+            _ if self.p.frequency == FrequencyMode::Assumed => (Rate::ZERO, Rate::ZERO),
             Some(&(r0, i0)) if raw - r0 >= 1_000_000_000 => {
                 let d = (raw - r0) as i128;
                 let lo = ((measured.lo.as_nanos() as i128 - i0.hi.as_nanos() as i128)
@@ -306,6 +348,9 @@ impl HostClock {
         self.syncs += 1;
         if self.disrupted.take().is_some() && note.is_none() {
             note = Some("re-synchronized".into());
+        }
+        if let Some(why) = inconsistent {
+            self.disrupted = Some(why);
         }
         Round {
             verdicts,
@@ -421,7 +466,7 @@ mod tests {
         h.on_round(S, &[sample(0, 1000, S)]);
         assert_eq!(h.status_at(S).0, ClockStatus::Synchronized);
         assert_eq!(h.status_at(7 * S).0, ClockStatus::Holdover);
-        // ε grows at 200 ppm + the 1000 ppm "no baseline" term: past 10 ms within 10 s.
+        // ε grows at 15 ppm + the 1000 ppm "no baseline" term: past 10 ms within 10 s.
         assert_eq!(h.status_at(20 * S).0, ClockStatus::Unsynchronized);
         h.on_disruption("suspend");
         assert_eq!(h.status_at(21 * S).0, ClockStatus::Disrupted);
@@ -435,7 +480,13 @@ mod tests {
         h.on_round(2 * S, &[sample(0, 1000, 2 * S)]);
         // A 5 ms jump the model cannot explain.
         let r = h.on_round(3 * S, &[sample(5_000_000, 1000, 3 * S)]);
-        assert!(r.note.unwrap().contains("assumption broke"));
+        assert!(r.note.unwrap().contains("max-drift-ppm assumption"));
+        // The status says so until a later round agrees with the new model.
+        let (st, why) = h.status_at(3 * S);
+        assert_eq!(st, ClockStatus::Disrupted);
+        assert!(why.contains("cannot be reconciled"), "{why}");
+        h.on_round(4 * S, &[sample(5_000_000, 1000, 4 * S)]);
+        assert_eq!(h.status_at(4 * S).0, ClockStatus::Synchronized);
         assert!(
             h.model()
                 .unwrap()

@@ -13,6 +13,7 @@
 //! * [`host`] — per-host selection among masters, frequency estimate with bounds, status.
 //! * [`osc`] — seeded oscillator models for simulation.
 //! * [`sock`] — chrony's SOCK refclock datagram codec.
+//! * [`ntp`] — time transfer on the NTPv4 wire: packet codec, master reply, client exchange.
 //!
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
 //! as long as the stated assumptions hold; every rounding widens.
@@ -24,6 +25,7 @@ pub mod host;
 pub mod interval;
 pub mod leap;
 pub mod marzullo;
+pub mod ntp;
 pub mod osc;
 pub mod rate;
 pub mod sock;

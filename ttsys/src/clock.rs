@@ -84,6 +84,152 @@ pub fn monotonic_to_raw(mono_ns: i64) -> i64 {
     raw - (mono - mono_ns)
 }
 
+/// Maps kernel `CLOCK_REALTIME` stamps onto the raw clock, with an uncertainty, and refuses
+/// to map across a step of `CLOCK_REALTIME`.
+///
+/// * The offset `realtime − raw` is read with a bracketed pair ([`pair`]): half the bracket is
+///   the pairing error.
+/// * Between the stamp and the pair, `CLOCK_REALTIME` may run at another rate than the raw
+///   clock (the kernel's frequency adjustment plus a slew): at most 1000 ppm of the stamp's age
+///   is added.
+/// * Steps (`settimeofday`, `clock_settime`, `ADJ_SETOFFSET`, the kernel's leap second) are
+///   seen through a `timerfd` armed with `TFD_TIMER_CANCEL_ON_SET`; after one, stamps are not
+///   mapped for [`RealtimeMap::DISTRUST_NS`] (the callers fall back to user-space reads of the
+///   raw clock, which no step affects).
+/// * A stamp older than 1 s or in the future beyond the bracket is not mapped.
+#[derive(Debug)]
+pub struct RealtimeMap {
+    tfd: Option<std::os::fd::OwnedFd>,
+    distrust_until_raw: i64,
+    steps: u64,
+}
+
+/// One reading of the realtime → raw mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// Raw reading at the middle of the pair (ns).
+    pub raw: i64,
+    /// `CLOCK_REALTIME` at the same instant (ns).
+    pub rt: i64,
+    /// Half the bracket, rounded up, plus 1 ns (ns).
+    pub half_width: i64,
+    /// Stamps must not be mapped (a step was seen recently).
+    pub distrusted: bool,
+}
+
+impl Mapping {
+    /// The raw reading of kernel stamp `stamp_rt`, rounded **late** (`late`) or **early** by
+    /// its uncertainty; `None` when it must not be mapped.
+    pub fn to_raw(&self, stamp_rt: i64, late: bool) -> Option<i64> {
+        if self.distrusted {
+            return None;
+        }
+        let age = self.rt.checked_sub(stamp_rt)?;
+        if !(-self.half_width..=1_000_000_000).contains(&age) {
+            return None;
+        }
+        let u = self.half_width + age.max(0) / 1000 + 1;
+        let raw = self.raw - age;
+        Some(if late { raw + u } else { raw - u })
+    }
+
+    /// A user-space stand-in for a stamp taken before this mapping: the pair's end (late).
+    pub fn raw_late(&self) -> i64 {
+        self.raw + self.half_width
+    }
+}
+
+impl RealtimeMap {
+    /// How long after a `CLOCK_REALTIME` step stamps are not mapped (ns).
+    pub const DISTRUST_NS: i64 = 1_000_000_000;
+
+    /// Arms the step detector (without one — no timerfd — every mapping is distrusted, so the
+    /// callers use user-space stamps).
+    pub fn new() -> Self {
+        RealtimeMap {
+            tfd: arm_cancel_on_set(),
+            distrust_until_raw: i64::MIN,
+            steps: 0,
+        }
+    }
+
+    /// `CLOCK_REALTIME` steps seen so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Whether step detection works here (else stamps are never mapped).
+    pub fn available(&self) -> bool {
+        self.tfd.is_some()
+    }
+
+    /// A fresh mapping; checks for a step since the last call.
+    pub fn now(&mut self) -> Mapping {
+        let (raw, rt, w) = pair(realtime_ns);
+        if self.stepped() {
+            self.distrust_until_raw = raw.saturating_add(Self::DISTRUST_NS);
+        }
+        Mapping {
+            raw,
+            rt,
+            half_width: (w + 1) / 2 + 1,
+            distrusted: self.tfd.is_none() || raw < self.distrust_until_raw,
+        }
+    }
+
+    /// True if `CLOCK_REALTIME` was set since the last check (re-arms the detector).
+    fn stepped(&mut self) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = &self.tfd else { return false };
+        let mut v = 0u64;
+        // SAFETY: reads at most 8 bytes into a u64 we own, from a non-blocking timerfd.
+        let r = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECANCELED) {
+            self.steps += 1;
+            self.tfd = arm_cancel_on_set();
+            return true;
+        }
+        false
+    }
+}
+
+impl Default for RealtimeMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A non-blocking `CLOCK_REALTIME` timerfd, far in the future, that is cancelled (reads
+/// `ECANCELED`) when the clock is set.
+fn arm_cancel_on_set() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscalls on a descriptor we create and then own.
+    unsafe {
+        let fd = libc::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: i32::MAX as libc::time_t,
+                tv_nsec: 0,
+            },
+        };
+        let r = libc::timerfd_settime(
+            fd,
+            libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
+            &spec,
+            std::ptr::null_mut(),
+        );
+        (r == 0).then_some(owned)
+    }
+}
+
 /// Detects suspend/resume and raw-clock anomalies by comparing `CLOCK_BOOTTIME` (counts
 /// suspend) with `CLOCK_MONOTONIC_RAW` (does not).
 #[derive(Debug)]
@@ -150,6 +296,26 @@ mod tests {
         let now_rt = realtime_ns();
         let r = realtime_to_raw(now_rt);
         assert!((r - raw_ns()).abs() < 10_000_000);
+    }
+
+    #[test]
+    fn realtime_stamps_map_outward() {
+        let mut map = RealtimeMap::new();
+        assert!(map.available());
+        let stamp = realtime_ns();
+        let m = map.now();
+        assert!(!m.distrusted);
+        let late = m.to_raw(stamp, true).unwrap();
+        let early = m.to_raw(stamp, false).unwrap();
+        assert!(early < late && late - early < 1_000_000);
+        // Too old, or in the future: not mapped.
+        assert_eq!(m.to_raw(stamp - 2_000_000_000, true), None);
+        assert_eq!(m.to_raw(m.rt + 1_000_000, true), None);
+        let d = Mapping {
+            distrusted: true,
+            ..m
+        };
+        assert_eq!(d.to_raw(stamp, true), None);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod ntp;
 pub mod pps;
 pub mod shm;
 pub mod steer;
+pub mod udp;

@@ -1,14 +1,13 @@
 //! `ttbench`: TrueTime's benchmarks.
 //!
 //! ```text
-//! ttbench sync-rps [--addr HOST:PORT] [--connections 4] [--inflight 64] [--duration 10] [--json]
+//! ttbench sync-rps [--addr IP:PORT] [--threads 2] [--window 64] [--duration 5] [--json]
 //! ```
 
 use clap::{Parser, Subcommand};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(version, about = "TrueTime benchmarks")]
@@ -104,35 +103,25 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Sync requests per second one master serves.
+    /// Time exchanges per second one master answers over UDP, beside a chronyd server under
+    /// the same load in the same run.
     SyncRps {
-        /// An existing master; without it a simulated master is started.
+        /// An existing master's UDP time address; without it a simulated master is started.
         #[arg(long)]
-        addr: Option<String>,
-        /// HTTP/2 connections.
-        #[arg(long, default_value_t = 4)]
-        connections: usize,
-        /// Requests in flight per connection.
+        addr: Option<std::net::SocketAddr>,
+        /// Load generator threads (one socket each).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Requests in flight per generator thread.
         #[arg(long, default_value_t = 64)]
-        inflight: usize,
-        /// Measured seconds.
-        #[arg(long, default_value_t = 10.0)]
+        window: usize,
+        /// Measured seconds per server and request kind.
+        #[arg(long, default_value_t = 5.0)]
         duration: f64,
-        /// Client runtime threads.
-        #[arg(long, default_value_t = 1)]
-        client_threads: usize,
         /// One JSON object.
         #[arg(long)]
         json: bool,
     },
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A binary built next to this one.
@@ -143,78 +132,19 @@ fn sibling(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
 /// Starts `timemaster run --simulate` on a free port and waits until it is synchronized.
-fn start_master() -> Result<(Kill, String, tempdir::Dir), String> {
+fn start_master() -> Result<(bench::lab::SimulatedMaster, String, tempdir::Dir), String> {
     let dir = tempdir::Dir::new()?;
-    let port = free_port()?;
-    let cfg = dir.0.join("m.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "id = \"bench\"\nkind = \"gps\"\nlisten = \"127.0.0.1:{port}\"\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n"
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let bin = sibling("timemaster");
-    let child = Command::new(&bin)
-        .args(["run", "--simulate", "-c"])
-        .arg(&cfg)
-        .arg("--sim-dir")
-        .arg(dir.0.join("sim"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "{}: {e} (build it: cargo build --release -p timemaster)",
-                bin.display()
-            )
-        })?;
-    let mut child = Kill(child);
-    let addr = format!("127.0.0.1:{port}");
-    // Wait for "synchronized" via ttctl-like status polling over gRPC.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let t0 = Instant::now();
-    let synced = rt.block_on(async {
-        loop {
-            if t0.elapsed() > Duration::from_secs(40) {
-                return false;
-            }
-            if let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                && let Ok(ch) = ep.connect().await
-            {
-                let mut c = ttproto::v1::time_master_client::TimeMasterClient::new(ch);
-                if let Ok(s) = c.status(ttproto::v1::StatusRequest {}).await
-                    && ttproto::status_from_wire(s.get_ref().status).is_trustworthy()
-                {
-                    return true;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    });
-    if !synced {
-        let mut err = String::new();
-        if let Some(e) = child.0.stderr.take() {
-            for l in BufReader::new(e).lines().take(20).map_while(Result::ok) {
-                err.push_str(&l);
-                err.push('\n');
-            }
-        }
-        return Err(format!("the simulated master did not synchronize:\n{err}"));
-    }
-    Ok((child, addr, dir))
+    let bins = sibling("timemaster")
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let m = bench::lab::SimulatedMaster::start(&bins, &dir.0, "bench", "")?;
+    m.wait_for(Duration::from_secs(40), |s| {
+        ttproto::status_from_wire(s.status).is_trustworthy()
+    })?;
+    let addr = format!("127.0.0.1:{}", m.port);
+    Ok((m, addr, dir))
 }
 
 mod tempdir {
@@ -424,50 +354,35 @@ fn real_main(cli: Cli) -> Result<(), String> {
         }
         Cmd::SyncRps {
             addr,
-            connections,
-            inflight,
+            threads,
+            window,
             duration,
-            client_threads,
             json,
         } => {
-            let (_master, addr, _dir) = match addr {
-                Some(a) => (None, a, None),
+            let (_master, addr, dir) = match addr {
+                Some(a) => (None, a.to_string(), tempdir::Dir::new()?),
                 None => {
                     let (m, a, d) = start_master()?;
-                    (Some(m), a, Some(d))
+                    (Some(m), a, d)
                 }
             };
-            let load = bench::sync_rps::Load {
-                addr,
-                connections,
-                inflight,
-                duration_s: duration,
-            };
-            let mut report = bench::sync_rps::run(&load, client_threads)?;
-            let handler = bench::sync_rps::handler_ns_per_call(2_000_000);
-            report["handler_ns_per_call"] = handler.into();
-            report["handler_only_calls_per_s_one_core"] = (1e9 / handler).into();
-            report["cores"] = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .into();
+            let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+            let report =
+                bench::sync_rps::report(addr, threads, window, duration, &dir.0.join("chronyd"))?;
             if json {
                 println!("{report}");
             } else {
                 println!(
-                    "Sync: {:.0} requests/s over {} connections × {} in flight ({} errors); latency p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
-                    report["rps"].as_f64().unwrap_or(0.0),
-                    connections,
-                    inflight,
-                    report["errors"],
-                    report["latency_us"]["p50"].as_f64().unwrap_or(0.0),
-                    report["latency_us"]["p99"].as_f64().unwrap_or(0.0),
-                    report["latency_us"]["max"].as_f64().unwrap_or(0.0),
-                );
-                println!(
-                    "Handler work alone: {:.0} ns per call ({:.1} M calls/s on one core): the rest is gRPC (HTTP/2 framing, protobuf, syscalls) and the client sharing the same {} cores.",
-                    handler,
-                    1e3 / handler,
+                    "timemaster: {} exchanges/s (plain NTP requests), {} exchanges/s (TrueTime requests, interleaved transmit stamps); chronyd: {} exchanges/s{}; {} generator threads × {} in flight on {} cores",
+                    report["exchanges_per_s"],
+                    report["truetime_exchanges_per_s"],
+                    report["chronyd_per_s"],
+                    report["chronyd_error"]
+                        .as_str()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default(),
+                    threads,
+                    window,
                     report["cores"]
                 );
             }

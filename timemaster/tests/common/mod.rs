@@ -114,11 +114,14 @@ impl Sim {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Free for TCP (gRPC) and UDP (time transfer on the same number).
+    loop {
+        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Starts a master with config text `cfg` (written to DIR/NAME.toml).
@@ -169,4 +172,40 @@ pub fn realtime_ns() -> i64 {
 
 pub fn status_of(code: i32) -> ttcore::ClockStatus {
     ttproto::status_from_wire(code)
+}
+
+/// One time exchange with the master on UDP `port` (a plain socket, user-space reads of
+/// CLOCK_REALTIME around it): `(t1, t4, reply)`.
+pub fn udp_exchange(
+    port: u16,
+) -> (
+    i64,
+    i64,
+    ttcore::ntp::packet::TtReply,
+    ttcore::ntp::packet::Header,
+) {
+    use ttcore::ntp::packet::{Header, Packet, TtField, TtRequest};
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut req = Vec::new();
+    Packet {
+        header: Header::client(0x1234_5678),
+        tt: Some(TtField::Request(TtRequest::default())),
+    }
+    .encode(&mut req);
+    let t1 = ttsys::clock::realtime_ns();
+    sock.send_to(&req, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 1024];
+    let n = sock.recv(&mut buf).expect("a reply over UDP");
+    let t4 = ttsys::clock::realtime_ns();
+    let p = Packet::decode(&buf[..n]).expect("a well-formed reply");
+    assert_eq!(
+        p.header.origin_ts.0, 0x1234_5678,
+        "the reply echoes our cookie"
+    );
+    match p.tt {
+        Some(TtField::Reply(r)) => (t1, t4, r, p.header),
+        other => panic!("no TrueTime reply field: {other:?}"),
+    }
 }

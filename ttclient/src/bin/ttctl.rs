@@ -112,9 +112,15 @@ fn master_json(s: &v1::MasterStatus) -> serde_json::Value {
         "peers": s.peers.iter().map(|p| json!({
             "addr": p.addr, "id": p.id, "reachable": p.reachable, "agrees": p.agrees,
             "offset_ns": p.offset_ns, "delay_ns": p.delay_ns, "epsilon_ns": p.epsilon_ns,
-            "status": status_name(p.status), "error": p.error,
+            "status": status_name(p.status), "error": p.error, "stamping": p.stamping,
         })).collect::<Vec<_>>(),
         "events": s.events,
+        "transfer": s.transfer.as_ref().map(|t| json!({
+            "transport": "udp", "listen": t.listen, "stamping": t.stamping, "threads": t.threads,
+            "received": t.received, "answered": t.answered, "interleaved": t.interleaved,
+            "malformed": t.malformed, "unknown_field": t.unknown_field, "wrong_mode": t.wrong_mode,
+            "kernel_rx": t.kernel_rx, "kernel_tx": t.kernel_tx,
+        })),
     })
 }
 
@@ -159,6 +165,12 @@ fn master_report(s: &v1::MasterStatus) -> String {
         if s.atomic_locked { "yes" } else { "no" }
     ));
     o.push_str(&format!("Uptime          : {:.0} s\n", s.uptime_s));
+    if let Some(t) = &s.transfer {
+        o.push_str(&format!(
+            "Time transfer   : udp {} ({} stamps, {} thread(s)): {} received, {} answered ({} interleaved); dropped {} malformed, {} unknown field, {} wrong mode\n",
+            t.listen, t.stamping, t.threads, t.received, t.answered, t.interleaved, t.malformed, t.unknown_field, t.wrong_mode
+        ));
+    }
     o.push_str("Inputs:\n");
     for i in &s.inputs {
         o.push_str(&format!(
@@ -266,10 +278,16 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
         "knob_step_ns": s.knob_step_ns,
         "poll_interval_s": s.poll_interval_s,
         "uptime_s": s.uptime_s,
+        "frequency_mode": s.frequency_mode,
+        "drift_bound_ppm": s.drift_bound_ppm,
+        "epsilon_sync_ns": s.epsilon_sync_ns,
+        "burst": s.burst,
         "masters": s.masters.iter().map(|m| json!({
             "addr": m.addr, "id": m.id, "kind": m.kind, "reachable": m.reachable,
             "selected": m.selected, "reason": m.reason, "offset_ns": m.offset_ns,
             "delay_ns": m.delay_ns, "epsilon_ns": m.epsilon_ns, "status": status_name(m.status),
+            "transport": m.transport, "stamping": m.stamping, "interleaved": m.interleaved,
+            "samples": m.samples, "radius_ns": m.radius_ns,
         })).collect::<Vec<_>>(),
     })
 }
@@ -287,9 +305,17 @@ fn status_report(s: &v1::DaemonStatus) -> String {
         s.freq_ppm, s.freq_bound_ppm
     ));
     o.push_str(&format!(
-        "Assumed drift   : {} ppm; max epsilon {}\n",
+        "Drift           : {} frequency; wander bound {} ppm (max-drift-ppm) + estimate ±{:.3} ppm = ε grows {:.3} ppm; max epsilon {}\n",
+        s.frequency_mode,
         s.max_drift_ppm,
+        s.freq_bound_ppm,
+        s.drift_bound_ppm,
         ns(s.max_epsilon_ns)
+    ));
+    o.push_str(&format!(
+        "Epsilon at sync : ±{} (bursts of {} per master)\n",
+        ns(s.epsilon_sync_ns),
+        s.burst
     ));
     o.push_str(&format!(
         "Last sync       : {:.1} s ago ({} syncs, {} disruptions)\n",
@@ -312,10 +338,10 @@ fn status_report(s: &v1::DaemonStatus) -> String {
         ));
     }
     o.push_str("Masters:\n");
-    o.push_str("  S address                id         status          offset        delay      ε           reason\n");
+    o.push_str("  S address                id         status          offset    round trip      ε      stamps            reason\n");
     for m in &s.masters {
         o.push_str(&format!(
-            "  {} {:<22} {:<10} {:<15} {:>12} {:>10} {:>10}  {}\n",
+            "  {} {:<22} {:<10} {:<15} {:>12} {:>10} {:>10}  {} {:<10} {}\n",
             if m.selected {
                 '*'
             } else if m.reachable {
@@ -329,6 +355,12 @@ fn status_report(s: &v1::DaemonStatus) -> String {
             ns(m.offset_ns),
             ns(m.delay_ns),
             ns(m.epsilon_ns),
+            m.transport,
+            format!(
+                "{}{}",
+                m.stamping,
+                if m.interleaved { ",xleave" } else { "" }
+            ),
             m.reason
         ));
     }

@@ -1,0 +1,485 @@
+//! The client's side of one exchange, sans I/O: build a request, check the reply, and turn it
+//! into offset bounds — the basic exchange of this request, and (interleaved mode) the previous
+//! exchange completed with the kernel's transmit stamp of the master's previous reply.
+//! timed, timemaster's peer polling and the fleet simulator all run exactly this code.
+//!
+//! Client stamps are rounded outward by the caller: `t1` (request left) may only be early, `t4`
+//! (reply arrived) only late.
+
+use super::packet::{
+    FLAG_KERNEL_RX, FLAG_KERNEL_TX, FLAG_PREV_T3, Header, LeapIndicator, Mode, NtpTimestamp,
+    Packet, PacketError, TtField, TtReply, TtRequest,
+};
+use crate::interval::ClockStatus;
+use crate::rate::Rate;
+use crate::time::{Span, Timestamp};
+use crate::transfer::{SyncMeasurement, SyncTimestamps, TransferError, measure};
+use thiserror::Error;
+
+/// Why a reply was not used (each is counted by the shell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum ReplyError {
+    /// Not a well-formed packet.
+    #[error("{0}")]
+    Malformed(#[from] PacketError),
+    /// Not a server reply (mode 4).
+    #[error("mode {0:?} is not a server reply")]
+    NotServer(Mode),
+    /// Its origin timestamp is not our request's cookie (stale, duplicate or spoofed).
+    #[error("reply does not answer our request (origin mismatch)")]
+    NotOurs,
+    /// No TrueTime field: a plain NTP server, which this client does not use (yet).
+    #[error("not a timemaster: the reply has no TrueTime field")]
+    NoTtField,
+    /// The four timestamps are inconsistent.
+    #[error("{0}")]
+    Transfer(#[from] TransferError),
+}
+
+/// How the stamps of an exchange were taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Stamping {
+    /// Our stamps (`t1`, `t4`) came from the kernel.
+    pub client_kernel: bool,
+    /// The master's receive stamp came from the kernel.
+    pub server_kernel_rx: bool,
+    /// The master's transmit stamp came from the kernel (an interleaved sample).
+    pub server_kernel_tx: bool,
+}
+
+impl Stamping {
+    /// All four stamps from kernels.
+    pub fn all_kernel(&self) -> bool {
+        self.client_kernel && self.server_kernel_rx && self.server_kernel_tx
+    }
+    /// "kernel", "mixed" or "user" for status output.
+    pub fn as_str(&self) -> &'static str {
+        if self.all_kernel() {
+            "kernel"
+        } else if self.client_kernel || self.server_kernel_rx || self.server_kernel_tx {
+            "mixed"
+        } else {
+            "user"
+        }
+    }
+}
+
+/// One usable measurement of a master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// The measurement (bounds at our raw reading `at`).
+    pub m: SyncMeasurement,
+    /// The master's ε used (ns).
+    pub eps_master: Span,
+    /// Whether the master said its time was trustworthy.
+    pub trustworthy: bool,
+    /// How the stamps were taken.
+    pub stamping: Stamping,
+    /// An interleaved sample (the previous exchange with the master's kernel transmit stamp).
+    pub interleaved: bool,
+}
+
+/// What the master said about itself in a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MasterInfo {
+    /// Its id.
+    pub id: String,
+    /// 1 GPS, 2 armageddon.
+    pub kind: u8,
+    /// Its status (`None` for an unknown code: not usable).
+    pub status: Option<ClockStatus>,
+    /// Its ε (ns).
+    pub eps_ns: i64,
+    /// The NTP leap indicator.
+    pub leap: LeapIndicator,
+    /// TAI − UTC (s).
+    pub tai_minus_utc_s: i16,
+    /// Next leap (Unix s of the UTC midnight), 0 = none.
+    pub next_leap_posix_s: i64,
+    /// Next leap delta.
+    pub next_leap_delta: i8,
+}
+
+/// The outcome of one reply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplyOutcome {
+    /// What the master said about itself.
+    pub info: MasterInfo,
+    /// This exchange, basic mode.
+    pub basic: Sample,
+    /// The previous exchange, completed with the master's kernel transmit stamp.
+    pub interleaved: Option<Sample>,
+}
+
+impl ReplyOutcome {
+    /// The narrower of the basic and interleaved samples (smallest radius).
+    pub fn best(&self) -> Sample {
+        match self.interleaved {
+            Some(i) if i.m.bounds.radius() < self.basic.m.bounds.radius() => i,
+            _ => self.basic,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Completed {
+    cookie: u64,
+    t1_raw: i64,
+    t4_raw: i64,
+    t2_ns: i64,
+    eps_ns: i64,
+    trustworthy: bool,
+    client_kernel: bool,
+    server_kernel_rx: bool,
+}
+
+/// Per-master client state (the last completed exchange, for interleaving).
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    last: Option<Completed>,
+}
+
+impl Client {
+    /// A client with no history.
+    pub fn new() -> Self {
+        Client::default()
+    }
+
+    /// Forgets the last exchange (after a timeout, a clock disruption or a reconnect).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+
+    /// Writes a request whose transmit timestamp is `cookie` (random, never reused) into `out`.
+    pub fn request(&self, cookie: u64, out: &mut Vec<u8>) {
+        Packet {
+            header: Header::client(cookie),
+            tt: Some(TtField::Request(TtRequest {
+                prev_t2_ns: self.last.map_or(0, |c| c.t2_ns),
+                prev_cookie: self.last.map_or(0, |c| c.cookie),
+            })),
+        }
+        .encode(out);
+    }
+
+    /// Checks a reply to the request with `cookie`, sent at our raw reading `t1_raw` (early)
+    /// and received at `t4_raw` (late); `kernel` says whether both were kernel stamps, `drift`
+    /// bounds our clock's frequency error over the round trip.
+    pub fn on_reply(
+        &mut self,
+        bytes: &[u8],
+        cookie: u64,
+        t1_raw: i64,
+        t4_raw: i64,
+        kernel: bool,
+        drift: Rate,
+    ) -> Result<ReplyOutcome, ReplyError> {
+        let p = Packet::decode(bytes)?;
+        if p.header.mode != Mode::Server {
+            return Err(ReplyError::NotServer(p.header.mode));
+        }
+        if p.header.origin_ts != NtpTimestamp(cookie) {
+            return Err(ReplyError::NotOurs);
+        }
+        let r: TtReply = match p.tt {
+            Some(TtField::Reply(r)) => r,
+            _ => return Err(ReplyError::NoTtField),
+        };
+        let status = ClockStatus::from_u8(r.status);
+        let trustworthy = status.is_some_and(|s| s.is_trustworthy())
+            && p.header.leap != LeapIndicator::Unsynchronized;
+        let info = MasterInfo {
+            id: r.id_str(),
+            kind: r.kind,
+            status,
+            eps_ns: r.eps_ns,
+            leap: p.header.leap,
+            tai_minus_utc_s: r.tai_minus_utc_s,
+            next_leap_posix_s: r.next_leap_posix_s,
+            next_leap_delta: r.next_leap_delta,
+        };
+        let server_kernel_rx = r.flags & FLAG_KERNEL_RX != 0;
+        let basic_ts = SyncTimestamps {
+            t1: Timestamp::from_nanos(t1_raw),
+            t2: Timestamp::from_nanos(r.t2_ns),
+            t3: Timestamp::from_nanos(r.t3_ns),
+            t4: Timestamp::from_nanos(t4_raw),
+        };
+        let eps = Span::from_nanos(r.eps_ns);
+        let basic = measure(&basic_ts, eps, drift);
+        // The previous exchange, completed with the kernel's stamp of the previous reply.
+        let interleaved = match self.last {
+            Some(prev) if r.flags & FLAG_PREV_T3 != 0 && r.prev_t2_ns == prev.t2_ns => {
+                let ts = SyncTimestamps {
+                    t1: Timestamp::from_nanos(prev.t1_raw),
+                    t2: Timestamp::from_nanos(prev.t2_ns),
+                    t3: Timestamp::from_nanos(r.prev_t3_ns),
+                    t4: Timestamp::from_nanos(prev.t4_raw),
+                };
+                let e = Span::from_nanos(prev.eps_ns.max(r.prev_eps_ns));
+                measure(&ts, e, drift).ok().map(|m| Sample {
+                    m,
+                    eps_master: e,
+                    trustworthy: prev.trustworthy && trustworthy,
+                    stamping: Stamping {
+                        client_kernel: prev.client_kernel,
+                        server_kernel_rx: prev.server_kernel_rx,
+                        server_kernel_tx: r.flags & FLAG_KERNEL_TX != 0,
+                    },
+                    interleaved: true,
+                })
+            }
+            _ => None,
+        };
+        // Remember this exchange only if its own stamps are consistent.
+        let basic = match basic {
+            Ok(m) => m,
+            Err(e) => {
+                self.last = None;
+                return Err(e.into());
+            }
+        };
+        self.last = Some(Completed {
+            cookie,
+            t1_raw,
+            t4_raw,
+            t2_ns: r.t2_ns,
+            eps_ns: r.eps_ns,
+            trustworthy,
+            client_kernel: kernel,
+            server_kernel_rx,
+        });
+        Ok(ReplyOutcome {
+            info,
+            basic: Sample {
+                m: basic,
+                eps_master: eps,
+                trustworthy,
+                stamping: Stamping {
+                    client_kernel: kernel,
+                    server_kernel_rx,
+                    server_kernel_tx: false,
+                },
+                interleaved: false,
+            },
+            interleaved,
+        })
+    }
+}
+
+/// The narrowest sample of a burst after bringing each to the raw reading `at` (widening by
+/// `carry` over the gap): what the host feeds into its round. `None` for an empty burst.
+pub fn narrowest(samples: &[Sample], at: i64, carry: Rate) -> Option<Sample> {
+    samples
+        .iter()
+        .map(|s| {
+            let gap = Span::from_nanos(at.saturating_sub(s.m.at.as_nanos())).saturating_abs();
+            let mut s = *s;
+            s.m.bounds =
+                s.m.bounds
+                    .widen(carry.bound_over(gap).saturating_add(Span::from_nanos(1)));
+            s.m.at = Timestamp::from_nanos(at);
+            s
+        })
+        .min_by_key(|s| s.m.bounds.radius())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::server::{MasterView, RawStamp, answer, sent_reply};
+    use super::*;
+    use crate::clock_model::ClockModel;
+    use proptest::prelude::*;
+
+    /// A master whose raw clock reads true time − 5 ms, with ε 300 ns + 1 ppb.
+    fn view() -> MasterView {
+        MasterView {
+            model: Some(ClockModel {
+                ref_raw_ns: 1_000_000_000,
+                ref_time: Timestamp::from_nanos(1_005_000_000),
+                freq: Rate::ZERO,
+                eps_ref: Span::from_nanos(300),
+                drift_bound: Rate::from_ppb(1),
+            }),
+            status: ClockStatus::Synchronized,
+            max_epsilon: Span::from_millis(1),
+            kind: 1,
+            id: TtReply::id_from("gps-a"),
+            reference_id: *b"GPS\0",
+            tai_minus_utc_s: 37,
+            next_leap_posix_s: 0,
+            next_leap_delta: 0,
+        }
+    }
+
+    #[test]
+    fn basic_and_interleaved_exchanges_contain_truth() {
+        // Host raw = true time + 2 ms; master raw = true − 5 ms. Delays: up 30 µs, residence
+        // 20 µs of which the last 8 µs between the user-space read and the kernel stamp.
+        let v = view();
+        let mut c = Client::new();
+        let mut req = Vec::new();
+        let mut rep = Vec::new();
+        let mut prev: Option<(u64, super::super::server::SentReply)> = None;
+        for k in 0..3i64 {
+            let t = 2_000_000_000 + k * 1_000_000_000; // true time at t1
+            let cookie = 0xdead_0000 + k as u64;
+            c.request(cookie, &mut req);
+            let rx = RawStamp {
+                raw: t + 30_000 - 5_000_000,
+                kernel: true,
+            };
+            let tx_user = t + 42_000 - 5_000_000;
+            let lookup =
+                |t2: i64, c: u64| prev.filter(|p| p.0 == c && p.1.t2_ns == t2).map(|p| p.1);
+            let a = answer(&req, rx, tx_user, &lookup, &v, &mut rep).unwrap();
+            assert!(a.tt_client);
+            prev = Some((
+                cookie,
+                sent_reply(&v, a.t2_ns, t + 50_000 - 5_000_000, true),
+            ));
+            let t1 = t + 2_000_000;
+            let t4 = t + 80_000 + 2_000_000;
+            let out = c
+                .on_reply(&rep, cookie, t1, t4, true, Rate::from_ppm(15))
+                .unwrap();
+            let truth = Span::from_nanos(-2_000_000); // timescale − host raw
+            assert!(out.basic.m.bounds.contains(truth));
+            assert!(!out.basic.stamping.all_kernel());
+            assert_eq!(out.info.id, "gps-a");
+            if k == 0 {
+                assert!(out.interleaved.is_none());
+            } else {
+                let i = out.interleaved.unwrap();
+                assert!(i.stamping.all_kernel());
+                // Interleaved: round trip 80 µs minus residence 20 µs.
+                assert_eq!(i.m.delay, Span::from_micros(60));
+                assert!(i.m.bounds.contains(truth));
+                assert!(i.m.bounds.radius() < out.basic.m.bounds.radius());
+                assert_eq!(out.best(), i);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_answer() {
+        let v = view();
+        let none = |_: i64, _: u64| None;
+        let mut c = Client::new();
+        let mut req = Vec::new();
+        let mut rep = Vec::new();
+        c.request(7, &mut req);
+        let rx = RawStamp {
+            raw: 1_000_000_000,
+            kernel: false,
+        };
+        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        assert_eq!(
+            c.on_reply(&rep, 8, 0, 10, false, Rate::ZERO).unwrap_err(),
+            ReplyError::NotOurs
+        );
+        assert!(matches!(
+            c.on_reply(&req, 7, 0, 10, false, Rate::ZERO).unwrap_err(),
+            ReplyError::NotServer(Mode::Client)
+        ));
+        // The master answering a reply: refused.
+        assert!(matches!(
+            answer(&rep, rx, 0, &none, &v, &mut Vec::new()),
+            Err(super::super::server::Refusal::NotClient(Mode::Server))
+        ));
+        // A plain NTP reply (no TrueTime field).
+        let mut plain = Vec::new();
+        Packet {
+            header: Header::client(0),
+            tt: None,
+        }
+        .encode(&mut plain);
+        answer(&plain, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        assert_eq!(rep.len(), 48, "a plain request gets a plain reply");
+        assert_eq!(
+            c.on_reply(&rep, 0, 0, 10, false, Rate::ZERO).unwrap_err(),
+            ReplyError::NoTtField
+        );
+    }
+
+    #[test]
+    fn untrustworthy_master_says_leap_3() {
+        let none = |_: i64, _: u64| None;
+        let mut v = view();
+        v.status = ClockStatus::Unsynchronized;
+        let mut req = Vec::new();
+        let mut rep = Vec::new();
+        let mut c = Client::new();
+        c.request(1, &mut req);
+        let rx = RawStamp {
+            raw: 1_000_000_000,
+            kernel: true,
+        };
+        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        let p = Packet::decode(&rep).unwrap();
+        assert_eq!(p.header.leap, LeapIndicator::Unsynchronized);
+        assert_eq!(p.header.stratum, 1);
+        assert_eq!(&p.header.reference_id, b"GPS\0");
+        let out = c
+            .on_reply(&rep, 1, 990_000_000, 1_010_000_000, true, Rate::ZERO)
+            .unwrap();
+        assert!(!out.basic.trustworthy);
+        // ε beyond max-epsilon: unsynchronized too; no model: stratum 16.
+        let mut v = view();
+        v.max_epsilon = Span::from_nanos(100);
+        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        assert_eq!(
+            Packet::decode(&rep).unwrap().header.leap,
+            LeapIndicator::Unsynchronized
+        );
+        v.model = None;
+        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        assert_eq!(Packet::decode(&rep).unwrap().header.stratum, 16);
+        // Root dispersion ≥ ε, in 2⁻¹⁶ s units rounded up.
+        let v = view();
+        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        let p = Packet::decode(&rep).unwrap();
+        assert!(super::super::packet::short_to_ns(p.header.root_dispersion) >= 301);
+    }
+
+    proptest! {
+        // For any delays, residences, clock offsets, kernel-vs-user stamping delays and master
+        // errors within ε, every sample (basic and interleaved) contains the true offset.
+        #[test]
+        fn samples_contain_truth(
+            host_off in -1_000_000_000i64..1_000_000_000,
+            master_off in -1_000_000_000i64..1_000_000_000,
+            master_err in -300i64..=300,
+            ups in proptest::collection::vec(0i64..200_000, 4),
+            downs in proptest::collection::vec(0i64..200_000, 4),
+            residences in proptest::collection::vec(0i64..100_000, 4),
+            send_path in proptest::collection::vec(0i64..20_000, 4),
+        ) {
+            let mut v = view();
+            // Model: timescale = raw + 5 ms + master_err (true raw offset = −5 ms + master_off).
+            v.model = Some(ClockModel { ref_time: Timestamp::from_nanos(1_005_000_000 + master_err - master_off), ..v.model.unwrap() });
+            let mut c = Client::new();
+            let (mut req, mut rep) = (Vec::new(), Vec::new());
+            let mut prev = None;
+            for k in 0..4usize {
+                let t = 10_000_000_000 + k as i64 * 1_000_000_000;
+                let m_raw = |tt: i64| tt - 5_000_000 + master_off;
+                let cookie = k as u64 + 1;
+                c.request(cookie, &mut req);
+                let t2 = t + ups[k];
+                let t3_user = t2 + residences[k];
+                let t3_kernel = t3_user + send_path[k];
+                let lookup = |t2: i64, c: u64| prev.filter(|p: &(u64, super::super::server::SentReply)| p.0 == c && p.1.t2_ns == t2).map(|p| p.1);
+                let a = answer(&req, RawStamp { raw: m_raw(t2), kernel: true }, m_raw(t3_user), &lookup, &v, &mut rep).unwrap();
+                prev = Some((cookie, sent_reply(&v, a.t2_ns, m_raw(t3_kernel), true)));
+                let t4 = t3_kernel + downs[k];
+                let out = c.on_reply(&rep, cookie, t + host_off, t4 + host_off, true, Rate::from_ppm(1)).unwrap();
+                let truth = Span::from_nanos(-host_off);
+                prop_assert!(out.basic.m.bounds.contains(truth));
+                if let Some(i) = out.interleaved {
+                    prop_assert!(i.m.bounds.contains(truth));
+                }
+            }
+        }
+    }
+}

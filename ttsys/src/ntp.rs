@@ -1,0 +1,197 @@
+//! The client's I/O for time transfer: a burst of exchanges with one master over UDP with kernel
+//! timestamps, each checked and bounded by [`ttcore::ntp::Client`]. timed polls its masters and
+//! timemaster polls its peers through [`Source::burst`]; the fleet simulator runs the same
+//! [`ttcore::ntp`] code over its simulated network.
+
+use crate::clock::{RealtimeMap, raw_ns};
+use crate::udp::{MAX_DATAGRAM, Stamping, TsSocket};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use ttcore::Rate;
+use ttcore::ntp::{Client, MasterInfo, ReplyError, Sample};
+
+/// How long to wait for the kernel's transmit stamp of a request.
+const TX_STAMP_WAIT: Duration = Duration::from_millis(5);
+
+/// One master (or peer) polled over UDP.
+#[derive(Debug)]
+pub struct Source {
+    /// Its address.
+    pub addr: SocketAddr,
+    sock: Option<TsSocket>,
+    client: Client,
+    map: RealtimeMap,
+    rng: u64,
+    /// Replies refused so far, by reason.
+    pub refused: u64,
+}
+
+/// What a burst gave.
+#[derive(Clone, Debug, Default)]
+pub struct Burst {
+    /// Every usable sample (basic and interleaved).
+    pub samples: Vec<Sample>,
+    /// What the master said about itself in its last reply.
+    pub info: Option<MasterInfo>,
+    /// Why exchanges failed (timeouts, refused replies), in order.
+    pub errors: Vec<String>,
+    /// The socket's timestamping.
+    pub stamping: Option<Stamping>,
+}
+
+impl Source {
+    /// A source at `addr` (the socket is opened on the first burst).
+    pub fn new(addr: SocketAddr) -> Self {
+        let mut seed = [0u8; 8];
+        // SAFETY: getrandom writes at most 8 bytes into our array.
+        let got = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), 8, 0) };
+        let rng = if got == 8 {
+            u64::from_ne_bytes(seed)
+        } else {
+            raw_ns() as u64 ^ ((std::process::id() as u64) << 32)
+        };
+        Source {
+            addr,
+            sock: None,
+            client: Client::new(),
+            map: RealtimeMap::new(),
+            rng,
+            refused: 0,
+        }
+    }
+
+    /// Forgets the interleaving state (after a clock disruption).
+    pub fn reset(&mut self) {
+        self.client.reset();
+    }
+
+    fn cookie(&mut self) -> u64 {
+        // splitmix64: cookies need only be unpredictable to an off-path sender (NTS will
+        // authenticate replies).
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Runs `n` exchanges back to back, each waiting at most `timeout`. `host` maps a raw
+    /// reading onto the clock the caller models (timed's test knob; identity elsewhere) and
+    /// must be monotone; `drift` bounds that clock's frequency error over one round trip.
+    pub fn burst(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        drift: Rate,
+        host: &dyn Fn(i64) -> i64,
+    ) -> Burst {
+        let mut out = Burst::default();
+        if self.sock.is_none() {
+            match TsSocket::connect(self.addr) {
+                Ok(s) => self.sock = Some(s),
+                Err(e) => {
+                    out.errors.push(format!("socket: {e}"));
+                    return out;
+                }
+            }
+        }
+        out.stamping = self.sock.as_ref().map(|s| s.stamping());
+        let mut req = Vec::with_capacity(128);
+        let mut buf = [0u8; MAX_DATAGRAM];
+        for _ in 0..n {
+            match self.exchange(&mut req, &mut buf, timeout, drift, host) {
+                Ok((o, info)) => {
+                    out.samples.push(o.basic);
+                    out.samples.extend(o.interleaved);
+                    out.info = Some(info);
+                }
+                Err(e) => {
+                    out.errors.push(e);
+                }
+            }
+        }
+        out
+    }
+
+    fn exchange(
+        &mut self,
+        req: &mut Vec<u8>,
+        buf: &mut [u8],
+        timeout: Duration,
+        drift: Rate,
+        host: &dyn Fn(i64) -> i64,
+    ) -> Result<(ttcore::ntp::ReplyOutcome, MasterInfo), String> {
+        let cookie = self.cookie();
+        self.client.request(cookie, req);
+        let _ = self.map.now(); // clears the step detector: a step from here on is seen below
+        let sock = self.sock.as_mut().ok_or("no socket")?;
+        let u1 = raw_ns();
+        let key = sock.send(req).map_err(|e| format!("send: {e}"))?;
+        let deadline = Instant::now() + timeout;
+        let got = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(format!("no reply within {} ms", timeout.as_millis()));
+            }
+            match sock.recv(buf, left) {
+                Ok((n, rx)) => {
+                    // A late reply to an earlier request: skip it, keep waiting.
+                    match ttcore::ntp::Packet::decode(&buf[..n]) {
+                        Ok(p) if p.header.origin_ts.0 != cookie => continue,
+                        _ => break Ok((n, rx)),
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                // ECONNREFUSED and friends: the master is not there; reopen next time.
+                Err(e) => break Err(format!("recv: {e}")),
+            }
+        };
+        let (n, rx) = match got {
+            Ok(v) => v,
+            Err(e) => {
+                self.client.reset();
+                if e.starts_with("recv") {
+                    self.sock = None;
+                }
+                return Err(e);
+            }
+        };
+        let u4 = raw_ns();
+        let tx = self
+            .sock
+            .as_ref()
+            .and_then(|s| s.wait_tx_stamp(key, TX_STAMP_WAIT));
+        let m = self.map.now();
+        // Kernel stamps mapped outward; a stamp outside what the user-space reads allow is
+        // not trusted. Fallbacks: u1 is before the send, u4 after the receipt.
+        let t1 = tx
+            .and_then(|s| m.to_raw(s, false))
+            .filter(|&r| r >= u1 - m.half_width && r <= u4);
+        let t4 = rx
+            .and_then(|s| m.to_raw(s, true))
+            .filter(|&r| r >= u1 && r <= u4 + m.half_width);
+        let kernel = t1.is_some() && t4.is_some();
+        let (t1, t4) = (t1.unwrap_or(u1), t4.unwrap_or(u4));
+        match self
+            .client
+            .on_reply(&buf[..n], cookie, host(t1), host(t4), kernel, drift)
+        {
+            Ok(o) => {
+                let info = o.info.clone();
+                Ok((o, info))
+            }
+            Err(e) => {
+                self.refused += 1;
+                Err(match e {
+                    ReplyError::Malformed(p) => format!("malformed reply: {p}"),
+                    other => other.to_string(),
+                })
+            }
+        }
+    }
+}
