@@ -1,8 +1,8 @@
 //! `ttbench commit-wait --drift-ppm 0,50,100,200`: commit-wait under host clock drift on real
 //! processes — the ttlab stack, timed's test knob set to each drift — measured through the SDK
 //! (`commit_timestamp` then `commit_wait_blocking` on the page), beside the fleet simulator's
-//! figure for the same settings (1 s polls, 200 ppm assumed, the host oscillator off by that
-//! drift, loopback-like delays).
+//! figure for the same settings (1 s polls in bursts of 4, 15 ppm wander around the measured
+//! frequency, the host oscillator off by that drift, loopback-like kernel-stamped delays).
 
 use crate::lab::{Lab, LabOptions};
 use crate::sim::{FleetScenario, run};
@@ -25,11 +25,13 @@ devices = "gps.enabled = false"
 [hosts]
 count = 10
 poll-interval-s = 1.0
-max-drift-ppm = 200.0
+burst = 4
+max-drift-ppm = 15.0
 freq-offset-ppm = 0.0
 [network]
-delay-us = [150.0, 400.0]
-jitter-us = 50.0
+delay-us = [2.0, 6.0]
+jitter-us = 2.0
+send-path-us = 2.0
 "#;
 
 /// Runs the measurement; `waits` commit waits per drift value.

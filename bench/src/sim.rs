@@ -464,7 +464,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             next_restart += 1;
         }
         // Masters advance in time order; once a second they cross-check and armageddon masters
-        // take peer time, over the same simulated Sync.
+        // take peer time, over the same simulated time transfer.
         if t > master_time {
             while master_sync_next <= t {
                 master_round(&mut masters, master_sync_next);

@@ -1,8 +1,10 @@
 //! `ttbench sync-rps`: how many time exchanges per second one master answers over UDP, and —
 //! under the same load generator, in the same run — how many a chronyd server answers.
 //!
-//! Load: `threads` generator threads, each with its own socket keeping `window` requests in
-//! flight with `sendmmsg` / `recvmmsg`, for `duration` seconds after a warm-up. Two request
+//! Load: `threads` generator threads, each with [`SOCKETS_PER_THREAD`] sockets (distinct source
+//! ports, like distinct clients, so a server's `SO_REUSEPORT` sockets share the load as they
+//! would in a fleet) keeping `window` requests in flight per thread with `sendmmsg` /
+//! `recvmmsg`, for `duration` seconds after a warm-up. Two request
 //! kinds: plain 48-byte NTPv4 client requests (what both servers answer, so the comparison is
 //! like for like), and TrueTime requests (the extension field; the master then also fetches
 //! the kernel's transmit stamp of every reply for interleaving), ours only.
@@ -15,7 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ttcore::ntp::packet::{Header, Packet, TtField, TtRequest};
-use ttsys::udp::{BATCH, MAX_DATAGRAM, TsSocket};
+use ttsys::udp::{BATCH, MAX_DATAGRAM, TsSocket, poll_readable};
+
+/// Client sockets per generator thread.
+pub const SOCKETS_PER_THREAD: usize = 8;
 
 /// Load parameters.
 #[derive(Clone, Debug)]
@@ -61,11 +66,13 @@ pub fn run(load: &Load) -> Result<Rate, String> {
     let sent = Arc::new(AtomicU64::new(0));
     let mut hs = Vec::new();
     for t in 0..load.threads {
-        let sock = TsSocket::bind_server("127.0.0.1:0".parse().expect("literal"), false)
-            .map_err(|e| e.to_string())?;
-        sock.socket()
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .map_err(|e| e.to_string())?;
+        let mut socks = Vec::new();
+        for _ in 0..SOCKETS_PER_THREAD {
+            socks.push(
+                TsSocket::bind_server("127.0.0.1:0".parse().expect("literal"), false)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
         let (stop, counting, replies, sent) = (
             stop.clone(),
             counting.clone(),
@@ -77,38 +84,47 @@ pub fn run(load: &Load) -> Result<Rate, String> {
             let reqs: Vec<Vec<u8>> = (0..BATCH)
                 .map(|i| request(l.truetime, ((t as u64) << 32) | i as u64 | 1 << 63))
                 .collect();
+            let per = l.window.div_ceil(SOCKETS_PER_THREAD).max(1);
             let mut bufs = vec![[0u8; MAX_DATAGRAM]; BATCH];
             let mut got = Vec::new();
-            let mut inflight = 0usize;
-            let mut last_send = Instant::now();
+            let mut inflight = vec![0usize; socks.len()];
+            let mut last_reply = vec![Instant::now(); socks.len()];
+            let mut ready = vec![true; socks.len()];
             while !stop.load(Ordering::Relaxed) {
-                // Top the window up; a request lost for 50 ms is given up.
-                if last_send.elapsed() > Duration::from_millis(50) {
-                    inflight = 0;
-                }
-                while inflight < l.window {
-                    let k = (l.window - inflight).min(BATCH);
-                    let msgs: Vec<(SocketAddr, &[u8], bool)> = reqs[..k]
-                        .iter()
-                        .map(|r| (l.addr, r.as_slice(), false))
-                        .collect();
-                    match sock.send_batch(&msgs) {
-                        Ok(n) if n > 0 => {
-                            inflight += n;
-                            last_send = Instant::now();
-                            if counting.load(Ordering::Relaxed) {
-                                sent.fetch_add(n as u64, Ordering::Relaxed);
-                            }
+                for (i, sock) in socks.iter().enumerate() {
+                    if ready[i]
+                        && let Ok(n) = sock.recv_batch(&mut bufs, &mut got, false)
+                        && n > 0
+                    {
+                        inflight[i] = inflight[i].saturating_sub(n);
+                        last_reply[i] = Instant::now();
+                        if counting.load(Ordering::Relaxed) {
+                            replies.fetch_add(n as u64, Ordering::Relaxed);
                         }
-                        _ => break,
+                    }
+                    // A request lost for 50 ms is given up.
+                    if last_reply[i].elapsed() > Duration::from_millis(50) {
+                        inflight[i] = 0;
+                        last_reply[i] = Instant::now();
+                    }
+                    while inflight[i] < per {
+                        let k = (per - inflight[i]).min(BATCH);
+                        let msgs: Vec<(SocketAddr, &[u8], bool)> = reqs[..k]
+                            .iter()
+                            .map(|r| (l.addr, r.as_slice(), false))
+                            .collect();
+                        match sock.send_batch(&msgs) {
+                            Ok(n) if n > 0 => {
+                                inflight[i] += n;
+                                if counting.load(Ordering::Relaxed) {
+                                    sent.fetch_add(n as u64, Ordering::Relaxed);
+                                }
+                            }
+                            _ => break,
+                        }
                     }
                 }
-                if let Ok(n) = sock.recv_batch(&mut bufs, &mut got, true) {
-                    inflight = inflight.saturating_sub(n);
-                    if counting.load(Ordering::Relaxed) {
-                        replies.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                }
+                let _ = poll_readable(&socks, 20, &mut ready);
             }
         }));
     }
@@ -234,11 +250,12 @@ pub fn report(
         "chronyd_per_s": chrony.as_ref().ok().map(|r| r.per_s.round()),
         "chronyd_error": chrony.as_ref().err(),
         "ratio_to_chronyd": chrony.as_ref().ok().map(|r| (plain.per_s / r.per_s * 100.0).round() / 100.0),
-        "loss": {
-            "ours_plain": 1.0 - plain.replies as f64 / plain.sent.max(1) as f64,
-            "ours_truetime": 1.0 - tt.replies as f64 / tt.sent.max(1) as f64,
-            "chronyd": chrony.as_ref().ok().map(|r| 1.0 - r.replies as f64 / r.sent.max(1) as f64),
+        "requests_sent": {
+            "ours_plain": plain.sent,
+            "ours_truetime": tt.sent,
+            "chronyd": chrony.as_ref().ok().map(|r| r.sent),
         },
+        "client_sockets": threads * SOCKETS_PER_THREAD,
         "generator_threads": threads,
         "window_per_thread": window,
         "duration_s": duration_s,

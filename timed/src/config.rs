@@ -38,8 +38,8 @@ pub enum Steer {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct MasterConfig {
-    /// `ip:port` of the master's UDP time-transfer service (its `ntp-listen`).
-    pub addr: SocketAddr,
+    /// `host:port` of the master's UDP time-transfer service (its `ntp-listen`).
+    pub addr: String,
 }
 
 /// The file.
@@ -169,6 +169,16 @@ impl Config {
         }
         if self.poll_jitter_pct > 50 {
             return bad("poll-jitter-pct", "must be at most 50");
+        }
+        if let Some(m) = self
+            .masters
+            .iter()
+            .find(|m| !ttsys::config::valid_host_port(&m.addr))
+        {
+            return Err((
+                "master.addr".into(),
+                format!("{:?} is not host:port", m.addr),
+            ));
         }
         if !(1..=16).contains(&self.burst) {
             return bad("burst", "must be in 1..=16");

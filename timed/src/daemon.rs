@@ -310,7 +310,7 @@ async fn poll_once(state: &Arc<State>, sources: Vec<Source>) -> Vec<Source> {
     let burst = cfg.burst as usize;
     let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());
     let n = sources.len();
-    let addrs: Vec<_> = sources.iter().map(|s| s.addr).collect();
+    let addrs: Vec<String> = sources.iter().map(|s| s.target.clone()).collect();
     let joined = tokio::task::spawn_blocking(move || {
         let mut sources = sources;
         let host = move |r: i64| knob.apply(r);
@@ -330,14 +330,14 @@ async fn poll_once(state: &Arc<State>, sources: Vec<Source>) -> Vec<Source> {
         Ok(v) => v,
         Err(e) => {
             tracing::error!("poll: {e}");
-            return addrs.into_iter().map(Source::new).collect();
+            return addrs.iter().map(|a| Source::new(a)).collect();
         }
     };
     let mut samples = Vec::with_capacity(n);
     let mut views = Vec::with_capacity(n);
     for (i, b) in bursts.iter().enumerate() {
         let mut v = MasterView {
-            addr: cfg.masters[i].addr.to_string(),
+            addr: cfg.masters[i].addr.clone(),
             ..Default::default()
         };
         if let Some(info) = &b.info {
@@ -420,7 +420,7 @@ async fn poll_task(state: Arc<State>) {
         .config
         .masters
         .iter()
-        .map(|m| Source::new(m.addr))
+        .map(|m| Source::new(&m.addr))
         .collect();
     let mut seen_disruptions = 0;
     let base = state.config.poll_interval_ms as f64;

@@ -148,8 +148,8 @@ fn default_atomic_jitter() -> f64 {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PeerConfig {
-    /// `ip:port` of the peer's UDP time-transfer service (its `ntp-listen`).
-    pub addr: SocketAddr,
+    /// `host:port` of the peer's UDP time-transfer service (its `ntp-listen`).
+    pub addr: String,
 }
 
 /// The whole file.
@@ -312,6 +312,13 @@ impl Config {
                 "armageddon-max-peer-radius-ns",
                 "must be positive and at most half of max-epsilon-ns",
             );
+        }
+        if let Some(p) = self
+            .peers
+            .iter()
+            .find(|p| !ttsys::config::valid_host_port(&p.addr))
+        {
+            return Err(("peer.addr".into(), format!("{:?} is not host:port", p.addr)));
         }
         if self.ntp_threads == Some(0) || self.ntp_threads.is_some_and(|n| n > 64) {
             return bad("ntp-threads", "must be in 1..=64");

@@ -557,7 +557,7 @@ fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc<Shared>) {
         .config
         .peers
         .iter()
-        .map(|p| p.addr.to_string())
+        .map(|p| p.addr.clone())
         .collect::<Vec<_>>();
     while !shared.stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -650,7 +650,7 @@ fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
     let mut sources: Vec<ttsys::ntp::Source> = cfg
         .peers
         .iter()
-        .map(|p| ttsys::ntp::Source::new(p.addr))
+        .map(|p| ttsys::ntp::Source::new(&p.addr))
         .collect();
     let period = Duration::from_millis(cfg.peer_poll_interval_ms);
     let mut next = Instant::now();
@@ -674,7 +674,7 @@ fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
         let mut peers: Vec<Option<OffsetInterval>> = Vec::new();
         for (i, (_, b)) in results.iter().enumerate() {
             let mut st = PeerStat {
-                addr: cfg.peers[i].addr.to_string(),
+                addr: cfg.peers[i].addr.clone(),
                 ..Default::default()
             };
             let best = ttcore::ntp::narrowest(&b.samples, raw, drift);

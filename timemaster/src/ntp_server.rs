@@ -151,6 +151,9 @@ pub fn serve(
     let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(160)).collect();
     let mut errq = Vec::new();
     let mut stamps: Vec<TxStamp> = Vec::new();
+    // Transmit stamps requested and not yet read: the error queue is only read when some are
+    // due (plain NTP clients get no stamp, and cost no extra syscall).
+    let mut pending = 0usize;
     while !stop.load(Ordering::Relaxed) {
         match sock.recv_batch(&mut bufs, &mut msgs, true) {
             Ok(_) => {}
@@ -219,6 +222,7 @@ pub fn serve(
                 match sock.send_batch(&batch) {
                     Ok(n) => {
                         stats.answered.fetch_add(n as u64, Ordering::Relaxed);
+                        pending += out.iter().take(n).filter(|o| o.2).count();
                         let il = out.iter().take(n).filter(|o| o.3).count();
                         stats.interleaved.fetch_add(il as u64, Ordering::Relaxed);
                     }
@@ -229,11 +233,16 @@ pub fn serve(
                 }
             }
         }
-        // Transmit stamps of the replies just sent (and any late ones).
-        while let Ok(n) = sock.tx_stamps(&mut errq, &mut stamps) {
+        // Transmit stamps of the replies just sent (and any late ones). After an idle wait,
+        // whatever is still missing is given up (the kernel dropped it).
+        let idle = msgs.is_empty();
+        while pending > 0 {
+            let n = sock.tx_stamps(&mut errq, &mut stamps).unwrap_or(0);
             if n == 0 {
+                // Not queued (yet): the next batch looks again, or a timeout drains it.
                 break;
             }
+            pending = pending.saturating_sub(n);
             let m = map.now();
             let v = view.load();
             for s in &stamps {
@@ -259,6 +268,9 @@ pub fn serve(
                     );
                 }
             }
+        }
+        if idle {
+            pending = 0;
         }
     }
 }

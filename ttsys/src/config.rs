@@ -66,3 +66,9 @@ pub fn load<T: DeserializeOwned>(
     })?;
     parse(&src, &p, validate)
 }
+
+/// `host:port` with a non-zero numeric port (the host is resolved at run time).
+pub fn valid_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0))
+}

@@ -17,8 +17,10 @@ const TX_STAMP_WAIT: Duration = Duration::from_millis(5);
 /// One master (or peer) polled over UDP.
 #[derive(Debug)]
 pub struct Source {
-    /// Its address.
-    pub addr: SocketAddr,
+    /// Its address as configured (`host:port`; resolved when a socket is opened).
+    pub target: String,
+    /// The address in use.
+    pub addr: Option<SocketAddr>,
     sock: Option<TsSocket>,
     client: Client,
     map: RealtimeMap,
@@ -41,8 +43,9 @@ pub struct Burst {
 }
 
 impl Source {
-    /// A source at `addr` (the socket is opened on the first burst).
-    pub fn new(addr: SocketAddr) -> Self {
+    /// A source at `target` (`host:port`; resolved and connected on the first burst, again
+    /// after a socket error).
+    pub fn new(target: &str) -> Self {
         let mut seed = [0u8; 8];
         // SAFETY: getrandom writes at most 8 bytes into our array.
         let got = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), 8, 0) };
@@ -52,7 +55,8 @@ impl Source {
             raw_ns() as u64 ^ ((std::process::id() as u64) << 32)
         };
         Source {
-            addr,
+            target: target.to_string(),
+            addr: None,
             sock: None,
             client: Client::new(),
             map: RealtimeMap::new(),
@@ -88,8 +92,24 @@ impl Source {
     ) -> Burst {
         let mut out = Burst::default();
         if self.sock.is_none() {
-            match TsSocket::connect(self.addr) {
-                Ok(s) => self.sock = Some(s),
+            use std::net::ToSocketAddrs;
+            let addr = match self.target.to_socket_addrs().map(|mut a| a.next()) {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    out.errors.push(format!("{}: no address", self.target));
+                    return out;
+                }
+                Err(e) => {
+                    out.errors
+                        .push(format!("cannot resolve {}: {e}", self.target));
+                    return out;
+                }
+            };
+            match TsSocket::connect(addr) {
+                Ok(s) => {
+                    self.sock = Some(s);
+                    self.addr = Some(addr);
+                }
                 Err(e) => {
                     out.errors.push(format!("socket: {e}"));
                     return out;

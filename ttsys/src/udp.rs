@@ -311,8 +311,9 @@ impl TsSocket {
     /// sockets, where [`TxStamp::data`] locates each in it).
     pub fn tx_stamps(&self, data: &mut Vec<u8>, out: &mut Vec<TxStamp>) -> io::Result<usize> {
         out.clear();
-        data.clear();
-        data.resize(ERRQ_DATA * BATCH, 0);
+        if data.len() < ERRQ_DATA * BATCH {
+            data.resize(ERRQ_DATA * BATCH, 0);
+        }
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
@@ -385,6 +386,27 @@ impl TsSocket {
             unsafe { libc::poll(&mut pfd, 1, ms) };
         }
     }
+}
+
+/// Waits up to `timeout_ms` until one of `socks` has a datagram queued; `ready[i]` says
+/// whether socket `i` has.
+pub fn poll_readable(socks: &[TsSocket], timeout_ms: i32, ready: &mut Vec<bool>) -> io::Result<()> {
+    let mut fds: Vec<libc::pollfd> = socks
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    ready.clear();
+    ready.extend(fds.iter().map(|f| f.revents & libc::POLLIN != 0));
+    Ok(())
 }
 
 /// The kernel receive stamp in a received message's control data.

@@ -1,7 +1,7 @@
 //! `ttbench`: TrueTime's benchmarks.
 //!
 //! ```text
-//! ttbench sync-rps [--addr IP:PORT] [--threads 2] [--window 64] [--duration 5] [--json]
+//! ttbench sync-rps [--addr IP:PORT] [--threads 2] [--window 128] [--duration 5] [--json]
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -113,7 +113,7 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// Requests in flight per generator thread.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 128)]
         window: usize,
         /// Measured seconds per server and request kind.
         #[arg(long, default_value_t = 5.0)]

@@ -67,6 +67,10 @@ fn main() -> ExitCode {
     let t0 = Instant::now();
     let mut reader = None;
     let mut tick = Instant::now();
+    let mut rng = {
+        use rand::SeedableRng;
+        rand_chacha::ChaCha8Rng::seed_from_u64(ttsys::clock::raw_ns() as u64)
+    };
     let mut reported_dead: Vec<String> = Vec::new();
     while !stop.load(Ordering::Relaxed)
         && cli.duration.is_none_or(|d| t0.elapsed().as_secs_f64() < d)
@@ -123,9 +127,13 @@ fn main() -> ExitCode {
                 reported_dead.push(name);
             }
         }
+        // One line per second, each at a random instant within its second: timed polls about
+        // once a second too, and samples locked to the poll phase would see one point of the
+        // ε sawtooth only (its floor or its peak), not its distribution.
         tick += Duration::from_secs(1);
-        while Instant::now() < tick && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20));
+        let at = tick + Duration::from_nanos(rand::Rng::random_range(&mut rng, 0..1_000_000_000));
+        while Instant::now() < at && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     if !cli.json {
