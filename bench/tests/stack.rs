@@ -415,6 +415,8 @@ fn commit_wait_under_drift_reports_real_and_simulated_figures() {
         );
         assert_eq!(r["sim"]["violations"], 0, "{r}");
         assert!(r["sim"]["commit_wait_us"]["p50"].as_f64().unwrap() > 0.0);
+        // No wait returned while true time (the host's realtime) was still at or before s.
+        assert_eq!(r["real"]["early_returns"], 0, "{r}");
     }
 }
 
