@@ -87,6 +87,17 @@ pub fn free_udp_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// A gRPC channel to `addr` (`host:port`) with the lab's timeouts (1 s connect, 2 s per call).
+async fn grpc_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// The stack's binaries and the packages that build them.
 pub const STACK_BINARIES: &[(&str, &str)] = &[
     ("firmware-sim", "firmware-sim"),
@@ -360,13 +371,7 @@ impl Lab {
 
     /// timed's status.
     pub async fn status(&self) -> Result<v1::DaemonStatus, String> {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.timed_addr))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(2))
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+        let ch = grpc_channel(&self.timed_addr).await?;
         v1::time_daemon_client::TimeDaemonClient::new(ch)
             .status(v1::StatusRequest {})
             .await
@@ -531,13 +536,7 @@ impl SimulatedMaster {
 
     /// Its status over gRPC.
     pub async fn status(&self) -> Result<v1::MasterStatus, String> {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", self.port))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(2))
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+        let ch = grpc_channel(&format!("127.0.0.1:{}", self.port)).await?;
         v1::time_master_client::TimeMasterClient::new(ch)
             .status(v1::StatusRequest {})
             .await

@@ -496,6 +496,33 @@ mod tests {
     }
 
     #[test]
+    fn assumed_frequency_mode_has_no_estimate() {
+        // Spanner 2012: the raw clock taken at rate 1, the whole error covered by max-drift.
+        let p = HostParams {
+            max_drift: Rate::from_ppm(200),
+            frequency: FrequencyMode::Assumed,
+            ..Default::default()
+        };
+        let mut h = HostClock::new(p, false);
+        for k in 1..5 {
+            // The clock runs 50 ppm fast: measured mode would learn it; assumed mode must not.
+            h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
+        }
+        let m = h.model().unwrap();
+        assert_eq!(m.freq, Rate::ZERO);
+        assert_eq!(m.drift_bound, Rate::from_ppm(200));
+        assert_eq!(h.exchange_drift(), Rate::from_ppm(200));
+        // Measured mode learns the rate and bounds only the wander (plus the estimate's error).
+        let mut h = HostClock::new(HostParams::default(), false);
+        for k in 1..5 {
+            h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
+        }
+        let m = h.model().unwrap();
+        assert!((m.freq.as_ppm_f64() + 50.0).abs() < 1.0, "{:?}", m.freq);
+        assert!(m.drift_bound < Rate::from_ppm(20), "{:?}", m.drift_bound);
+    }
+
+    #[test]
     fn negative_control_drift_beyond_the_bound_is_caught() {
         // Declared 1 ppm, but the oscillator swings ±100 ppm every minute: truth must leave the
         // interval somewhere, or the checker in the property above proves nothing.

@@ -127,7 +127,13 @@ impl Source {
                     out.info = Some(info);
                 }
                 Err(e) => {
+                    // A master that let one request time out is not asked again in this
+                    // burst: a silent master must not hold the poll up for `n` timeouts.
+                    let give_up = e.starts_with("no reply") || self.sock.is_none();
                     out.errors.push(e);
+                    if give_up {
+                        break;
+                    }
                 }
             }
         }

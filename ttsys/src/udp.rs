@@ -99,6 +99,19 @@ const TX_FLAGS: u32 = libc::SOF_TIMESTAMPING_TX_SOFTWARE
     | libc::SOF_TIMESTAMPING_OPT_ID
     | libc::SOF_TIMESTAMPING_OPT_TSONLY;
 
+/// Turns on `SO_TIMESTAMPING` with `flags`, else `SO_TIMESTAMPNS` (receive only), else
+/// nothing; says which took.
+fn enable_stamping(sock: &UdpSocket, flags: u32) -> Stamping {
+    let fd = sock.as_raw_fd();
+    if set_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, flags).is_ok() {
+        Stamping::Kernel
+    } else if set_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1).is_ok() {
+        Stamping::KernelRxOnly
+    } else {
+        Stamping::User
+    }
+}
+
 impl TsSocket {
     /// Binds a server socket (`SO_REUSEPORT` when `reuse_port`, so several threads can each
     /// own one). Receive stamps always; transmit stamps per packet on request
@@ -114,14 +127,7 @@ impl TsSocket {
         }
         s.bind(&addr.into())?;
         let sock: UdpSocket = s.into();
-        let fd = sock.as_raw_fd();
-        let stamping = if set_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, RX_FLAGS).is_ok() {
-            Stamping::Kernel
-        } else if set_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1).is_ok() {
-            Stamping::KernelRxOnly
-        } else {
-            Stamping::User
-        };
+        let stamping = enable_stamping(&sock, RX_FLAGS);
         Ok(TsSocket {
             sock,
             stamping,
@@ -139,21 +145,7 @@ impl TsSocket {
         };
         let sock = UdpSocket::bind(local)?;
         sock.connect(peer)?;
-        let fd = sock.as_raw_fd();
-        let stamping = if set_opt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPING,
-            RX_FLAGS | TX_FLAGS,
-        )
-        .is_ok()
-        {
-            Stamping::Kernel
-        } else if set_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1).is_ok() {
-            Stamping::KernelRxOnly
-        } else {
-            Stamping::User
-        };
+        let stamping = enable_stamping(&sock, RX_FLAGS | TX_FLAGS);
         Ok(TsSocket {
             sock,
             stamping,
