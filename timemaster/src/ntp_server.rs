@@ -154,6 +154,7 @@ pub fn serve(
     // Transmit stamps requested and not yet read: the error queue is only read when some are
     // due (plain NTP clients get no stamp, and cost no extra syscall).
     let mut pending = 0usize;
+    let mut out: Vec<(std::net::SocketAddr, usize, bool, bool)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
         match sock.recv_batch(&mut bufs, &mut msgs, true) {
             Ok(_) => {}
@@ -173,7 +174,7 @@ pub fn serve(
             stats
                 .received
                 .fetch_add(msgs.len() as u64, Ordering::Relaxed);
-            let mut out: Vec<(std::net::SocketAddr, usize, bool, bool)> = Vec::with_capacity(BATCH);
+            out.clear();
             for (i, r) in msgs.iter().enumerate() {
                 let user = RawStamp {
                     raw: m.raw_late(),
