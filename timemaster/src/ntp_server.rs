@@ -69,34 +69,26 @@ pub fn view_of(snap: &Snapshot, kind: MasterKind, id: &str, max_epsilon: Span) -
     MasterView {
         model: snap.model,
         status: snap.status,
-        max_epsilon,
-        kind: match kind {
-            MasterKind::Gps => 1,
-            MasterKind::Armageddon => 2,
-        },
-        id: ttcore::ntp::packet::TtReply::id_from(id),
-        reference_id: match kind {
-            MasterKind::Gps => *b"GPS\0",
-            MasterKind::Armageddon => *b"ATOM",
-        },
         tai_minus_utc_s: snap.tai_minus_utc.clamp(i16::MIN as i32, i16::MAX as i32) as i16,
         next_leap_posix_s: snap.next_leap.map_or(0, |l| l.effective_posix_s),
         next_leap_delta: snap.next_leap.map_or(0, |l| l.delta.clamp(-1, 1)),
+        ..empty_view(kind, id, max_epsilon)
     }
 }
 
-/// A view for a master that has published nothing yet.
+/// A view for a master that has published nothing yet: no model, unsynchronized.
 pub fn empty_view(kind: MasterKind, id: &str, max_epsilon: Span) -> MasterView {
+    let (kind, reference_id) = match kind {
+        MasterKind::Gps => (1, *b"GPS\0"),
+        MasterKind::Armageddon => (2, *b"ATOM"),
+    };
     MasterView {
         model: None,
         status: ClockStatus::Unsynchronized,
         max_epsilon,
-        kind: match kind {
-            MasterKind::Gps => 1,
-            MasterKind::Armageddon => 2,
-        },
+        kind,
         id: ttcore::ntp::packet::TtReply::id_from(id),
-        reference_id: *b"GPS\0",
+        reference_id,
         tai_minus_utc_s: 0,
         next_leap_posix_s: 0,
         next_leap_delta: 0,

@@ -9,7 +9,34 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use ttcore::Rate;
-use ttcore::ntp::{Client, MasterInfo, ReplyError, Sample};
+use ttcore::ntp::{Client, MasterInfo, ReplyError, ReplyOutcome, Sample};
+
+/// Why one exchange gave no sample.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The socket could not be (re)opened.
+    #[error("no socket")]
+    NoSocket,
+    /// Sending failed.
+    #[error("send: {0}")]
+    Send(io::Error),
+    /// No reply before the timeout.
+    #[error("no reply within {0} ms")]
+    Timeout(u128),
+    /// Receiving failed (e.g. connection refused: nothing listens there).
+    #[error("recv: {0}")]
+    Recv(io::Error),
+    /// The reply was refused by the checks.
+    #[error("reply refused: {0}")]
+    Reply(#[from] ReplyError),
+}
+
+impl ExchangeError {
+    /// The master looks absent: the rest of the burst is not tried.
+    fn master_absent(&self) -> bool {
+        !matches!(self, ExchangeError::Reply(_))
+    }
+}
 
 /// How long to wait for the kernel's transmit stamp of a request.
 const TX_STAMP_WAIT: Duration = Duration::from_millis(5);
@@ -25,7 +52,7 @@ pub struct Source {
     client: Client,
     map: RealtimeMap,
     rng: u64,
-    /// Replies refused so far, by reason.
+    /// Replies refused by the checks so far.
     pub refused: u64,
 }
 
@@ -121,16 +148,17 @@ impl Source {
         let mut buf = [0u8; MAX_DATAGRAM];
         for _ in 0..n {
             match self.exchange(&mut req, &mut buf, timeout, drift, host) {
-                Ok((o, info)) => {
+                Ok(o) => {
                     out.samples.push(o.basic);
                     out.samples.extend(o.interleaved);
-                    out.info = Some(info);
+                    out.info = Some(o.info);
                 }
                 Err(e) => {
-                    // A master that let one request time out is not asked again in this
-                    // burst: a silent master must not hold the poll up for `n` timeouts.
-                    let give_up = e.starts_with("no reply") || self.sock.is_none();
-                    out.errors.push(e);
+                    // A master that let one request time out (or refused the connection) is
+                    // not asked again in this burst: a silent master must not hold the poll up
+                    // for `n` timeouts.
+                    let give_up = e.master_absent();
+                    out.errors.push(e.to_string());
                     if give_up {
                         break;
                     }
@@ -147,18 +175,18 @@ impl Source {
         timeout: Duration,
         drift: Rate,
         host: &dyn Fn(i64) -> i64,
-    ) -> Result<(ttcore::ntp::ReplyOutcome, MasterInfo), String> {
+    ) -> Result<ReplyOutcome, ExchangeError> {
         let cookie = self.cookie();
         self.client.request(cookie, req);
         let _ = self.map.now(); // clears the step detector: a step from here on is seen below
-        let sock = self.sock.as_mut().ok_or("no socket")?;
+        let sock = self.sock.as_mut().ok_or(ExchangeError::NoSocket)?;
         let u1 = raw_ns();
-        let key = sock.send(req).map_err(|e| format!("send: {e}"))?;
+        let key = sock.send(req).map_err(ExchangeError::Send)?;
         let deadline = Instant::now() + timeout;
         let got = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break Err(format!("no reply within {} ms", timeout.as_millis()));
+                break Err(ExchangeError::Timeout(timeout.as_millis()));
             }
             match sock.recv(buf, left) {
                 Ok((n, rx)) => {
@@ -174,14 +202,14 @@ impl Source {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) => {}
                 // ECONNREFUSED and friends: the master is not there; reopen next time.
-                Err(e) => break Err(format!("recv: {e}")),
+                Err(e) => break Err(ExchangeError::Recv(e)),
             }
         };
         let (n, rx) = match got {
             Ok(v) => v,
             Err(e) => {
                 self.client.reset();
-                if e.starts_with("recv") {
+                if matches!(e, ExchangeError::Recv(_)) {
                     self.sock = None;
                 }
                 return Err(e);
@@ -203,21 +231,11 @@ impl Source {
             .filter(|&r| r >= u1 && r <= u4 + m.half_width);
         let kernel = t1.is_some() && t4.is_some();
         let (t1, t4) = (t1.unwrap_or(u1), t4.unwrap_or(u4));
-        match self
-            .client
+        self.client
             .on_reply(&buf[..n], cookie, host(t1), host(t4), kernel, drift)
-        {
-            Ok(o) => {
-                let info = o.info.clone();
-                Ok((o, info))
-            }
-            Err(e) => {
+            .map_err(|e| {
                 self.refused += 1;
-                Err(match e {
-                    ReplyError::Malformed(p) => format!("malformed reply: {p}"),
-                    other => other.to_string(),
-                })
-            }
-        }
+                e.into()
+            })
     }
 }
