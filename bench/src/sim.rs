@@ -520,7 +520,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
         }
         // A poll: a burst of exchanges with each master; the narrowest sample of each.
         let drift = host.clock.exchange_drift();
-        let carry = drift.saturating_add(hp.max_drift);
+        let carry = host.clock.carry_rate();
         let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(masters.len());
         let mut last_t4 = raw;
         for (mi, m) in masters.iter_mut().enumerate() {

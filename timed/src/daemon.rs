@@ -304,8 +304,7 @@ async fn poll_once(state: &Arc<State>, sources: Vec<Source>) -> Vec<Source> {
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     let (drift, carry) = {
         let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-        let d = h.exchange_drift();
-        (d, d.saturating_add(h.params().max_drift))
+        (h.exchange_drift(), h.carry_rate())
     };
     let burst = cfg.burst as usize;
     let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());

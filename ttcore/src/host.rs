@@ -215,8 +215,10 @@ impl HostClock {
         }
     }
 
-    /// The rate used to carry intervals across small raw gaps.
-    fn carry_rate(&self) -> Rate {
+    /// The rate used to carry intervals across small raw gaps (between the samples of a burst,
+    /// and from each master's sample to the round's reading): [`Self::exchange_drift`] +
+    /// `max_drift`.
+    pub fn carry_rate(&self) -> Rate {
         self.exchange_drift().saturating_add(self.p.max_drift)
     }
 
