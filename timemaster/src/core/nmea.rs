@@ -41,6 +41,10 @@ pub enum NmeaError {
     /// No `$` in the line.
     #[error("not an NMEA sentence (no '$')")]
     NoSentence,
+    /// A byte outside ASCII in a sentence whose checksum matches (line noise that the lossy
+    /// UTF-8 decoding turned into a multi-byte character): NMEA 0183 is ASCII only.
+    #[error("non-ASCII bytes in the sentence")]
+    NotAscii,
     /// No `*HH` checksum (often a truncated line).
     #[error("missing checksum (truncated line?)")]
     NoChecksum,
@@ -68,6 +72,10 @@ pub fn parse_line(raw: &str) -> Result<NmeaEvent, NmeaError> {
     let computed = body.bytes().fold(0u8, |a, b| a ^ b);
     if stated != computed {
         return Err(NmeaError::BadChecksum { stated, computed });
+    }
+    // Every field below is sliced by byte position: only ASCII makes that safe.
+    if !body.is_ascii() {
+        return Err(NmeaError::NotAscii);
     }
     let fields: Vec<&str> = body.split(',').collect();
     let id = fields[0];
@@ -235,6 +243,22 @@ mod tests {
 
     fn s(body: &str) -> String {
         format!("${}*{:02X}", body, body.bytes().fold(0u8, |a, b| a ^ b))
+    }
+
+    #[test]
+    fn multibyte_characters_with_a_valid_checksum_are_refused_not_a_crash() {
+        // Found by issue 13: `from_utf8_lossy` of line noise gives U+FFFD (3 bytes); with a
+        // checksum that matches, the time field used to be sliced inside the character.
+        for body in [
+            "GPRMC,1\u{FFFD}3456.00,A,4404.13387,N,12118.85628,W,0.029,,100117,,,A",
+            "GPRMC,123456.\u{FFFD}\u{FFFD}\u{FFFD},A,4404.1,N,12118.8,W,0.0,,100117,,,A",
+            "GPRMC,123456.00,A,4404.1,N,12118.8,W,0.0,,1\u{e9}0117,,,A",
+            "GPZDA,12\u{e9}456.00,10,01,2017,00,00",
+            "PSIMLS,37,2016123\u{e9},+1",
+            "G\u{e9}RMC,123456.00,A,4404.1,N,12118.8,W,0.0,,100117,,,A",
+        ] {
+            assert_eq!(parse_line(&s(body)), Err(NmeaError::NotAscii), "{body}");
+        }
     }
 
     #[test]
