@@ -1,5 +1,7 @@
-//! Benchmarks, the lab launcher (`ttlab`) and (later) the deterministic fleet simulator.
+//! Benchmarks, the lab launcher (`ttlab`), the deterministic fleet simulator, and a real
+//! chronyd to measure against.
 
+pub mod chrony;
 pub mod commit_wait;
 pub mod lab;
 pub mod now_latency;

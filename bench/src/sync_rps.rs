@@ -9,10 +9,10 @@
 //! like for like), and TrueTime requests (the extension field; the master then also fetches
 //! the kernel's transmit stamp of every reply for interleaving), ours only.
 
+use crate::chrony::{Chronyd, chronyd_path};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -146,68 +146,33 @@ pub fn run(load: &Load) -> Result<Rate, String> {
     })
 }
 
-/// A chronyd answering NTP on `port` of 127.0.0.1 (`-x`: it never touches the clock), started
-/// in `dir`; killed on drop.
-pub struct Chronyd {
-    child: Child,
-}
-
-impl Drop for Chronyd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The chronyd binary, if installed.
-pub fn chronyd_path() -> Option<PathBuf> {
-    ["/usr/sbin/chronyd", "/usr/bin/chronyd", "/sbin/chronyd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-impl Chronyd {
-    /// Starts a chronyd server (`local stratum 1`) on UDP `port`, waiting until it answers.
-    pub fn start_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, String> {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| e.to_string())?;
-        let conf = dir.join("chrony.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 1\ncmdport 0\nbindcmdaddress {d}/chronyd.sock\npidfile {d}/chronyd.pid\ndriftfile {d}/drift\nclientloglimit 100000000\n",
-                d = dir.display()
-            ),
-        )
+/// Starts a chronyd server (`local stratum 1`) on UDP `port` of 127.0.0.1, waiting until it
+/// answers a plain NTP request.
+pub fn chronyd_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, String> {
+    let c = Chronyd::start(
+        bin,
+        dir,
+        &format!(
+            "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 1\ndriftfile {d}/drift\nclientloglimit 100000000\n",
+            d = dir.display()
+        ),
+    )?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
         .map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .args(["-x", "-d", "-u", "root", "-f"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("chronyd: {e}"))?;
-        let c = Chronyd { child };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .map_err(|e| e.to_string())?;
-        let t0 = Instant::now();
-        let req = request(false, 42);
-        let mut buf = [0u8; 512];
-        while t0.elapsed() < Duration::from_secs(10) {
-            let _ = sock.send_to(&req, addr);
-            if let Ok(n) = sock.recv(&mut buf)
-                && n >= 48
-            {
-                return Ok(c);
-            }
+    let t0 = Instant::now();
+    let req = request(false, 42);
+    let mut buf = [0u8; 512];
+    while t0.elapsed() < Duration::from_secs(10) {
+        let _ = sock.send_to(&req, addr);
+        if let Ok(n) = sock.recv(&mut buf)
+            && n >= 48
+        {
+            return Ok(c);
         }
-        Err("chronyd did not answer within 10 s".into())
     }
+    Err("chronyd did not answer within 10 s".into())
 }
 
 /// Full `sync-rps` report: our master (plain and TrueTime requests) and chronyd (plain).
@@ -230,7 +195,7 @@ pub fn report(
     let chrony = match chronyd_path() {
         Some(bin) => {
             let port = crate::lab::free_udp_port().map_err(|e| e.to_string())?;
-            match Chronyd::start_server(&bin, chronyd_dir, port) {
+            match chronyd_server(&bin, chronyd_dir, port) {
                 Ok(c) => {
                     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
                     let r = run(&load(addr, false))?;

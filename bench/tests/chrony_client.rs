@@ -3,29 +3,10 @@
 //! round trip; the master whose ε is beyond its maximum answers leap 3 and is shown
 //! unsynchronized and never selected. Needs chronyd (installed by `.ci/run`).
 
+use bench::chrony::{Chronyd, chronyd_path};
 use bench::lab::SimulatedMaster;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn chronyc(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("chronyc")
-        .arg("-h")
-        .arg(dir.join("chronyd.sock"))
-        .arg("-n")
-        .args(args)
-        .output()
-        .expect("chronyc");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `Name : value seconds` from `chronyc ntpdata`, in ns.
 fn field_ns(ntpdata: &str, name: &str) -> Option<f64> {
@@ -65,37 +46,22 @@ fn chronyd_selects_a_timemaster_and_refuses_an_untrustworthy_one() {
         s.reason.contains("max-epsilon") || s.transfer.as_ref().is_some_and(|t| t.answered > 0)
     })
     .ok();
-    let cdir = tmp.path().join("chrony");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(&cdir).unwrap();
-        std::fs::set_permissions(&cdir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
-    let conf = cdir.join("chrony.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server 127.0.0.1 port {} minpoll 0 maxpoll 0 iburst\nserver 127.0.0.2 port {port_b} minpoll 0 maxpoll 0 iburst\nport 0\ncmdport 0\nbindcmdaddress {d}/chronyd.sock\npidfile {d}/chronyd.pid\n",
-            good.port,
-            d = cdir.display()
+    let chronyd = Chronyd::start(
+        &chronyd_path().expect("chronyd is installed"),
+        &tmp.path().join("chrony"),
+        &format!(
+            "server 127.0.0.1 port {} minpoll 0 maxpoll 0 iburst\nserver 127.0.0.2 port {port_b} minpoll 0 maxpoll 0 iburst\nport 0\n",
+            good.port
         ),
     )
     .unwrap();
-    let _chronyd = Kill(
-        Command::new("chronyd")
-            .args(["-x", "-d", "-u", "root", "-f"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chronyd"),
-    );
+    let chronyc = |args: &[&str]| chronyd.chronyc(args).unwrap();
     let t0 = Instant::now();
     let mut sources = String::new();
     let mut selected = false;
     while t0.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_secs(1));
-        sources = chronyc(&cdir, &["sources"]);
+        sources = chronyc(&["sources"]);
         selected = sources
             .lines()
             .any(|l| l.starts_with("^*") && l.contains("127.0.0.1"));
@@ -116,12 +82,12 @@ fn chronyd_selects_a_timemaster_and_refuses_an_untrustworthy_one() {
         !bad_line.starts_with("^*") && !bad_line.starts_with("^+"),
         "the untrustworthy master was used: {bad_line}"
     );
-    let nd_bad = chronyc(&cdir, &["ntpdata", "127.0.0.2"]);
+    let nd_bad = chronyc(&["ntpdata", "127.0.0.2"]);
     assert!(
         nd_bad.contains("Not synchronised"),
         "leap 3 is shown: {nd_bad}"
     );
-    let nd = chronyc(&cdir, &["ntpdata", "127.0.0.1"]);
+    let nd = chronyc(&["ntpdata", "127.0.0.1"]);
     eprintln!("{nd}");
     assert!(nd.contains("Stratum         : 1"), "{nd}");
     assert!(nd.contains("Reference ID    : 47505300 (GPS)"), "{nd}");
