@@ -304,11 +304,7 @@ fn pps_thread(
                             fail(format!("bad datagram: {e}"));
                         }
                     },
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
+                    Err(e) if ttsys::udp::is_timeout(&e) => {}
                     Err(e) => {
                         fail(e.to_string());
                         std::thread::sleep(Duration::from_millis(200));
@@ -865,6 +861,7 @@ impl Service {
             wrong_mode: g(&t.wrong_mode),
             kernel_rx: g(&t.kernel_rx),
             kernel_tx: g(&t.kernel_tx),
+            send_errors: g(&t.send_errors),
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct ServerStats {
     pub kernel_rx: AtomicU64,
     /// Transmit stamps from the kernel.
     pub kernel_tx: AtomicU64,
-    /// Send errors.
+    /// Failed `sendmmsg` calls (their replies are lost).
     pub send_errors: AtomicU64,
     /// How the socket stamps: 0 user, 1 receive only, 2 kernel receive + transmit.
     pub stamping: AtomicU64,
@@ -150,11 +150,7 @@ pub fn serve(
     while !stop.load(Ordering::Relaxed) {
         match sock.recv_batch(&mut bufs, &mut msgs, true) {
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if ttsys::udp::is_timeout(&e) => {}
             Err(e) => {
                 tracing::warn!("time transfer: receive: {e}");
                 std::thread::sleep(Duration::from_millis(10));

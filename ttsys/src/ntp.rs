@@ -4,9 +4,8 @@
 //! [`ttcore::ntp`] code over its simulated network.
 
 use crate::clock::{RealtimeMap, raw_ns};
-use crate::udp::{MAX_DATAGRAM, Stamping, TsSocket};
+use crate::udp::{MAX_DATAGRAM, TsSocket, is_timeout};
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use ttcore::Rate;
 use ttcore::ntp::{Client, MasterInfo, ReplyError, ReplyOutcome, Sample};
@@ -46,14 +45,10 @@ const TX_STAMP_WAIT: Duration = Duration::from_millis(5);
 pub struct Source {
     /// Its address as configured (`host:port`; resolved when a socket is opened).
     pub target: String,
-    /// The address in use.
-    pub addr: Option<SocketAddr>,
     sock: Option<TsSocket>,
     client: Client,
     map: RealtimeMap,
     rng: u64,
-    /// Replies refused by the checks so far.
-    pub refused: u64,
 }
 
 /// What a burst gave.
@@ -65,8 +60,6 @@ pub struct Burst {
     pub info: Option<MasterInfo>,
     /// Why exchanges failed (timeouts, refused replies), in order.
     pub errors: Vec<String>,
-    /// The socket's timestamping.
-    pub stamping: Option<Stamping>,
 }
 
 impl Source {
@@ -83,12 +76,10 @@ impl Source {
         };
         Source {
             target: target.to_string(),
-            addr: None,
             sock: None,
             client: Client::new(),
             map: RealtimeMap::new(),
             rng,
-            refused: 0,
         }
     }
 
@@ -133,17 +124,13 @@ impl Source {
                 }
             };
             match TsSocket::connect(addr) {
-                Ok(s) => {
-                    self.sock = Some(s);
-                    self.addr = Some(addr);
-                }
+                Ok(s) => self.sock = Some(s),
                 Err(e) => {
                     out.errors.push(format!("socket: {e}"));
                     return out;
                 }
             }
         }
-        out.stamping = self.sock.as_ref().map(|s| s.stamping());
         let mut req = Vec::with_capacity(128);
         let mut buf = [0u8; MAX_DATAGRAM];
         for _ in 0..n {
@@ -196,11 +183,7 @@ impl Source {
                         _ => break Ok((n, rx)),
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if is_timeout(&e) => {}
                 // ECONNREFUSED and friends: the master is not there; reopen next time.
                 Err(e) => break Err(ExchangeError::Recv(e)),
             }
@@ -233,9 +216,6 @@ impl Source {
         let (t1, t4) = (t1.unwrap_or(u1), t4.unwrap_or(u4));
         self.client
             .on_reply(&buf[..n], cookie, host(t1), host(t4), kernel, drift)
-            .map_err(|e| {
-                self.refused += 1;
-                e.into()
-            })
+            .map_err(ExchangeError::from)
     }
 }

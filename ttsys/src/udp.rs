@@ -380,6 +380,14 @@ impl TsSocket {
     }
 }
 
+/// True for the errors a receive with a timeout (or `MSG_DONTWAIT`) gives when nothing came.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Waits up to `timeout_ms` until one of `socks` has a datagram queued; `ready[i]` says
 /// whether socket `i` has.
 pub fn poll_readable(socks: &[TsSocket], timeout_ms: i32, ready: &mut Vec<bool>) -> io::Result<()> {

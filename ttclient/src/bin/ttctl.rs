@@ -119,7 +119,7 @@ fn master_json(s: &v1::MasterStatus) -> serde_json::Value {
             "transport": "udp", "listen": t.listen, "stamping": t.stamping, "threads": t.threads,
             "received": t.received, "answered": t.answered, "interleaved": t.interleaved,
             "malformed": t.malformed, "unknown_field": t.unknown_field, "wrong_mode": t.wrong_mode,
-            "kernel_rx": t.kernel_rx, "kernel_tx": t.kernel_tx,
+            "kernel_rx": t.kernel_rx, "kernel_tx": t.kernel_tx, "send_errors": t.send_errors,
         })),
     })
 }
@@ -167,8 +167,8 @@ fn master_report(s: &v1::MasterStatus) -> String {
     o.push_str(&format!("Uptime          : {:.0} s\n", s.uptime_s));
     if let Some(t) = &s.transfer {
         o.push_str(&format!(
-            "Time transfer   : udp {} ({} stamps, {} thread(s)): {} received, {} answered ({} interleaved); dropped {} malformed, {} unknown field, {} wrong mode\n",
-            t.listen, t.stamping, t.threads, t.received, t.answered, t.interleaved, t.malformed, t.unknown_field, t.wrong_mode
+            "Time transfer   : udp {} ({} stamps, {} thread(s)): {} received, {} answered ({} interleaved); dropped {} malformed, {} unknown field, {} wrong mode; {} send errors\n",
+            t.listen, t.stamping, t.threads, t.received, t.answered, t.interleaved, t.malformed, t.unknown_field, t.wrong_mode, t.send_errors
         ));
     }
     o.push_str("Inputs:\n");
