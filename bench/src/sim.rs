@@ -23,10 +23,11 @@ use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use timemaster::core::master::{MasterKind, MasterParams};
 use timemaster::sim::VirtualMaster;
+use ttcore::disrupt::ClockPair;
 use ttcore::host::{FrequencyMode, HostClock, HostParams, MasterSample};
 use ttcore::ntp::{Client, RawStamp, ReplyOutcome, SentReply};
 use ttcore::osc::{Oscillator, OscillatorParams, PhaseStep};
-use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span, marzullo};
+use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span};
 
 const S: i64 = NANOS_PER_SEC;
 /// Default start: 2026-09-21T13:33:20Z as TAI.
@@ -49,6 +50,9 @@ pub struct FleetScenario {
     /// How often each host's TT.now() is checked (s).
     #[serde(default = "ten")]
     pub sample_interval_s: f64,
+    /// Samples before this instant (s) are left out of `status_share_after_warm_up`.
+    #[serde(default = "sixty")]
+    pub warm_up_s: f64,
     /// Masters.
     #[serde(rename = "master")]
     pub masters: Vec<MasterSpec>,
@@ -107,6 +111,9 @@ pub struct HostSpec {
     /// Exchanges per master per poll (the narrowest is kept).
     #[serde(default = "one_u")]
     pub burst: usize,
+    /// timed's `max-liars` (default: ⌊(n−1)/2⌋ of the masters answering).
+    #[serde(default)]
+    pub max_liars: Option<usize>,
     /// timed's frequency window (s).
     #[serde(default = "sixty_four")]
     pub freq_window_s: f64,
@@ -125,14 +132,28 @@ pub struct HostSpec {
     /// Its period (s).
     #[serde(default = "day")]
     pub temperature_period_s: f64,
-    /// Phase steps of every host's raw clock: `[[at-s, step-ms], …]` (detected like a suspend).
+    /// Phase steps of every host's raw clock: `[[at-s, step-ms], …]`; boot time does not see
+    /// them, so the disruption rule does.
     #[serde(default)]
     pub steps: Vec<[f64; 2]>,
+    /// Stalls of every host's raw clock: `[[at-s, duration-ms], …]` — the raw clock stops
+    /// while boot time (and truth) go on, as in a suspend.
+    #[serde(default)]
+    pub stalls: Vec<[f64; 2]>,
+    /// Pauses of the whole virtual machine: `[[at-s, duration-ms], …]` — raw and boot time
+    /// both stop while truth goes on. Without a VMClock device nothing on the host can see
+    /// this: "the raw clock is never paused unnoticed" is an assumption, and a scenario with
+    /// pauses and no VMClock is a negative control.
+    #[serde(default)]
+    pub vm_pauses: Vec<[f64; 2]>,
     /// Every host restarts timed at these instants (s): the thundering herd.
     #[serde(default)]
     pub restart_at_s: Vec<f64>,
 }
 
+fn sixty() -> f64 {
+    60.0
+}
 fn one_f() -> f64 {
     1.0
 }
@@ -186,6 +207,17 @@ impl Default for NetworkSpec {
 }
 
 impl FleetScenario {
+    /// The same scenario with every lying master's lie set to `lie_ms` in magnitude (each
+    /// keeps its sign): one point of a lie-size sweep.
+    pub fn with_lie(&self, lie_ms: f64) -> FleetScenario {
+        let mut sc = self.clone();
+        for m in sc.masters.iter_mut().filter(|m| m.lie_ms != 0.0) {
+            m.lie_ms = lie_ms.abs() * m.lie_ms.signum();
+        }
+        sc.name = format!("{} (lie {lie_ms} ms)", self.name);
+        sc
+    }
+
     /// Parses a scenario file's text.
     pub fn from_toml(src: &str, path: &str) -> Result<Self, String> {
         let s: FleetScenario = toml::from_str(src).map_err(|e| format!("{path}: {e}"))?;
@@ -274,9 +306,47 @@ struct Host {
     clock: HostClock,
     /// Its client state towards each master.
     clients: Vec<Client>,
-    /// (raw, boot) readings at the last disruption check.
-    last_check: (i64, i64),
+    /// timed's last checked (raw, boot) pair: the disruption rule's baseline and the pair its
+    /// page carries for readers.
+    check: ClockPair,
     boot_offset: i64,
+    /// Phase of its watch ticks (ns, in [0, WATCH)).
+    watch_phase: i64,
+}
+
+/// timed's watch period (`timed::daemon::WATCH_MS`, ns).
+const WATCH: i64 = 50_000_000;
+
+/// What the disruptions of a scenario do to a host's clocks, as functions of true time.
+struct Disruptions {
+    /// Raw-clock stalls: (start, duration) ns.
+    stalls: Vec<(i64, i64)>,
+    /// Whole-VM pauses: (start, duration) ns.
+    pauses: Vec<(i64, i64)>,
+    /// Merged windows around every disruption, where timed's watch ticks are simulated one by
+    /// one; outside them `boot − raw` is constant, so every skipped tick would have passed.
+    windows: Vec<(i64, i64)>,
+}
+
+impl Disruptions {
+    fn lost(list: &[(i64, i64)], t: i64) -> i64 {
+        list.iter().map(|&(a, d)| (t - a).clamp(0, d)).sum()
+    }
+
+    /// (raw, boot) of a host at true time `t`, from its oscillator reading (which carries the
+    /// phase steps) and its boot offset.
+    fn clocks(&self, osc_reading: i64, boot_offset: i64, t: i64) -> ClockPair {
+        let paused = Self::lost(&self.pauses, t);
+        ClockPair {
+            raw: osc_reading - Self::lost(&self.stalls, t) - paused,
+            boot: t + boot_offset - paused,
+            gap: 0,
+        }
+    }
+
+    fn in_window(&self, t: i64) -> bool {
+        self.windows.iter().any(|&(a, b)| t >= a && t <= b)
+    }
 }
 
 /// Summary of a run.
@@ -352,7 +422,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
     let hp = HostParams {
         max_drift: Rate::bound_from_ppm_f64(sc.hosts.max_drift_ppm).ok_or("bad max-drift-ppm")?,
         frequency: sc.hosts.frequency,
-        max_liars: None,
+        max_liars: sc.hosts.max_liars,
         max_epsilon: Span::from_nanos((sc.hosts.max_epsilon_ms * 1e6) as i64),
         holdover_after: Span::from_nanos((5.0 * sc.hosts.poll_interval_s * 1e9) as i64),
         freq_window: Span::from_nanos((sc.hosts.freq_window_s * 1e9) as i64),
@@ -366,6 +436,34 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             step_ns: (s[1] * 1e6) as i64,
         })
         .collect();
+    let span = |v: &Vec<[f64; 2]>| -> Vec<(i64, i64)> {
+        v.iter()
+            .map(|s| (START_TAI + (s[0] * 1e9) as i64, (s[1] * 1e6) as i64))
+            .collect()
+    };
+    let dis = {
+        let (stalls, pauses) = (span(&sc.hosts.stalls), span(&sc.hosts.vm_pauses));
+        let mut w: Vec<(i64, i64)> = steps
+            .iter()
+            .map(|s| (s.at_ns, 0))
+            .chain(stalls.iter().copied())
+            .chain(pauses.iter().copied())
+            .map(|(a, d)| (a - 2 * WATCH, a + d.max(0) + 4 * WATCH))
+            .collect();
+        w.sort();
+        let mut windows: Vec<(i64, i64)> = Vec::new();
+        for (a, b) in w {
+            match windows.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => windows.push((a, b)),
+            }
+        }
+        Disruptions {
+            stalls,
+            pauses,
+            windows,
+        }
+    };
     let mut hosts: Vec<Host> = (0..sc.hosts.count)
         .map(|h| {
             let p = OscillatorParams {
@@ -389,8 +487,13 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 osc,
                 clock: HostClock::new(hp, true),
                 clients: (0..n_masters).map(|_| Client::new()).collect(),
-                last_check: (raw0, START_TAI),
+                check: ClockPair {
+                    raw: raw0,
+                    boot: START_TAI + (raw0 - START_TAI),
+                    gap: 0,
+                },
                 boot_offset: raw0 - START_TAI,
+                watch_phase: rng.random_range(0..WATCH),
             }
         })
         .collect();
@@ -427,8 +530,15 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
         .iter()
         .map(|s| START_TAI + (s * 1e9) as i64)
         .collect();
-    // Events: (time, kind, host). kind 0 = poll, 1 = sample.
+    // Events: (time, kind, host). kind 0 = poll, 1 = sample, 2 = watch tick (only inside the
+    // disruption windows).
     let mut queue: BinaryHeap<Reverse<(i64, u8, usize)>> = BinaryHeap::new();
+    for &(a, _) in &dis.windows {
+        for (h, host) in hosts.iter().enumerate() {
+            let first = a + (host.watch_phase - a).rem_euclid(WATCH);
+            queue.push(Reverse((first, 2, h)));
+        }
+    }
     let poll = (sc.hosts.poll_interval_s * 1e9) as i64;
     let sample = (sc.sample_interval_s * 1e9) as i64;
     for h in 0..sc.hosts.count {
@@ -449,6 +559,8 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
     let (mut samples, mut violations, mut exchanges, mut lost) = (0u64, 0u64, 0u64, 0u64);
     let mut first: Vec<serde_json::Value> = Vec::new();
     let mut status_count = [0u64; 5];
+    let mut status_after = [0u64; 5];
+    let warm_up_end = START_TAI + (sc.warm_up_s * 1e9) as i64;
     let mut trace = Vec::new();
     let mut next_restart = 0usize;
     let mut master_sync_next = START_TAI;
@@ -476,21 +588,36 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             master_time = t;
         }
         let host = &mut hosts[h];
-        let raw = host.osc.reading_at(t);
-        // Disruption detection as timed does it: boot time counts what the raw clock missed.
-        let boot = t + host.boot_offset;
-        let mut det_d_raw = raw - host.last_check.0;
-        let d_boot = boot - host.last_check.1;
-        if det_d_raw < 0 || (d_boot - det_d_raw).abs() > 50_000_000 + det_d_raw / 1000 {
-            host.clock.on_disruption("raw clock step");
-            host.clients.iter_mut().for_each(Client::reset);
-            det_d_raw = 0;
+        let now = dis.clocks(host.osc.reading_at(t), host.boot_offset, t);
+        let raw = now.raw;
+        // timed's disruption check ([`ttcore::disrupt::check`], the same rule): at every
+        // watch tick and every poll.
+        if kind != 1 {
+            if ttcore::disrupt::check(host.check, now).is_err() {
+                host.clock.on_disruption("raw clock disrupted");
+                host.clients.iter_mut().for_each(Client::reset);
+            }
+            host.check = now;
         }
-        let _ = det_d_raw;
-        host.last_check = (raw, boot);
+        if kind == 2 {
+            if dis.in_window(t + WATCH) {
+                queue.push(Reverse((t + WATCH, 2, h)));
+            }
+            continue;
+        }
         if kind == 1 {
-            let (st, _) = host.clock.status_at(raw);
+            let (mut st, _) = host.clock.status_at(raw);
+            // The reader's own check against the page's pair (PROTOCOL.md reading step 0);
+            // outside the windows `boot − raw` has not moved since the last tick, so it passes.
+            if dis.in_window(t)
+                && !ttsys::shm::continuous(host.check.raw, host.check.offset(), now.raw, now.boot)
+            {
+                st = ClockStatus::Disrupted;
+            }
             status_count[st.as_u8() as usize] += 1;
+            if t >= warm_up_end {
+                status_after[st.as_u8() as usize] += 1;
+            }
             if st.is_trustworthy()
                 && let Some(m) = host.clock.model()
             {
@@ -544,6 +671,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 let send_path = (sc.network.send_path_us * 1e3) as i64;
                 let cookie = rng.random::<u64>();
                 let osc = &mut host.osc;
+                let boot_offset = host.boot_offset;
                 if let Some(o) = exchange(
                     m,
                     &mut host.clients[mi],
@@ -552,7 +680,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                     (up, down, send_path),
                     Span::from_millis(1),
                     drift,
-                    &mut |tt| osc.reading_at(tt),
+                    &mut |tt| dis.clocks(osc.reading_at(tt), boot_offset, tt).raw,
                 ) {
                     samples.push(o.basic);
                     samples.extend(o.interleaved);
@@ -577,6 +705,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
     let wall_s = wall.elapsed().as_secs_f64();
     let pct = |h: &Histogram<u64>| json!({"p1": h.value_at_quantile(0.01), "p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max(), "mean": h.mean().round() as u64});
     let total: u64 = status_count.iter().sum::<u64>().max(1);
+    let after: u64 = status_after.iter().sum::<u64>().max(1);
     let json = json!({
         "scenario": sc.name,
         "seed": sc.seed,
@@ -592,6 +721,13 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             "holdover": status_count[2] as f64 / total as f64,
             "unsynchronized": status_count[3] as f64 / total as f64,
             "disrupted": status_count[4] as f64 / total as f64,
+        },
+        "status_share_after_warm_up": {
+            "warm_up_s": sc.warm_up_s,
+            "synchronized": status_after[1] as f64 / after as f64,
+            "holdover": status_after[2] as f64 / after as f64,
+            "unsynchronized": status_after[3] as f64 / after as f64,
+            "disrupted": status_after[4] as f64 / after as f64,
         },
         "exchanges": exchanges,
         "lost_exchanges": lost,
@@ -664,14 +800,7 @@ fn master_round(masters: &mut [Master], t: i64) {
             })
             .collect();
         let core = &mut masters[i].vm.core;
-        if core.wants_peer_time() {
-            let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
-            if !usable.is_empty()
-                && let Ok(sel) = marzullo::select(&usable, (usable.len() - 1) / 2)
-            {
-                core.on_peer_time(at, sel.interval);
-            }
-        }
+        let _ = core.on_peer_round(at, &peers);
         core.cross_check(at, &peers);
     }
 }

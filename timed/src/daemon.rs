@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::{Request, Response};
+use ttcore::disrupt::ClockPair;
 use ttcore::host::{HostClock, MasterSample, Verdict};
 use ttcore::{ClockStatus, Rate};
 use ttproto::v1;
@@ -68,6 +69,10 @@ pub struct State {
     pub config: Config,
     /// Disruptions so far.
     pub disruptions: std::sync::atomic::AtomicU64,
+    /// The raw clock's continuity watch (boot vs raw, [`ttcore::disrupt`]).
+    pub detector: Mutex<clock::DisruptionDetector>,
+    /// The verified (raw, boot) pair on the page, for readers to check against.
+    pub clock_check: Mutex<Option<ClockPair>>,
     /// Raw at start.
     pub started_raw: i64,
     /// Status stream.
@@ -85,8 +90,35 @@ impl State {
             .apply(clock::raw_ns())
     }
 
-    /// Builds and writes the page from the core's state at host raw reading `raw`.
+    /// Checks the raw clock's continuity now ([`ttcore::disrupt::check`] against the last
+    /// check). A disruption makes the core forget its model. Returns the pair the page should
+    /// carry for its readers: the fresh one when it was read tightly (bracket ≤ 500 ns, well
+    /// inside the readers' 1 µs slack), else the last such pair.
+    fn check_clock(&self) -> Option<ClockPair> {
+        let mut det = self.detector.lock().unwrap_or_else(|e| e.into_inner());
+        let pair = match det.check() {
+            Ok(p) => p,
+            Err(d) => {
+                tracing::warn!("clock disruption: {d}");
+                self.disruptions.fetch_add(1, Ordering::Relaxed);
+                self.host
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .on_disruption(&d.to_string());
+                det.last()
+            }
+        };
+        let mut published = self.clock_check.lock().unwrap_or_else(|e| e.into_inner());
+        if pair.gap <= 500 {
+            *published = Some(pair);
+        }
+        *published
+    }
+
+    /// Builds and writes the page from the core's state at host raw reading `raw`, after
+    /// checking the raw clock's continuity (so no page is written over an unseen disruption).
     fn publish(&self, raw: i64) {
+        let clock_check = self.check_clock();
         let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
         let knob = *self.knob.lock().unwrap_or_else(|e| e.into_inner());
         let (status, _) = host.status_at(raw);
@@ -115,6 +147,7 @@ impl State {
                 sync_count: host.syncs() as i64,
                 writer_pid: std::process::id() as i64,
                 disruptions: self.disruptions.load(Ordering::Relaxed) as i64,
+                clock_check,
             },
             None => {
                 let mut d = PageData::unsynchronized(raw);
@@ -122,6 +155,7 @@ impl State {
                 d.knob = knob;
                 d.void_after_raw = raw.saturating_add(self.config.void_after().as_nanos());
                 d.disruptions = self.disruptions.load(Ordering::Relaxed) as i64;
+                d.clock_check = clock_check;
                 d
             }
         };
@@ -300,6 +334,9 @@ impl State {
 /// One poll: a burst of UDP exchanges with every master (in parallel, on blocking threads),
 /// the narrowest sample of each into the core's round, then the page.
 async fn poll_once(state: &Arc<State>, sources: Vec<Source>) -> Vec<Source> {
+    // A disruption before the burst forgets the model first (the page's write after the round
+    // checks again, so one during the burst forgets the round's result too).
+    let _ = state.check_clock();
     let cfg = &state.config;
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     let (drift, carry) = {
@@ -460,19 +497,22 @@ async fn poll_task(state: Arc<State>) {
     }
 }
 
-/// Watches for suspend and raw-clock anomalies, and pets the watchdog.
+/// How often the page is re-checked and re-published (ms). Readers allow 500 ppm of the
+/// page's check age, so 50 ms keeps their tolerance near 25 µs + 1 µs: any stall or step from
+/// about 30 µs up is refused by the next read.
+const WATCH_MS: u64 = 50;
+
+/// Checks the raw clock's continuity and re-publishes the page (with a fresh verified pair)
+/// every [`WATCH_MS`], and pets the watchdog.
 async fn watch_task(state: Arc<State>) {
-    let mut det = clock::DisruptionDetector::new();
     let mut usec = 0u64;
     let watchdog = sd_notify::watchdog_enabled(false, &mut usec);
     let mut ticks = 0u64;
     while !state.stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Some(why) = det.check() {
-            state.disrupt(&why);
-        }
+        tokio::time::sleep(Duration::from_millis(WATCH_MS)).await;
+        state.publish(state.host_raw());
         ticks += 1;
-        if watchdog && ticks % 10 == 0 {
+        if watchdog && ticks % (1000 / WATCH_MS) == 0 {
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
         }
     }
@@ -594,6 +634,8 @@ pub fn run(config: Config) -> Result<(), String> {
         clockbound,
         config: config.clone(),
         disruptions: Default::default(),
+        detector: Mutex::new(clock::DisruptionDetector::new()),
+        clock_check: Mutex::new(None),
         started_raw: now,
         watch,
         stop: stop.clone(),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tonic::{Request, Response};
 use ttcore::ntp::MasterView;
 use ttcore::sock::SockSample;
-use ttcore::{ClockStatus, LeapTable, NANOS_PER_SEC, OffsetInterval, Rate, Span, marzullo};
+use ttcore::{ClockStatus, LeapTable, NANOS_PER_SEC, OffsetInterval, Rate, Span};
 use ttproto::v1;
 use ttsys::clock::{self, raw_ns};
 
@@ -571,16 +571,8 @@ fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc<Shared>) {
             Ok(Input::AtomicTelemetry(st, al, r)) => core.on_atomic_telemetry(st, al, r),
             Ok(Input::AtomicLock(v, r)) => core.on_atomic_lock(v, r),
             Ok(Input::PeerRound(raw, peers)) => {
-                if core.wants_peer_time() {
-                    let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
-                    if !usable.is_empty() {
-                        match marzullo::select(&usable, (usable.len() - 1) / 2) {
-                            Ok(sel) => core.on_peer_time(raw, sel.interval),
-                            Err(e) => {
-                                tracing::warn!("peers do not agree enough to take time from: {e}")
-                            }
-                        }
-                    }
+                if let Err(e) = core.on_peer_round(raw, &peers) {
+                    tracing::warn!("peers do not agree enough to take time from: {e}");
                 }
                 if let CrossCheck::Decided { peers: agree, .. } = core.cross_check(raw, &peers) {
                     let mut ps = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
@@ -597,8 +589,8 @@ fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc<Shared>) {
         if last_tick.elapsed() >= Duration::from_millis(100) {
             last_tick = Instant::now();
             let raw = raw_ns();
-            if let Some(why) = detector.check() {
-                core.on_disruption(raw, &why);
+            if let Err(why) = detector.check() {
+                core.on_disruption(raw, &why.to_string());
             }
             core.tick(raw);
         }

@@ -211,10 +211,14 @@ impl TrueTime {
         match &self.inner.source {
             Source::Shm(r) => {
                 // The writer's fast block covers the common case (a trustworthy page inside
-                // its validity window); anything else takes the general path.
+                // its validity window, the raw clock continuous since the writer's check);
+                // anything else takes the general path.
                 let fast = r.read_fast();
                 let raw = ttsys::clock::raw_ns();
-                if let Some((interval, status)) = fast.at(raw) {
+                let boot = ttsys::clock::boottime_ns();
+                if let Some((interval, status)) = fast.at(raw)
+                    && fast.continuous(raw, boot)
+                {
                     return Ok(Reading {
                         interval,
                         status,
@@ -222,10 +226,22 @@ impl TrueTime {
                     });
                 }
                 let h = r.read_hot().map_err(|e| TtError::Page(e.to_string()))?;
+                // A failed continuity check is read once more: a preemption between the two
+                // clock reads looks like a stall, a real stall or step stays.
+                let (raw, continuous) = if h.continuous(raw, boot) {
+                    (raw, true)
+                } else {
+                    let raw = ttsys::clock::raw_ns();
+                    (raw, h.continuous(raw, ttsys::clock::boottime_ns()))
+                };
                 let (interval, status) = h.at(raw);
                 Ok(Reading {
                     interval,
-                    status,
+                    status: if continuous {
+                        status
+                    } else {
+                        ClockStatus::Disrupted
+                    },
                     source: SourceKind::Shm,
                 })
             }
@@ -540,6 +556,61 @@ mod tests {
             assert_eq!(tt.now().is_ok(), ok, "{st:?}");
             assert_eq!(tt.after(Timestamp::from_nanos(0)).is_ok(), ok);
             assert!(matches!(tt.reading(), Ok(Reading { status, .. }) if status == st));
+        }
+    }
+
+    /// A page as timed writes it now, with `clock_check` moved `shift_ns` off the real
+    /// clocks' `boot − raw` (0: honest).
+    fn page_with_check(dir: &Path, shift_ns: i64, fast: bool) -> TrueTime {
+        use ttsys::clock::{clock_pair, raw_ns};
+        let path = dir.join(format!("page-{shift_ns}-{fast}"));
+        let mut w = ttsys::shm::PageWriter::open(&path).unwrap();
+        let raw = raw_ns();
+        let mut d = PageData::unsynchronized(raw);
+        d.model = sim_model(
+            raw,
+            1_800_000_000_000_000_000,
+            Span::from_micros(5),
+            Rate::ZERO,
+        );
+        d.model.drift_bound = Rate::from_ppm(if fast { 15 } else { 0 });
+        d.status = ClockStatus::Synchronized;
+        d.max_eps = Span::from_millis(10);
+        d.void_after_raw = raw + 60_000_000_000;
+        d.holdover_after_raw = raw + 60_000_000_000;
+        // A knob with no effect other than switching the fast block off.
+        if !fast {
+            d.knob.skew = Rate::from_ppt(1);
+        }
+        let mut p = clock_pair();
+        p.boot += shift_ns;
+        d.clock_check = Some(p);
+        w.write(&d);
+        TrueTime::open(&path).unwrap()
+    }
+
+    #[test]
+    fn a_page_whose_raw_clock_lost_or_gained_time_reads_as_disrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        for fast in [true, false] {
+            let honest = page_with_check(dir.path(), 0, fast);
+            assert_eq!(
+                honest.reading().unwrap().status,
+                ClockStatus::Synchronized,
+                "fast path {fast}"
+            );
+            // The writer's pair says boot − raw was 200 µs less (the raw clock has since
+            // lost 200 µs: a stall) or more (it gained: a step).
+            for shift in [-200_000, 200_000] {
+                let tt = page_with_check(dir.path(), shift, fast);
+                let r = tt.reading().unwrap();
+                assert_eq!(
+                    r.status,
+                    ClockStatus::Disrupted,
+                    "fast {fast} shift {shift}"
+                );
+                assert!(tt.now().is_err());
+            }
         }
     }
 

@@ -65,7 +65,8 @@ pub struct HostParams {
     pub max_drift: Rate,
     /// Measured or assumed frequency.
     pub frequency: FrequencyMode,
-    /// Liars to tolerate; `None` = ⌊(n−1)/2⌋ of the trustworthy masters answering.
+    /// Liars to tolerate; `None` = ⌊(n−1)/2⌋ of the trustworthy masters answering. A given
+    /// value holds even when fewer than `2f + 1` answer (the round then refuses).
     pub max_liars: Option<usize>,
     /// Beyond this ε the status is unsynchronized.
     pub max_epsilon: Span,
@@ -251,18 +252,28 @@ impl HostClock {
             };
         }
         let n = ivs.len();
-        let f = self.p.max_liars.map_or((n - 1) / 2, |f| f.min((n - 1) / 2));
+        // A configured `max_liars` is an assumption about the fleet and is kept as given: with
+        // too few masters answering to outvote that many liars the round refuses, rather than
+        // quietly tolerating fewer.
+        let f = self.p.max_liars.unwrap_or((n - 1) / 2);
         let sel = match marzullo::select(&ivs, f) {
             Ok(s) => s,
-            Err(_) => {
+            Err(e) => {
                 for &i in &idx {
                     verdicts[i] = Verdict::NoMajority;
                 }
+                let note = match e {
+                    marzullo::MarzulloError::TooManyFaults { n, f } => format!(
+                        "only {n} trustworthy masters answer; max-liars = {f} needs more than {}",
+                        2 * f
+                    ),
+                    _ => "masters do not agree".into(),
+                };
                 return Round {
                     verdicts,
                     selected: None,
                     updated: false,
-                    note: Some("masters do not agree".into()),
+                    note: Some(note),
                 };
             }
         };
@@ -428,6 +439,37 @@ mod tests {
                 .contains(Timestamp::from_nanos(10 * S))
         );
         assert_eq!(h.status_at(10 * S).0, ClockStatus::Synchronized);
+    }
+
+    #[test]
+    fn a_configured_max_liars_is_never_quietly_lowered() {
+        // Two liars that overlap each other and half of the honest pair: with f = 2 configured
+        // but only four answering, ⌊(4−1)/2⌋ = 1 would pick the liars' overlap (truth = 0
+        // outside it). The round must refuse instead.
+        let round = [
+            sample(0, 50_000, 10 * S),
+            sample(10_000, 50_000, 10 * S),
+            sample(80_000, 50_000, 10 * S),
+            sample(80_000, 50_000, 10 * S),
+        ];
+        let mut loose = HostClock::new(HostParams::default(), false);
+        let r = loose.on_round(10 * S, &round);
+        let sel = r.selected.expect("f = 1 selects");
+        assert!(
+            sel.lo.as_nanos() > 0,
+            "the negative control picks a wrong interval"
+        );
+        let mut strict = HostClock::new(
+            HostParams {
+                max_liars: Some(2),
+                ..Default::default()
+            },
+            false,
+        );
+        let r = strict.on_round(10 * S, &round);
+        assert!(r.selected.is_none());
+        assert!(r.verdicts.iter().all(|v| *v == Verdict::NoMajority));
+        assert!(r.note.unwrap().contains("max-liars = 2"));
     }
 
     #[test]

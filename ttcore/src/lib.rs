@@ -9,6 +9,7 @@
 //! * [`leap`] — UTC labels (with `23:59:60`) ↔ the continuous timescale (24 h linear smear).
 //! * [`transfer`] — two-way time transfer: offset, delay, honest offset interval.
 //! * [`marzullo`] — interval selection tolerating `f` liars.
+//! * [`disrupt`] — the one rule for raw-clock disruptions (suspend, stall, step).
 //! * [`clock_model`] — the host's raw-clock → timescale model with ε growing with age.
 //! * [`host`] — per-host selection among masters, frequency estimate with bounds, status.
 //! * [`osc`] — seeded oscillator models for simulation.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock_model;
+pub mod disrupt;
 pub mod host;
 pub mod interval;
 pub mod leap;

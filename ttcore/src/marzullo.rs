@@ -61,7 +61,24 @@ pub fn select(intervals: &[OffsetInterval], f: usize) -> Result<Selection, Marzu
     if 2 * f >= n {
         return Err(MarzulloError::TooManyFaults { n, f });
     }
-    let needed = n - f;
+    covered_hull(intervals, n - f)
+}
+
+/// The hull of the points covered by at least `needed` of `intervals` (`needed ≥ 1`), and who
+/// touches that coverage — [`select`] without its majority requirement. It contains the truth
+/// whenever at least `needed` intervals do, so it is safe with `2f ≥ n` too; it is just wide
+/// (it spans every group of `needed` that agrees) when liars agree among themselves.
+pub fn covered_hull(
+    intervals: &[OffsetInterval],
+    needed: usize,
+) -> Result<Selection, MarzulloError> {
+    let n = intervals.len();
+    if n == 0 || needed == 0 {
+        return Err(MarzulloError::NoSources);
+    }
+    if needed > n {
+        return Err(MarzulloError::NoAgreement { needed, best: n });
+    }
     // Edges: (position, kind) with starts (0) sorted before ends (1) at equal positions so
     // that closed intervals touching at a point count as overlapping there.
     let mut edges: Vec<(i64, u8)> = Vec::with_capacity(2 * n);
@@ -130,6 +147,21 @@ mod tests {
         assert_eq!(s.interval, iv(2, 10));
         assert_eq!(s.agreeing, vec![0, 1]);
         assert_eq!(s.max_overlap, 2);
+    }
+
+    #[test]
+    fn covered_hull_spans_every_group_and_keeps_the_truth() {
+        // Two honest around 0, two liars overlapping them at +300: covered by ≥ 2 from the
+        // honest pair's start to the liars' end.
+        let ivs = [iv(-250, 250), iv(-240, 260), iv(50, 550), iv(60, 560)];
+        let s = covered_hull(&ivs, 2).unwrap();
+        assert_eq!(s.interval, iv(-240, 550));
+        assert!(s.interval.lo.as_nanos() <= 0 && s.interval.hi.as_nanos() >= 0);
+        // Whereas f = 1 (needing 3) would pick the overlap that misses the truth.
+        let wrong = select(&ivs, 1).unwrap();
+        assert!(wrong.interval.lo.as_nanos() > 0);
+        assert!(covered_hull(&ivs, 5).is_err());
+        assert!(covered_hull(&ivs, 0).is_err());
     }
 
     #[test]

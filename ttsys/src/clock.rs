@@ -5,6 +5,7 @@
 //! used to convert timestamps that the kernel or a peer gives in it.
 
 use nix::time::ClockId;
+use ttcore::disrupt::{ClockPair, Disruption};
 
 /// One `clock_gettime` through libc (the vDSO for these clocks), inlined: the SDK's `TT.now()`
 /// reads the raw clock through here, and a non-inlined wrapper costs it about half again.
@@ -50,6 +51,7 @@ pub fn monotonic_coarse_resolution_ns() -> i64 {
 }
 
 /// `CLOCK_BOOTTIME` (ns): like monotonic, but counts suspend.
+#[inline(always)]
 pub fn boottime_ns() -> i64 {
     read(ClockId::CLOCK_BOOTTIME)
 }
@@ -234,49 +236,44 @@ fn arm_cancel_on_set() -> Option<std::os::fd::OwnedFd> {
     }
 }
 
-/// Detects suspend/resume and raw-clock anomalies by comparing `CLOCK_BOOTTIME` (counts
-/// suspend) with `CLOCK_MONOTONIC_RAW` (does not).
+/// A bracketed (raw, boot) reading for the disruption rule: the boot read between two raw
+/// reads, the narrowest of up to five tries.
+pub fn clock_pair() -> ClockPair {
+    let (raw, boot, gap) = pair(boottime_ns);
+    ClockPair { raw, boot, gap }
+}
+
+/// Watches the raw clock for suspends, stalls and steps with [`ttcore::disrupt::check`]
+/// (500 ppm of the elapsed time, no fixed threshold), and for hypervisor-reported disruptions
+/// when a VMClock device is given.
 #[derive(Debug)]
 pub struct DisruptionDetector {
-    last_raw: i64,
-    last_boot: i64,
-    /// Tolerated divergence between the clocks per check (ns).
-    pub tolerance_ns: i64,
+    last: ClockPair,
 }
 
 impl DisruptionDetector {
     /// Starts watching now.
     pub fn new() -> Self {
-        DisruptionDetector {
-            last_raw: raw_ns(),
-            last_boot: boottime_ns(),
-            tolerance_ns: 50_000_000,
-        }
+        DisruptionDetector { last: clock_pair() }
     }
 
-    /// Checks readings taken now; `Some(reason)` if the host clock was disrupted since the last
-    /// check.
-    pub fn check(&mut self) -> Option<String> {
-        self.check_with(raw_ns(), boottime_ns())
+    /// The last pair that passed (or the one taken right after a disruption): what a page
+    /// publishes for its readers to check against.
+    pub fn last(&self) -> ClockPair {
+        self.last
     }
 
-    /// [`DisruptionDetector::check`] with explicit readings (for tests).
-    pub fn check_with(&mut self, raw: i64, boot: i64) -> Option<String> {
-        let d_raw = raw - self.last_raw;
-        let d_boot = boot - self.last_boot;
-        self.last_raw = raw;
-        self.last_boot = boot;
-        if d_raw < 0 {
-            return Some(format!("raw clock went backwards by {} ns", -d_raw));
-        }
-        // Rates differ by at most ~1000 ppm; beyond that plus the tolerance it is a suspend.
-        if d_boot - d_raw > self.tolerance_ns + d_raw / 1000 {
-            return Some(format!(
-                "host was suspended for about {:.3} s",
-                (d_boot - d_raw) as f64 / 1e9
-            ));
-        }
-        None
+    /// Checks a reading taken now against the last one; the new reading becomes the baseline
+    /// either way (after a disruption the model is forgotten, so the next check starts afresh).
+    pub fn check(&mut self) -> Result<ClockPair, Disruption> {
+        self.check_with(clock_pair())
+    }
+
+    /// [`DisruptionDetector::check`] with an explicit reading (for tests).
+    pub fn check_with(&mut self, now: ClockPair) -> Result<ClockPair, Disruption> {
+        let r = ttcore::disrupt::check(self.last, now);
+        self.last = now;
+        r.map(|()| now)
     }
 }
 
@@ -323,16 +320,34 @@ mod tests {
     }
 
     #[test]
-    fn detects_suspend_and_backwards() {
+    fn detects_suspend_step_and_backwards() {
         let mut d = DisruptionDetector::new();
-        let (r, b) = (d.last_raw, d.last_boot);
-        assert_eq!(d.check_with(r + 1_000_000_000, b + 1_000_000_000), None);
-        let s = d.check_with(r + 2_000_000_000, b + 7_000_000_000).unwrap();
-        assert!(s.contains("suspended for about 5.000"), "{s}");
-        assert!(
-            d.check_with(r, b + 8_000_000_000)
-                .unwrap()
-                .contains("backwards")
-        );
+        let ClockPair {
+            raw: r, boot: b, ..
+        } = d.last();
+        let at = |raw, boot| ClockPair {
+            raw,
+            boot,
+            gap: 100,
+        };
+        assert!(d.check_with(at(r + 100_000_000, b + 100_000_000)).is_ok());
+        // 5 s of suspend.
+        let e = d
+            .check_with(at(r + 200_000_000, b + 5_200_000_000))
+            .unwrap_err();
+        assert_eq!(e, Disruption::Lost { ns: 5_000_000_000 });
+        // A 200 µs step forward of the raw clock, 100 ms later.
+        let e = d
+            .check_with(at(r + 300_200_000, b + 5_300_000_000))
+            .unwrap_err();
+        assert_eq!(e, Disruption::Gained { ns: 200_000 });
+        assert!(matches!(
+            d.check_with(at(r, b + 5_400_000_000)),
+            Err(Disruption::Backwards { .. })
+        ));
+        // The real clocks pass.
+        let mut d = DisruptionDetector::new();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(d.check().is_ok());
     }
 }

@@ -20,6 +20,7 @@ use std::sync::atomic::{
     AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence,
 };
 use thiserror::Error;
+use ttcore::disrupt::ClockPair;
 use ttcore::{ClockModel, ClockStatus, Rate, Span, TTInterval, Timestamp};
 
 /// `"TTPG"` read as a little-endian `u32`.
@@ -89,6 +90,10 @@ pub mod field {
     pub const FAST_UNTIL_AGE_NS: usize = 25;
     /// Fast block: the status that holds throughout that window (a copy).
     pub const FAST_STATUS: usize = 26;
+    /// Continuity check: raw reading of the writer's last verified (raw, boot) pair (0: none).
+    pub const CHECK_RAW_NS: usize = 27;
+    /// Continuity check: `boot − raw` of that pair (ns).
+    pub const CHECK_BOOT_OFFSET_NS: usize = 28;
 }
 
 /// Longest fast-path window (ns, ≈ 73 minutes): keeps every fixed-point product far from
@@ -247,6 +252,26 @@ pub struct PageData {
     pub writer_pid: i64,
     /// Disruptions seen.
     pub disruptions: i64,
+    /// The writer's last verified (raw, boot) pair, against which readers check that the raw
+    /// clock has run continuously since (PROTOCOL.md, reading step 0). `None`: no check.
+    pub clock_check: Option<ClockPair>,
+}
+
+/// PROTOCOL.md reading step 0, for every reader: has the raw clock run continuously from the
+/// writer's verified pair to this reader's (`raw`, then `boot`, read in that order)? The rule is
+/// [`ttcore::disrupt::check`]; a page without a pair (`check_raw == 0`) passes.
+#[inline(always)]
+pub fn continuous(check_raw: i64, check_boot_offset: i64, raw: i64, boot: i64) -> bool {
+    check_raw == 0
+        || ttcore::disrupt::check(
+            ClockPair {
+                raw: check_raw,
+                boot: check_raw.wrapping_add(check_boot_offset),
+                gap: 0,
+            },
+            ClockPair { raw, boot, gap: 0 },
+        )
+        .is_ok()
 }
 
 /// Why a reading's status is what it is (beyond the written status).
@@ -353,6 +378,10 @@ impl PageData {
         f[field::WRITER_PID] = self.writer_pid;
         f[field::DISRUPTIONS] = self.disruptions;
         f[field::FAST_REF_RAW_NS..=field::FAST_STATUS].copy_from_slice(&fast_block(&self));
+        if let Some(c) = self.clock_check {
+            f[field::CHECK_RAW_NS] = c.raw;
+            f[field::CHECK_BOOT_OFFSET_NS] = c.offset();
+        }
         f
     }
 
@@ -381,6 +410,11 @@ impl PageData {
             sync_count: f[field::SYNC_COUNT],
             writer_pid: f[field::WRITER_PID],
             disruptions: f[field::DISRUPTIONS],
+            clock_check: (f[field::CHECK_RAW_NS] != 0).then(|| ClockPair {
+                raw: f[field::CHECK_RAW_NS],
+                boot: f[field::CHECK_RAW_NS].wrapping_add(f[field::CHECK_BOOT_OFFSET_NS]),
+                gap: 0,
+            }),
         }
     }
 
@@ -406,6 +440,7 @@ impl PageData {
             sync_count: 0,
             writer_pid: std::process::id() as i64,
             disruptions: 0,
+            clock_check: None,
         }
     }
 }
@@ -431,9 +466,17 @@ pub struct HotPage {
     knob_anchor: i64,
     knob_skew: i64,
     knob_step: i64,
+    check_raw: i64,
+    check_offset: i64,
 }
 
 impl HotPage {
+    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`].
+    #[inline(always)]
+    pub fn continuous(&self, raw_real: i64, boot: i64) -> bool {
+        continuous(self.check_raw, self.check_offset, raw_real, boot)
+    }
+
     /// The interval and status at real raw reading `raw_real` — the same answer as
     /// [`PageData::read_at`] widened by at most 1 ns, computed without 128-bit division.
     ///
@@ -521,9 +564,17 @@ pub struct FastBlock {
     drift_q: i64,
     until_age: i64,
     status: i64,
+    check_raw: i64,
+    check_offset: i64,
 }
 
 impl FastBlock {
+    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`].
+    #[inline(always)]
+    pub fn continuous(&self, raw_real: i64, boot: i64) -> bool {
+        continuous(self.check_raw, self.check_offset, raw_real, boot)
+    }
+
     /// The interval and status at real raw reading `raw_real`, if it falls inside the window
     /// the writer vouched for (`None`: use [`HotPage::at`] / [`PageData::read_at`]).
     ///
@@ -780,6 +831,8 @@ impl PageReader {
             drift_q: ld(f, field::FAST_DRIFT_Q64),
             until_age: ld(f, field::FAST_UNTIL_AGE_NS),
             status: ld(f, field::FAST_STATUS),
+            check_raw: ld(f, field::CHECK_RAW_NS),
+            check_offset: ld(f, field::CHECK_BOOT_OFFSET_NS),
         })
         .unwrap_or(FastBlock {
             ref_raw: 0,
@@ -789,6 +842,8 @@ impl PageReader {
             drift_q: 0,
             until_age: 0,
             status: 0,
+            check_raw: 0,
+            check_offset: 0,
         })
     }
 
@@ -808,6 +863,8 @@ impl PageReader {
             knob_anchor: ld(f, field::KNOB_ANCHOR_RAW_NS),
             knob_skew: ld(f, field::KNOB_SKEW_PPT),
             knob_step: ld(f, field::KNOB_STEP_NS),
+            check_raw: ld(f, field::CHECK_RAW_NS),
+            check_offset: ld(f, field::CHECK_BOOT_OFFSET_NS),
         });
         if let Some(h) = hot {
             return Ok(h);
@@ -826,6 +883,8 @@ impl PageReader {
             knob_anchor: d.knob.anchor_raw_ns,
             knob_skew: d.knob.skew.as_ppt(),
             knob_step: d.knob.step_ns,
+            check_raw: d.clock_check.map_or(0, |c| c.raw),
+            check_offset: d.clock_check.map_or(0, |c| c.offset()),
         })
     }
 

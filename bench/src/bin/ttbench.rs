@@ -81,6 +81,10 @@ enum Cmd {
         /// seed gives the same output byte for byte.
         #[arg(long)]
         no_wall_clock: bool,
+        /// A lie-size sweep: run once per value (ms, comma-separated), with every lying master's
+        /// lie set to it (keeping its sign); one line per point.
+        #[arg(long, value_delimiter = ',')]
+        lie_ms: Vec<f64>,
     },
     /// Cost of TrueTime::now() through the page vs clock_gettime(CLOCK_REALTIME), 1 and 2 threads.
     NowLatency {
@@ -255,6 +259,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             duration,
             hosts,
             no_wall_clock,
+            lie_ms,
         } => {
             let src = std::fs::read_to_string(&scenario)
                 .map_err(|e| format!("{}: {e}", scenario.display()))?;
@@ -265,6 +270,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
             }
             if let Some(h) = hosts {
                 sc.hosts.count = h;
+            }
+            if !lie_ms.is_empty() {
+                return liar_sweep(&sc, &lie_ms, json);
             }
             let mut r = bench::sim::run(&sc)?;
             if no_wall_clock && let Some(o) = r.json.as_object_mut() {
@@ -399,4 +407,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ttbench sim --lie-ms a,b,…`: one run per lie size; JSON lines or a table.
+fn liar_sweep(sc: &bench::sim::FleetScenario, lies: &[f64], json: bool) -> Result<(), String> {
+    if !json {
+        println!("lie ms  violations  synchronized after warm-up  ε p99 µs");
+    }
+    for &lie in lies {
+        let r = bench::sim::run(&sc.with_lie(lie))?;
+        let j = &r.json;
+        let synced = j["status_share_after_warm_up"]["synchronized"]
+            .as_f64()
+            .unwrap_or(0.0);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"lie_ms": lie, "violations": j["violations"], "samples": j["samples"], "synchronized_after_warm_up": synced, "status_share_after_warm_up": j["status_share_after_warm_up"], "epsilon_ns": j["epsilon_ns"]})
+            );
+        } else {
+            println!(
+                "{lie:>6}  {:>10}  {:>26.4}  {:>8.1}",
+                j["violations"],
+                synced,
+                j["epsilon_ns"]["p99"].as_f64().unwrap_or(0.0) / 1e3
+            );
+        }
+    }
+    Ok(())
 }

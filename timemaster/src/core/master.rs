@@ -890,6 +890,30 @@ impl MasterCore {
         }
     }
 
+    /// One peer round for an armageddon master that still needs time: `peers[i]` is configured
+    /// peer `i`'s offset interval (timescale − our raw) at `raw`, `None` if unreachable or
+    /// untrustworthy. The fleet (the peers and this master) is assumed to hold at most
+    /// `f = ⌊(peers + 1 − 1) / 2⌋` liars, so the truth is covered by at least `usable − f` of
+    /// the answers, and the hull of what that many cover is taken ([`marzullo::covered_hull`]):
+    /// wide when liars agree with each other, never wrong. (A majority rule over the answers
+    /// alone would let two liars of four that overlap the honest pair pick their overlap.)
+    /// `Ok(false)`: nothing to do (not armageddon, or time already taken).
+    pub fn on_peer_round(
+        &mut self,
+        raw: i64,
+        peers: &[Option<OffsetInterval>],
+    ) -> Result<bool, marzullo::MarzulloError> {
+        if !self.wants_peer_time() {
+            return Ok(false);
+        }
+        let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
+        let f = peers.len() / 2;
+        let needed = usable.len().saturating_sub(f);
+        let sel = marzullo::covered_hull(&usable, needed)?;
+        self.on_peer_time(raw, sel.interval);
+        Ok(true)
+    }
+
     /// Whether an armageddon master still needs time from its peers.
     pub fn wants_peer_time(&self) -> bool {
         self.p.kind == MasterKind::Armageddon && self.armageddon.is_none()
