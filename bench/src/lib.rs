@@ -3,6 +3,7 @@
 
 pub mod chrony;
 pub mod commit_wait;
+pub mod fuzz;
 pub mod lab;
 pub mod now_latency;
 pub mod report;

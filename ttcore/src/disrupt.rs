@@ -112,7 +112,9 @@ pub fn tolerance(then: ClockPair, now: ClockPair) -> i64 {
 pub fn check(then: ClockPair, now: ClockPair) -> Result<(), Disruption> {
     let d_raw = now.raw.saturating_sub(then.raw);
     if d_raw < 0 {
-        return Err(Disruption::Backwards { by_ns: -d_raw });
+        return Err(Disruption::Backwards {
+            by_ns: d_raw.saturating_neg(),
+        });
     }
     let moved = now.offset().wrapping_sub(then.offset());
     let tol = tolerance(then, now);
@@ -177,6 +179,18 @@ mod tests {
                 .as_nanos()
                 <= 123_456_789 / SLEW_DIVISOR + 1
         );
+    }
+
+    #[test]
+    fn extreme_readings_do_not_overflow() {
+        // Found by `ttbench fuzz --target shm-page`: a page whose check pair is far in the
+        // future made `−d_raw` overflow.
+        let far = p(i64::MAX, 0);
+        assert!(matches!(
+            check(far, p(i64::MIN, 0)),
+            Err(Disruption::Backwards { by_ns: i64::MAX })
+        ));
+        let _ = check(p(i64::MIN, i64::MAX), p(i64::MAX, i64::MIN));
     }
 
     #[test]

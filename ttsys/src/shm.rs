@@ -217,7 +217,7 @@ impl Knob {
         }
         raw.saturating_add(self.step_ns).saturating_add(
             self.skew
-                .apply(Span::from_nanos(raw - self.anchor_raw_ns))
+                .apply(Span::from_nanos(raw.saturating_sub(self.anchor_raw_ns)))
                 .as_nanos(),
         )
     }
@@ -528,7 +528,9 @@ impl HotPage {
             raw_real
                 .saturating_add(self.knob_step)
                 .saturating_add(floor_i64(
-                    (raw_real - self.knob_anchor) as f64 * self.knob_skew as f64 * 1e-12,
+                    raw_real.saturating_sub(self.knob_anchor) as f64
+                        * self.knob_skew as f64
+                        * 1e-12,
                 ))
         };
         let age = raw.wrapping_sub(self.ref_raw);
@@ -594,7 +596,9 @@ impl FastBlock {
             return None;
         }
         let corr = ((age as i128 * self.freq_q as i128) >> 64) as i64;
-        let grow = ((age as u128 * self.drift_q as u128) >> 64) as i64;
+        // Both factors as unsigned 64-bit values: the product fits 128 bits whatever the page
+        // holds (a negative drift_q from a corrupted page must not overflow).
+        let grow = ((age as u64 as u128 * self.drift_q as u64 as u128) >> 64) as i64;
         // Wrapping: for any page timed writes nothing here comes near the i64 range (see
         // `fast_block`); for a corrupted one this must not panic, and an inverted interval is
         // refused just below.
@@ -619,14 +623,22 @@ fn ld(f: &[AtomicI64; NFIELDS], i: usize) -> i64 {
 #[inline(always)]
 fn floor_i64(x: f64) -> i64 {
     let t = x as i64;
-    if (t as f64) > x { t - 1 } else { t }
+    if (t as f64) > x {
+        t.saturating_sub(1)
+    } else {
+        t
+    }
 }
 
 /// `⌈x⌉` for |x| < 2⁶³ without a libm call.
 #[inline(always)]
 fn ceil_i64(x: f64) -> i64 {
     let t = x as i64;
-    if (t as f64) < x { t + 1 } else { t }
+    if (t as f64) < x {
+        t.saturating_add(1)
+    } else {
+        t
+    }
 }
 
 /// The writer side (one per page, in `timed`).

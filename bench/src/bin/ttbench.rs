@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! ttbench sync-rps [--addr IP:PORT] [--threads 2] [--window 128] [--duration 5] [--json]
+//! ttbench fuzz [--target NAME|all] [--inputs N | --seconds S] [--seed N] [--json]
+//! ttbench sim --scenario FILE [--lie-ms a,b,…] [--json]
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -62,6 +64,27 @@ enum Cmd {
         /// Output directory.
         #[arg(long, default_value = "bench/results")]
         out: PathBuf,
+    },
+    /// Fuzz the parsers that see outside bytes (stable toolchain): random and mutated inputs
+    /// from valid examples and the corpus; a panic saves its input to fuzz-crash-*.bin.
+    Fuzz {
+        /// Target name, or `all` (targets: nmea, sock, telemetry, shm-page, config-timed,
+        /// config-timemaster, scenario-devices, scenario-fleet, ntp-request, ntp-reply,
+        /// grpc-requests).
+        #[arg(long, default_value = "all")]
+        target: String,
+        /// Inputs per target (default 1,000,000 unless --seconds is given).
+        #[arg(long)]
+        inputs: Option<u64>,
+        /// Run each target for this long instead (s).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON object per target.
+        #[arg(long)]
+        json: bool,
     },
     /// The deterministic fleet simulator: run a scenario, check every sampled TT.now().
     Sim {
@@ -242,6 +265,35 @@ fn real_main(cli: Cli) -> Result<(), String> {
                         sc["p50"].as_f64().unwrap_or(0.0),
                         sc["p99"].as_f64().unwrap_or(0.0),
                         d["sim"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Fuzz {
+            target,
+            inputs,
+            seconds,
+            seed,
+            json,
+        } => {
+            let budget = match (seconds, inputs) {
+                (Some(s), _) => bench::fuzz::Budget::Seconds(s),
+                (None, n) => bench::fuzz::Budget::Inputs(n.unwrap_or(1_000_000)),
+            };
+            let targets: Vec<&str> = if target == "all" {
+                bench::fuzz::TARGETS.to_vec()
+            } else {
+                vec![target.as_str()]
+            };
+            for t in targets {
+                let r = bench::fuzz::run(t, budget, seed)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+                } else {
+                    println!(
+                        "{:<18} {:>9} inputs in {:>6.1} s, {} seeds, no panic; outcomes {:?}",
+                        r.target, r.inputs, r.seconds, r.seeds, r.outcomes
                     );
                 }
             }
