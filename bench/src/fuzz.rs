@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Every target, by name.
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 12] = [
     "nmea",
     "sock",
     "telemetry",
@@ -33,6 +33,7 @@ pub const TARGETS: [&str; 11] = [
     "ntp-request",
     "ntp-reply",
     "grpc-requests",
+    "vmclock",
 ];
 
 /// What one run found.
@@ -409,6 +410,27 @@ fn harness(target: &str) -> Result<Harness, String> {
         "ntp-request" => ntp::request(seeds),
         "ntp-reply" => ntp::reply(seeds),
         "grpc-requests" => grpc(seeds),
+        "vmclock" => {
+            seeds.push(ttcore::vmclock::encode(0x1234_5678_9abc, 2, 6));
+            seeds.push(ttcore::vmclock::encode(1, 4, 0)[..104].to_vec());
+            let mut last: Option<ttcore::vmclock::Snapshot> = None;
+            Harness {
+                seeds,
+                text: false,
+                // The structure as timed copies it, then the rule against the previous copy.
+                step: Box::new(move |b| {
+                    let r = ttcore::vmclock::decode(b);
+                    if let (Some(a), Ok(n)) = (&last, &r) {
+                        let _ = ttcore::vmclock::check(a, n);
+                    }
+                    if let Ok(n) = r {
+                        last = Some(n);
+                    }
+                    tally(r)
+                }),
+                fixup: no_fixup,
+            }
+        }
         other => {
             return Err(format!(
                 "unknown fuzz target {other:?}; targets: {}",
@@ -514,14 +536,14 @@ fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, String> {
                 }
                 if let Ok(h) = r.read_hot() {
                     let _ = h.at(raw);
-                    let _ = h.continuous(raw, raw.wrapping_add(77));
+                    let _ = h.continuous(raw, raw.wrapping_add(77), Some(raw as u64));
                 }
                 let f = r.read_fast();
                 if let Some((iv, _)) = f.at(raw) {
                     out = "ok-fast";
                     assert!(iv.earliest() <= iv.latest());
                 }
-                let _ = f.continuous(raw, raw);
+                let _ = f.continuous(raw, raw, None);
             }
             out.into()
         }),

@@ -29,6 +29,8 @@ pub struct LabOptions {
     pub max_drift_ppm: f64,
     /// Where the binaries are (default: next to the current executable, built on demand).
     pub bin_dir: Option<PathBuf>,
+    /// timed's VMClock device (default: timed's own default, `/dev/vmclock0`).
+    pub vmclock: Option<PathBuf>,
 }
 
 impl Default for LabOptions {
@@ -42,6 +44,7 @@ impl Default for LabOptions {
             poll_ms: 1000,
             max_drift_ppm: 15.0,
             bin_dir: None,
+            vmclock: None,
         }
     }
 }
@@ -273,6 +276,9 @@ impl Lab {
         );
         if let Some(cb) = &lab.opts.clockbound {
             tcfg.push_str(&format!("clockbound-shm-path = \"{}\"\n", cb.display()));
+        }
+        if let Some(vm) = &lab.opts.vmclock {
+            tcfg.push_str(&format!("vmclock = \"{}\"\n", vm.display()));
         }
         for (_, addr) in &lab.masters {
             tcfg.push_str(&format!("[[master]]\naddr = \"{addr}\"\n"));

@@ -146,6 +146,10 @@ pub struct HostSpec {
     /// pauses and no VMClock is a negative control.
     #[serde(default)]
     pub vm_pauses: Vec<[f64; 2]>,
+    /// Hosts have a VMClock device whose disruption marker changes at the end of every VM
+    /// pause; timed checks it every 50 ms and at every poll, readers on every read.
+    #[serde(default)]
+    pub vmclock: bool,
     /// Every host restarts timed at these instants (s): the thundering herd.
     #[serde(default)]
     pub restart_at_s: Vec<f64>,
@@ -312,6 +316,8 @@ struct Host {
     boot_offset: i64,
     /// Phase of its watch ticks (ns, in [0, WATCH)).
     watch_phase: i64,
+    /// The VMClock marker timed last checked (and put on its page).
+    vm_marker: u64,
 }
 
 /// timed's watch period (`timed::daemon::WATCH_MS`, ns).
@@ -342,6 +348,19 @@ impl Disruptions {
             boot: t + boot_offset - paused,
             gap: 0,
         }
+    }
+
+    /// The VMClock marker at `t`: how many pauses have ended.
+    fn marker(&self, t: i64) -> u64 {
+        self.pauses.iter().filter(|&&(a, d)| t >= a + d).count() as u64
+    }
+
+    /// The end of the pause `t` falls in, if any: nothing on the host runs until then.
+    fn paused_until(&self, t: i64) -> Option<i64> {
+        self.pauses
+            .iter()
+            .find(|&&(a, d)| t >= a && t < a + d)
+            .map(|&(a, d)| a + d)
     }
 
     fn in_window(&self, t: i64) -> bool {
@@ -494,6 +513,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 },
                 boot_offset: raw0 - START_TAI,
                 watch_phase: rng.random_range(0..WATCH),
+                vm_marker: 0,
             }
         })
         .collect();
@@ -587,17 +607,24 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             }
             master_time = t;
         }
+        // Nothing on a paused VM runs: its events wait for the resume.
+        if let Some(resume) = dis.paused_until(t) {
+            queue.push(Reverse((resume, kind, h)));
+            continue;
+        }
         let host = &mut hosts[h];
         let now = dis.clocks(host.osc.reading_at(t), host.boot_offset, t);
+        let vm_moved = sc.hosts.vmclock && dis.marker(t) != host.vm_marker;
         let raw = now.raw;
         // timed's disruption check ([`ttcore::disrupt::check`], the same rule): at every
         // watch tick and every poll.
         if kind != 1 {
-            if ttcore::disrupt::check(host.check, now).is_err() {
+            if ttcore::disrupt::check(host.check, now).is_err() || vm_moved {
                 host.clock.on_disruption("raw clock disrupted");
                 host.clients.iter_mut().for_each(Client::reset);
             }
             host.check = now;
+            host.vm_marker = dis.marker(t);
         }
         if kind == 2 {
             if dis.in_window(t + WATCH) {
@@ -609,8 +636,15 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
             let (mut st, _) = host.clock.status_at(raw);
             // The reader's own check against the page's pair (PROTOCOL.md reading step 0);
             // outside the windows `boot − raw` has not moved since the last tick, so it passes.
-            if dis.in_window(t)
-                && !ttsys::shm::continuous(host.check.raw, host.check.offset(), now.raw, now.boot)
+            // With a VMClock, the reader also compares its marker with the page's.
+            if vm_moved
+                || dis.in_window(t)
+                    && !ttsys::shm::continuous(
+                        host.check.raw,
+                        host.check.offset(),
+                        now.raw,
+                        now.boot,
+                    )
             {
                 st = ClockStatus::Disrupted;
             }

@@ -26,7 +26,7 @@ fn deterministic_part(mut j: serde_json::Value) -> String {
     j.to_string()
 }
 
-const CATALOGUE: [&str; 17] = [
+const CATALOGUE: [&str; 18] = [
     "baseline",
     "datacenter-kernel-stamps",
     "spanner-2012",
@@ -44,6 +44,7 @@ const CATALOGUE: [&str; 17] = [
     "clock-disruptions-unreachable",
     "two-close-liars",
     "armageddon-among-close-liars",
+    "vm-pause-vmclock",
 ];
 
 /// Scenarios that break an assumption on purpose and must show violations.
@@ -116,8 +117,9 @@ fn the_negative_control_finds_violations() {
 
 /// Raw-clock steps of ±0.1, ±1 and ±25 ms and stalls of 0.1 ms to 2 s, with masters reachable
 /// and with every master partitioned away: every one is seen (the share of samples refused as
-/// disrupted is there) and no sample is a wrong interval; the VM pause without VMClock, which
-/// no host can see, is the negative control and must show violations.
+/// disrupted is there) and no sample is a wrong interval; VM pauses with a VMClock likewise;
+/// the VM pause without VMClock, which no host can see, is the negative control and must show
+/// violations.
 #[test]
 fn clock_disruptions_from_100_us_up_are_refused_before_a_wrong_interval() {
     for name in ["small-clock-disruptions", "clock-disruptions-unreachable"] {

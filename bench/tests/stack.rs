@@ -138,6 +138,13 @@ fn a_master_lying_by_10ms_is_rejected_and_shown() {
         let j = ttctl(&lab, &["status", "--addr", &lab.timed_addr, "--json"]);
         let masters = j["masters"].as_array().unwrap();
         assert_eq!(masters.len(), 3, "{j}");
+        // No VMClock here: status names the assumption that stands in for it.
+        assert!(
+            j["pause_detection"]
+                .as_str()
+                .is_some_and(|p| p.contains("never paused unnoticed")),
+            "{j}"
+        );
         let liar = masters
             .iter()
             .find(|m| m["id"] == "gps-b")
@@ -276,6 +283,64 @@ fn drift_beyond_the_assumption_is_caught_at_the_next_poll() {
         log.contains("max-drift-ppm assumption"),
         "timed's log names the broken assumption"
     );
+}
+
+/// A VMClock (a file with the device's layout): timed watches it and says so; a changed
+/// disruption marker (a live migration) makes every reader refuse at once and timed report
+/// disrupted, then re-synchronize; a reader whose device disagrees with the page refuses even
+/// while timed is content.
+#[test]
+fn a_vmclock_disruption_is_refused_by_readers_and_timed() {
+    use std::os::unix::fs::FileExt;
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let vmdir = tempfile::tempdir().unwrap();
+    let vm = vmdir.path().join("vmclock0");
+    std::fs::write(&vm, ttcore::vmclock::encode(1, 2, 2)).unwrap();
+    let (lab, _d) = lab(LabOptions {
+        vmclock: Some(vm.clone()),
+        ..Default::default()
+    });
+    lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    let rt = Lab::rt();
+    let s = rt.block_on(lab.status()).unwrap();
+    assert!(
+        s.pause_detection.starts_with("vmclock "),
+        "{}",
+        s.pause_detection
+    );
+    let tt = ttclient::TrueTime::open_with_vmclock(&lab.page, &vm).unwrap();
+    assert!(tt.now().is_ok());
+    // Negative control for the reader's own check: a device whose marker is not the page's.
+    let other = vmdir.path().join("other");
+    std::fs::write(&other, ttcore::vmclock::encode(99, 2, 2)).unwrap();
+    let stranger = ttclient::TrueTime::open_with_vmclock(&lab.page, &other).unwrap();
+    assert_eq!(stranger.reading().unwrap().status, ClockStatus::Disrupted);
+    // The hypervisor moves the marker.
+    let f = std::fs::OpenOptions::new().write(true).open(&vm).unwrap();
+    f.write_all_at(&ttcore::vmclock::encode(2, 2, 4), 0)
+        .unwrap();
+    let r = tt.reading().unwrap();
+    assert!(
+        !r.status.is_trustworthy(),
+        "read right after the migration: {:?}",
+        r.status
+    );
+    let t0 = Instant::now();
+    let mut disrupted = false;
+    while t0.elapsed() < Duration::from_secs(2) && !disrupted {
+        let s = rt.block_on(lab.status()).unwrap();
+        disrupted = s.disruptions > 0;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(disrupted, "timed did not see the marker change");
+    let log = std::fs::read_to_string(lab.opts.dir.join("timed.log")).unwrap();
+    assert!(
+        log.contains("hypervisor reported"),
+        "timed's log names the cause"
+    );
+    // Then back to synchronized at the next polls, with the new marker on the page.
+    lab.wait_synchronized(3, Duration::from_secs(30)).unwrap();
+    assert!(tt.now().is_ok());
 }
 
 #[test]

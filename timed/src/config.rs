@@ -92,6 +92,11 @@ pub struct Config {
     /// Accept SetClockKnob (tests only).
     #[serde(default)]
     pub allow_test_knob: bool,
+    /// The VMClock device: where it exists, a change of its disruption marker (a live
+    /// migration, a VM pause) disrupts the page at once. Where it does not, the page's validity
+    /// rests on the assumption that the raw clock is never paused unnoticed, and status says so.
+    #[serde(default = "default_vmclock")]
+    pub vmclock: PathBuf,
     /// Masters.
     #[serde(rename = "master")]
     pub masters: Vec<MasterConfig>,
@@ -99,6 +104,9 @@ pub struct Config {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7100))
+}
+fn default_vmclock() -> PathBuf {
+    PathBuf::from(ttsys::vmclock::DEFAULT_PATH)
 }
 fn default_shm() -> PathBuf {
     PathBuf::from("/run/timed/page")

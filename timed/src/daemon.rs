@@ -10,11 +10,13 @@ use std::time::Duration;
 use tonic::{Request, Response};
 use ttcore::disrupt::ClockPair;
 use ttcore::host::{HostClock, MasterSample, Verdict};
+use ttcore::vmclock::Snapshot as VmSnapshot;
 use ttcore::{ClockStatus, Rate};
 use ttproto::v1;
 use ttsys::clock;
 use ttsys::ntp::{Burst, Source};
 use ttsys::shm::{ClockBoundData, ClockBoundWriter, Knob, PageData, PageWriter, cb_status};
+use ttsys::vmclock::VmClock;
 
 /// One master as seen at the last round.
 #[derive(Clone, Debug, Default)]
@@ -73,6 +75,8 @@ pub struct State {
     pub detector: Mutex<clock::DisruptionDetector>,
     /// The verified (raw, boot) pair on the page, for readers to check against.
     pub clock_check: Mutex<Option<ClockPair>>,
+    /// The VMClock device and its last snapshot, when the host has one.
+    pub vmclock: Option<Mutex<(VmClock, VmSnapshot)>>,
     /// Raw at start.
     pub started_raw: i64,
     /// Status stream.
@@ -94,9 +98,30 @@ impl State {
     /// check). A disruption makes the core forget its model. Returns the pair the page should
     /// carry for its readers: the fresh one when it was read tightly (bracket ≤ 500 ns, well
     /// inside the readers' 1 µs slack), else the last such pair.
-    fn check_clock(&self) -> Option<ClockPair> {
+    fn check_clock(&self) -> (Option<ClockPair>, Option<u64>) {
         let mut det = self.detector.lock().unwrap_or_else(|e| e.into_inner());
-        let pair = match det.check() {
+        let mut marker = None;
+        let mut result = det.check();
+        if let Some(vm) = &self.vmclock {
+            let mut vm = vm.lock().unwrap_or_else(|e| e.into_inner());
+            match vm.0.read() {
+                Ok(now) => {
+                    let seen = ttcore::vmclock::check(&vm.1, &now);
+                    vm.1 = now;
+                    if let Err(d) = seen {
+                        result = Err(d);
+                    }
+                    marker = Some(now.marker);
+                }
+                // Unreadable now: treated as a disruption (the check cannot be made), the
+                // marker left off the page.
+                Err(e) => {
+                    tracing::warn!("{}: {e}", vm.0.path().display());
+                    result = Err(ttcore::disrupt::Disruption::Hypervisor);
+                }
+            }
+        }
+        let pair = match result {
             Ok(p) => p,
             Err(d) => {
                 tracing::warn!("clock disruption: {d}");
@@ -112,13 +137,13 @@ impl State {
         if pair.gap <= 500 {
             *published = Some(pair);
         }
-        *published
+        (*published, marker)
     }
 
     /// Builds and writes the page from the core's state at host raw reading `raw`, after
     /// checking the raw clock's continuity (so no page is written over an unseen disruption).
     fn publish(&self, raw: i64) {
-        let clock_check = self.check_clock();
+        let (clock_check, vmclock_marker) = self.check_clock();
         let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
         let knob = *self.knob.lock().unwrap_or_else(|e| e.into_inner());
         let (status, _) = host.status_at(raw);
@@ -148,6 +173,7 @@ impl State {
                 writer_pid: std::process::id() as i64,
                 disruptions: self.disruptions.load(Ordering::Relaxed) as i64,
                 clock_check,
+                vmclock_marker,
             },
             None => {
                 let mut d = PageData::unsynchronized(raw);
@@ -156,6 +182,7 @@ impl State {
                 d.void_after_raw = raw.saturating_add(self.config.void_after().as_nanos());
                 d.disruptions = self.disruptions.load(Ordering::Relaxed) as i64;
                 d.clock_check = clock_check;
+                d.vmclock_marker = vmclock_marker;
                 d
             }
         };
@@ -316,6 +343,18 @@ impl State {
             drift_bound_ppm: host.model().map_or(0.0, |m| m.drift_bound.as_ppm_f64()),
             burst: self.config.burst,
             epsilon_sync_ns: host.model().map_or(0, |m| m.eps_ref.as_nanos()),
+            pause_detection: match &self.vmclock {
+                Some(v) => format!(
+                    "vmclock {}",
+                    v.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                        .path()
+                        .display()
+                ),
+                None => "none: assumes the raw clock is never paused unnoticed (no VMClock device)"
+                    .into(),
+            },
         }
     }
 
@@ -497,6 +536,34 @@ async fn poll_task(state: Arc<State>) {
     }
 }
 
+/// The VMClock device at `path` and a first snapshot, if it exists and reads.
+fn open_vmclock(path: &std::path::Path) -> Option<(VmClock, VmSnapshot)> {
+    if !path.exists() {
+        tracing::info!(
+            "no VMClock at {}: assuming the raw clock is never paused unnoticed",
+            path.display()
+        );
+        return None;
+    }
+    match VmClock::open(path).and_then(|v| {
+        v.read()
+            .map(|s| (v, s))
+            .map_err(|source| ttsys::vmclock::VmClockOpenError::Format {
+                path: path.display().to_string(),
+                source,
+            })
+    }) {
+        Ok(v) => {
+            tracing::info!("watching VMClock {} for disruptions", path.display());
+            Some(v)
+        }
+        Err(e) => {
+            tracing::warn!("VMClock unusable, not watched: {e}");
+            None
+        }
+    }
+}
+
 /// How often the page is re-checked and re-published (ms). Readers allow 500 ppm of the
 /// page's check age, so 50 ms keeps their tolerance near 25 µs + 1 µs: any stall or step from
 /// about 30 µs up is refused by the next read.
@@ -636,6 +703,7 @@ pub fn run(config: Config) -> Result<(), String> {
         disruptions: Default::default(),
         detector: Mutex::new(clock::DisruptionDetector::new()),
         clock_check: Mutex::new(None),
+        vmclock: open_vmclock(&config.vmclock).map(Mutex::new),
         started_raw: now,
         watch,
         stop: stop.clone(),

@@ -117,7 +117,8 @@ pub struct SimSource {
 }
 
 enum Source {
-    Shm(PageReader),
+    /// The page, and the VMClock device when this process can map one.
+    Shm(PageReader, Option<ttsys::vmclock::VmClock>),
     Grpc(grpc::Client),
     Sim(SimSource),
 }
@@ -145,9 +146,23 @@ pub struct CommitWait {
 
 impl TrueTime {
     /// The page at `path`.
+    ///
+    /// Where `/dev/vmclock0` exists and is readable, every read also compares its disruption
+    /// marker with the one timed verified (a live migration is refused at once, not at timed's
+    /// next check).
     pub fn open(path: &Path) -> Result<TrueTime, TtError> {
+        Self::open_with_vmclock(path, Path::new(ttsys::vmclock::DEFAULT_PATH))
+    }
+
+    /// [`TrueTime::open`] with the VMClock device at `vmclock` (a file with the same layout in
+    /// tests); a missing or unreadable device is not an error (the check is skipped).
+    pub fn open_with_vmclock(path: &Path, vmclock: &Path) -> Result<TrueTime, TtError> {
         let r = PageReader::open(path).map_err(|e| TtError::Unavailable(e.to_string()))?;
-        Ok(Self::from_source(Source::Shm(r), Some(path.to_path_buf())))
+        let vm = ttsys::vmclock::VmClock::open(vmclock).ok();
+        Ok(Self::from_source(
+            Source::Shm(r, vm),
+            Some(path.to_path_buf()),
+        ))
     }
 
     /// timed's gRPC service at `addr` (`host:port`).
@@ -194,7 +209,7 @@ impl TrueTime {
     /// Which source this handle reads.
     pub fn source(&self) -> SourceKind {
         match self.inner.source {
-            Source::Shm(_) => SourceKind::Shm,
+            Source::Shm(..) => SourceKind::Shm,
             Source::Grpc(_) => SourceKind::Grpc,
             Source::Sim(_) => SourceKind::Simulated,
         }
@@ -209,15 +224,16 @@ impl TrueTime {
     #[inline]
     pub fn reading(&self) -> Result<Reading, TtError> {
         match &self.inner.source {
-            Source::Shm(r) => {
+            Source::Shm(r, vmclock) => {
                 // The writer's fast block covers the common case (a trustworthy page inside
                 // its validity window, the raw clock continuous since the writer's check);
                 // anything else takes the general path.
                 let fast = r.read_fast();
                 let raw = ttsys::clock::raw_ns();
                 let boot = ttsys::clock::boottime_ns();
+                let vm = vmclock.as_ref().map(|v| v.marker());
                 if let Some((interval, status)) = fast.at(raw)
-                    && fast.continuous(raw, boot)
+                    && fast.continuous(raw, boot, vm)
                 {
                     return Ok(Reading {
                         interval,
@@ -228,11 +244,11 @@ impl TrueTime {
                 let h = r.read_hot().map_err(|e| TtError::Page(e.to_string()))?;
                 // A failed continuity check is read once more: a preemption between the two
                 // clock reads looks like a stall, a real stall or step stays.
-                let (raw, continuous) = if h.continuous(raw, boot) {
+                let (raw, continuous) = if h.continuous(raw, boot, vm) {
                     (raw, true)
                 } else {
                     let raw = ttsys::clock::raw_ns();
-                    (raw, h.continuous(raw, ttsys::clock::boottime_ns()))
+                    (raw, h.continuous(raw, ttsys::clock::boottime_ns(), vm))
                 };
                 let (interval, status) = h.at(raw);
                 Ok(Reading {
@@ -261,7 +277,7 @@ impl TrueTime {
     /// implementations at one instant. Not available for the gRPC source.
     pub fn reading_at_raw(&self, raw: i64) -> Result<Reading, TtError> {
         match &self.inner.source {
-            Source::Shm(r) => {
+            Source::Shm(r, _) => {
                 let d: PageData = r.read().map_err(|e| TtError::Page(e.to_string()))?;
                 let x = d.read_at(raw);
                 Ok(Reading {

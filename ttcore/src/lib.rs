@@ -14,6 +14,7 @@
 //! * [`host`] — per-host selection among masters, frequency estimate with bounds, status.
 //! * [`osc`] — seeded oscillator models for simulation.
 //! * [`sock`] — chrony's SOCK refclock datagram codec.
+//! * [`vmclock`] — the VMClock structure (`/dev/vmclock0`): decoding and the disruption rule.
 //! * [`ntp`] — time transfer on the NTPv4 wire: packet codec, master reply, client exchange.
 //!
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
@@ -33,6 +34,7 @@ pub mod rate;
 pub mod sock;
 pub mod time;
 pub mod transfer;
+pub mod vmclock;
 
 pub use clock_model::ClockModel;
 pub use interval::{ClockStatus, IntervalError, TTInterval};

@@ -1,6 +1,7 @@
 //! OS-facing helpers shared by the daemons and the SDK. `unsafe` lives only in [`pps`] (the
-//! RFC 2783 ioctl), [`shm`] (the shared-memory page views), [`steer`] (adjtimex) and [`clock`]
-//! (one `clock_gettime` call), documented in each.
+//! RFC 2783 ioctl), [`shm`] (the shared-memory page views), [`steer`] (adjtimex), [`clock`]
+//! (one `clock_gettime` call), [`udp`] (socket timestamping) and [`vmclock`] (volatile reads of
+//! the hypervisor's page), documented in each.
 
 pub mod clock;
 pub mod config;
@@ -9,3 +10,4 @@ pub mod pps;
 pub mod shm;
 pub mod steer;
 pub mod udp;
+pub mod vmclock;

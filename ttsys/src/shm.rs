@@ -255,6 +255,10 @@ pub struct PageData {
     /// The writer's last verified (raw, boot) pair, against which readers check that the raw
     /// clock has run continuously since (PROTOCOL.md, reading step 0). `None`: no check.
     pub clock_check: Option<ClockPair>,
+    /// The VMClock disruption marker timed last verified, when it watches a VMClock device
+    /// (header `flags` bit 0 and `reserved`: the marker's low 32 bits). Readers that can map the
+    /// device compare it on every read.
+    pub vmclock_marker: Option<u64>,
 }
 
 /// PROTOCOL.md reading step 0, for every reader: has the raw clock run continuously from the
@@ -415,6 +419,7 @@ impl PageData {
                 boot: f[field::CHECK_RAW_NS].wrapping_add(f[field::CHECK_BOOT_OFFSET_NS]),
                 gap: 0,
             }),
+            vmclock_marker: None,
         }
     }
 
@@ -441,6 +446,7 @@ impl PageData {
             writer_pid: std::process::id() as i64,
             disruptions: 0,
             clock_check: None,
+            vmclock_marker: None,
         }
     }
 }
@@ -468,13 +474,15 @@ pub struct HotPage {
     knob_step: i64,
     check_raw: i64,
     check_offset: i64,
+    vm: Option<u32>,
 }
 
 impl HotPage {
-    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`].
+    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`] and
+    /// [`vm_consistent`] (`vm`: the VMClock device's marker now, if the reader maps one).
     #[inline(always)]
-    pub fn continuous(&self, raw_real: i64, boot: i64) -> bool {
-        continuous(self.check_raw, self.check_offset, raw_real, boot)
+    pub fn continuous(&self, raw_real: i64, boot: i64, vm: Option<u64>) -> bool {
+        continuous(self.check_raw, self.check_offset, raw_real, boot) && vm_consistent(self.vm, vm)
     }
 
     /// The interval and status at real raw reading `raw_real` — the same answer as
@@ -568,13 +576,15 @@ pub struct FastBlock {
     status: i64,
     check_raw: i64,
     check_offset: i64,
+    vm: Option<u32>,
 }
 
 impl FastBlock {
-    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`].
+    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`] and
+    /// [`vm_consistent`] (`vm`: the VMClock device's marker now, if the reader maps one).
     #[inline(always)]
-    pub fn continuous(&self, raw_real: i64, boot: i64) -> bool {
-        continuous(self.check_raw, self.check_offset, raw_real, boot)
+    pub fn continuous(&self, raw_real: i64, boot: i64, vm: Option<u64>) -> bool {
+        continuous(self.check_raw, self.check_offset, raw_real, boot) && vm_consistent(self.vm, vm)
     }
 
     /// The interval and status at real raw reading `raw_real`, if it falls inside the window
@@ -610,6 +620,23 @@ impl FastBlock {
         )
         .ok()?;
         Some((interval, decode_status(self.status)))
+    }
+}
+
+/// The page's VMClock marker (low 32 bits), if timed watches one; relaxed, under the seqlock.
+#[inline(always)]
+fn vm_marker(p: &PageRaw) -> Option<u32> {
+    (p.flags.load(Ordering::Relaxed) & 1 == 1).then(|| p.reserved.load(Ordering::Relaxed))
+}
+
+/// PROTOCOL.md reading step 0, VMClock part: a reader that maps the device compares its
+/// marker with the page's; a page or a reader without one passes (timed's own check every
+/// 50 ms still applies).
+#[inline(always)]
+pub fn vm_consistent(page: Option<u32>, device: Option<u64>) -> bool {
+    match (page, device) {
+        (Some(p), Some(d)) => p == d as u32,
+        _ => true,
     }
 }
 
@@ -739,6 +766,10 @@ impl PageWriter {
         for (slot, v) in p.f.iter().zip(f) {
             slot.store(v, Ordering::Relaxed);
         }
+        p.flags
+            .store(u16::from(d.vmclock_marker.is_some()), Ordering::Relaxed);
+        p.reserved
+            .store(d.vmclock_marker.unwrap_or(0) as u32, Ordering::Relaxed);
         p.generation.store(odd + 1, Ordering::Release);
     }
 }
@@ -803,9 +834,12 @@ impl PageReader {
             for (v, slot) in f.iter_mut().zip(p.f.iter()) {
                 *v = slot.load(Ordering::Relaxed);
             }
+            let vm = vm_marker(p);
             fence(Ordering::Acquire);
             if p.generation.load(Ordering::Relaxed) == g1 {
-                return Ok(PageData::from_fields(&f));
+                let mut d = PageData::from_fields(&f);
+                d.vmclock_marker = vm.map(u64::from);
+                return Ok(d);
             }
         }
         Err(ShmError::Busy)
@@ -814,7 +848,7 @@ impl PageReader {
     /// Copies what `copy` takes from the fields (read them with [`ld`]) under the seqlock; `None` if the page stayed
     /// mid-write for 100 000 attempts.
     #[inline(always)]
-    fn seqlock_copy<T>(&self, copy: impl Fn(&[AtomicI64; NFIELDS]) -> T) -> Option<T> {
+    fn seqlock_copy<T>(&self, copy: impl Fn(&PageRaw) -> T) -> Option<T> {
         let p = view(self.map.as_ptr());
         for _ in 0..100_000 {
             let g1 = p.generation.load(Ordering::Acquire);
@@ -822,7 +856,7 @@ impl PageReader {
                 std::hint::spin_loop();
                 continue;
             }
-            let v = copy(&p.f);
+            let v = copy(p);
             fence(Ordering::Acquire);
             if p.generation.load(Ordering::Relaxed) == g1 {
                 return Some(v);
@@ -835,16 +869,17 @@ impl PageReader {
     /// block (its window is zero), which sends the caller to [`PageReader::read_hot`].
     #[inline(always)]
     pub fn read_fast(&self) -> FastBlock {
-        self.seqlock_copy(|f| FastBlock {
-            ref_raw: ld(f, field::FAST_REF_RAW_NS),
-            base: ld(f, field::FAST_BASE_NS),
-            freq_q: ld(f, field::FAST_FREQ_Q64),
-            eps0: ld(f, field::FAST_EPS0_NS),
-            drift_q: ld(f, field::FAST_DRIFT_Q64),
-            until_age: ld(f, field::FAST_UNTIL_AGE_NS),
-            status: ld(f, field::FAST_STATUS),
-            check_raw: ld(f, field::CHECK_RAW_NS),
-            check_offset: ld(f, field::CHECK_BOOT_OFFSET_NS),
+        self.seqlock_copy(|p| FastBlock {
+            ref_raw: ld(&p.f, field::FAST_REF_RAW_NS),
+            base: ld(&p.f, field::FAST_BASE_NS),
+            freq_q: ld(&p.f, field::FAST_FREQ_Q64),
+            eps0: ld(&p.f, field::FAST_EPS0_NS),
+            drift_q: ld(&p.f, field::FAST_DRIFT_Q64),
+            until_age: ld(&p.f, field::FAST_UNTIL_AGE_NS),
+            status: ld(&p.f, field::FAST_STATUS),
+            check_raw: ld(&p.f, field::CHECK_RAW_NS),
+            check_offset: ld(&p.f, field::CHECK_BOOT_OFFSET_NS),
+            vm: vm_marker(p),
         })
         .unwrap_or(FastBlock {
             ref_raw: 0,
@@ -856,27 +891,29 @@ impl PageReader {
             status: 0,
             check_raw: 0,
             check_offset: 0,
+            vm: None,
         })
     }
 
     /// The hot-path copy: only the fields [`HotPage::at`] needs, under the same seqlock.
     #[inline]
     pub fn read_hot(&self) -> Result<HotPage, ShmError> {
-        let hot = self.seqlock_copy(|f| HotPage {
-            ref_raw: ld(f, field::REF_RAW_NS),
-            ref_time: ld(f, field::REF_TIME_NS),
-            freq_ppt: ld(f, field::FREQ_PPT),
-            eps_ref: ld(f, field::EPS_REF_NS),
-            drift_ppt: ld(f, field::DRIFT_PPT),
-            max_eps: ld(f, field::MAX_EPS_NS),
-            void_after: ld(f, field::VOID_AFTER_RAW_NS),
-            holdover_after: ld(f, field::HOLDOVER_AFTER_RAW_NS),
-            status: ld(f, field::STATUS),
-            knob_anchor: ld(f, field::KNOB_ANCHOR_RAW_NS),
-            knob_skew: ld(f, field::KNOB_SKEW_PPT),
-            knob_step: ld(f, field::KNOB_STEP_NS),
-            check_raw: ld(f, field::CHECK_RAW_NS),
-            check_offset: ld(f, field::CHECK_BOOT_OFFSET_NS),
+        let hot = self.seqlock_copy(|p| HotPage {
+            ref_raw: ld(&p.f, field::REF_RAW_NS),
+            ref_time: ld(&p.f, field::REF_TIME_NS),
+            freq_ppt: ld(&p.f, field::FREQ_PPT),
+            eps_ref: ld(&p.f, field::EPS_REF_NS),
+            drift_ppt: ld(&p.f, field::DRIFT_PPT),
+            max_eps: ld(&p.f, field::MAX_EPS_NS),
+            void_after: ld(&p.f, field::VOID_AFTER_RAW_NS),
+            holdover_after: ld(&p.f, field::HOLDOVER_AFTER_RAW_NS),
+            status: ld(&p.f, field::STATUS),
+            knob_anchor: ld(&p.f, field::KNOB_ANCHOR_RAW_NS),
+            knob_skew: ld(&p.f, field::KNOB_SKEW_PPT),
+            knob_step: ld(&p.f, field::KNOB_STEP_NS),
+            check_raw: ld(&p.f, field::CHECK_RAW_NS),
+            check_offset: ld(&p.f, field::CHECK_BOOT_OFFSET_NS),
+            vm: vm_marker(p),
         });
         if let Some(h) = hot {
             return Ok(h);
@@ -897,6 +934,7 @@ impl PageReader {
             knob_step: d.knob.step_ns,
             check_raw: d.clock_check.map_or(0, |c| c.raw),
             check_offset: d.clock_check.map_or(0, |c| c.offset()),
+            vm: d.vmclock_marker.map(|m| m as u32),
         })
     }
 

@@ -70,7 +70,7 @@ enum Cmd {
     Fuzz {
         /// Target name, or `all` (targets: nmea, sock, telemetry, shm-page, config-timed,
         /// config-timemaster, scenario-devices, scenario-fleet, ntp-request, ntp-reply,
-        /// grpc-requests).
+        /// grpc-requests, vmclock).
         #[arg(long, default_value = "all")]
         target: String,
         /// Inputs per target (default 1,000,000 unless --seconds is given).

@@ -892,12 +892,16 @@ impl MasterCore {
 
     /// One peer round for an armageddon master that still needs time: `peers[i]` is configured
     /// peer `i`'s offset interval (timescale − our raw) at `raw`, `None` if unreachable or
-    /// untrustworthy. The fleet (the peers and this master) is assumed to hold at most
-    /// `f = ⌊(peers + 1 − 1) / 2⌋` liars, so the truth is covered by at least `usable − f` of
-    /// the answers, and the hull of what that many cover is taken ([`marzullo::covered_hull`]):
-    /// wide when liars agree with each other, never wrong. (A majority rule over the answers
-    /// alone would let two liars of four that overlap the honest pair pick their overlap.)
-    /// `Ok(false)`: nothing to do (not armageddon, or time already taken).
+    /// untrustworthy.
+    ///
+    /// The fleet (the peers and this master) is assumed to hold at most
+    /// `f = ⌊(peers + 1 − 1) / 2⌋` faulty masters — lying, silent or untrustworthy alike — and
+    /// this master is not one of them. Each peer without an answer uses up one of the `f`, so at
+    /// most `f − missing` of the answers lie and the truth is covered by at least
+    /// `usable − (f − missing)` of them: the hull of what that many cover is taken
+    /// ([`marzullo::covered_hull`]), wide when liars agree with each other, never wrong. (A
+    /// majority rule over the answers alone let two liars of four that overlap the honest pair
+    /// pick their overlap.) `Ok(false)`: nothing to do (not armageddon, or time already taken).
     pub fn on_peer_round(
         &mut self,
         raw: i64,
@@ -908,8 +912,8 @@ impl MasterCore {
         }
         let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
         let f = peers.len() / 2;
-        let needed = usable.len().saturating_sub(f);
-        let sel = marzullo::covered_hull(&usable, needed)?;
+        let liars = f.saturating_sub(peers.len() - usable.len());
+        let sel = marzullo::covered_hull(&usable, usable.len().saturating_sub(liars))?;
         self.on_peer_time(raw, sel.interval);
         Ok(true)
     }
@@ -1300,6 +1304,44 @@ mod tests {
             ClockStatus::Unsynchronized
         );
         assert!(m.counters().labels_rejected >= 10);
+    }
+
+    #[test]
+    fn armageddon_peer_time_keeps_the_truth_with_close_liars() {
+        let arm = || {
+            let mut m = MasterCore::new(
+                MasterParams {
+                    kind: MasterKind::Armageddon,
+                    gps: None,
+                    ..Default::default()
+                },
+                LeapTable::builtin(),
+            );
+            m.on_atomic_lock(true, 0);
+            m
+        };
+        let us = |a: i64, b: i64| {
+            Some(OffsetInterval::new(Span::from_micros(a), Span::from_micros(b)).unwrap())
+        };
+        // Truth at 0; two honest peers, two liars overlapping them at +300 µs.
+        let mut m = arm();
+        let peers = [us(-150, 150), us(-140, 160), us(150, 450), us(160, 460)];
+        assert_eq!(m.on_peer_round(S, &peers), Ok(true));
+        // The hull of what two cover: from the second honest start to the first liar's end,
+        // truth (0) inside; a majority of the four (three) would have picked [150, 160].
+        assert_eq!(m.peer_time, Some((S, us(-140, 450).unwrap())));
+        m.on_atomic_pulse(2 * S);
+        assert!(!m.wants_peer_time());
+        // One of two peers silent: it is the fault, the other is taken.
+        let mut m = arm();
+        assert_eq!(m.on_peer_round(S, &[None, us(-100, 100)]), Ok(true));
+        assert_eq!(m.peer_time, Some((S, us(-100, 100).unwrap())));
+        // Both silent: nothing to take.
+        let mut m = arm();
+        assert!(m.on_peer_round(S, &[None, None]).is_err());
+        // Not armageddon: nothing to do.
+        let mut g = MasterCore::new(MasterParams::default(), LeapTable::builtin());
+        assert_eq!(g.on_peer_round(S, &peers), Ok(false));
     }
 
     #[test]

@@ -282,6 +282,7 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
         "drift_bound_ppm": s.drift_bound_ppm,
         "epsilon_sync_ns": s.epsilon_sync_ns,
         "burst": s.burst,
+        "pause_detection": s.pause_detection,
         "masters": s.masters.iter().map(|m| json!({
             "addr": m.addr, "id": m.id, "kind": m.kind, "reachable": m.reachable,
             "selected": m.selected, "reason": m.reason, "offset_ns": m.offset_ns,
@@ -321,6 +322,7 @@ fn status_report(s: &v1::DaemonStatus) -> String {
         "Last sync       : {:.1} s ago ({} syncs, {} disruptions)\n",
         s.last_sync_age_s, s.syncs, s.disruptions
     ));
+    o.push_str(&format!("VM pauses       : {}\n", s.pause_detection));
     o.push_str(&format!(
         "Page            : {}{}\n",
         s.shm_path,
