@@ -1,6 +1,7 @@
 //! `ttbench now-latency`: the cost of `TrueTime::now()` through timed's page beside a plain
-//! `clock_gettime(CLOCK_REALTIME)`, in one run, interleaved (batch of one, batch of the other)
-//! so both see the same machine noise; with 1 and with 2 threads reading at once.
+//! `clock_gettime(CLOCK_REALTIME)` and AWS ClockBound's client (`clock-bound-client`'s
+//! `now()` on a ClockBound v2 segment), in one run, interleaved (a batch of each in turn) so
+//! all see the same machine noise; with 1 and with 2 threads reading at once.
 //!
 //! `ttbench commit-wait-overshoot`: how long after the exact instant at which `after(s)` first
 //! holds does `commit_wait` return (blocking and async), on real time.
@@ -29,7 +30,25 @@ pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter,
     d.max_eps = Span::from_secs(10);
     d.void_after_raw = raw + 3_600_000_000_000;
     d.holdover_after_raw = raw + 3_600_000_000_000;
+    // As timed writes it: with a verified (raw, boot) pair, so readers run their continuity
+    // check as they do on a real page.
+    d.clock_check = Some(ttsys::clock::clock_pair());
     w.write(&d);
+    Ok(w)
+}
+
+/// A synchronized ClockBound v2 segment (bound 100 µs, 200 ppm), valid for an hour.
+fn synthetic_clockbound(path: &Path) -> Result<ttsys::shm::ClockBoundWriter, String> {
+    let mut w = ttsys::shm::ClockBoundWriter::open(path).map_err(|e| e.to_string())?;
+    let mono = plain_clock_gettime(libc::CLOCK_MONOTONIC_COARSE);
+    w.write(&ttsys::shm::ClockBoundData {
+        as_of_mono_ns: mono,
+        void_after_mono_ns: mono + 3_600_000_000_000,
+        bound_ns: 100_000,
+        max_drift_ppb: 200_000,
+        status: ttsys::shm::cb_status::SYNCHRONIZED,
+        disruption_marker: 0,
+    });
     Ok(w)
 }
 
@@ -50,15 +69,25 @@ struct Pair {
     tt: Histogram<u64>,
     cg: Histogram<u64>,
     raw: Histogram<u64>,
+    cb: Histogram<u64>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair {
+            tt: Histogram::new(3).expect("hist"),
+            cg: Histogram::new(3).expect("hist"),
+            raw: Histogram::new(3).expect("hist"),
+            cb: Histogram::new(3).expect("hist"),
+        }
+    }
 }
 
 /// Per-call cost in ps (batch time / batch size), recorded per batch.
-fn measure(tt: &ttclient::TrueTime, batches: usize, batch: usize) -> Pair {
-    let mut p = Pair {
-        tt: Histogram::new(3).expect("hist"),
-        cg: Histogram::new(3).expect("hist"),
-        raw: Histogram::new(3).expect("hist"),
-    };
+fn measure(tt: &ttclient::TrueTime, cb: &Path, batches: usize, batch: usize) -> Pair {
+    let mut p = Pair::new();
+    let mut cbc =
+        clock_bound_client::ClockBoundClient::new_with_path(cb.to_str().expect("utf-8 path")).ok();
     let mut sink = 0i64;
     for _ in 0..batches {
         let t = Instant::now();
@@ -80,6 +109,14 @@ fn measure(tt: &ttclient::TrueTime, batches: usize, batch: usize) -> Pair {
         let _ = p
             .raw
             .record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+        if let Some(c) = cbc.as_mut() {
+            let t = Instant::now();
+            for _ in 0..batch {
+                sink = sink.wrapping_add(c.now().map(|n| n.latest.tv_nsec()).unwrap_or(0));
+            }
+            let _ =
+                p.cb.record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+        }
     }
     std::hint::black_box(sink);
     p
@@ -96,6 +133,9 @@ fn summary(p: &Pair) -> serde_json::Value {
         "ratio_p99": ns(&p.tt, 0.99) / ns(&p.cg, 0.99),
         "clock_monotonic_raw_ns": ns(&p.raw, 0.5),
         "ratio_to_raw_clock": ns(&p.tt, 0.5) / ns(&p.raw, 0.5),
+        "clockbound_now_ns": ns(&p.cb, 0.5),
+        "clockbound_ratio": ns(&p.cb, 0.5) / ns(&p.cg, 0.5),
+        "clockbound_now_ns_p99": ns(&p.cb, 0.99),
     })
 }
 
@@ -120,26 +160,27 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Va
     let tt = ttclient::TrueTime::open(&path).map_err(|e| e.to_string())?;
     tt.now()
         .map_err(|e| format!("the page is not usable: {e}"))?;
-    measure(&tt, 200, 1000); // warm-up
-    let one = measure(&tt, batches, 1000);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cb = dir.join("clockbound-shm0");
+    let _cbw = synthetic_clockbound(&cb)?;
+    measure(&tt, &cb, 200, 1000); // warm-up
+    let one = measure(&tt, &cb, batches, 1000);
     let two: Vec<Pair> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let t = tt.clone();
-                s.spawn(move || measure(&t, batches, 1000))
+                let cb = cb.clone();
+                s.spawn(move || measure(&t, &cb, batches, 1000))
             })
             .collect();
         hs.into_iter().map(|h| h.join().expect("thread")).collect()
     });
-    let mut merged = Pair {
-        tt: Histogram::new(3).expect("hist"),
-        cg: Histogram::new(3).expect("hist"),
-        raw: Histogram::new(3).expect("hist"),
-    };
+    let mut merged = Pair::new();
     for p in &two {
         let _ = merged.tt.add(&p.tt);
         let _ = merged.cg.add(&p.cg);
         let _ = merged.raw.add(&p.raw);
+        let _ = merged.cb.add(&p.cb);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let mut out = summary(&one);

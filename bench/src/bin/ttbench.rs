@@ -391,6 +391,12 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     t2["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
                     t2["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
                 );
+                println!(
+                    "ClockBound client now(): {:.1} ns, ratio {:.2} to clock_gettime (2 threads {:.1} ns)",
+                    r["clockbound_now_ns"].as_f64().unwrap_or(0.0),
+                    r["clockbound_ratio"].as_f64().unwrap_or(0.0),
+                    t2["clockbound_now_ns"].as_f64().unwrap_or(0.0)
+                );
             }
             Ok(())
         }
