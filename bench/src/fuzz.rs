@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Every target, by name.
-pub const TARGETS: [&str; 12] = [
+pub const TARGETS: [&str; 13] = [
     "nmea",
     "sock",
     "telemetry",
@@ -34,6 +34,7 @@ pub const TARGETS: [&str; 12] = [
     "ntp-reply",
     "grpc-requests",
     "vmclock",
+    "store-requests",
 ];
 
 /// What one run found.
@@ -358,58 +359,23 @@ fn harness(target: &str) -> Result<Harness, String> {
             }
         }
         "shm-page" => shm_page(seeds)?,
-        "config-timed" => {
-            seeds.extend(text_files(&root().join("systemd"), "toml"));
-            Harness {
-                seeds,
-                text: true,
-                step: Box::new(|b| match std::str::from_utf8(b) {
-                    Ok(s) => tally(timed::config::Config::from_toml(s, "fuzz.toml")),
-                    Err(_) => "not-utf8".into(),
-                }),
-                fixup: no_fixup,
-            }
-        }
-        "config-timemaster" => {
-            seeds.extend(text_files(&root().join("systemd"), "toml"));
-            Harness {
-                seeds,
-                text: true,
-                step: Box::new(|b| match std::str::from_utf8(b) {
-                    Ok(s) => tally(timemaster::config::Config::from_toml(s, "fuzz.toml")),
-                    Err(_) => "not-utf8".into(),
-                }),
-                fixup: no_fixup,
-            }
-        }
-        "scenario-devices" => {
-            seeds.extend(text_files(&root().join("firmware-sim/scenarios"), "toml"));
-            Harness {
-                seeds,
-                text: true,
-                step: Box::new(|b| match std::str::from_utf8(b) {
-                    Ok(s) => tally(firmware_sim::scenario::Scenario::from_toml(s, "fuzz.toml")),
-                    Err(_) => "not-utf8".into(),
-                }),
-                fixup: no_fixup,
-            }
-        }
-        "scenario-fleet" => {
-            seeds.extend(text_files(&root().join("bench/scenarios"), "toml"));
-            Harness {
-                seeds,
-                text: true,
-                // Parsing only: running a fuzzed fleet would be a simulation per input.
-                step: Box::new(|b| match std::str::from_utf8(b) {
-                    Ok(s) => tally(crate::sim::FleetScenario::from_toml(s, "fuzz.toml")),
-                    Err(_) => "not-utf8".into(),
-                }),
-                fixup: no_fixup,
-            }
-        }
+        "config-timed" => text_target(seeds, "systemd", |s| {
+            tally(timed::config::Config::from_toml(s, "fuzz.toml"))
+        }),
+        "config-timemaster" => text_target(seeds, "systemd", |s| {
+            tally(timemaster::config::Config::from_toml(s, "fuzz.toml"))
+        }),
+        "scenario-devices" => text_target(seeds, "firmware-sim/scenarios", |s| {
+            tally(firmware_sim::scenario::Scenario::from_toml(s, "fuzz.toml"))
+        }),
+        // Parsing only: running a fuzzed fleet would be a simulation per input.
+        "scenario-fleet" => text_target(seeds, "bench/scenarios", |s| {
+            tally(crate::sim::FleetScenario::from_toml(s, "fuzz.toml"))
+        }),
         "ntp-request" => ntp::request(seeds),
         "ntp-reply" => ntp::reply(seeds),
         "grpc-requests" => grpc(seeds),
+        "store-requests" => store(seeds),
         "vmclock" => {
             seeds.push(ttcore::vmclock::encode(0x1234_5678_9abc, 2, 6));
             seeds.push(ttcore::vmclock::encode(1, 4, 0)[..104].to_vec());
@@ -439,6 +405,21 @@ fn harness(target: &str) -> Result<Harness, String> {
         }
     };
     Ok(h)
+}
+
+/// A TOML file parser, seeded with the project's own files of that kind (`*.toml` in `dir`),
+/// fed as the loaders read files: text that is not UTF-8 is refused before parsing.
+fn text_target(mut seeds: Vec<Vec<u8>>, dir: &str, parse: fn(&str) -> String) -> Harness {
+    seeds.extend(text_files(&root().join(dir), "toml"));
+    Harness {
+        seeds,
+        text: true,
+        step: Box::new(move |b| match std::str::from_utf8(b) {
+            Ok(s) => parse(s),
+            Err(_) => "not-utf8".into(),
+        }),
+        fixup: no_fixup,
+    }
 }
 
 /// The shm page as a reader sees it: any 256 bytes (random, mutated, or torn — a splice of two
@@ -582,6 +563,67 @@ fn grpc(mut seeds: Vec<Vec<u8>>) -> Harness {
                 }
                 Err(_) => "undecodable".into(),
             }
+        }),
+        fixup: no_fixup,
+    }
+}
+
+/// The demo store's requests after decoding: random protobuf bytes as a transaction (then the
+/// node's validation, which runs before anything is proposed) and as a Raft message (then its
+/// JSON payload as each Raft request type, as the Raft service decodes it).
+fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
+    use prost::Message;
+    use ttproto::store as pb;
+    let txn = pb::TxnRequest {
+        writes: vec![pb::Write {
+            key: "k".into(),
+            value: Some("v".into()),
+        }],
+        reads: vec!["r".into()],
+        ..Default::default()
+    };
+    seeds.push(txn.encode_to_vec());
+    let vote =
+        br#"{"vote":{"leader_id":{"term":1,"node_id":1},"committed":false},"last_log_id":null}"#;
+    let append = br#"{"vote":{"leader_id":{"term":1,"node_id":1},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}"#;
+    for payload in [&vote[..], &append[..]] {
+        seeds.push(
+            pb::RaftMessage {
+                from: 1,
+                payload: payload.to_vec(),
+            }
+            .encode_to_vec(),
+        );
+    }
+    Harness {
+        seeds,
+        text: false,
+        step: Box::new(|b| {
+            let txn = match pb::TxnRequest::decode(b) {
+                Ok(r) => match ttstore::node::validate_txn(&r) {
+                    Ok(()) => "txn-valid",
+                    Err(_) => "txn-refused",
+                },
+                Err(_) => "txn-undecodable",
+            };
+            let raft = match pb::RaftMessage::decode(b) {
+                Ok(m) => {
+                    use ttstore::raft::{TypeConfig, decode};
+                    let vote = decode::<openraft::raft::VoteRequest<u64>>(&m).is_ok();
+                    let append =
+                        decode::<openraft::raft::AppendEntriesRequest<TypeConfig>>(&m).is_ok();
+                    let snap =
+                        decode::<openraft::raft::InstallSnapshotRequest<TypeConfig>>(&m).is_ok();
+                    match (append, snap, vote) {
+                        (true, ..) => "raft-append",
+                        (_, true, _) => "raft-snapshot",
+                        (.., true) => "raft-vote",
+                        _ => "raft-refused",
+                    }
+                }
+                Err(_) => "raft-undecodable",
+            };
+            format!("{txn},{raft}")
         }),
         fixup: no_fixup,
     }

@@ -91,7 +91,7 @@ pub fn free_udp_port() -> std::io::Result<u16> {
 }
 
 /// A gRPC channel to `addr` (`host:port`) with the lab's timeouts (1 s connect, 2 s per call).
-async fn grpc_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
+pub(crate) async fn grpc_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(1))

@@ -581,7 +581,9 @@ impl RaftService {
     }
 }
 
-fn decode<T: for<'a> Deserialize<'a>>(m: &pb::RaftMessage) -> Result<T, tonic::Status> {
+/// A Raft message's payload (JSON) as the request type an RPC expects; malformed bytes are an
+/// `invalid_argument`, never a panic.
+pub fn decode<T: for<'a> Deserialize<'a>>(m: &pb::RaftMessage) -> Result<T, tonic::Status> {
     serde_json::from_slice(&m.payload)
         .map_err(|e| tonic::Status::invalid_argument(format!("bad Raft message: {e}")))
 }

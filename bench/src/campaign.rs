@@ -1,0 +1,611 @@
+//! `ttbench campaign`: a multi-host fault campaign on real processes in real network
+//! namespaces, checked against truth on every sample.
+//!
+//! Topology: one Linux bridge in the root namespace (`10.77.N.254/24`), and one network
+//! namespace per master and per host, each joined to the bridge by a veth pair. Masters are
+//! `timemaster run --simulate` (their own firmware-sim GPS receiver and atomic clock); hosts are
+//! `timed`, each polling every master over UDP and writing its own page. The controller (this
+//! process, root namespace) reads every host's page through the SDK ten times a second and
+//! checks each trustworthy interval against truth (the machine's `CLOCK_REALTIME`, the devices'
+//! truth), bracketed by a read before and after.
+//!
+//! Faults, from a seeded schedule: `kill -9` of a master or of a timed and their restarts,
+//! storms (every timed at once, three masters at once), partitions (a node's veth set down: no
+//! `tc netem` or iptables exist here), steps of a host's clock through timed's test knob, and a
+//! master lying by a fixed amount throughout (its devices' time jumps at power-on; it has no
+//! peers, so it never evicts itself). The negative control makes a majority of masters lie
+//! together: hosts must follow them, and the checker must see it.
+//!
+//! Needs root and iproute2 (`ip netns`).
+
+use crate::lab::{binaries, grpc_channel};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use ttcore::ClockStatus;
+use ttproto::v1;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct CampaignOptions {
+    /// Seconds of faults after warm-up.
+    pub duration_s: f64,
+    /// Seed of the fault schedule.
+    pub seed: u64,
+    /// Masters (≥ 3).
+    pub masters: usize,
+    /// Hosts running timed.
+    pub hosts: usize,
+    /// How far the lying master (or, in the negative control, the lying majority) is off (ms).
+    pub lie_ms: f64,
+    /// A majority of masters lie together: the checker must find violations.
+    pub negative_control: bool,
+    /// Working directory (logs, configs, pages); removed afterwards unless `keep`.
+    pub dir: PathBuf,
+    /// Keep the directory.
+    pub keep: bool,
+    /// Where the binaries are (default: next to this executable, built on demand).
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl Default for CampaignOptions {
+    fn default() -> Self {
+        CampaignOptions {
+            duration_s: 600.0,
+            seed: 1,
+            masters: 5,
+            hosts: 3,
+            lie_ms: 5.0,
+            negative_control: false,
+            dir: std::env::temp_dir().join(format!("ttcampaign-{}", std::process::id())),
+            keep: false,
+            bin_dir: None,
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e} (the campaign needs iproute2)", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {} (the campaign needs root)",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The bridge and the namespaces; removed on drop.
+struct Net {
+    id: u32,
+    bridge: String,
+    /// (namespace, root-side veth, address) per node.
+    nodes: Vec<(String, String, String)>,
+}
+
+impl Net {
+    fn new(id: u32, names: &[String]) -> Result<Net, String> {
+        let bridge = format!("ttc{id}br");
+        let mut net = Net {
+            id,
+            bridge: bridge.clone(),
+            nodes: Vec::new(),
+        };
+        // Leftovers of an earlier run with the same id.
+        let _ = ip(&["link", "del", &bridge]);
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        ip(&["addr", "add", &format!("10.77.{id}.254/24"), "dev", &bridge])?;
+        ip(&["link", "set", &bridge, "up"])?;
+        for (i, name) in names.iter().enumerate() {
+            let ns = format!("ttc{id}-{name}");
+            let veth = format!("ttc{id}v{i}");
+            let addr = format!("10.77.{id}.{}", 10 + i);
+            let _ = ip(&["netns", "del", &ns]);
+            ip(&["netns", "add", &ns])?;
+            net.nodes.push((ns.clone(), veth.clone(), addr.clone()));
+            ip(&[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
+            ip(&["link", "set", &veth, "master", &bridge, "up"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(net)
+    }
+
+    /// Cuts node `i` off (its veth down) or reconnects it.
+    fn link(&self, i: usize, up: bool) -> Result<(), String> {
+        ip(&[
+            "link",
+            "set",
+            &self.nodes[i].1,
+            if up { "up" } else { "down" },
+        ])
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for (ns, _, _) in &self.nodes {
+            let _ = ip(&["netns", "del", ns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+        let _ = self.id;
+    }
+}
+
+/// One daemon in a namespace, restartable.
+struct Daemon {
+    name: String,
+    ns: String,
+    argv: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| e.to_string())?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(&self.argv)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.name))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL (`ip netns exec` execs the daemon, so the pid is the daemon's).
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A fault as injected (for the report).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Fault {
+    /// Seconds after warm-up.
+    pub t_s: f64,
+    /// What.
+    pub kind: String,
+    /// On which node(s).
+    pub target: String,
+}
+
+enum Action {
+    KillMaster(usize),
+    StartMaster(usize),
+    KillTimed(usize),
+    StartTimed(usize),
+    Cut(usize),
+    Heal(usize),
+    Step(usize, i64),
+}
+
+/// The fault schedule: one fault every 6–16 s, each undone 2–25 s later; the seven kinds in a
+/// shuffled rotation, so a short run still sees every kind.
+fn schedule(
+    rng: &mut ChaCha8Rng,
+    duration: f64,
+    masters: usize,
+    hosts: usize,
+    liar: Option<usize>,
+) -> Vec<(f64, Action, Option<Fault>)> {
+    let mut out: Vec<(f64, Action, Option<Fault>)> = Vec::new();
+    let honest: Vec<usize> = (0..masters).filter(|m| Some(*m) != liar).collect();
+    let mut t = 5.0;
+    let fault = |t: f64, kind: &str, target: String| {
+        Some(Fault {
+            t_s: (t * 10.0f64).round() / 10.0,
+            kind: kind.into(),
+            target,
+        })
+    };
+    let mut kinds: Vec<u32> = Vec::new();
+    while t < duration - 20.0 {
+        if kinds.is_empty() {
+            kinds = (0..7).collect();
+            for i in (1..kinds.len()).rev() {
+                kinds.swap(i, rng.random_range(0..=i));
+            }
+        }
+        match kinds.pop().unwrap_or(0) {
+            0 => {
+                let m = honest[rng.random_range(0..honest.len())];
+                out.push((
+                    t,
+                    Action::KillMaster(m),
+                    fault(t, "kill-9-master", format!("m{m}")),
+                ));
+                out.push((
+                    t + rng.random_range(3.0..15.0),
+                    Action::StartMaster(m),
+                    None,
+                ));
+            }
+            1 => {
+                let h = rng.random_range(0..hosts);
+                out.push((
+                    t,
+                    Action::KillTimed(h),
+                    fault(t, "kill-9-timed", format!("h{h}")),
+                ));
+                out.push((t + rng.random_range(1.0..5.0), Action::StartTimed(h), None));
+            }
+            2 => {
+                let m = rng.random_range(0..masters);
+                let d = rng.random_range(5.0..25.0);
+                out.push((
+                    t,
+                    Action::Cut(m),
+                    fault(t, "partition-master", format!("m{m}")),
+                ));
+                out.push((t + d, Action::Heal(m), None));
+            }
+            3 => {
+                let h = rng.random_range(0..hosts);
+                let d = rng.random_range(2.0..15.0);
+                out.push((
+                    t,
+                    Action::Cut(masters + h),
+                    fault(t, "partition-host", format!("h{h}")),
+                ));
+                out.push((t + d, Action::Heal(masters + h), None));
+            }
+            4 => {
+                let h = rng.random_range(0..hosts);
+                let ms = rng.random_range(0.1..20.0) * if rng.random() { 1.0 } else { -1.0 };
+                out.push((
+                    t,
+                    Action::Step(h, (ms * 1e6) as i64),
+                    fault(t, "clock-step", format!("h{h} {ms:+.2} ms")),
+                ));
+            }
+            5 => {
+                let back = rng.random_range(1.0..4.0);
+                for h in 0..hosts {
+                    out.push((
+                        t,
+                        Action::KillTimed(h),
+                        if h == 0 {
+                            fault(t, "storm-timed", "all hosts".into())
+                        } else {
+                            None
+                        },
+                    ));
+                    out.push((t + back, Action::StartTimed(h), None));
+                }
+            }
+            _ => {
+                let k = 3.min(honest.len());
+                let back = rng.random_range(4.0..12.0);
+                for (j, &m) in honest.iter().take(k).enumerate() {
+                    out.push((
+                        t,
+                        Action::KillMaster(m),
+                        if j == 0 {
+                            fault(t, "storm-masters", format!("{k} masters"))
+                        } else {
+                            None
+                        },
+                    ));
+                    out.push((t + back, Action::StartMaster(m), None));
+                }
+            }
+        }
+        t += rng.random_range(6.0..16.0);
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// Runs the campaign; the JSON report.
+pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
+    if o.masters < 3 || o.hosts == 0 {
+        return Err("a campaign needs at least 3 masters and 1 host".into());
+    }
+    let bins = binaries(o.bin_dir.as_deref())?;
+    std::fs::create_dir_all(&o.dir).map_err(|e| format!("{}: {e}", o.dir.display()))?;
+    let id = std::process::id() % 200 + 20;
+    let names: Vec<String> = (0..o.masters)
+        .map(|m| format!("m{m}"))
+        .chain((0..o.hosts).map(|h| format!("h{h}")))
+        .collect();
+    let net = Net::new(id, &names)?;
+    let addr = |i: usize| net.nodes[i].2.clone();
+    const PORT: u16 = 7000;
+    // Who lies: one master throughout, or a majority together in the negative control.
+    let liars: Vec<usize> = if o.negative_control {
+        (0..o.masters / 2 + 1).collect()
+    } else {
+        vec![o.masters - 1]
+    };
+    let lie_ns = (o.lie_ms * 1e6) as i64;
+    let mut masters: Vec<Daemon> = Vec::new();
+    for m in 0..o.masters {
+        let dir = o.dir.join(format!("m{m}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let lies = liars.contains(&m);
+        let scenario = dir.join("devices.toml");
+        let mut sc = format!("seed = {}\n", o.seed * 31 + m as u64);
+        if lies {
+            sc.push_str(&format!(
+                "[[fault]]\nkind = \"time-jump\"\nat-s = 0.0\nphase-ns = {lie_ns}\n"
+            ));
+        }
+        std::fs::write(&scenario, sc).map_err(|e| e.to_string())?;
+        let mut cfg = format!(
+            "id = \"m{m}\"\nkind = \"gps\"\nlisten = \"{}:{PORT}\"\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n[atomic]\ndrift-ppt = 100\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n",
+            addr(m)
+        );
+        // Liars have no peers (so they never evict themselves); the others cross-check all.
+        if !lies {
+            for p in (0..o.masters).filter(|&p| p != m) {
+                cfg.push_str(&format!("[[peer]]\naddr = \"{}:{PORT}\"\n", addr(p)));
+            }
+        }
+        let path = dir.join("timemaster.toml");
+        std::fs::write(&path, cfg).map_err(|e| e.to_string())?;
+        let mut d = Daemon {
+            name: format!("m{m}"),
+            ns: net.nodes[m].0.clone(),
+            argv: vec![
+                bins.join("timemaster").display().to_string(),
+                "run".into(),
+                "--simulate".into(),
+                "-c".into(),
+                path.display().to_string(),
+                "--sim-scenario".into(),
+                scenario.display().to_string(),
+                "--sim-dir".into(),
+                dir.join("devices").display().to_string(),
+            ],
+            log: dir.join("timemaster.log"),
+            child: None,
+        };
+        d.start()?;
+        masters.push(d);
+    }
+    let mut hosts: Vec<Daemon> = Vec::new();
+    let mut pages = Vec::new();
+    let mut timed_addrs = Vec::new();
+    for h in 0..o.hosts {
+        let i = o.masters + h;
+        let dir = o.dir.join(format!("h{h}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let page = dir.join("page");
+        let listen = format!("{}:7100", addr(i));
+        let mut cfg = format!(
+            "listen = \"{listen}\"\nshm-path = \"{}\"\npoll-interval-ms = 1000\nallow-test-knob = true\nvmclock = \"{}\"\n",
+            page.display(),
+            dir.join("no-vmclock").display()
+        );
+        for m in 0..o.masters {
+            cfg.push_str(&format!("[[master]]\naddr = \"{}:{PORT}\"\n", addr(m)));
+        }
+        let path = dir.join("timed.toml");
+        std::fs::write(&path, cfg).map_err(|e| e.to_string())?;
+        let mut d = Daemon {
+            name: format!("h{h}"),
+            ns: net.nodes[i].0.clone(),
+            argv: vec![
+                bins.join("timed").display().to_string(),
+                "run".into(),
+                "-c".into(),
+                path.display().to_string(),
+            ],
+            log: dir.join("timed.log"),
+            child: None,
+        };
+        d.start()?;
+        hosts.push(d);
+        pages.push(page);
+        timed_addrs.push(listen);
+    }
+    let rt = crate::lab::Lab::rt();
+    let mut readers: Vec<Option<ttclient::TrueTime>> = vec![None; o.hosts];
+    let mut stats = Stats::default();
+    // Warm-up: until every host is synchronized (at most 180 s).
+    let t0 = Instant::now();
+    let warm = loop {
+        let synced = (0..o.hosts)
+            .filter(|&h| {
+                sample(&mut readers[h], &pages[h], h, -1.0, &mut Stats::default())
+                    == Some(ClockStatus::Synchronized)
+            })
+            .count();
+        if synced == o.hosts {
+            break t0.elapsed().as_secs_f64();
+        }
+        if t0.elapsed() > Duration::from_secs(180) {
+            return Err(format!(
+                "hosts not synchronized after 180 s ({synced} of {}); logs in {}",
+                o.hosts,
+                o.dir.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
+    let plan = schedule(
+        &mut rng,
+        o.duration_s,
+        o.masters,
+        o.hosts,
+        (!o.negative_control).then_some(o.masters - 1),
+    );
+    let mut faults: Vec<Fault> = liars
+        .iter()
+        .map(|m| Fault {
+            t_s: 0.0,
+            kind: "lying-master".into(),
+            target: format!("m{m} {:+} ms throughout", o.lie_ms),
+        })
+        .collect();
+    let mut next = 0usize;
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < o.duration_s {
+        let now = start.elapsed().as_secs_f64();
+        while next < plan.len() && plan[next].0 <= now {
+            let (_, a, f) = &plan[next];
+            let r = match *a {
+                Action::KillMaster(m) => {
+                    masters[m].kill9();
+                    Ok(())
+                }
+                Action::StartMaster(m) if !masters[m].running() => masters[m].start(),
+                Action::KillTimed(h) => {
+                    hosts[h].kill9();
+                    Ok(())
+                }
+                Action::StartTimed(h) if !hosts[h].running() => hosts[h].start(),
+                Action::Cut(i) => net.link(i, false),
+                Action::Heal(i) => net.link(i, true),
+                Action::Step(h, ns) => rt
+                    .block_on(step(&timed_addrs[h], ns))
+                    .or_else(|e| if hosts[h].running() { Err(e) } else { Ok(()) }),
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                // A fault that could not be injected is reported, not hidden.
+                faults.push(Fault {
+                    t_s: now,
+                    kind: "injection-failed".into(),
+                    target: e,
+                });
+            }
+            if let Some(f) = f {
+                faults.push(f.clone());
+            }
+            next += 1;
+        }
+        for h in 0..o.hosts {
+            sample(&mut readers[h], &pages[h], h, now, &mut stats);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let total: u64 = stats.status.values().sum::<u64>().max(1);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for f in &faults {
+        *counts.entry(f.kind.clone()).or_default() += 1;
+    }
+    let report = json!({
+        "negative_control": o.negative_control,
+        "duration_s": o.duration_s,
+        "warm_up_s": (warm * 10.0).round() / 10.0,
+        "masters": o.masters,
+        "hosts": o.hosts,
+        "lying_masters": liars.len(),
+        "lie_ms": o.lie_ms,
+        "seed": o.seed,
+        "samples": stats.samples,
+        "trustworthy_samples": stats.trustworthy,
+        "violations": stats.violations,
+        "first_violations": stats.first,
+        "status_share": stats.status.iter().map(|(k, v)| (k.clone(), json!(*v as f64 / total as f64))).collect::<serde_json::Map<_, _>>(),
+        "fault_counts": counts,
+        "faults": faults,
+        "dir": o.dir.display().to_string(),
+    });
+    drop(hosts);
+    drop(masters);
+    drop(net);
+    if !o.keep {
+        let _ = std::fs::remove_dir_all(&o.dir);
+    }
+    Ok(report)
+}
+
+#[derive(Default)]
+struct Stats {
+    samples: u64,
+    trustworthy: u64,
+    violations: u64,
+    status: BTreeMap<String, u64>,
+    first: Vec<serde_json::Value>,
+}
+
+/// One read of host `h`'s page through the SDK, checked against truth (the machine's
+/// realtime, read before and after: the interval must reach into that bracket).
+fn sample(
+    reader: &mut Option<ttclient::TrueTime>,
+    page: &Path,
+    h: usize,
+    t: f64,
+    st: &mut Stats,
+) -> Option<ClockStatus> {
+    if reader.is_none() {
+        *reader = ttclient::TrueTime::open(page).ok();
+    }
+    let tt = reader.as_ref()?;
+    let before = ttsys::clock::realtime_ns();
+    let r = tt.reading().ok()?;
+    let after = ttsys::clock::realtime_ns();
+    st.samples += 1;
+    *st.status.entry(r.status.as_str().to_string()).or_default() += 1;
+    if r.status.is_trustworthy() {
+        st.trustworthy += 1;
+        let (e, l) = (
+            r.interval.earliest().as_nanos(),
+            r.interval.latest().as_nanos(),
+        );
+        if e > after || l < before {
+            st.violations += 1;
+            if st.first.len() < 5 {
+                st.first.push(json!({"t_s": t, "host": h, "earliest_ns": e, "latest_ns": l, "truth_after_ns": after, "truth_before_ns": before, "status": r.status.as_str()}));
+            }
+        }
+    }
+    Some(r.status)
+}
+
+/// Steps host clock `addr`'s timed sees by `ns` through the test knob.
+async fn step(addr: &str, ns: i64) -> Result<(), String> {
+    let ch = grpc_channel(addr).await?;
+    v1::time_daemon_client::TimeDaemonClient::new(ch)
+        .set_clock_knob(v1::ClockKnobRequest {
+            skew_ppm: 0.0,
+            step_ns: ns,
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.message().to_string())
+}
