@@ -111,7 +111,7 @@ pub struct HostSpec {
     /// Exchanges per master per poll (the narrowest is kept).
     #[serde(default = "one_u")]
     pub burst: usize,
-    /// timed's `max-liars` (default: ⌊(n−1)/2⌋ of the masters answering).
+    /// timed's `max-liars` (default: ⌊(N−1)/2⌋ of the N masters configured).
     #[serde(default)]
     pub max_liars: Option<usize>,
     /// timed's frequency window (s).

@@ -81,7 +81,8 @@ pub struct Config {
     pub holdover_after_ms: Option<u64>,
     /// The page is void when not updated for this long (ms). Default 10 polls, at least 5 s.
     pub void_after_ms: Option<u64>,
-    /// Liars tolerated (default ⌊(n−1)/2⌋ of the masters answering).
+    /// Liars tolerated among the masters configured (default ⌊(N−1)/2⌋), held when some fall
+    /// silent: a round with no more than this many answering refuses. 0: trust any master.
     pub max_liars: Option<usize>,
     /// Frequency estimate window (s).
     #[serde(default = "default_window")]

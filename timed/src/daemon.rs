@@ -71,6 +71,9 @@ pub struct State {
     pub config: Config,
     /// Disruptions so far.
     pub disruptions: std::sync::atomic::AtomicU64,
+    /// The disruption count when the last poll ended: the interleaving state of the sources
+    /// (stamps of the previous exchange) is dropped when a disruption came in between.
+    pub poll_epoch: std::sync::atomic::AtomicU64,
     /// The raw clock's continuity watch (boot vs raw, [`ttcore::disrupt`]).
     pub detector: Mutex<clock::DisruptionDetector>,
     /// The verified (raw, boot) pair on the page, for readers to check against.
@@ -372,10 +375,16 @@ impl State {
 
 /// One poll: a burst of UDP exchanges with every master (in parallel, on blocking threads),
 /// the narrowest sample of each into the core's round, then the page.
-async fn poll_once(state: &Arc<State>, sources: Vec<Source>) -> Vec<Source> {
+async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> Vec<Source> {
     // A disruption before the burst forgets the model first (the page's write after the round
     // checks again, so one during the burst forgets the round's result too).
     let _ = state.check_clock();
+    // Stamps taken across a disruption or a knob change mix two clocks: such a round is
+    // dropped (and the interleaving state with it), never fed to a freshly reset model.
+    let epoch = state.disruptions.load(Ordering::Relaxed);
+    if state.poll_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+        sources.iter_mut().for_each(Source::reset);
+    }
     let cfg = &state.config;
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     let (drift, carry) = {
@@ -401,13 +410,21 @@ async fn poll_once(state: &Arc<State>, sources: Vec<Source>) -> Vec<Source> {
         (sources, bursts)
     })
     .await;
-    let (sources, bursts) = match joined {
+    let (mut sources, bursts) = match joined {
         Ok(v) => v,
         Err(e) => {
             tracing::error!("poll: {e}");
             return addrs.iter().map(|a| Source::new(a)).collect();
         }
     };
+    let _ = state.check_clock();
+    if state.disruptions.load(Ordering::Relaxed) != epoch
+        || *state.knob.lock().unwrap_or_else(|e| e.into_inner()) != knob
+    {
+        tracing::info!("poll dropped: the host clock was disrupted or re-knobbed during it");
+        sources.iter_mut().for_each(Source::reset);
+        return sources;
+    }
     let mut samples = Vec::with_capacity(n);
     let mut views = Vec::with_capacity(n);
     for (i, b) in bursts.iter().enumerate() {
@@ -701,6 +718,7 @@ pub fn run(config: Config) -> Result<(), String> {
         clockbound,
         config: config.clone(),
         disruptions: Default::default(),
+        poll_epoch: Default::default(),
         detector: Mutex::new(clock::DisruptionDetector::new()),
         clock_check: Mutex::new(None),
         vmclock: open_vmclock(&config.vmclock).map(Mutex::new),

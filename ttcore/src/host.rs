@@ -7,8 +7,11 @@
 //! 1. Each master's exchange gives an offset interval (timescale − raw) at its `t4`
 //!    ([`crate::transfer::measure`]). They are brought to a common raw reading by widening with
 //!    the drift bound over the gap.
-//! 2. Marzullo over the trustworthy ones, tolerating `f = ⌊(n−1)/2⌋` liars (or the configured
-//!    `max_liars`), gives the interval `I` and the agreeing (selected) masters.
+//! 2. Marzullo over the trustworthy ones gives the interval `I` — the hull of what at least
+//!    `n − f` of the `n` answers cover — and the agreeing (selected) masters. `f` is the
+//!    configured `max_liars`, by default a minority of the masters *configured* (`⌊(N−1)/2⌋`),
+//!    and stays so when some do not answer: with fewer answering the hull is wider, never a
+//!    guess between two groups; with no more than `f` answering the round refuses.
 //! 3. `I` is intersected with the current model's prediction (both are honest under the
 //!    assumptions, so their intersection is too). An empty intersection means an assumption
 //!    broke: the prediction is dropped and `I` alone is used.
@@ -65,8 +68,9 @@ pub struct HostParams {
     pub max_drift: Rate,
     /// Measured or assumed frequency.
     pub frequency: FrequencyMode,
-    /// Liars to tolerate; `None` = ⌊(n−1)/2⌋ of the trustworthy masters answering. A given
-    /// value holds even when fewer than `2f + 1` answer (the round then refuses).
+    /// Liars to tolerate; `None` = ⌊(N−1)/2⌋ of the N masters configured. Held when masters
+    /// fall silent: the round takes the hull of what `n − f` of the `n` answers cover, and
+    /// refuses when no more than `f` answer.
     pub max_liars: Option<usize>,
     /// Beyond this ε the status is unsynchronized.
     pub max_epsilon: Span,
@@ -252,20 +256,24 @@ impl HostClock {
             };
         }
         let n = ivs.len();
-        // A configured `max_liars` is an assumption about the fleet and is kept as given: with
-        // too few masters answering to outvote that many liars the round refuses, rather than
-        // quietly tolerating fewer.
-        let f = self.p.max_liars.unwrap_or((n - 1) / 2);
-        let sel = match marzullo::select(&ivs, f) {
+        // f is an assumption about the configured fleet — `max_liars`, or a minority of the
+        // masters configured — and holds when some fall silent: the silent ones may be the
+        // honest ones. The truth is inside every honest answer, so inside what at least n − f
+        // answers cover: that hull is taken (the majority rule when 2f < n; with fewer
+        // answering it is wider, never a guess between groups). With no more than f answering,
+        // they may all be liars: the round refuses (a last master standing is not trusted;
+        // `max-liars = 0` says the fleet has no liars and uses it).
+        let f = self.p.max_liars.unwrap_or((samples.len().max(1) - 1) / 2);
+        let sel = match marzullo::covered_hull(&ivs, n.saturating_sub(f)) {
             Ok(s) => s,
             Err(e) => {
                 for &i in &idx {
                     verdicts[i] = Verdict::NoMajority;
                 }
                 let note = match e {
-                    marzullo::MarzulloError::TooManyFaults { n, f } => format!(
-                        "only {n} trustworthy masters answer; max-liars = {f} needs more than {}",
-                        2 * f
+                    marzullo::MarzulloError::NoSources => format!(
+                        "only {n} trustworthy masters answer; tolerating {f} liars needs at least {}",
+                        f + 1
                     ),
                     _ => "masters do not agree".into(),
                 };
@@ -442,23 +450,29 @@ mod tests {
     }
 
     #[test]
-    fn a_configured_max_liars_is_never_quietly_lowered() {
-        // Two liars that overlap each other and half of the honest pair: with f = 2 configured
-        // but only four answering, ⌊(4−1)/2⌋ = 1 would pick the liars' overlap (truth = 0
-        // outside it). The round must refuse instead.
+    fn f_holds_when_masters_fall_silent() {
+        // Five configured (f = 2); one silent, and two liars that overlap each other and half
+        // of the honest pair. A majority of the four answering (three) would pick the liars'
+        // overlap, which misses the truth (0); what two cover reaches from the honest pair
+        // into the liars' and keeps it.
         let round = [
             sample(0, 50_000, 10 * S),
             sample(10_000, 50_000, 10 * S),
             sample(80_000, 50_000, 10 * S),
             sample(80_000, 50_000, 10 * S),
+            None,
         ];
-        let mut loose = HostClock::new(HostParams::default(), false);
-        let r = loose.on_round(10 * S, &round);
-        let sel = r.selected.expect("f = 1 selects");
-        assert!(
-            sel.lo.as_nanos() > 0,
-            "the negative control picks a wrong interval"
-        );
+        let mut h = HostClock::new(HostParams::default(), false);
+        let sel = h.on_round(10 * S, &round).selected.expect("selects");
+        assert!(sel.lo.as_nanos() <= 0 && sel.hi.as_nanos() >= 0, "{sel:?}");
+        // Negative control: the same answers as a fleet of four (f = 1) lose the truth.
+        let mut four = HostClock::new(HostParams::default(), false);
+        let sel = four
+            .on_round(10 * S, &round[..4])
+            .selected
+            .expect("selects");
+        assert!(sel.lo.as_nanos() > 0, "{sel:?}");
+        // A configured max-liars is held strictly: with no more than f answering, refuse.
         let mut strict = HostClock::new(
             HostParams {
                 max_liars: Some(2),
@@ -466,15 +480,50 @@ mod tests {
             },
             false,
         );
-        let r = strict.on_round(10 * S, &round);
+        let r = strict.on_round(
+            10 * S,
+            &[
+                sample(0, 50_000, 10 * S),
+                sample(0, 50_000, 10 * S),
+                None,
+                None,
+                None,
+            ],
+        );
         assert!(r.selected.is_none());
-        assert!(r.verdicts.iter().all(|v| *v == Verdict::NoMajority));
-        assert!(r.note.unwrap().contains("max-liars = 2"));
+        assert!(
+            r.verdicts
+                .iter()
+                .filter(|v| **v == Verdict::NoMajority)
+                .count()
+                == 2
+        );
+        assert!(r.note.unwrap().contains("tolerating 2 liars"));
+        // So by default is a last master standing (it may be the liar of three); with
+        // max-liars = 0 it is used.
+        let alone = [sample(0, 50_000, 10 * S), None, None];
+        let mut last = HostClock::new(HostParams::default(), false);
+        assert!(last.on_round(10 * S, &alone).selected.is_none());
+        let mut trusting = HostClock::new(
+            HostParams {
+                max_liars: Some(0),
+                ..Default::default()
+            },
+            false,
+        );
+        assert!(trusting.on_round(10 * S, &alone).selected.is_some());
     }
 
     #[test]
     fn untrustworthy_and_unreachable_are_not_used() {
-        let mut h = HostClock::new(HostParams::default(), false);
+        // max-liars = 0: the one trustworthy answer alone may be used.
+        let mut h = HostClock::new(
+            HostParams {
+                max_liars: Some(0),
+                ..Default::default()
+            },
+            false,
+        );
         let bad = Some(MasterSample {
             bounds: iv(0, 10),
             at_raw: 0,
