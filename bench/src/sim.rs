@@ -330,7 +330,9 @@ struct Disruptions {
     /// Whole-VM pauses: (start, duration) ns.
     pauses: Vec<(i64, i64)>,
     /// Merged windows around every disruption, where timed's watch ticks are simulated one by
-    /// one; outside them `boot − raw` is constant, so every skipped tick would have passed.
+    /// one; outside them `boot − raw` moves only at the oscillator's rate error (boot time runs
+    /// at truth's rate here), far inside the rule's 500 ppm, so every skipped tick would have
+    /// passed.
     windows: Vec<(i64, i64)>,
 }
 
@@ -506,11 +508,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 osc,
                 clock: HostClock::new(hp, true),
                 clients: (0..n_masters).map(|_| Client::new()).collect(),
-                check: ClockPair {
-                    raw: raw0,
-                    boot: START_TAI + (raw0 - START_TAI),
-                    gap: 0,
-                },
+                check: dis.clocks(raw0, raw0 - START_TAI, START_TAI),
                 boot_offset: raw0 - START_TAI,
                 watch_phase: rng.random_range(0..WATCH),
                 vm_marker: 0,
@@ -634,8 +632,8 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
         }
         if kind == 1 {
             let (mut st, _) = host.clock.status_at(raw);
-            // The reader's own check against the page's pair (PROTOCOL.md reading step 0);
-            // outside the windows `boot − raw` has not moved since the last tick, so it passes.
+            // The reader's own check against the page's pair (PROTOCOL.md reading step 3);
+            // outside the windows it passes (see `Disruptions::windows`).
             // With a VMClock, the reader also compares its marker with the page's.
             if vm_moved
                 || dis.in_window(t)

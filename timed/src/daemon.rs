@@ -71,8 +71,8 @@ pub struct State {
     pub config: Config,
     /// Disruptions so far.
     pub disruptions: std::sync::atomic::AtomicU64,
-    /// The disruption count when the last poll ended: the interleaving state of the sources
-    /// (stamps of the previous exchange) is dropped when a disruption came in between.
+    /// The disruption count when the last poll started: a poll that finds it changed drops the
+    /// sources' interleaving state (the stamps of their previous exchange).
     pub poll_epoch: std::sync::atomic::AtomicU64,
     /// The raw clock's continuity watch (boot vs raw, [`ttcore::disrupt`]).
     pub detector: Mutex<clock::DisruptionDetector>,
@@ -127,12 +127,7 @@ impl State {
         let pair = match result {
             Ok(p) => p,
             Err(d) => {
-                tracing::warn!("clock disruption: {d}");
-                self.disruptions.fetch_add(1, Ordering::Relaxed);
-                self.host
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .on_disruption(&d.to_string());
+                self.record_disruption(&d.to_string());
                 det.last()
             }
         };
@@ -361,14 +356,19 @@ impl State {
         }
     }
 
-    /// Records a disruption: the core forgets its model and the page says so at once.
-    pub fn disrupt(&self, why: &str) {
+    /// Logs and counts a disruption, and makes the core forget its model.
+    fn record_disruption(&self, why: &str) {
         tracing::warn!("clock disruption: {why}");
         self.disruptions.fetch_add(1, Ordering::Relaxed);
         self.host
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .on_disruption(why);
+    }
+
+    /// Records a disruption: the core forgets its model and the page says so at once.
+    pub fn disrupt(&self, why: &str) {
+        self.record_disruption(why);
         self.publish(self.host_raw());
     }
 }
@@ -562,20 +562,14 @@ fn open_vmclock(path: &std::path::Path) -> Option<(VmClock, VmSnapshot)> {
         );
         return None;
     }
-    match VmClock::open(path).and_then(|v| {
-        v.read()
-            .map(|s| (v, s))
-            .map_err(|source| ttsys::vmclock::VmClockOpenError::Format {
-                path: path.display().to_string(),
-                source,
-            })
-    }) {
+    let opened = VmClock::open(path).map_err(|e| e.to_string());
+    match opened.and_then(|v| v.read().map(|s| (v, s)).map_err(|e| e.to_string())) {
         Ok(v) => {
             tracing::info!("watching VMClock {} for disruptions", path.display());
             Some(v)
         }
         Err(e) => {
-            tracing::warn!("VMClock unusable, not watched: {e}");
+            tracing::warn!("VMClock {} unusable, not watched: {e}", path.display());
             None
         }
     }

@@ -253,7 +253,7 @@ pub struct PageData {
     /// Disruptions seen.
     pub disruptions: i64,
     /// The writer's last verified (raw, boot) pair, against which readers check that the raw
-    /// clock has run continuously since (PROTOCOL.md, reading step 0). `None`: no check.
+    /// clock has run continuously since (PROTOCOL.md, reading step 3). `None`: no check.
     pub clock_check: Option<ClockPair>,
     /// The VMClock disruption marker timed last verified, when it watches a VMClock device
     /// (header `flags` bit 0 and `reserved`: the marker's low 32 bits). Readers that can map the
@@ -261,7 +261,7 @@ pub struct PageData {
     pub vmclock_marker: Option<u64>,
 }
 
-/// PROTOCOL.md reading step 0, for every reader: has the raw clock run continuously from the
+/// PROTOCOL.md reading step 3, for every reader: has the raw clock run continuously from the
 /// writer's verified pair to this reader's (`raw`, then `boot`, read in that order)? The rule is
 /// [`ttcore::disrupt::check`]; a page without a pair (`check_raw == 0`) passes.
 #[inline(always)]
@@ -478,7 +478,7 @@ pub struct HotPage {
 }
 
 impl HotPage {
-    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`] and
+    /// PROTOCOL.md reading step 3 against this copy: see [`continuous`] and
     /// [`vm_consistent`] (`vm`: the VMClock device's marker now, if the reader maps one).
     #[inline(always)]
     pub fn continuous(&self, raw_real: i64, boot: i64, vm: Option<u64>) -> bool {
@@ -580,7 +580,7 @@ pub struct FastBlock {
 }
 
 impl FastBlock {
-    /// PROTOCOL.md reading step 0 against this copy: see [`continuous`] and
+    /// PROTOCOL.md reading step 3 against this copy: see [`continuous`] and
     /// [`vm_consistent`] (`vm`: the VMClock device's marker now, if the reader maps one).
     #[inline(always)]
     pub fn continuous(&self, raw_real: i64, boot: i64, vm: Option<u64>) -> bool {
@@ -629,7 +629,7 @@ fn vm_marker(p: &PageRaw) -> Option<u32> {
     (p.flags.load(Ordering::Relaxed) & 1 == 1).then(|| p.reserved.load(Ordering::Relaxed))
 }
 
-/// PROTOCOL.md reading step 0, VMClock part: a reader that maps the device compares its
+/// PROTOCOL.md reading step 3, VMClock part: a reader that maps the device compares its
 /// marker with the page's; a page or a reader without one passes (timed's own check every
 /// 50 ms still applies).
 #[inline(always)]
