@@ -134,7 +134,7 @@ fn a_master_lying_by_10ms_is_rejected_and_shown() {
     // under load — then nobody is selected and the model is simply not updated.)
     let t0 = Instant::now();
     let mut shown = false;
-    while t0.elapsed() < Duration::from_secs(30) && !shown {
+    while t0.elapsed() < Duration::from_secs(60) && !shown {
         let j = ttctl(&lab, &["status", "--addr", &lab.timed_addr, "--json"]);
         let masters = j["masters"].as_array().unwrap();
         assert_eq!(masters.len(), 3, "{j}");
@@ -149,6 +149,13 @@ fn a_master_lying_by_10ms_is_rejected_and_shown() {
             .iter()
             .find(|m| m["id"] == "gps-b")
             .expect("gps-b in status");
+        // Until all three answer as trustworthy (arm-c takes a while to get its time), one
+        // honest master and the liar cannot be told apart: with f = 1 of three the round takes
+        // the hull of both (wide, truthful) and both count as agreeing. Judge only full rounds.
+        if masters.iter().any(|m| m["status"] != "synchronized") {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
         // A 10 ms liar can only overlap an honest interval when the round trips are so slow that
         // every interval is ms wide (an overloaded host): then Marzullo rightly counts it, and
         // the hull still holds truth (checked below). With tight exchanges it must be out.
