@@ -5,6 +5,8 @@
 //! real time on pseudo-terminals and sockets ([`rt`]); the fleet simulator and the tests drive
 //! them directly.
 
+#![forbid(unsafe_code)]
+
 pub mod atomic;
 pub mod gps;
 pub mod nmea_gen;

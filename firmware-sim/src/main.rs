@@ -8,6 +8,8 @@
 //! firmware-sim virtual [--scenario FILE] --seconds N              # the models in virtual time
 //! ```
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use firmware_sim::atomic::AtomicClock;
 use firmware_sim::gps::GpsReceiver;

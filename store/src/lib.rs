@@ -36,6 +36,7 @@
 //!
 //! [openraft]: https://docs.rs/openraft
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod checker;

@@ -4,5 +4,7 @@
 //! shared-memory page (`PROTOCOL.md`) from which clients compute `TT.now()` with one vDSO clock
 //! read; optionally also an AWS ClockBound v2 segment.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod daemon;

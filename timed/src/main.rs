@@ -5,6 +5,8 @@
 //! timed validate -c FILE
 //! ```
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

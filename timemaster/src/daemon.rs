@@ -992,8 +992,8 @@ async fn metrics_task(addr: std::net::SocketAddr, svc: Arc<Service>) {
 
 // ----- start-up --------------------------------------------------------------------------
 
-/// Runs the daemon until SIGINT/SIGTERM. `sim_dir`: firmware-sim's directory when simulating
-/// (its devices are already in the config's paths).
+/// Runs the daemon until SIGINT/SIGTERM. When simulating, firmware-sim's devices are already in
+/// the config's paths (`timemaster run --simulate`).
 pub fn run(config: Config, leap: LeapTable) -> Result<(), String> {
     let params = config.params().map_err(|(k, m)| format!("{k}: {m}"))?;
     let core = MasterCore::new(params, leap);

@@ -2,6 +2,8 @@
 //! uncertainty. [`core`] holds the logic (pure, driven with explicit raw-clock readings so the
 //! fleet simulator runs it unchanged); the rest of the crate is the daemon around it.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod core;
 pub mod daemon;

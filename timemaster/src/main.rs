@@ -7,6 +7,8 @@
 //! timemaster validate -c FILE
 //! ```
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

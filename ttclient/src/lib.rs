@@ -41,6 +41,7 @@
 //! [`hlc::Hlc`]: CockroachDB-style timestamps whose physical part comes from TrueTime (see the
 //! module docs for which end and why, and for the live max-offset mode).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod hlc;
@@ -531,8 +532,9 @@ mod grpc {
     }
 }
 
-/// A constant model with bound `eps` around an estimate that is `offset_ns` off the supplied
-/// clock, for building [`SimSource`]s in tests and examples.
+/// A model that maps raw reading `raw_ref` (ns) to timescale `time_ref` (ns) at nominal rate,
+/// with ε `eps` at the reference growing at `drift`, for building [`SimSource`]s in tests and
+/// examples.
 pub fn sim_model(raw_ref: i64, time_ref: i64, eps: Span, drift: ttcore::Rate) -> ClockModel {
     ClockModel {
         ref_raw_ns: raw_ref,

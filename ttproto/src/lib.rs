@@ -1,6 +1,8 @@
 //! The TrueTime gRPC protocol (`proto/truetime.proto`), generated with tonic/prost, plus
 //! conversions to and from [`ttcore`] types.
 
+#![forbid(unsafe_code)]
+
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("truetime.v1");

@@ -1,11 +1,19 @@
-//! `ttbench`: TrueTime's benchmarks.
+//! `ttbench`: TrueTime's benchmarks, the fleet simulator, fuzzing and the fault campaign
+//! (`ttbench COMMAND --help` for each; `bench/README.md` for what they measure).
 //!
 //! ```text
-//! ttbench sync-rps [--addr IP:PORT] [--threads 2] [--window 128] [--duration 5] [--json]
-//! ttbench campaign [--duration 600] [--negative-control] [--json]   (root: network namespaces)
+//! ttbench sim --scenario FILE [--lie-ms a,b,…] [--json]     # the deterministic fleet simulator
+//! ttbench sim-report                                        # every scenario → bench/results/
+//! ttbench now-latency                                       # TT.now() vs clock_gettime vs ClockBound
+//! ttbench commit-wait [--drift-ppm 0,100,200]               # on the real stack, beside the simulator
+//! ttbench commit-wait-overshoot
+//! ttbench sync-rps [--threads 2] [--window 128] [--duration 5] [--json]   # beside chronyd
+//! ttbench store [--epsilon-us 1000] [--json]                # the demo store, TrueTime vs HLC
 //! ttbench fuzz [--target NAME|all] [--inputs N | --seconds S] [--seed N] [--json]
-//! ttbench sim --scenario FILE [--lie-ms a,b,…] [--json]
+//! ttbench campaign [--duration 600] [--negative-control] [--json]   # root: network namespaces
 //! ```
+
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

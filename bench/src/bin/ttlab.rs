@@ -6,6 +6,8 @@
 //! cargo run --release --bin ttlab [-- --duration 60] [--json]
 //! ```
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -8,6 +8,8 @@
 //! ttctl master --addr 127.0.0.1:7001 [--json]
 //! ```
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::process::ExitCode;
