@@ -86,7 +86,6 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 /// The bridge and the namespaces; removed on drop.
 struct Net {
-    id: u32,
     bridge: String,
     /// (namespace, root-side veth, address) per node.
     nodes: Vec<(String, String, String)>,
@@ -96,7 +95,6 @@ impl Net {
     fn new(id: u32, names: &[String]) -> Result<Net, String> {
         let bridge = format!("ttc{id}br");
         let mut net = Net {
-            id,
             bridge: bridge.clone(),
             nodes: Vec::new(),
         };
@@ -148,7 +146,6 @@ impl Drop for Net {
             let _ = ip(&["netns", "del", ns]);
         }
         let _ = ip(&["link", "del", &self.bridge]);
-        let _ = self.id;
     }
 }
 

@@ -612,7 +612,8 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
         }
         let host = &mut hosts[h];
         let now = dis.clocks(host.osc.reading_at(t), host.boot_offset, t);
-        let vm_moved = sc.hosts.vmclock && dis.marker(t) != host.vm_marker;
+        let marker = dis.marker(t);
+        let vm_moved = sc.hosts.vmclock && marker != host.vm_marker;
         let raw = now.raw;
         // timed's disruption check ([`ttcore::disrupt::check`], the same rule): at every
         // watch tick and every poll.
@@ -622,7 +623,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
                 host.clients.iter_mut().for_each(Client::reset);
             }
             host.check = now;
-            host.vm_marker = dis.marker(t);
+            host.vm_marker = marker;
         }
         if kind == 2 {
             if dis.in_window(t + WATCH) {
