@@ -350,10 +350,9 @@ fn harness(target: &str) -> Result<Harness, String> {
                 seeds,
                 text: true,
                 step: Box::new(|b| {
-                    match timemaster::sim::parse_status_line(&String::from_utf8_lossy(b)) {
-                        Some(_) => "ok".into(),
-                        None => "refused".into(),
-                    }
+                    tally(timemaster::core::telemetry::parse(
+                        &String::from_utf8_lossy(b),
+                    ))
                 }),
                 fixup: no_fixup,
             }

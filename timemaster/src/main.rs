@@ -112,7 +112,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             if simulate {
                 start_simulator(&mut cfg, sim_scenario, sim_dir)?;
             }
-            timemaster::daemon::run(cfg, ttcore::LeapTable::builtin())
+            timemaster::daemon::run(cfg, ttcore::LeapTable::builtin()).map_err(|e| e.to_string())
         }
     }
 }

@@ -8,6 +8,7 @@
 //! the raw reading of the instant it happens, interleaved with ticks every 100 ms.
 
 use crate::core::master::{MasterCore, MasterParams, Snapshot};
+use crate::core::telemetry;
 use firmware_sim::atomic::AtomicClock;
 use firmware_sim::gps::{GpsReceiver, serial_time_ns};
 use firmware_sim::scenario::Scenario;
@@ -180,8 +181,8 @@ impl VirtualMaster {
                         let st = a.state_at(at, &f);
                         let line = a.status_line(at, &f);
                         self.core.on_atomic_lock(st.locked, raw);
-                        if let Some((status, alarm)) = parse_status_line(&line) {
-                            self.core.on_atomic_telemetry(status, alarm, raw);
+                        if let Ok(t) = telemetry::parse(&line) {
+                            self.core.on_atomic_telemetry(t.status, t.alarm, raw);
                         }
                     }
                 }
@@ -196,29 +197,5 @@ impl VirtualMaster {
         self.advance_to(tai);
         let raw = self.raw_at(tai);
         (self.core.snapshot(raw), raw, self.truth_at(tai))
-    }
-}
-
-/// Status code and alarm bits from an atomic clock `!^` line.
-pub fn parse_status_line(line: &str) -> Option<(u8, u16)> {
-    let mut f = line.trim().split(',');
-    let status = f.next()?.trim().parse().ok()?;
-    let alarm = u16::from_str_radix(f.next()?.trim().trim_start_matches("0x"), 16).ok()?;
-    Some((status, alarm))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_line_parsing() {
-        assert_eq!(
-            parse_status_line("0,0x0000,1234CS00001,0x0000"),
-            Some((0, 0))
-        );
-        assert_eq!(parse_status_line("9,0x0010,x"), Some((9, 16)));
-        assert_eq!(parse_status_line("garbage"), None);
-        assert_eq!(parse_status_line(""), None);
     }
 }

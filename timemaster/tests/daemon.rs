@@ -94,7 +94,7 @@ fn master_synchronizes_publishes_small_epsilon_and_contains_truth() {
     {
         use std::io::{Read, Write};
         let mut sock = std::net::TcpStream::connect(("127.0.0.1", mport)).unwrap();
-        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut body = String::new();
         sock.read_to_string(&mut body).unwrap();

@@ -3,3 +3,4 @@
 pub mod kalman;
 pub mod master;
 pub mod nmea;
+pub mod telemetry;

@@ -1,0 +1,202 @@
+//! The OpenMetrics endpoint: `GET /metrics` on `metrics-listen`, served by axum (the HTTP stack
+//! tonic already brings) and encoded by `prometheus-client`, from the same status the gRPC
+//! service answers with.
+
+use super::rpc::Service;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use ttcore::ClockStatus;
+use ttproto::v1;
+
+/// The OpenMetrics content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A label value escaped as the OpenMetrics text format requires (`\\`, `\"`, `\n`):
+/// `prometheus-client` writes label values as they are, and ids and peer addresses come from
+/// configuration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Escaped(String);
+
+impl EncodeLabelValue for Escaped {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        for c in self.0.chars() {
+            match c {
+                '\\' => e.write_str("\\\\")?,
+                '"' => e.write_str("\\\"")?,
+                '\n' => e.write_str("\\n")?,
+                c => e.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Id {
+    id: Escaped,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IdStatus {
+    id: Escaped,
+    status: Escaped,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IdPeer {
+    id: Escaped,
+    peer: Escaped,
+}
+
+/// The OpenMetrics text for `s`: status as a one-hot gauge per status, ε and its companions as
+/// gauges, the pulse and label counts as counters, and one `peer_agrees` gauge per peer.
+pub fn metrics_text(s: &v1::MasterStatus) -> String {
+    let id = || Id {
+        id: Escaped(s.id.clone()),
+    };
+    let mut reg = Registry::default();
+    let status = ttproto::status_from_wire(s.status);
+    let statuses = Family::<IdStatus, Gauge>::default();
+    for st in [
+        ClockStatus::Synchronized,
+        ClockStatus::Holdover,
+        ClockStatus::Unsynchronized,
+        ClockStatus::Disrupted,
+    ] {
+        let labels = IdStatus {
+            id: Escaped(s.id.clone()),
+            status: Escaped(st.to_string()),
+        };
+        statuses.get_or_create(&labels).set(i64::from(st == status));
+    }
+    reg.register("timemaster_status", "1 for the current status", statuses);
+    let gauges: [(&str, &str, f64); 5] = [
+        (
+            "epsilon_ns",
+            "Current error bound in nanoseconds",
+            s.epsilon_ns as f64,
+        ),
+        ("holdover_seconds", "Seconds in holdover", s.holdover_s),
+        (
+            "frequency_ppm",
+            "Estimated frequency of the timescale against the raw clock",
+            s.freq_ppm,
+        ),
+        (
+            "evicted",
+            "1 when evicted by the peer cross-check",
+            f64::from(u8::from(s.evicted)),
+        ),
+        (
+            "atomic_locked",
+            "1 when the atomic clock is locked",
+            f64::from(u8::from(s.atomic_locked)),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let g = Family::<Id, Gauge<f64, AtomicU64>>::default();
+        g.get_or_create(&id()).set(v);
+        reg.register(format!("timemaster_{name}"), help, g);
+    }
+    let counters = [
+        ("pulses_seen", "GPS pulses received", s.pulses_seen),
+        ("pulses_rejected", "GPS pulses rejected", s.pulses_rejected),
+        ("labels_rejected", "NMEA labels rejected", s.labels_rejected),
+    ];
+    for (name, help, v) in counters {
+        let c = Family::<Id, Counter>::default();
+        c.get_or_create(&id()).inc_by(v);
+        reg.register(format!("timemaster_{name}"), help, c);
+    }
+    let agrees = Family::<IdPeer, Gauge>::default();
+    for p in &s.peers {
+        let labels = IdPeer {
+            id: Escaped(s.id.clone()),
+            peer: Escaped(p.addr.clone()),
+        };
+        agrees.get_or_create(&labels).set(i64::from(p.agrees));
+    }
+    reg.register(
+        "timemaster_peer_agrees",
+        "1 when the peer is in the agreeing set",
+        agrees,
+    );
+    let mut o = String::new();
+    // Writing into a String cannot fail; the encoder's only errors are the writer's.
+    let _ = prometheus_client::encoding::text::encode(&mut o, &reg);
+    o
+}
+
+/// Serves `/metrics` on `listener` until the runtime shuts down.
+pub async fn serve(listener: tokio::net::TcpListener, svc: Arc<Service>) {
+    use axum::http::header;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let svc = svc.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, CONTENT_TYPE)],
+                    metrics_text(&svc.status_now()),
+                )
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("metrics: {e}; metrics are off");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_openmetrics_with_escaped_labels() {
+        let s = v1::MasterStatus {
+            id: "m\"1\\\n".into(),
+            status: ttproto::status_to_wire(ClockStatus::Holdover) as i32,
+            epsilon_ns: 1500,
+            pulses_seen: 7,
+            peers: vec![v1::PeerStatus {
+                addr: "10.0.0.2:123".into(),
+                agrees: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let t = metrics_text(&s);
+        let id = r#"id="m\"1\\\n""#;
+        assert!(
+            t.contains(&format!("timemaster_status{{{id},status=\"holdover\"}} 1")),
+            "{t}"
+        );
+        assert!(t.contains(&format!(
+            "timemaster_status{{{id},status=\"synchronized\"}} 0"
+        )));
+        assert!(
+            t.contains(&format!("timemaster_epsilon_ns{{{id}}} 1500")),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("timemaster_pulses_seen_total{{{id}}} 7")),
+            "{t}"
+        );
+        assert!(t.contains("# TYPE timemaster_pulses_seen counter"), "{t}");
+        assert!(t.contains(&format!(
+            "timemaster_peer_agrees{{{id},peer=\"10.0.0.2:123\"}} 1"
+        )));
+        assert!(t.ends_with("# EOF\n"));
+        // Every sample line has balanced quotes once escapes are removed.
+        for line in t.lines().filter(|l| !l.starts_with('#')) {
+            let unescaped = line.replace("\\\\", "").replace("\\\"", "");
+            assert_eq!(unescaped.matches('"').count() % 2, 0, "{line}");
+        }
+    }
+}

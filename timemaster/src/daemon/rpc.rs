@@ -1,0 +1,165 @@
+//! The gRPC service (`ttproto`'s `TimeMaster`): the full status, read from the core thread's
+//! last publication and evaluated at the instant of the request.
+
+use super::Shared;
+use crate::core::master::MasterKind;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tonic::{Request, Response};
+use ttcore::{ClockStatus, Span};
+use ttproto::v1;
+use ttsys::clock;
+
+/// The gRPC service.
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+fn kind_wire(k: MasterKind) -> i32 {
+    match k {
+        MasterKind::Gps => v1::MasterKind::Gps as i32,
+        MasterKind::Armageddon => v1::MasterKind::Armageddon as i32,
+    }
+}
+
+impl Service {
+    /// A service answering from `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Service { shared }
+    }
+
+    /// The full status at the current instant.
+    pub fn status_now(&self) -> v1::MasterStatus {
+        let (raw, rt, _) = clock::pair(clock::realtime_ns);
+        let p = self.shared.published.load();
+        let c = p.snap.components;
+        let (earliest, latest, eps, status, reason) = match &p.snap.model {
+            Some(m) => {
+                let i = m.interval_at(raw);
+                let eps = m.epsilon_at(raw);
+                let over = eps > Span::from_nanos(self.shared.config.max_epsilon_ns)
+                    && p.snap.status.is_trustworthy();
+                (
+                    i.earliest().as_nanos(),
+                    i.latest().as_nanos(),
+                    eps.as_nanos(),
+                    if over {
+                        ClockStatus::Unsynchronized
+                    } else {
+                        p.snap.status
+                    },
+                    if over {
+                        "ε beyond max-epsilon".to_string()
+                    } else {
+                        p.snap.reason.clone()
+                    },
+                )
+            }
+            None => (0, 0, i64::MAX, p.snap.status, p.snap.reason.clone()),
+        };
+        let drift_ns = p.snap.model.as_ref().map_or(0, |m| {
+            m.drift_bound
+                .bound_over(m.age_at(raw).saturating_abs())
+                .as_nanos()
+        });
+        let inputs = self
+            .shared
+            .inputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let peers = self
+            .shared
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        v1::MasterStatus {
+            id: self.shared.config.id.clone(),
+            kind: kind_wire(self.shared.config.kind),
+            status: ttproto::status_to_wire(status) as i32,
+            reason,
+            reference: p.snap.reference.as_str().into(),
+            epsilon_ns: eps,
+            components: Some(v1::EpsilonComponents {
+                pps_jitter_ns: c.pps_jitter_ns,
+                qerr_ns: c.qerr_ns,
+                calibration_ns: c.calibration_ns,
+                filter_ns: c.filter_ns,
+                drift_ns,
+                holdover_ns: c.holdover_ns,
+                peer_ns: c.peer_ns,
+            }),
+            holdover_s: p.snap.holdover_s,
+            evicted: p.snap.evicted,
+            freq_ppm: p.snap.freq_ppm,
+            pulses_seen: p.counters.pulses_seen,
+            pulses_rejected: p.counters.pulses_rejected,
+            labels_rejected: p.counters.labels_rejected,
+            atomic_locked: p.atomic_locked,
+            inputs: inputs
+                .iter()
+                .map(|s| v1::InputStatus {
+                    name: s.name.clone(),
+                    source: s.source.clone(),
+                    ok: s.ok,
+                    detail: s.detail.clone(),
+                    events: s.events,
+                    errors: s.errors,
+                    last_event_age_s: s.last_raw.map_or(-1.0, |r| (raw - r) as f64 / 1e9),
+                })
+                .collect(),
+            peers: peers
+                .iter()
+                .map(|s| v1::PeerStatus {
+                    addr: s.addr.clone(),
+                    id: s.id.clone(),
+                    reachable: s.reachable,
+                    agrees: s.agrees,
+                    offset_ns: s.offset_ns,
+                    delay_ns: s.delay_ns,
+                    epsilon_ns: s.epsilon_ns,
+                    status: s.status.map_or(0, |x| ttproto::status_to_wire(x) as i32),
+                    error: s.error.clone(),
+                    stamping: s.stamping.clone(),
+                })
+                .collect(),
+            earliest_ns: earliest,
+            latest_ns: latest,
+            host_realtime_ns: rt,
+            uptime_s: (raw - self.shared.started_raw) as f64 / 1e9,
+            events: p.events.clone(),
+            transfer: Some(self.transfer_stats()),
+        }
+    }
+
+    /// The time-transfer server's counters.
+    pub fn transfer_stats(&self) -> v1::TransferStats {
+        let t = &self.shared.transfer;
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        v1::TransferStats {
+            listen: self.shared.config.ntp_addr().to_string(),
+            stamping: t.stamping_str().into(),
+            threads: self.shared.config.ntp_thread_count() as u32,
+            received: g(&t.received),
+            answered: g(&t.answered),
+            interleaved: g(&t.interleaved),
+            malformed: g(&t.malformed),
+            unknown_field: g(&t.unknown_field),
+            wrong_mode: g(&t.wrong_mode),
+            kernel_rx: g(&t.kernel_rx),
+            kernel_tx: g(&t.kernel_tx),
+            send_errors: g(&t.send_errors),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl v1::time_master_server::TimeMaster for Service {
+    async fn status(
+        &self,
+        _req: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::MasterStatus>, tonic::Status> {
+        Ok(Response::new(self.status_now()))
+    }
+}
