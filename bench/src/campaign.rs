@@ -18,6 +18,7 @@
 //!
 //! Needs root and iproute2 (`ip netns`).
 
+use crate::error::Error;
 use crate::lab::{binaries, grpc_channel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -68,19 +69,21 @@ impl Default for CampaignOptions {
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e} (the campaign needs iproute2)", args.join(" ")))?;
+fn ip(args: &[&str]) -> Result<(), Error> {
+    let out = Command::new("ip").args(args).output().map_err(|e| {
+        Error::at(
+            format!("ip {} (the campaign needs iproute2)", args.join(" ")),
+            e,
+        )
+    })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::failed(format!(
             "ip {}: {} (the campaign needs root)",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }
 
@@ -92,7 +95,7 @@ struct Net {
 }
 
 impl Net {
-    fn new(id: u32, names: &[String]) -> Result<Net, String> {
+    fn new(id: u32, names: &[String]) -> Result<Net, Error> {
         let bridge = format!("ttc{id}br");
         let mut net = Net {
             bridge: bridge.clone(),
@@ -130,7 +133,7 @@ impl Net {
     }
 
     /// Cuts node `i` off (its veth down) or reconnects it.
-    fn link(&self, i: usize, up: bool) -> Result<(), String> {
+    fn link(&self, i: usize, up: bool) -> Result<(), Error> {
         ip(&[
             "link",
             "set",
@@ -159,12 +162,11 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(&mut self) -> Result<(), String> {
+    fn start(&mut self) -> Result<(), Error> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
-            .map_err(|e| e.to_string())?;
+            .open(&self.log)?;
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns])
             .args(&self.argv)
@@ -172,7 +174,7 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("{}: {e}", self.name))?;
+            .map_err(|e| Error::at(&self.name, e))?;
         self.child = Some(child);
         Ok(())
     }
@@ -335,12 +337,14 @@ fn schedule(
 }
 
 /// Runs the campaign; the JSON report.
-pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
+pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
     if o.masters < 3 || o.hosts == 0 {
-        return Err("a campaign needs at least 3 masters and 1 host".into());
+        return Err(Error::failed(
+            "a campaign needs at least 3 masters and 1 host",
+        ));
     }
     let bins = binaries(o.bin_dir.as_deref())?;
-    std::fs::create_dir_all(&o.dir).map_err(|e| format!("{}: {e}", o.dir.display()))?;
+    std::fs::create_dir_all(&o.dir).map_err(|e| Error::at(o.dir.display(), e))?;
     let id = std::process::id() % 200 + 20;
     let names: Vec<String> = (0..o.masters)
         .map(|m| format!("m{m}"))
@@ -359,7 +363,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
     let mut masters: Vec<Daemon> = Vec::new();
     for m in 0..o.masters {
         let dir = o.dir.join(format!("m{m}"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir)?;
         let lies = liars.contains(&m);
         let scenario = dir.join("devices.toml");
         let mut sc = format!("seed = {}\n", o.seed * 31 + m as u64);
@@ -368,7 +372,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
                 "[[fault]]\nkind = \"time-jump\"\nat-s = 0.0\nphase-ns = {lie_ns}\n"
             ));
         }
-        std::fs::write(&scenario, sc).map_err(|e| e.to_string())?;
+        std::fs::write(&scenario, sc)?;
         let mut cfg = format!(
             "id = \"m{m}\"\nkind = \"gps\"\nlisten = \"{}:{PORT}\"\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n[atomic]\ndrift-ppt = 100\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n",
             addr(m)
@@ -380,7 +384,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
             }
         }
         let path = dir.join("timemaster.toml");
-        std::fs::write(&path, cfg).map_err(|e| e.to_string())?;
+        std::fs::write(&path, cfg)?;
         let mut d = Daemon {
             name: format!("m{m}"),
             ns: net.nodes[m].0.clone(),
@@ -407,7 +411,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
     for h in 0..o.hosts {
         let i = o.masters + h;
         let dir = o.dir.join(format!("h{h}"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir)?;
         let page = dir.join("page");
         let listen = format!("{}:7100", addr(i));
         let mut cfg = format!(
@@ -419,7 +423,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
             cfg.push_str(&format!("[[master]]\naddr = \"{}:{PORT}\"\n", addr(m)));
         }
         let path = dir.join("timed.toml");
-        std::fs::write(&path, cfg).map_err(|e| e.to_string())?;
+        std::fs::write(&path, cfg)?;
         let mut d = Daemon {
             name: format!("h{h}"),
             ns: net.nodes[i].0.clone(),
@@ -453,11 +457,11 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
             break t0.elapsed().as_secs_f64();
         }
         if t0.elapsed() > Duration::from_secs(180) {
-            return Err(format!(
+            return Err(Error::failed(format!(
                 "hosts not synchronized after 180 s ({synced} of {}); logs in {}",
                 o.hosts,
                 o.dir.display()
-            ));
+            )));
         }
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -506,7 +510,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, String> {
                 faults.push(Fault {
                     t_s: now,
                     kind: "injection-failed".into(),
-                    target: e,
+                    target: e.to_string(),
                 });
             }
             if let Some(f) = f {
@@ -595,7 +599,7 @@ fn sample(
 }
 
 /// Steps host clock `addr`'s timed sees by `ns` through the test knob.
-async fn step(addr: &str, ns: i64) -> Result<(), String> {
+async fn step(addr: &str, ns: i64) -> Result<(), Error> {
     let ch = grpc_channel(addr).await?;
     v1::time_daemon_client::TimeDaemonClient::new(ch)
         .set_clock_knob(v1::ClockKnobRequest {
@@ -604,5 +608,5 @@ async fn step(addr: &str, ns: i64) -> Result<(), String> {
         })
         .await
         .map(|_| ())
-        .map_err(|e| e.message().to_string())
+        .map_err(Error::from)
 }

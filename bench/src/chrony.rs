@@ -1,6 +1,7 @@
 //! A real chronyd beside our daemons (`-x`: it never touches the clock): a server under the
 //! same load generator (`ttbench sync-rps`) and a client of our masters (the interop test).
 
+use crate::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -29,11 +30,10 @@ pub fn chronyd_path() -> Option<PathBuf> {
 impl Chronyd {
     /// Starts `bin` in `dir` (created, mode 0700) with `conf` plus its command socket and pid
     /// file in `dir` (`cmdport 0`: no UDP command port).
-    pub fn start(bin: &Path, dir: &Path, conf: &str) -> Result<Chronyd, String> {
+    pub fn start(bin: &Path, dir: &Path, conf: &str) -> Result<Chronyd, Error> {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::at(dir.display(), e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let path = dir.join("chrony.conf");
         std::fs::write(
             &path,
@@ -41,15 +41,14 @@ impl Chronyd {
                 "{conf}cmdport 0\nbindcmdaddress {d}/chronyd.sock\npidfile {d}/chronyd.pid\n",
                 d = dir.display()
             ),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let child = Command::new(bin)
             .args(["-x", "-d", "-u", "root", "-f"])
             .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
+            .map_err(|e| Error::at(bin.display(), e))?;
         Ok(Chronyd {
             child,
             dir: dir.to_path_buf(),
@@ -57,14 +56,14 @@ impl Chronyd {
     }
 
     /// `chronyc -n ARGS` against this chronyd's command socket; its standard output.
-    pub fn chronyc(&self, args: &[&str]) -> Result<String, String> {
+    pub fn chronyc(&self, args: &[&str]) -> Result<String, Error> {
         let out = Command::new("chronyc")
             .arg("-h")
             .arg(self.dir.join("chronyd.sock"))
             .arg("-n")
             .args(args)
             .output()
-            .map_err(|e| format!("chronyc: {e}"))?;
+            .map_err(|e| Error::at("chronyc", e))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }

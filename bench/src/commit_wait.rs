@@ -4,6 +4,7 @@
 //! figure for the same settings (1 s polls in bursts of 4, 15 ppm wander around the measured
 //! frequency, the host oscillator off by that drift, loopback-like kernel-stamped delays).
 
+use crate::error::Error;
 use crate::lab::{Lab, LabOptions};
 use crate::sim::{FleetScenario, run};
 use hdrhistogram::Histogram;
@@ -35,7 +36,7 @@ send-path-us = 2.0
 "#;
 
 /// Runs the measurement; `waits` commit waits per drift value.
-pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_json::Value, String> {
+pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_json::Value, Error> {
     let dir = std::env::temp_dir().join(format!("ttbench-cw-lab-{}", std::process::id()));
     let opts = LabOptions {
         dir,
@@ -46,14 +47,14 @@ pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_jso
     let lab = Lab::start(opts)?;
     lab.wait_synchronized(3, Duration::from_secs(90))?;
     let rt = Lab::rt();
-    let tt = ttclient::TrueTime::open(&lab.page).map_err(|e| e.to_string())?;
+    let tt = ttclient::TrueTime::open(&lab.page)?;
     let mut rows = Vec::new();
     for &d in drifts {
         rt.block_on(lab.set_knob(d, 0))?;
         // Let a few polls see the new rate.
         std::thread::sleep(Duration::from_secs(8));
-        let mut cw = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-        let mut eps = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+        let mut cw = Histogram::<u64>::new(3)?;
+        let mut eps = Histogram::<u64>::new(3)?;
         let mut refused = 0u64;
         // True time is the host's CLOCK_REALTIME in the lab (firmware-sim's definition): a wait
         // that returns while it is still at or before s returned early.

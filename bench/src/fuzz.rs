@@ -12,6 +12,7 @@
 //! panic hook writes the input to `fuzz-crash-<target>-<n>.bin` in the working directory before
 //! the process dies; add it to the corpus with the fix.
 
+use crate::error::Error;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -293,7 +294,7 @@ fn nmea_checksum(rng: &mut ChaCha8Rng, v: &mut [u8]) {
     v[star + 1..star + 3].copy_from_slice(hex.as_bytes());
 }
 
-fn harness(target: &str) -> Result<Harness, String> {
+fn harness(target: &str) -> Result<Harness, Error> {
     let mut seeds = corpus(target);
     let h = match target {
         "nmea" => {
@@ -397,10 +398,10 @@ fn harness(target: &str) -> Result<Harness, String> {
             }
         }
         other => {
-            return Err(format!(
+            return Err(Error::failed(format!(
                 "unknown fuzz target {other:?}; targets: {}",
                 TARGETS.join(", ")
-            ));
+            )));
         }
     };
     Ok(h)
@@ -423,13 +424,13 @@ fn text_target(mut seeds: Vec<Vec<u8>>, dir: &str, parse: fn(&str) -> String) ->
 
 /// The shm page as a reader sees it: any 256 bytes (random, mutated, or torn — a splice of two
 /// valid pages), through open's checks, the full, hot and fast reads and the interval rules.
-fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, String> {
+fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
     use ttsys::shm::{PAGE_SIZE, PageData, PageReader, PageWriter};
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir()?;
     let path = dir.path().join("page");
     // Valid pages as timed writes them, read back as bytes.
     {
-        let mut w = PageWriter::open(&path).map_err(|e| e.to_string())?;
+        let mut w = PageWriter::open(&path)?;
         for (i, st) in [
             ttcore::ClockStatus::Synchronized,
             ttcore::ClockStatus::Holdover,
@@ -457,13 +458,10 @@ fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, String> {
                 gap: 0,
             });
             w.write(&d);
-            seeds.push(std::fs::read(&path).map_err(|e| e.to_string())?);
+            seeds.push(std::fs::read(&path)?);
         }
     }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| e.to_string())?;
+    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
     let header = seeds[seeds.len() - 1][..16].to_vec();
     let mut reader: Option<PageReader> = None;
     let mut n = 0u64;
@@ -750,7 +748,7 @@ mod ntp {
 }
 
 /// Runs `target` within `budget` from `seed`.
-pub fn run(target: &str, budget: Budget, seed: u64) -> Result<Report, String> {
+pub fn run(target: &str, budget: Budget, seed: u64) -> Result<Report, Error> {
     install_hook();
     let mut h = harness(target)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -2,6 +2,7 @@
 //! three timemasters (two GPS, one armageddon) and a timed. `ttlab`, the stack tests and
 //! `ttbench commit-wait` all start it from here.
 
+use crate::error::Error;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -91,14 +92,13 @@ pub fn free_udp_port() -> std::io::Result<u16> {
 }
 
 /// A gRPC channel to `addr` (`host:port`) with the lab's timeouts (1 s connect, 2 s per call).
-pub(crate) async fn grpc_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())?
+pub(crate) async fn grpc_channel(addr: &str) -> Result<tonic::transport::Channel, Error> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2))
         .connect()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(Error::from)
 }
 
 /// The stack's binaries and the packages that build them.
@@ -111,17 +111,16 @@ pub const STACK_BINARIES: &[(&str, &str)] = &[
 
 /// The directory with the stack's binaries, building them when they are missing and cargo is
 /// at hand (as under `cargo run` / `cargo test`).
-pub fn binaries(hint: Option<&Path>) -> Result<PathBuf, String> {
+pub fn binaries(hint: Option<&Path>) -> Result<PathBuf, Error> {
     binaries_for(hint, STACK_BINARIES)
 }
 
 /// The directory with the binaries `needed` (name, package), building the packages of the
 /// missing ones when cargo is at hand.
-pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<PathBuf, String> {
+pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<PathBuf, Error> {
     let dir = match hint {
         Some(d) => d.to_path_buf(),
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
+        None => std::env::current_exe()?
             .parent()
             .map(|p| {
                 if p.ends_with("deps") {
@@ -130,7 +129,7 @@ pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<Path
                     p.to_path_buf()
                 }
             })
-            .ok_or("no executable directory")?,
+            .ok_or(Error::failed("no executable directory"))?,
     };
     let missing: Vec<&str> = needed
         .iter()
@@ -149,18 +148,15 @@ pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<Path
         args.push("--release");
     }
     let cargo = std::env::var("CARGO").map_err(|_| {
-        format!(
+        Error::failed(format!(
             "{} lacks binaries of {missing:?}; build them: cargo {}",
             dir.display(),
             args.join(" ")
-        )
+        ))
     })?;
-    let st = Command::new(cargo)
-        .args(&args)
-        .status()
-        .map_err(|e| e.to_string())?;
+    let st = Command::new(cargo).args(&args).status()?;
     if !st.success() {
-        return Err(format!("cargo {} failed", args.join(" ")));
+        return Err(Error::failed(format!("cargo {} failed", args.join(" "))));
     }
     Ok(dir)
 }
@@ -168,10 +164,10 @@ pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<Path
 impl Lab {
     /// Starts the stack and returns once every process is up (not yet synchronized: see
     /// [`Lab::wait_synchronized`]).
-    pub fn start(opts: LabOptions) -> Result<Lab, String> {
+    pub fn start(opts: LabOptions) -> Result<Lab, Error> {
         let bins = binaries(opts.bin_dir.as_deref())?;
-        std::fs::create_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
-        let port = || free_port().map_err(|e| e.to_string());
+        std::fs::create_dir_all(&opts.dir).map_err(|e| Error::at(opts.dir.display(), e))?;
+        let port = || free_port().map_err(Error::from);
         let (pa, pb, pc, pt) = (port()?, port()?, port()?, port()?);
         let mut lab = Lab {
             procs: Vec::new(),
@@ -283,20 +279,19 @@ impl Lab {
         for (_, addr) in &lab.masters {
             tcfg.push_str(&format!("[[master]]\naddr = \"{addr}\"\n"));
         }
-        std::fs::write(&lab.timed_cfg, tcfg).map_err(|e| e.to_string())?;
+        std::fs::write(&lab.timed_cfg, tcfg)?;
         lab.start_timed()?;
         Ok(lab)
     }
 
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<(), String> {
-        let log = std::fs::File::create(self.opts.dir.join(format!("{name}.log")))
-            .map_err(|e| e.to_string())?;
+    fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<(), Error> {
+        let log = std::fs::File::create(self.opts.dir.join(format!("{name}.log")))?;
         let child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("{name}: {e}"))?;
+            .map_err(|e| Error::at(name, e))?;
         self.procs.push(Proc {
             name: name.into(),
             child,
@@ -304,11 +299,11 @@ impl Lab {
         Ok(())
     }
 
-    fn start_sim(&mut self, name: &str, scenario: &str) -> Result<(), String> {
+    fn start_sim(&mut self, name: &str, scenario: &str) -> Result<(), Error> {
         let dir = self.opts.dir.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir)?;
         let sc = dir.join("scenario.toml");
-        std::fs::write(&sc, scenario).map_err(|e| e.to_string())?;
+        std::fs::write(&sc, scenario)?;
         let mut child = Command::new(self.bins.join("firmware-sim"))
             .arg("run")
             .arg("--scenario")
@@ -318,16 +313,14 @@ impl Lab {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("firmware-sim: {e}"))?;
+            .map_err(|e| Error::at("firmware-sim", e))?;
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
-            BufReader::new(out)
-                .read_line(&mut line)
-                .map_err(|e| e.to_string())?;
+            BufReader::new(out).read_line(&mut line)?;
         }
         if !line.contains("\"ready\"") {
             let _ = child.kill();
-            return Err(format!("{name} did not start: {line:?}"));
+            return Err(Error::failed(format!("{name} did not start: {line:?}")));
         }
         self.procs.push(Proc {
             name: name.into(),
@@ -336,15 +329,15 @@ impl Lab {
         Ok(())
     }
 
-    fn start_master(&mut self, name: &str, cfg: &str) -> Result<(), String> {
+    fn start_master(&mut self, name: &str, cfg: &str) -> Result<(), Error> {
         let path = self.opts.dir.join(format!("{name}.toml"));
-        std::fs::write(&path, cfg).map_err(|e| e.to_string())?;
+        std::fs::write(&path, cfg)?;
         let bin = self.bins.join("timemaster");
         self.spawn(name, Command::new(bin).args(["run", "-c"]).arg(&path))
     }
 
     /// Starts timed (again).
-    pub fn start_timed(&mut self) -> Result<(), String> {
+    pub fn start_timed(&mut self) -> Result<(), Error> {
         let bin = self.bins.join("timed");
         let cfg = self.timed_cfg.clone();
         self.spawn("timed", Command::new(bin).args(["run", "-c"]).arg(&cfg))
@@ -376,13 +369,13 @@ impl Lab {
     }
 
     /// timed's status.
-    pub async fn status(&self) -> Result<v1::DaemonStatus, String> {
+    pub async fn status(&self) -> Result<v1::DaemonStatus, Error> {
         let ch = grpc_channel(&self.timed_addr).await?;
         v1::time_daemon_client::TimeDaemonClient::new(ch)
             .status(v1::StatusRequest {})
             .await
             .map(|r| r.into_inner())
-            .map_err(|e| e.message().to_string())
+            .map_err(Error::from)
     }
 
     /// Sets timed's test knob.
@@ -390,17 +383,15 @@ impl Lab {
         &self,
         skew_ppm: f64,
         step_ns: i64,
-    ) -> Result<v1::ClockKnobResponse, String> {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.timed_addr))
-            .map_err(|e| e.to_string())?
+    ) -> Result<v1::ClockKnobResponse, Error> {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.timed_addr))?
             .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         v1::time_daemon_client::TimeDaemonClient::new(ch)
             .set_clock_knob(v1::ClockKnobRequest { skew_ppm, step_ns })
             .await
             .map(|r| r.into_inner())
-            .map_err(|e| e.message().to_string())
+            .map_err(Error::from)
     }
 
     /// Waits until timed is synchronized with at least `min_selected` masters selected.
@@ -408,7 +399,7 @@ impl Lab {
         &self,
         min_selected: usize,
         timeout: Duration,
-    ) -> Result<v1::DaemonStatus, String> {
+    ) -> Result<v1::DaemonStatus, Error> {
         let rt = Self::rt();
         let t0 = Instant::now();
         let mut last = String::new();
@@ -428,7 +419,10 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        Err(format!("not synchronized after {:?}: {last}", timeout))
+        Err(Error::failed(format!(
+            "not synchronized after {:?}: {last}",
+            timeout
+        )))
     }
 
     /// One line of the lab's output: the interval now from the page, and truth (the host's
@@ -515,17 +509,16 @@ impl Drop for SimulatedMaster {
 
 impl SimulatedMaster {
     /// Starts it in `dir` (created) with binaries from `bins`.
-    pub fn start(bins: &Path, dir: &Path, id: &str, extra: &str) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let port = free_port().map_err(|e| e.to_string())?;
+    pub fn start(bins: &Path, dir: &Path, id: &str, extra: &str) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
         let cfg = dir.join(format!("{id}.toml"));
         std::fs::write(
             &cfg,
             format!(
                 "id = \"{id}\"\nkind = \"gps\"\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n"
             ),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let log = dir.join(format!("{id}.log"));
         let child = Command::new(bins.join("timemaster"))
             .args(["run", "--simulate", "-c"])
@@ -534,20 +527,20 @@ impl SimulatedMaster {
             .arg(dir.join(format!("{id}-sim")))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)
+            .stderr(std::fs::File::create(&log)?)
             .spawn()
-            .map_err(|e| format!("timemaster: {e}"))?;
+            .map_err(|e| Error::at("timemaster", e))?;
         Ok(SimulatedMaster { child, port, log })
     }
 
     /// Its status over gRPC.
-    pub async fn status(&self) -> Result<v1::MasterStatus, String> {
+    pub async fn status(&self) -> Result<v1::MasterStatus, Error> {
         let ch = grpc_channel(&format!("127.0.0.1:{}", self.port)).await?;
         v1::time_master_client::TimeMasterClient::new(ch)
             .status(v1::StatusRequest {})
             .await
             .map(|r| r.into_inner())
-            .map_err(|e| e.message().to_string())
+            .map_err(Error::from)
     }
 
     /// Waits until its status satisfies `ok` (e.g. trustworthy), up to `timeout`.
@@ -555,7 +548,7 @@ impl SimulatedMaster {
         &self,
         timeout: Duration,
         ok: impl Fn(&v1::MasterStatus) -> bool,
-    ) -> Result<v1::MasterStatus, String> {
+    ) -> Result<v1::MasterStatus, Error> {
         let rt = Lab::rt();
         let t0 = Instant::now();
         let mut last = String::new();
@@ -563,14 +556,14 @@ impl SimulatedMaster {
             match rt.block_on(self.status()) {
                 Ok(s) if ok(&s) => return Ok(s),
                 Ok(s) => last = format!("{} ({})", ttproto::status_from_wire(s.status), s.reason),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             std::thread::sleep(Duration::from_millis(300));
         }
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        Err(format!(
+        Err(Error::failed(format!(
             "master not ready after {timeout:?}: {last}\n{}",
             log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
-        ))
+        )))
     }
 }

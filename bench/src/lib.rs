@@ -4,6 +4,7 @@
 pub mod campaign;
 pub mod chrony;
 pub mod commit_wait;
+pub mod error;
 pub mod fuzz;
 pub mod lab;
 pub mod now_latency;

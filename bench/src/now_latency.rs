@@ -6,6 +6,7 @@
 //! `ttbench commit-wait-overshoot`: how long after the exact instant at which `after(s)` first
 //! holds does `commit_wait` return (blocking and async), on real time.
 
+use crate::error::Error;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::path::Path;
@@ -15,8 +16,8 @@ use ttsys::shm::{PageData, PageWriter};
 
 /// Writes a synchronized page whose model is the host's realtime with ε `eps` growing at
 /// `drift`, valid for an hour.
-pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter, String> {
-    let mut w = PageWriter::open(path).map_err(|e| e.to_string())?;
+pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter, Error> {
+    let mut w = PageWriter::open(path)?;
     let (raw, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
     let mut d = PageData::unsynchronized(raw);
     d.model = ClockModel {
@@ -38,8 +39,8 @@ pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter,
 }
 
 /// A synchronized ClockBound v2 segment (bound 100 µs, 200 ppm), valid for an hour.
-fn synthetic_clockbound(path: &Path) -> Result<ttsys::shm::ClockBoundWriter, String> {
-    let mut w = ttsys::shm::ClockBoundWriter::open(path).map_err(|e| e.to_string())?;
+fn synthetic_clockbound(path: &Path) -> Result<ttsys::shm::ClockBoundWriter, Error> {
+    let mut w = ttsys::shm::ClockBoundWriter::open(path)?;
     let mono = plain_clock_gettime(libc::CLOCK_MONOTONIC_COARSE);
     w.write(&ttsys::shm::ClockBoundData {
         as_of_mono_ns: mono,
@@ -140,13 +141,13 @@ fn summary(p: &Pair) -> serde_json::Value {
 }
 
 /// Runs the latency comparison against the page at `page` (a synthetic one if `None`).
-pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Value, String> {
+pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Value, Error> {
     let dir = std::env::temp_dir().join(format!("ttbench-page-{}", std::process::id()));
     let (_w, path) = match page {
         Some(p) => (None, p.to_path_buf()),
         None => {
             let p = dir.join("page");
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&dir)?;
             (
                 Some(synthetic_page(
                     &p,
@@ -157,10 +158,10 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Va
             )
         }
     };
-    let tt = ttclient::TrueTime::open(&path).map_err(|e| e.to_string())?;
+    let tt = ttclient::TrueTime::open(&path)?;
     tt.now()
-        .map_err(|e| format!("the page is not usable: {e}"))?;
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        .map_err(|e| Error::at("the page is not usable", e))?;
+    std::fs::create_dir_all(&dir)?;
     let cb = dir.join("clockbound-shm0");
     let _cbw = synthetic_clockbound(&cb)?;
     measure(&tt, &cb, 200, 1000); // warm-up
@@ -196,23 +197,22 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Va
 }
 
 /// Commit-wait overshoot: `n` waits for a fresh commit timestamp each, blocking and async.
-pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, String> {
+pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, Error> {
     let dir = std::env::temp_dir().join(format!("ttbench-cw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir)?;
     let path = dir.join("page");
     let _w = synthetic_page(&path, Span::from_micros(500), Rate::from_ppm(200))?;
-    let tt = ttclient::TrueTime::open(&path).map_err(|e| e.to_string())?;
+    let tt = ttclient::TrueTime::open(&path)?;
     let model = ttsys::shm::PageReader::open(&path)
-        .and_then(|r| r.read())
-        .map_err(|e| e.to_string())?
+        .and_then(|r| r.read())?
         .model;
-    let mut blocking = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-    let mut waited = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut blocking = Histogram::<u64>::new(3)?;
+    let mut waited = Histogram::<u64>::new(3)?;
     let mut early = 0u64;
     for _ in 0..n {
-        let s = tt.commit_timestamp().map_err(|e| e.to_string())?;
+        let s = tt.commit_timestamp()?;
         let r0 = ttsys::clock::raw_ns();
-        let w = tt.commit_wait_blocking(s).map_err(|e| e.to_string())?;
+        let w = tt.commit_wait_blocking(s)?;
         let ret = ttsys::clock::raw_ns();
         let exact = model.raw_when_after(s, r0, r0 + 10_000_000_000, 1);
         if ret < exact {
@@ -224,9 +224,8 @@ pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut asynch = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+        .build()?;
+    let mut asynch = Histogram::<u64>::new(3)?;
     rt.block_on(async {
         for _ in 0..n / 4 {
             let Ok(s) = tt.commit_timestamp() else {

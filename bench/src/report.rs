@@ -2,6 +2,7 @@
 //! and SVG plots — ε over time for the traced host of each scenario that traces one (the
 //! sawtooth), and ε / commit-wait percentiles per scenario — into an output directory.
 
+use crate::error::Error;
 use crate::sim::{FleetScenario, run};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -67,10 +68,10 @@ fn svg_bars(title: &str, rows: &[(String, f64, f64)], unit: &str) -> String {
 }
 
 /// Runs every `*.toml` in `scenarios` and writes the report into `out`. Returns the table.
-pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, Error> {
+    std::fs::create_dir_all(out).map_err(|e| Error::at(out.display(), e))?;
     let mut files: Vec<_> = std::fs::read_dir(scenarios)
-        .map_err(|e| format!("{}: {e}", scenarios.display()))?
+        .map_err(|e| Error::at(scenarios.display(), e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
@@ -82,7 +83,7 @@ pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, String> {
     let mut eps_rows = Vec::new();
     let mut cw_rows = Vec::new();
     for f in &files {
-        let src = std::fs::read_to_string(f).map_err(|e| e.to_string())?;
+        let src = std::fs::read_to_string(f)?;
         let sc = FleetScenario::from_toml(&src, &f.display().to_string())?;
         let r = run(&sc)?;
         let j = &r.json;
@@ -137,18 +138,15 @@ pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, String> {
                     "virtual seconds",
                     "ε (ms)",
                 ),
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             let _ = writeln!(images, "\n![ε over time, {}]({name})", sc.name);
         }
-        std::fs::write(out.join(format!("{}.json", sc.name)), format!("{j}\n"))
-            .map_err(|e| e.to_string())?;
+        std::fs::write(out.join(format!("{}.json", sc.name)), format!("{j}\n"))?;
     }
     std::fs::write(
         out.join("epsilon.svg"),
         svg_bars("ε per scenario (p50 blue, p99 orange)", &eps_rows, "µs"),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     std::fs::write(
         out.join("commit-wait.svg"),
         svg_bars(
@@ -156,12 +154,11 @@ pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, String> {
             &cw_rows,
             "µs",
         ),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     md.push_str(&images);
     md.push_str(
         "\n![ε per scenario](epsilon.svg)\n\n![commit wait per scenario](commit-wait.svg)\n",
     );
-    std::fs::write(out.join("results.md"), &md).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("results.md"), &md)?;
     Ok(md)
 }

@@ -12,6 +12,7 @@
 //! `s = TT.now().latest`, found on the host's model (a sync during the wait, which would only
 //! shorten it, is not modelled).
 
+use crate::error::Error;
 use firmware_sim::scenario::Scenario as DeviceScenario;
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
@@ -223,16 +224,15 @@ impl FleetScenario {
     }
 
     /// Parses a scenario file's text.
-    pub fn from_toml(src: &str, path: &str) -> Result<Self, String> {
-        let s: FleetScenario = toml::from_str(src).map_err(|e| format!("{path}: {e}"))?;
+    pub fn from_toml(src: &str, path: &str) -> Result<Self, Error> {
+        let s: FleetScenario = toml::from_str(src).map_err(|e| Error::at(path, e))?;
         if s.masters.is_empty() || s.hosts.count == 0 || s.duration_s <= 0.0 {
-            return Err(format!(
+            return Err(Error::failed(format!(
                 "{path}: needs masters, hosts and a positive duration-s"
-            ));
+            )));
         }
         for (i, m) in s.masters.iter().enumerate() {
-            DeviceScenario::from_toml(&m.devices, &format!("{path}: master {i} devices"))
-                .map_err(|e| e.to_string())?;
+            DeviceScenario::from_toml(&m.devices, &format!("{path}: master {i} devices"))?;
         }
         Ok(s)
     }
@@ -383,15 +383,14 @@ fn hist() -> Histogram<u64> {
 }
 
 /// Runs a scenario.
-pub fn run(sc: &FleetScenario) -> Result<Report, String> {
+pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
     let wall = std::time::Instant::now();
     #[allow(non_snake_case)]
     let START_TAI = match &sc.start_utc {
         Some(u) => {
-            let l = firmware_sim::scenario::parse_utc(u).ok_or(format!("bad start-utc {u:?}"))?;
-            ttcore::LeapTable::builtin()
-                .utc_to_tai_ns(&l)
-                .map_err(|e| e.to_string())?
+            let l = firmware_sim::scenario::parse_utc(u)
+                .ok_or_else(|| Error::failed(format!("bad start-utc {u:?}")))?;
+            ttcore::LeapTable::builtin().utc_to_tai_ns(&l)?
         }
         None => DEFAULT_START_TAI,
     };
@@ -400,8 +399,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
     // Masters.
     let mut masters: Vec<Master> = Vec::new();
     for (i, m) in sc.masters.iter().enumerate() {
-        let mut dev =
-            DeviceScenario::from_toml(&m.devices, "devices").map_err(|e| e.to_string())?;
+        let mut dev = DeviceScenario::from_toml(&m.devices, "devices")?;
         // The devices' truth starts where the fleet's does.
         if sc.start_utc.is_some() {
             dev.truth.start = sc.start_utc.clone();
@@ -441,7 +439,8 @@ pub fn run(sc: &FleetScenario) -> Result<Report, String> {
     let n_masters = masters.len();
     // Hosts.
     let hp = HostParams {
-        max_drift: Rate::bound_from_ppm_f64(sc.hosts.max_drift_ppm).ok_or("bad max-drift-ppm")?,
+        max_drift: Rate::bound_from_ppm_f64(sc.hosts.max_drift_ppm)
+            .ok_or(Error::failed("bad max-drift-ppm"))?,
         frequency: sc.hosts.frequency,
         max_liars: sc.hosts.max_liars,
         max_epsilon: Span::from_nanos((sc.hosts.max_epsilon_ms * 1e6) as i64),

@@ -2,6 +2,7 @@
 //! run, under the same concurrent workload — throughput, commit latency, the share of latency
 //! that is commit wait, and HLC read restarts. Each run's history also goes through the checker.
 
+use crate::error::Error;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +35,7 @@ async fn one(
     exe: &std::path::Path,
     mode: Mode,
     b: &StoreBench,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, Error> {
     let dir = std::env::temp_dir().join(format!(
         "ttbench-store-{}-{}",
         std::process::id(),
@@ -48,12 +49,9 @@ async fn one(
     let s = b.epsilon_ns * 2 / 5;
     cfg.skews_ns = vec![s, -s, 0];
     cfg.max_offset_ms = b.max_offset_ms;
-    let mut cluster = LocalCluster::start(cfg).map_err(|e| e.to_string())?;
+    let mut cluster = LocalCluster::start(cfg)?;
     let addrs = cluster.addrs();
-    Client::new(&addrs)
-        .find_leader()
-        .await
-        .map_err(|e| e.to_string())?;
+    Client::new(&addrs).find_leader().await?;
     let wl = WorkloadConfig {
         clients: b.clients,
         keys: b.keys,
@@ -67,13 +65,13 @@ async fn one(
     let t = tokio::spawn(workload::run(addrs.clone(), wl.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
-    let warm = t.await.map_err(|e| e.to_string())?;
+    let warm = t.await?;
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let t = tokio::spawn(workload::run(addrs.clone(), wl, stop.clone()));
     tokio::time::sleep(b.duration).await;
     stop.store(true, Ordering::Relaxed);
-    let samples = t.await.map_err(|e| e.to_string())?;
+    let samples = t.await?;
     let secs = t0.elapsed().as_secs_f64();
     cluster.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -84,7 +82,7 @@ async fn one(
     for a in anomalies.iter().take(3) {
         eprintln!("ttbench store ({}): {a}", mode.name());
     }
-    let mut v = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
+    let mut v = serde_json::to_value(&summary)?;
     v["mode"] = mode.name().into();
     v["history_ops"] = history.len().into();
     v["anomalies"] = anomalies.len().into();
@@ -92,12 +90,11 @@ async fn one(
 }
 
 /// Runs both modes and returns one JSON object.
-pub fn run(b: &StoreBench) -> Result<serde_json::Value, String> {
+pub fn run(b: &StoreBench) -> Result<serde_json::Value, Error> {
     let exe: PathBuf = crate::lab::binaries_for(None, &[("ttstore", "ttstore")])?.join("ttstore");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let tt = rt.block_on(one(&exe, Mode::Truetime, b))?;
     let hlc = rt.block_on(one(&exe, Mode::Hlc, b))?;
     Ok(serde_json::json!({

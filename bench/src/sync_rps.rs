@@ -10,6 +10,7 @@
 //! the kernel's transmit stamp of every reply for interleaving), ours only.
 
 use crate::chrony::{Chronyd, chronyd_path};
+use crate::error::Error;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -59,7 +60,7 @@ fn request(truetime: bool, cookie: u64) -> Vec<u8> {
 }
 
 /// Drives the load and counts replies.
-pub fn run(load: &Load) -> Result<Rate, String> {
+pub fn run(load: &Load) -> Result<Rate, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let counting = Arc::new(AtomicBool::new(false));
     let replies = Arc::new(AtomicU64::new(0));
@@ -68,10 +69,10 @@ pub fn run(load: &Load) -> Result<Rate, String> {
     for t in 0..load.threads {
         let mut socks = Vec::new();
         for _ in 0..SOCKETS_PER_THREAD {
-            socks.push(
-                TsSocket::bind_server("127.0.0.1:0".parse().expect("literal"), false)
-                    .map_err(|e| e.to_string())?,
-            );
+            socks.push(TsSocket::bind_server(
+                "127.0.0.1:0".parse().expect("literal"),
+                false,
+            )?);
         }
         let (stop, counting, replies, sent) = (
             stop.clone(),
@@ -148,7 +149,7 @@ pub fn run(load: &Load) -> Result<Rate, String> {
 
 /// Starts a chronyd server (`local stratum 1`) on UDP `port` of 127.0.0.1, waiting until it
 /// answers a plain NTP request.
-pub fn chronyd_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, String> {
+pub fn chronyd_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, Error> {
     let c = Chronyd::start(
         bin,
         dir,
@@ -158,9 +159,8 @@ pub fn chronyd_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, Stri
         ),
     )?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .map_err(|e| e.to_string())?;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
     let t0 = Instant::now();
     let req = request(false, 42);
     let mut buf = [0u8; 512];
@@ -172,7 +172,7 @@ pub fn chronyd_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, Stri
             return Ok(c);
         }
     }
-    Err("chronyd did not answer within 10 s".into())
+    Err(Error::failed("chronyd did not answer within 10 s"))
 }
 
 /// Full `sync-rps` report: our master (plain and TrueTime requests) and chronyd (plain).
@@ -182,7 +182,7 @@ pub fn report(
     window: usize,
     duration_s: f64,
     chronyd_dir: &Path,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, Error> {
     let load = |addr, truetime| Load {
         addr,
         threads,
@@ -194,7 +194,7 @@ pub fn report(
     let tt = run(&load(ours, true))?;
     let chrony = match chronyd_path() {
         Some(bin) => {
-            let port = crate::lab::free_udp_port().map_err(|e| e.to_string())?;
+            let port = crate::lab::free_udp_port()?;
             match chronyd_server(&bin, chronyd_dir, port) {
                 Ok(c) => {
                     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
@@ -205,7 +205,7 @@ pub fn report(
                 Err(e) => Err(e),
             }
         }
-        None => Err("chronyd is not installed".to_string()),
+        None => Err(Error::failed("chronyd is not installed")),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(json!({
@@ -213,7 +213,7 @@ pub fn report(
         "exchanges_per_s": plain.per_s.round(),
         "truetime_exchanges_per_s": tt.per_s.round(),
         "chronyd_per_s": chrony.as_ref().ok().map(|r| r.per_s.round()),
-        "chronyd_error": chrony.as_ref().err(),
+        "chronyd_error": chrony.as_ref().err().map(|e| e.to_string()),
         "ratio_to_chronyd": chrony.as_ref().ok().map(|r| (plain.per_s / r.per_s * 100.0).round() / 100.0),
         "requests_sent": {
             "ours_plain": plain.sent,

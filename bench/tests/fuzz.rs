@@ -63,7 +63,7 @@ fn the_nmea_finding_is_in_the_corpus_and_refused() {
 
 #[test]
 fn an_unknown_target_is_a_clear_error() {
-    let e = run("nope", Budget::Inputs(1), 1).unwrap_err();
+    let e = run("nope", Budget::Inputs(1), 1).unwrap_err().to_string();
     assert!(
         e.contains("unknown fuzz target") && e.contains("nmea"),
         "{e}"

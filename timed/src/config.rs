@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use ttcore::host::{FrequencyMode, HostParams};
 use ttcore::{Rate, Span};
+use ttsys::config::InvalidKey;
 
 pub use ttsys::config::ConfigError;
 
@@ -159,8 +160,8 @@ impl Config {
     }
 
     /// The core's parameters, or (key, why).
-    pub fn host_params(&self) -> Result<HostParams, (String, String)> {
-        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+    pub fn host_params(&self) -> Result<HostParams, InvalidKey> {
+        let bad = |k: &str, m: &str| Err(InvalidKey::new(k, m));
         if self.masters.is_empty() {
             return bad(
                 "master",
@@ -184,8 +185,8 @@ impl Config {
             .iter()
             .find(|m| !ttsys::config::valid_host_port(&m.addr))
         {
-            return Err((
-                "master.addr".into(),
+            return Err(InvalidKey::new(
+                "master.addr",
                 format!("{:?} is not host:port", m.addr),
             ));
         }

@@ -677,9 +677,44 @@ impl v1::time_daemon_server::TimeDaemon for Service {
     }
 }
 
+/// Why timed could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration's parameters are inconsistent.
+    #[error(transparent)]
+    Config(ttsys::config::InvalidKey),
+    /// The page's directory could not be made.
+    #[error("{}: {source}", dir.display())]
+    PageDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A page (ours or ClockBound's) could not be opened.
+    #[error(transparent)]
+    Page(#[from] ttsys::shm::ShmError),
+    /// A signal handler could not be installed, or the runtime could not start.
+    #[error("start-up: {0}")]
+    Startup(#[source] std::io::Error),
+    /// The gRPC address could not be bound.
+    #[error("listen {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
 /// Runs timed until SIGINT/SIGTERM.
-pub fn run(config: Config) -> Result<(), String> {
-    let params = config.host_params().map_err(|(k, m)| format!("{k}: {m}"))?;
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let params = config.host_params().map_err(DaemonError::Config)?;
     if config.masters.len() < 3 {
         tracing::warn!(
             "only {} master(s) configured: a lying master cannot be outvoted with fewer than three",
@@ -687,18 +722,19 @@ pub fn run(config: Config) -> Result<(), String> {
         );
     }
     if let Some(d) = config.shm_path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(|source| DaemonError::PageDir {
+            dir: d.to_path_buf(),
+            source,
+        })?;
     }
-    let writer = PageWriter::open(&config.shm_path).map_err(|e| e.to_string())?;
+    let writer = PageWriter::open(&config.shm_path)?;
     let clockbound = match &config.clockbound_shm_path {
-        Some(p) => Some(Mutex::new(
-            ClockBoundWriter::open(p).map_err(|e| e.to_string())?,
-        )),
+        Some(p) => Some(Mutex::new(ClockBoundWriter::open(p)?)),
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Startup)?;
     }
     let now = clock::raw_ns();
     let (watch, _) = tokio::sync::watch::channel(v1::DaemonStatus::default());
@@ -725,13 +761,16 @@ pub fn run(config: Config) -> Result<(), String> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(DaemonError::Startup)?;
     let result = rt.block_on(async {
         tokio::spawn(poll_task(state.clone()));
         tokio::spawn(watch_task(state.clone()));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| format!("listen {}: {e}", config.listen))?;
+            .map_err(|source| DaemonError::Listen {
+                addr: config.listen,
+                source,
+            })?;
         tracing::info!(
             "timed: {} master(s), page {}, gRPC on {}",
             config.masters.len(),
@@ -751,8 +790,8 @@ pub fn run(config: Config) -> Result<(), String> {
                     }
                 },
             )
-            .await
-            .map_err(|e| format!("gRPC: {e}"))
+            .await?;
+        Ok(())
     });
     stop.store(true, Ordering::Relaxed);
     // The page stays: readers see it go void after void-after-ms, or a restarted timed resume it.

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Cmd::Run { config } => timed::config::Config::load(&config)
             .map_err(|e| e.to_string())
-            .and_then(timed::daemon::run),
+            .and_then(|c| timed::daemon::run(c).map_err(|e| e.to_string())),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

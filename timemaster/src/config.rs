@@ -32,6 +32,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use ttcore::{LeapTable, Rate, Span, Timestamp, UtcLabel};
+use ttsys::config::InvalidKey;
 
 pub use ttsys::config::ConfigError;
 
@@ -273,8 +274,8 @@ impl Config {
     }
 
     /// The core's parameters, or (key, reason) for the first invalid value.
-    pub fn params(&self) -> Result<MasterParams, (String, String)> {
-        let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+    pub fn params(&self) -> Result<MasterParams, InvalidKey> {
+        let bad = |k: &str, m: &str| Err(InvalidKey::new(k, m));
         if self.id.is_empty() {
             return bad("id", "must not be empty");
         }
@@ -318,7 +319,10 @@ impl Config {
             .iter()
             .find(|p| !ttsys::config::valid_host_port(&p.addr))
         {
-            return Err(("peer.addr".into(), format!("{:?} is not host:port", p.addr)));
+            return Err(InvalidKey::new(
+                "peer.addr",
+                format!("{:?} is not host:port", p.addr),
+            ));
         }
         if self.ntp_threads == Some(0) || self.ntp_threads.is_some_and(|n| n > 64) {
             return bad("ntp-threads", "must be in 1..=64");
@@ -328,10 +332,12 @@ impl Config {
         }
         let earliest = parse_utc(&self.earliest_valid_utc)
             .and_then(|l| LeapTable::builtin().utc_to_timescale(&l).ok())
-            .ok_or((
-                "earliest-valid-utc".to_string(),
-                format!("{:?} is not YYYY-MM-DDTHH:MM:SSZ", self.earliest_valid_utc),
-            ))?;
+            .ok_or_else(|| {
+                InvalidKey::new(
+                    "earliest-valid-utc",
+                    format!("{:?} is not YYYY-MM-DDTHH:MM:SSZ", self.earliest_valid_utc),
+                )
+            })?;
         if let Some(g) = &self.gps {
             if g.calibration_error_ns < 0 || g.qerr_ns < 0 || g.jitter_floor_ns < 0.0 {
                 return bad("gps", "error bounds must not be negative");

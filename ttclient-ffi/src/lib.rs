@@ -49,9 +49,9 @@ pub struct TtHandle(TrueTime);
 fn code(e: &TtError) -> c_int {
     match e {
         TtError::NotUsable { .. } => TT_ERR_NOT_USABLE,
-        TtError::Unavailable(_) => TT_ERR_UNAVAILABLE,
+        TtError::Unavailable { .. } | TtError::NoRawModel => TT_ERR_UNAVAILABLE,
         TtError::Page(_) => TT_ERR_PAGE,
-        TtError::Rpc(_) => TT_ERR_RPC,
+        TtError::Rpc(_) | TtError::BadAnswer(_) | TtError::RpcThreadGone => TT_ERR_RPC,
         TtError::Timeout(_) => TT_ERR_TIMEOUT,
     }
 }

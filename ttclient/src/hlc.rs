@@ -91,7 +91,7 @@ pub enum MaxOffset {
 }
 
 /// HLC errors.
-#[derive(Debug, Error, Clone, PartialEq)]
+#[derive(Debug, Error, Clone)]
 pub enum HlcError {
     /// The remote wall time is further ahead than any correct clock could be.
     #[error("remote wall time {remote} is {ahead} ahead of our clock (allowed {allowed})")]

@@ -59,8 +59,11 @@ pub const DEFAULT_PAGE: &str = "/run/timed/page";
 /// Default timed gRPC address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7100";
 
-/// Errors.
-#[derive(Debug, Error, Clone, PartialEq)]
+/// A cause kept with an error, shareable so the error stays `Clone`.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// Errors. Each keeps its cause as [`std::error::Error::source`].
+#[derive(Debug, Error, Clone)]
 pub enum TtError {
     /// The interval must not be used: the status says why.
     #[error("TrueTime not usable: {status} ({reason})")]
@@ -71,17 +74,45 @@ pub enum TtError {
         reason: String,
     },
     /// No source could be opened.
-    #[error("no TrueTime source: {0}")]
-    Unavailable(String),
+    #[error("no TrueTime source: {what}: {cause}")]
+    Unavailable {
+        /// What could not be opened (a page path, timed's address).
+        what: String,
+        /// Why.
+        #[source]
+        cause: Cause,
+    },
     /// The page could not be read (a writer stuck mid-update).
     #[error("page read failed: {0}")]
-    Page(String),
+    Page(#[source] std::sync::Arc<ttsys::shm::ShmError>),
     /// The gRPC source failed.
-    #[error("timed RPC failed: {0}")]
-    Rpc(String),
+    #[error("timed RPC failed: {}", .0.message())]
+    Rpc(#[source] tonic::Status),
+    /// timed answered with something that is not an interval.
+    #[error("timed's answer is not an interval: {0}")]
+    BadAnswer(String),
+    /// The gRPC source serves intervals, not a raw-clock model.
+    #[error("the gRPC source has no raw-clock model")]
+    NoRawModel,
+    /// The SDK's gRPC thread is gone (its runtime could not run).
+    #[error("the gRPC client thread is gone")]
+    RpcThreadGone,
     /// A wait timed out.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+}
+
+impl TtError {
+    /// `what` could not be opened because of `cause`.
+    pub fn unavailable(
+        what: impl std::fmt::Display,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> TtError {
+        TtError::Unavailable {
+            what: what.to_string(),
+            cause: std::sync::Arc::new(cause),
+        }
+    }
 }
 
 /// Which source a handle reads.
@@ -158,7 +189,7 @@ impl TrueTime {
     /// [`TrueTime::open`] with the VMClock device at `vmclock` (a file with the same layout in
     /// tests); a missing or unreadable device is not an error (the check is skipped).
     pub fn open_with_vmclock(path: &Path, vmclock: &Path) -> Result<TrueTime, TtError> {
-        let r = PageReader::open(path).map_err(|e| TtError::Unavailable(e.to_string()))?;
+        let r = PageReader::open(path).map_err(|e| TtError::unavailable(path.display(), e))?;
         let vm = ttsys::vmclock::VmClock::open(vmclock).ok();
         Ok(Self::from_source(
             Source::Shm(r, vm),
@@ -178,9 +209,8 @@ impl TrueTime {
     pub fn connect(page: &Path, addr: &str) -> Result<TrueTime, TtError> {
         match Self::open(page) {
             Ok(t) => Ok(t),
-            Err(page_err) => {
-                Self::grpc(addr).map_err(|e| TtError::Unavailable(format!("{page_err}; {e}")))
-            }
+            Err(page_err) => Self::grpc(addr)
+                .map_err(|e| TtError::unavailable(format!("{page_err}; and timed at {addr}"), e)),
         }
     }
 
@@ -242,7 +272,7 @@ impl TrueTime {
                         source: SourceKind::Shm,
                     });
                 }
-                let h = r.read_hot().map_err(|e| TtError::Page(e.to_string()))?;
+                let h = r.read_hot().map_err(|e| TtError::Page(e.into()))?;
                 // A failed continuity check is read once more: a preemption between the two
                 // clock reads looks like a stall, a real stall or step stays.
                 let (raw, continuous) = if h.continuous(raw, boot, vm) {
@@ -279,7 +309,7 @@ impl TrueTime {
     pub fn reading_at_raw(&self, raw: i64) -> Result<Reading, TtError> {
         match &self.inner.source {
             Source::Shm(r, _) => {
-                let d: PageData = r.read().map_err(|e| TtError::Page(e.to_string()))?;
+                let d: PageData = r.read().map_err(|e| TtError::Page(e.into()))?;
                 let x = d.read_at(raw);
                 Ok(Reading {
                     interval: x.interval,
@@ -292,9 +322,7 @@ impl TrueTime {
                 status: s.status,
                 source: SourceKind::Simulated,
             }),
-            Source::Grpc(_) => Err(TtError::Unavailable(
-                "the gRPC source has no raw-clock model".into(),
-            )),
+            Source::Grpc(_) => Err(TtError::NoRawModel),
         }
     }
 
@@ -329,9 +357,13 @@ impl TrueTime {
         loop {
             match self.now() {
                 Ok(i) => return Ok(i),
-                Err(TtError::NotUsable { .. } | TtError::Rpc(_) | TtError::Page(_))
-                    if t0.elapsed() < timeout =>
-                {
+                Err(
+                    TtError::NotUsable { .. }
+                    | TtError::Rpc(_)
+                    | TtError::Page(_)
+                    | TtError::BadAnswer(_)
+                    | TtError::RpcThreadGone,
+                ) if t0.elapsed() < timeout => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TtError::NotUsable { .. }) => return Err(TtError::Timeout(timeout)),
@@ -450,7 +482,7 @@ mod grpc {
     impl Client {
         pub fn connect(addr: &str) -> Result<Client, TtError> {
             let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| TtError::Unavailable(format!("bad address {addr}: {e}")))?
+                .map_err(|e| TtError::unavailable(format!("bad address {addr}"), e))?
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_secs(2));
             let (tx, rx) = channel::<Reply>();
@@ -464,7 +496,7 @@ mod grpc {
                     {
                         Ok(r) => r,
                         Err(e) => {
-                            let _ = ready_tx.send(Err(TtError::Unavailable(e.to_string())));
+                            let _ = ready_tx.send(Err(TtError::unavailable("tokio runtime", e)));
                             return;
                         }
                     };
@@ -479,10 +511,10 @@ mod grpc {
                             c
                         }
                         Err(e) => {
-                            let _ = ready_tx.send(Err(TtError::Unavailable(format!(
-                                "timed at {}: {e}",
-                                ep.uri()
-                            ))));
+                            let _ = ready_tx.send(Err(TtError::unavailable(
+                                format!("timed at {}", ep.uri()),
+                                e,
+                            )));
                             return;
                         }
                     };
@@ -506,16 +538,14 @@ mod grpc {
                                     status: ttproto::status_from_wire(r.status),
                                     source: SourceKind::Grpc,
                                 })
-                                .map_err(|e| TtError::Rpc(e.to_string()))
+                                .map_err(|e| TtError::BadAnswer(e.to_string()))
                             }
-                            Err(e) => Err(TtError::Rpc(e.message().to_string())),
+                            Err(e) => Err(TtError::Rpc(e)),
                         });
                     }
                 })
-                .map_err(|e| TtError::Unavailable(e.to_string()))?;
-            ready_rx
-                .recv()
-                .map_err(|_| TtError::Unavailable("gRPC thread died".into()))??;
+                .map_err(|e| TtError::unavailable("the gRPC client thread", e))?;
+            ready_rx.recv().map_err(|_| TtError::RpcThreadGone)??;
             Ok(Client { tx: Mutex::new(tx) })
         }
 
@@ -525,9 +555,8 @@ mod grpc {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .send(tx)
-                .map_err(|_| TtError::Rpc("gRPC thread gone".into()))?;
-            rx.recv()
-                .map_err(|_| TtError::Rpc("gRPC thread gone".into()))?
+                .map_err(|_| TtError::RpcThreadGone)?;
+            rx.recv().map_err(|_| TtError::RpcThreadGone)?
         }
     }
 }

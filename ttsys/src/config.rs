@@ -36,20 +36,40 @@ pub enum ConfigError {
     },
 }
 
+/// A value that parses but makes no sense: which key, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{key}: {why}")]
+pub struct InvalidKey {
+    /// The key, as written in the file (`peer.addr` for a key inside a table array).
+    pub key: String,
+    /// Why the value is refused.
+    pub why: String,
+}
+
+impl InvalidKey {
+    /// `key` is refused because `why`.
+    pub fn new(key: impl Into<String>, why: impl Into<String>) -> Self {
+        InvalidKey {
+            key: key.into(),
+            why: why.into(),
+        }
+    }
+}
+
 /// Parses `src` (called `path` in errors) and runs `validate`, which names the offending key.
 pub fn parse<T: DeserializeOwned>(
     src: &str,
     path: &str,
-    validate: impl FnOnce(&T) -> Result<(), (String, String)>,
+    validate: impl FnOnce(&T) -> Result<(), InvalidKey>,
 ) -> Result<T, ConfigError> {
     let c: T = toml::from_str(src).map_err(|e| ConfigError::Parse {
         path: path.into(),
         msg: e.to_string(),
     })?;
-    validate(&c).map_err(|(key, msg)| ConfigError::Invalid {
+    validate(&c).map_err(|e| ConfigError::Invalid {
         path: path.into(),
-        key,
-        msg,
+        key: e.key,
+        msg: e.why,
     })?;
     Ok(c)
 }
@@ -57,7 +77,7 @@ pub fn parse<T: DeserializeOwned>(
 /// Reads and [`parse`]s a file.
 pub fn load<T: DeserializeOwned>(
     path: &Path,
-    validate: impl FnOnce(&T) -> Result<(), (String, String)>,
+    validate: impl FnOnce(&T) -> Result<(), InvalidKey>,
 ) -> Result<T, ConfigError> {
     let p = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -198,7 +199,7 @@ fn sibling(name: &str) -> PathBuf {
 }
 
 /// Starts `timemaster run --simulate` on a free port and waits until it is synchronized.
-fn start_master() -> Result<(bench::lab::SimulatedMaster, String, tempdir::Dir), String> {
+fn start_master() -> anyhow::Result<(bench::lab::SimulatedMaster, String, tempdir::Dir)> {
     let dir = tempdir::Dir::new()?;
     let bins = sibling("timemaster")
         .parent()
@@ -216,13 +217,13 @@ mod tempdir {
     /// A temporary directory removed on drop.
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
-        pub fn new() -> Result<Dir, String> {
+        pub fn new() -> std::io::Result<Dir> {
             let p = std::env::temp_dir().join(format!(
                 "ttbench-{}-{}",
                 std::process::id(),
                 ttsys::clock::raw_ns()
             ));
-            std::fs::create_dir_all(&p).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&p)?;
             Ok(Dir(p))
         }
     }
@@ -233,7 +234,7 @@ mod tempdir {
     }
 }
 
-fn real_main(cli: Cli) -> Result<(), String> {
+fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Store {
             duration,
@@ -371,7 +372,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             for t in targets {
                 let r = bench::fuzz::run(t, budget, seed)?;
                 if json {
-                    println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+                    println!("{}", serde_json::to_string(&r)?);
                 } else {
                     println!(
                         "{:<18} {:>9} inputs in {:>6.1} s, {} seeds, no panic; outcomes {:?}",
@@ -396,7 +397,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             lie_ms,
         } => {
             let src = std::fs::read_to_string(&scenario)
-                .map_err(|e| format!("{}: {e}", scenario.display()))?;
+                .with_context(|| scenario.display().to_string())?;
             let mut sc =
                 bench::sim::FleetScenario::from_toml(&src, &scenario.display().to_string())?;
             if let Some(d) = duration {
@@ -514,7 +515,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     (Some(m), a, d)
                 }
             };
-            let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+            let addr: std::net::SocketAddr = addr.parse().with_context(|| addr.clone())?;
             let report =
                 bench::sync_rps::report(addr, threads, window, duration, &dir.0.join("chronyd"))?;
             if json {
@@ -550,7 +551,7 @@ fn main() -> ExitCode {
 }
 
 /// `ttbench sim --lie-ms a,b,…`: one run per lie size; JSON lines or a table.
-fn liar_sweep(sc: &bench::sim::FleetScenario, lies: &[f64], json: bool) -> Result<(), String> {
+fn liar_sweep(sc: &bench::sim::FleetScenario, lies: &[f64], json: bool) -> anyhow::Result<()> {
     if !json {
         println!("lie ms  violations  synchronized after warm-up  ε p99 µs");
     }

@@ -41,13 +41,8 @@ use ttsys::clock::raw_ns;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The configuration's parameters are inconsistent.
-    #[error("{key}: {why}")]
-    Config {
-        /// The key at fault.
-        key: String,
-        /// What is wrong with it.
-        why: String,
-    },
+    #[error(transparent)]
+    Config(ttsys::config::InvalidKey),
     /// A signal handler could not be installed.
     #[error("signal handler: {0}")]
     Signal(#[source] std::io::Error),
@@ -115,9 +110,7 @@ impl Shared {
 /// Runs the daemon until SIGINT/SIGTERM. When simulating, firmware-sim's devices are already in
 /// the config's paths (`timemaster run --simulate`).
 pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
-    let params = config
-        .params()
-        .map_err(|(key, why)| DaemonError::Config { key, why })?;
+    let params = config.params().map_err(DaemonError::Config)?;
     let core = MasterCore::new(params, leap);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

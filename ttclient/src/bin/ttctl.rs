@@ -210,19 +210,22 @@ fn master_report(s: &v1::MasterStatus) -> String {
     o
 }
 
-async fn channel(addr: &str, timeout_ms: u64) -> Result<tonic::transport::Channel, String> {
+/// Why a command failed: printed once by `main`, whatever the cause.
+type Failure = Box<dyn std::error::Error>;
+
+async fn channel(addr: &str, timeout_ms: u64) -> Result<tonic::transport::Channel, Failure> {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| format!("bad address {addr}: {e}"))?
         .connect_timeout(Duration::from_millis(timeout_ms))
         .timeout(Duration::from_millis(timeout_ms))
         .connect()
         .await
-        .map_err(|e| format!("cannot reach {addr}: {e}"))
+        .map_err(|e| format!("cannot reach {addr}: {e}").into())
 }
 
-fn now_from_page(page: &std::path::Path) -> Result<serde_json::Value, String> {
-    let r = ttsys::shm::PageReader::open(page).map_err(|e| e.to_string())?;
-    let d = r.read().map_err(|e| e.to_string())?;
+fn now_from_page(page: &std::path::Path) -> Result<serde_json::Value, Failure> {
+    let r = ttsys::shm::PageReader::open(page)?;
+    let d = r.read()?;
     let (raw, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
     let x = d.read_at(raw);
     Ok(json!({
@@ -371,7 +374,7 @@ fn status_report(s: &v1::DaemonStatus) -> String {
     o
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         Cmd::Now { page, addr, json } => {
             let j = match now_from_page(&page) {
@@ -390,7 +393,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     json!({
                         "earliest_ns": r.earliest_ns, "latest_ns": r.latest_ns, "epsilon_ns": r.epsilon_ns,
                         "status": status_name(r.status), "reason": r.reason, "source": "grpc",
-                        "page_error": page_err, "host_realtime_ns": r.host_realtime_ns,
+                        "page_error": page_err.to_string(), "host_realtime_ns": r.host_realtime_ns,
                     })
                 }
             };
@@ -411,10 +414,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                     return Ok(());
                 }
                 if t0.elapsed().as_secs_f64() > timeout_s {
-                    return Err(format!(
+                    return Err(Failure::from(format!(
                         "{} not synchronized after {timeout_s} s",
                         page.display()
-                    ));
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
