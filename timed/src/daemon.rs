@@ -9,13 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::{Request, Response};
 use ttcore::disrupt::ClockPair;
-use ttcore::host::{HostClock, MasterSample, Verdict};
+use ttcore::host::{HostClock, HostParams, MasterSample, Verdict};
 use ttcore::vmclock::Snapshot as VmSnapshot;
 use ttcore::{ClockStatus, Rate};
 use ttproto::v1;
 use ttsys::clock;
 use ttsys::ntp::{Burst, Source};
-use ttsys::shm::{ClockBoundData, ClockBoundWriter, Knob, PageData, PageWriter, cb_status};
+use ttsys::shm::{
+    ClockBoundData, ClockBoundPublish, ClockBoundWriter, Knob, PageData, PagePublish, PageWriter,
+    cb_status,
+};
 use ttsys::vmclock::VmClock;
 
 /// One master as seen at the last round.
@@ -63,10 +66,10 @@ pub struct State {
     pub host: Mutex<HostClock>,
     /// The test knob.
     pub knob: Mutex<Knob>,
-    /// Page writer.
-    pub writer: Mutex<PageWriter>,
-    /// ClockBound writer.
-    pub clockbound: Option<Mutex<ClockBoundWriter>>,
+    /// Where the page goes.
+    pub writer: Mutex<Box<dyn PagePublish>>,
+    /// Where ClockBound's segment goes, when configured.
+    pub clockbound: Option<Mutex<Box<dyn ClockBoundPublish>>>,
     /// Configuration.
     pub config: Config,
     /// Disruptions so far.
@@ -89,6 +92,37 @@ pub struct State {
 }
 
 impl State {
+    /// timed's state at raw reading `now`, publishing through `writer` (and `clockbound`): a
+    /// (re)start is a disruption until the first fresh sync. The VMClock device is opened from
+    /// the configuration.
+    pub fn new(
+        config: Config,
+        params: HostParams,
+        writer: Box<dyn PagePublish>,
+        clockbound: Option<Box<dyn ClockBoundPublish>>,
+        stop: Arc<AtomicBool>,
+        now: i64,
+    ) -> State {
+        let (watch, _) = tokio::sync::watch::channel(v1::DaemonStatus::default());
+        State {
+            page: ArcSwap::from_pointee(PageData::unsynchronized(now)),
+            masters: Mutex::new(Vec::new()),
+            host: Mutex::new(HostClock::new(params, true)),
+            knob: Mutex::new(Knob::default()),
+            writer: Mutex::new(writer),
+            clockbound: clockbound.map(Mutex::new),
+            vmclock: open_vmclock(&config.vmclock).map(Mutex::new),
+            config,
+            disruptions: Default::default(),
+            poll_epoch: Default::default(),
+            detector: Mutex::new(clock::DisruptionDetector::new()),
+            clock_check: Mutex::new(None),
+            started_raw: now,
+            watch,
+            stop,
+        }
+    }
+
     /// The host clock as timed (and every reader of the page) sees it: raw + knob.
     pub fn host_raw(&self) -> i64 {
         self.knob
@@ -188,7 +222,7 @@ impl State {
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .write(&d);
+            .publish(&d);
         self.page.store(Arc::new(d));
         drop(host);
         if let Some(cb) = &self.clockbound {
@@ -199,7 +233,7 @@ impl State {
     /// The ClockBound segment: ClockBound clients centre their interval on `CLOCK_REALTIME`, so
     /// the bound is |realtime − our estimate| + ε, growing at our drift bound plus the rate at
     /// which realtime and the timescale separate.
-    fn publish_clockbound(&self, cb: &Mutex<ClockBoundWriter>, d: &PageData) {
+    fn publish_clockbound(&self, cb: &Mutex<Box<dyn ClockBoundPublish>>, d: &PageData) {
         let (raw_real, rt, w1) = clock::pair(clock::realtime_ns);
         // ClockBound's as_of / void_after are CLOCK_MONOTONIC_COARSE, and its client refuses a
         // coarse reading earlier than as_of: stamp with the coarse clock (≤ the fine one).
@@ -241,7 +275,7 @@ impl State {
             status,
             disruption_marker: self.disruptions.load(Ordering::Relaxed),
         };
-        cb.lock().unwrap_or_else(|e| e.into_inner()).write(&data);
+        cb.lock().unwrap_or_else(|e| e.into_inner()).publish(&data);
     }
 
     /// The Now answer at this instant.
@@ -727,9 +761,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             source,
         })?;
     }
-    let writer = PageWriter::open(&config.shm_path)?;
+    let writer: Box<dyn PagePublish> = Box::new(PageWriter::open(&config.shm_path)?);
     let clockbound = match &config.clockbound_shm_path {
-        Some(p) => Some(Mutex::new(ClockBoundWriter::open(p)?)),
+        Some(p) => Some(Box::new(ClockBoundWriter::open(p)?) as Box<dyn ClockBoundPublish>),
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -737,25 +771,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Startup)?;
     }
     let now = clock::raw_ns();
-    let (watch, _) = tokio::sync::watch::channel(v1::DaemonStatus::default());
-    let state = Arc::new(State {
-        page: ArcSwap::from_pointee(PageData::unsynchronized(now)),
-        masters: Mutex::new(Vec::new()),
-        // A (re)start is a disruption until the first fresh sync.
-        host: Mutex::new(HostClock::new(params, true)),
-        knob: Mutex::new(Knob::default()),
-        writer: Mutex::new(writer),
+    let state = Arc::new(State::new(
+        config.clone(),
+        params,
+        writer,
         clockbound,
-        config: config.clone(),
-        disruptions: Default::default(),
-        poll_epoch: Default::default(),
-        detector: Mutex::new(clock::DisruptionDetector::new()),
-        clock_check: Mutex::new(None),
-        vmclock: open_vmclock(&config.vmclock).map(Mutex::new),
-        started_raw: now,
-        watch,
-        stop: stop.clone(),
-    });
+        stop.clone(),
+        now,
+    ));
     state.publish(now);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -797,4 +820,78 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     // The page stays: readers see it go void after void-after-ms, or a restarted timed resume it.
     tracing::info!("timed stopped");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps what is published, for the test to look at.
+    #[derive(Clone)]
+    struct Recorder<T>(Arc<Mutex<Vec<T>>>);
+
+    impl<T> Recorder<T> {
+        fn new() -> Self {
+            Recorder(Arc::new(Mutex::new(Vec::new())))
+        }
+    }
+
+    impl PagePublish for Recorder<PageData> {
+        fn publish(&mut self, d: &PageData) {
+            self.0.lock().unwrap().push(*d);
+        }
+    }
+
+    impl ClockBoundPublish for Recorder<ClockBoundData> {
+        fn publish(&mut self, d: &ClockBoundData) {
+            self.0.lock().unwrap().push(*d);
+        }
+    }
+
+    #[test]
+    fn publishing_without_files() {
+        let cfg = Config::from_toml(
+            "shm-path = \"/nonexistent/page\"\nvmclock = \"/nonexistent/vmclock\"\n\
+             allow-test-knob = true\n[[master]]\naddr = \"127.0.0.1:7001\"\n",
+            "t",
+        )
+        .unwrap();
+        let params = cfg.host_params().unwrap();
+        let (page, cb) = (Recorder::new(), Recorder::new());
+        let now = clock::raw_ns();
+        let state = State::new(
+            cfg,
+            params,
+            Box::new(page.clone()),
+            Some(Box::new(cb.clone())),
+            Arc::new(AtomicBool::new(false)),
+            now,
+        );
+        state.publish(now);
+        *state.knob.lock().unwrap() = Knob {
+            step_ns: 5_000,
+            ..Knob::default()
+        };
+        state.publish(now + 1_000);
+        let pages = page.0.lock().unwrap().clone();
+        assert_eq!(pages.len(), 2);
+        // A fresh start holds no model: nothing trustworthy, and the page says why.
+        assert!(
+            pages.iter().all(|d| !d.status.is_trustworthy()),
+            "{pages:?}"
+        );
+        assert_eq!(pages[0].writer_pid, std::process::id() as i64);
+        assert_eq!(pages[1].knob.step_ns, 5_000);
+        assert_eq!(pages[1].void_after_raw, now + 1_000 + 10_000_000_000);
+        // The reader's continuity check has a pair to check against.
+        assert!(pages[1].clock_check.is_some());
+        assert_eq!(**state.page.load(), pages[1]);
+        // ClockBound's clients get the same refusal, with no usable bound.
+        let cbs = cb.0.lock().unwrap().clone();
+        assert_eq!(cbs.len(), 2);
+        assert!(
+            cbs.iter().all(|d| d.status != cb_status::SYNCHRONIZED),
+            "{cbs:?}"
+        );
+    }
 }

@@ -98,8 +98,13 @@ pub unsafe extern "C" fn tt_close(h: *mut TtHandle) {
     }
 }
 
-fn fill(out: *mut TtInterval, r: &ttclient::Reading) {
-    // SAFETY: callers checked `out` for null.
+/// Writes `r` into `*out`.
+///
+/// # Safety
+/// `out` is non-null, aligned and writable (the C caller's contract, checked for null by the
+/// entry points).
+unsafe fn fill(out: *mut TtInterval, r: &ttclient::Reading) {
+    // SAFETY: this function's contract.
     unsafe {
         *out = TtInterval {
             earliest_ns: r.interval.earliest().as_nanos(),
@@ -124,7 +129,8 @@ pub unsafe extern "C" fn tt_now(h: *const TtHandle, out: *mut TtInterval) -> c_i
         let tt = unsafe { &(*h).0 };
         match tt.reading() {
             Ok(r) => {
-                fill(out, &r);
+                // SAFETY: `out` is non-null (checked above) and writable per the contract.
+                unsafe { fill(out, &r) };
                 if r.status.is_trustworthy() {
                     TT_OK
                 } else {
@@ -155,7 +161,8 @@ pub unsafe extern "C" fn tt_interval_at_raw(
         let tt = unsafe { &(*h).0 };
         match tt.reading_at_raw(raw_ns) {
             Ok(r) => {
-                fill(out, &r);
+                // SAFETY: `out` is non-null (checked above) and writable per the contract.
+                unsafe { fill(out, &r) };
                 TT_OK
             }
             Err(e) => code(&e),
@@ -163,7 +170,11 @@ pub unsafe extern "C" fn tt_interval_at_raw(
     })
 }
 
-fn bool_op(h: *const TtHandle, t: i64, out: *mut c_int, after: bool) -> c_int {
+/// `tt_after` (`after`) or `tt_before` into `*out`.
+///
+/// # Safety
+/// `h` is null or from `tt_open` and not closed; `out` is null or writable.
+unsafe fn bool_op(h: *const TtHandle, t: i64, out: *mut c_int, after: bool) -> c_int {
     if h.is_null() || out.is_null() {
         return TT_ERR_ARG;
     }
@@ -192,7 +203,8 @@ fn bool_op(h: *const TtHandle, t: i64, out: *mut c_int, after: bool) -> c_int {
 /// `h` from `tt_open`; `out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tt_after(h: *const TtHandle, t_ns: i64, out: *mut c_int) -> c_int {
-    bool_op(h, t_ns, out, true)
+    // SAFETY: the same contract as this function's.
+    unsafe { bool_op(h, t_ns, out, true) }
 }
 
 /// TT.before(t): `*out` = 1 if `t` has definitely not arrived.
@@ -201,7 +213,8 @@ pub unsafe extern "C" fn tt_after(h: *const TtHandle, t_ns: i64, out: *mut c_int
 /// `h` from `tt_open`; `out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tt_before(h: *const TtHandle, t_ns: i64, out: *mut c_int) -> c_int {
-    bool_op(h, t_ns, out, false)
+    // SAFETY: the same contract as this function's.
+    unsafe { bool_op(h, t_ns, out, false) }
 }
 
 /// A commit timestamp ≥ now().latest, strictly increasing per handle.

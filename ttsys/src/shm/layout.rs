@@ -1,0 +1,409 @@
+//! The page's byte layout (`timed/PROTOCOL.md`), the fast block, and the data a page holds.
+
+use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU32, AtomicU64};
+use ttcore::disrupt::ClockPair;
+use ttcore::{ClockModel, ClockStatus, Rate, Span, TTInterval, Timestamp};
+
+/// `"TTPG"` read as a little-endian `u32`.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"TTPG");
+/// Layout version.
+pub const VERSION: u16 = 1;
+/// Size of the page struct in bytes.
+pub const PAGE_SIZE: usize = 256;
+/// `clock_id` value for `CLOCK_MONOTONIC_RAW` (Linux).
+pub const CLOCK_MONOTONIC_RAW_ID: i64 = 4;
+/// Number of `i64` fields after the header.
+pub(super) const NFIELDS: usize = 29;
+
+/// Field indices (each an `i64` at byte offset `24 + 8 × index`).
+pub mod field {
+    /// Raw reading (ns) of the model's reference point.
+    pub const REF_RAW_NS: usize = 0;
+    /// Timescale (ns) at the reference point.
+    pub const REF_TIME_NS: usize = 1;
+    /// Frequency estimate (parts per 10¹²).
+    pub const FREQ_PPT: usize = 2;
+    /// ε at the reference (ns).
+    pub const EPS_REF_NS: usize = 3;
+    /// Drift bound (parts per 10¹²).
+    pub const DRIFT_PPT: usize = 4;
+    /// Beyond this ε the interval must not be used (ns).
+    pub const MAX_EPS_NS: usize = 5;
+    /// After this raw reading the page is void (the writer stopped updating it).
+    pub const VOID_AFTER_RAW_NS: usize = 6;
+    /// After this raw reading a `synchronized` status reads as `holdover`.
+    pub const HOLDOVER_AFTER_RAW_NS: usize = 7;
+    /// Status code (`ttcore::ClockStatus::as_u8`).
+    pub const STATUS: usize = 8;
+    /// Which clock the raw readings are (4 = `CLOCK_MONOTONIC_RAW`).
+    pub const CLOCK_ID: usize = 9;
+    /// Test knob: raw reading from which the skew applies.
+    pub const KNOB_ANCHOR_RAW_NS: usize = 10;
+    /// Test knob: extra rate of the host clock (parts per 10¹²).
+    pub const KNOB_SKEW_PPT: usize = 11;
+    /// Test knob: extra step of the host clock (ns).
+    pub const KNOB_STEP_NS: usize = 12;
+    /// TAI − UTC (s).
+    pub const TAI_MINUS_UTC_S: usize = 13;
+    /// UTC midnight (POSIX s) when the next known leap second takes effect; 0 if none.
+    pub const NEXT_LEAP_POSIX_S: usize = 14;
+    /// +1 / −1 / 0.
+    pub const NEXT_LEAP_DELTA: usize = 15;
+    /// Raw reading of the last write.
+    pub const UPDATED_RAW_NS: usize = 16;
+    /// Successful synchronizations since the writer started.
+    pub const SYNC_COUNT: usize = 17;
+    /// The writer's process id.
+    pub const WRITER_PID: usize = 18;
+    /// Disruptions seen by the writer.
+    pub const DISRUPTIONS: usize = 19;
+    /// Fast block (PROTOCOL.md "Fast path"): the model's reference raw reading (a copy).
+    pub const FAST_REF_RAW_NS: usize = 20;
+    /// Fast block: timescale − raw at the reference (ns, wrapping).
+    pub const FAST_BASE_NS: usize = 21;
+    /// Fast block: frequency as a signed 64.64 fixed-point fraction, `round(freq × 2⁶⁴)`.
+    pub const FAST_FREQ_Q64: usize = 22;
+    /// Fast block: ε at the reference plus the fixed-point margin (ns).
+    pub const FAST_EPS0_NS: usize = 23;
+    /// Fast block: drift bound as 64.64 fixed point, rounded up, `⌈drift × 2⁶⁴⌉`.
+    pub const FAST_DRIFT_Q64: usize = 24;
+    /// Fast block: the fast path holds for raw readings with `0 ≤ raw − ref < this` (0: never).
+    pub const FAST_UNTIL_AGE_NS: usize = 25;
+    /// Fast block: the status that holds throughout that window (a copy).
+    pub const FAST_STATUS: usize = 26;
+    /// Continuity check: raw reading of the writer's last verified (raw, boot) pair (0: none).
+    pub const CHECK_RAW_NS: usize = 27;
+    /// Continuity check: `boot − raw` of that pair (ns).
+    pub const CHECK_BOOT_OFFSET_NS: usize = 28;
+}
+
+/// Longest fast-path window (ns, ≈ 73 minutes): keeps every fixed-point product far from
+/// overflow (2⁴² × 2⁶¹ < 2¹²⁷).
+pub(super) const FAST_MAX_AGE: i64 = 1 << 42;
+/// Largest |rate| the fast block encodes (parts per 10¹²; 10 %).
+pub(super) const FAST_MAX_PPT: i64 = 100_000_000_000;
+/// ε margin in the fast block: 1 ns for `floor` of the drift term where the exact rule takes
+/// `ceil`, and 1 ns for the fixed-point estimate's floor being up to 1 ns off (on top of the
+/// model's own +1 ns).
+pub(super) const FAST_MARGIN_NS: i64 = 3;
+
+/// The fast block for `d` (PROTOCOL.md "Fast path"): fields 20..=26, or all zero (no fast
+/// path) when the status is not trustworthy, the test knob is active, or a value is out of the
+/// range the fixed-point arithmetic is proven for.
+pub(super) fn fast_block(d: &PageData) -> [i64; 7] {
+    let none = [0i64; 7];
+    let m = &d.model;
+    let (freq, drift) = (m.freq.as_ppt(), m.drift_bound.as_ppt());
+    let eps_ref = m.eps_ref.as_nanos();
+    if !d.status.is_trustworthy()
+        || d.knob.skew.as_ppt() != 0
+        || d.knob.step_ns != 0
+        || freq.unsigned_abs() > FAST_MAX_PPT as u64
+        || !(0..=FAST_MAX_PPT).contains(&drift)
+        || !(0..1 << 40).contains(&eps_ref)
+        || m.ref_time.as_nanos().unsigned_abs() >= 1 << 62
+        || m.ref_raw_ns.unsigned_abs() >= 1 << 62
+    {
+        return none;
+    }
+    const Q: i128 = 1 << 64;
+    const PPT: i128 = 1_000_000_000_000;
+    let freq_q = (freq as i128 * Q + PPT / 2).div_euclid(PPT) as i64;
+    let drift_q = ((drift as i128 * Q + PPT - 1) / PPT) as i64;
+    let eps0 = eps_ref + FAST_MARGIN_NS;
+    let max_eps = d.max_eps.as_nanos();
+    let ref_raw = m.ref_raw_ns;
+    let mut until = FAST_MAX_AGE;
+    until = until.min(d.void_after_raw.saturating_sub(ref_raw));
+    if d.status == ClockStatus::Synchronized {
+        until = until.min(d.holdover_after_raw.saturating_sub(ref_raw));
+    }
+    // Largest age whose fast-path ε still fits under max-epsilon:
+    // eps0 + ⌊age × drift_q / 2⁶⁴⌋ ≤ max  ⇐  age ≤ (max − eps0) × 2⁶⁴ / drift_q.
+    if max_eps < eps0 {
+        return none;
+    }
+    if drift_q > 0 {
+        let lim = ((max_eps - eps0) as i128 * Q) / drift_q as i128;
+        until = until.min(lim.min(FAST_MAX_AGE as i128) as i64);
+    }
+    if until <= 0 {
+        return none;
+    }
+    [
+        ref_raw,
+        m.ref_time.as_nanos().wrapping_sub(ref_raw),
+        freq_q,
+        eps0,
+        drift_q,
+        until,
+        d.status.as_u8() as i64,
+    ]
+}
+
+#[repr(C)]
+pub(super) struct PageRaw {
+    pub(super) magic: AtomicU32,
+    pub(super) version: AtomicU16,
+    pub(super) flags: AtomicU16,
+    pub(super) size: AtomicU32,
+    pub(super) reserved: AtomicU32,
+    pub(super) generation: AtomicU64,
+    pub(super) f: [AtomicI64; NFIELDS],
+}
+
+const _: () = assert!(std::mem::size_of::<PageRaw>() == PAGE_SIZE);
+
+/// A host-clock transform used only by tests: the host's clock as everyone on it sees it is
+/// `raw + step + skew × (raw − anchor)`. All zero in production.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Knob {
+    /// Raw reading (ns) from which the skew applies.
+    pub anchor_raw_ns: i64,
+    /// Extra rate (ppt).
+    pub skew: Rate,
+    /// Extra step (ns).
+    pub step_ns: i64,
+}
+
+impl Knob {
+    /// The host clock reading for a real raw reading.
+    pub fn apply(&self, raw: i64) -> i64 {
+        if self.skew == Rate::ZERO && self.step_ns == 0 {
+            return raw;
+        }
+        raw.saturating_add(self.step_ns).saturating_add(
+            self.skew
+                .apply(Span::from_nanos(raw.saturating_sub(self.anchor_raw_ns)))
+                .as_nanos(),
+        )
+    }
+}
+
+/// Everything the page says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageData {
+    /// The raw → timescale model.
+    pub model: ClockModel,
+    /// Status as written.
+    pub status: ClockStatus,
+    /// Maximum usable ε.
+    pub max_eps: Span,
+    /// Raw reading after which the page is void.
+    pub void_after_raw: i64,
+    /// Raw reading after which `synchronized` reads as `holdover`.
+    pub holdover_after_raw: i64,
+    /// The test knob.
+    pub knob: Knob,
+    /// TAI − UTC (s).
+    pub tai_minus_utc_s: i64,
+    /// Next leap second: effective POSIX s (0 = none).
+    pub next_leap_posix_s: i64,
+    /// Next leap second: delta.
+    pub next_leap_delta: i64,
+    /// Raw reading of the write.
+    pub updated_raw: i64,
+    /// Syncs so far.
+    pub sync_count: i64,
+    /// Writer pid.
+    pub writer_pid: i64,
+    /// Disruptions seen.
+    pub disruptions: i64,
+    /// The writer's last verified (raw, boot) pair, against which readers check that the raw
+    /// clock has run continuously since (PROTOCOL.md, reading step 3). `None`: no check.
+    pub clock_check: Option<ClockPair>,
+    /// The VMClock disruption marker timed last verified, when it watches a VMClock device
+    /// (header `flags` bit 0 and `reserved`: the marker's low 32 bits). Readers that can map the
+    /// device compare it on every read.
+    pub vmclock_marker: Option<u64>,
+}
+
+/// PROTOCOL.md reading step 3, for every reader: has the raw clock run continuously from the
+/// writer's verified pair to this reader's (`raw`, then `boot`, read in that order)? The rule is
+/// [`ttcore::disrupt::check`]; a page without a pair (`check_raw == 0`) passes.
+#[inline(always)]
+pub fn continuous(check_raw: i64, check_boot_offset: i64, raw: i64, boot: i64) -> bool {
+    check_raw == 0
+        || ttcore::disrupt::check(
+            ClockPair {
+                raw: check_raw,
+                boot: check_raw.wrapping_add(check_boot_offset),
+                gap: 0,
+            },
+            ClockPair { raw, boot, gap: 0 },
+        )
+        .is_ok()
+}
+
+/// Why a reading's status is what it is (beyond the written status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Degraded {
+    /// As written.
+    No,
+    /// The page is past `void_after`: its writer stopped.
+    Void,
+    /// ε is beyond the maximum.
+    EpsilonTooLarge,
+    /// No fresh sync for a while.
+    Stale,
+}
+
+/// An interval and the status it may be used under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The interval.
+    pub interval: TTInterval,
+    /// The status, after the time-dependent checks.
+    pub status: ClockStatus,
+    /// Why the status differs from the written one, if it does.
+    pub degraded: Degraded,
+    /// The host clock reading used (after the knob).
+    pub raw: i64,
+}
+
+/// A page's status code; an unknown code is never trusted.
+#[inline(always)]
+pub(super) fn decode_status(code: i64) -> ClockStatus {
+    match code {
+        1 => ClockStatus::Synchronized,
+        2 => ClockStatus::Holdover,
+        4 => ClockStatus::Disrupted,
+        _ => ClockStatus::Unsynchronized,
+    }
+}
+
+/// The time-dependent trust rule (PROTOCOL.md, reading step 5), for every reader: a page past
+/// `void_after` or a trustworthy status whose ε exceeds the maximum reads as unsynchronized; a
+/// synchronized page past `holdover_after` reads as holdover.
+#[inline(always)]
+pub(super) fn degrade(
+    written: ClockStatus,
+    raw: i64,
+    eps_ns: i64,
+    max_eps_ns: i64,
+    void_after: i64,
+    holdover_after: i64,
+) -> (ClockStatus, Degraded) {
+    if raw > void_after {
+        (ClockStatus::Unsynchronized, Degraded::Void)
+    } else if written.is_trustworthy() && eps_ns > max_eps_ns {
+        (ClockStatus::Unsynchronized, Degraded::EpsilonTooLarge)
+    } else if written == ClockStatus::Synchronized && raw > holdover_after {
+        (ClockStatus::Holdover, Degraded::Stale)
+    } else {
+        (written, Degraded::No)
+    }
+}
+
+impl PageData {
+    /// The interval and status at real raw reading `raw_real` (`CLOCK_MONOTONIC_RAW`).
+    pub fn read_at(&self, raw_real: i64) -> Reading {
+        let raw = self.knob.apply(raw_real);
+        let interval = self.model.interval_at(raw);
+        let (status, degraded) = degrade(
+            self.status,
+            raw,
+            self.model.epsilon_at(raw).as_nanos(),
+            self.max_eps.as_nanos(),
+            self.void_after_raw,
+            self.holdover_after_raw,
+        );
+        Reading {
+            interval,
+            status,
+            degraded,
+            raw,
+        }
+    }
+
+    pub(super) fn to_fields(self) -> [i64; NFIELDS] {
+        let mut f = [0i64; NFIELDS];
+        f[field::REF_RAW_NS] = self.model.ref_raw_ns;
+        f[field::REF_TIME_NS] = self.model.ref_time.as_nanos();
+        f[field::FREQ_PPT] = self.model.freq.as_ppt();
+        f[field::EPS_REF_NS] = self.model.eps_ref.as_nanos();
+        f[field::DRIFT_PPT] = self.model.drift_bound.as_ppt();
+        f[field::MAX_EPS_NS] = self.max_eps.as_nanos();
+        f[field::VOID_AFTER_RAW_NS] = self.void_after_raw;
+        f[field::HOLDOVER_AFTER_RAW_NS] = self.holdover_after_raw;
+        f[field::STATUS] = self.status.as_u8() as i64;
+        f[field::CLOCK_ID] = CLOCK_MONOTONIC_RAW_ID;
+        f[field::KNOB_ANCHOR_RAW_NS] = self.knob.anchor_raw_ns;
+        f[field::KNOB_SKEW_PPT] = self.knob.skew.as_ppt();
+        f[field::KNOB_STEP_NS] = self.knob.step_ns;
+        f[field::TAI_MINUS_UTC_S] = self.tai_minus_utc_s;
+        f[field::NEXT_LEAP_POSIX_S] = self.next_leap_posix_s;
+        f[field::NEXT_LEAP_DELTA] = self.next_leap_delta;
+        f[field::UPDATED_RAW_NS] = self.updated_raw;
+        f[field::SYNC_COUNT] = self.sync_count;
+        f[field::WRITER_PID] = self.writer_pid;
+        f[field::DISRUPTIONS] = self.disruptions;
+        f[field::FAST_REF_RAW_NS..=field::FAST_STATUS].copy_from_slice(&fast_block(&self));
+        if let Some(c) = self.clock_check {
+            f[field::CHECK_RAW_NS] = c.raw;
+            f[field::CHECK_BOOT_OFFSET_NS] = c.offset();
+        }
+        f
+    }
+
+    pub(super) fn from_fields(f: &[i64; NFIELDS]) -> Self {
+        PageData {
+            model: ClockModel {
+                ref_raw_ns: f[field::REF_RAW_NS],
+                ref_time: Timestamp::from_nanos(f[field::REF_TIME_NS]),
+                freq: Rate::from_ppt(f[field::FREQ_PPT]),
+                eps_ref: Span::from_nanos(f[field::EPS_REF_NS]),
+                drift_bound: Rate::from_ppt(f[field::DRIFT_PPT]),
+            },
+            status: decode_status(f[field::STATUS]),
+            max_eps: Span::from_nanos(f[field::MAX_EPS_NS]),
+            void_after_raw: f[field::VOID_AFTER_RAW_NS],
+            holdover_after_raw: f[field::HOLDOVER_AFTER_RAW_NS],
+            knob: Knob {
+                anchor_raw_ns: f[field::KNOB_ANCHOR_RAW_NS],
+                skew: Rate::from_ppt(f[field::KNOB_SKEW_PPT]),
+                step_ns: f[field::KNOB_STEP_NS],
+            },
+            tai_minus_utc_s: f[field::TAI_MINUS_UTC_S],
+            next_leap_posix_s: f[field::NEXT_LEAP_POSIX_S],
+            next_leap_delta: f[field::NEXT_LEAP_DELTA],
+            updated_raw: f[field::UPDATED_RAW_NS],
+            sync_count: f[field::SYNC_COUNT],
+            writer_pid: f[field::WRITER_PID],
+            disruptions: f[field::DISRUPTIONS],
+            clock_check: (f[field::CHECK_RAW_NS] != 0).then(|| ClockPair {
+                raw: f[field::CHECK_RAW_NS],
+                boot: f[field::CHECK_RAW_NS].wrapping_add(f[field::CHECK_BOOT_OFFSET_NS]),
+                gap: 0,
+            }),
+            vmclock_marker: None,
+        }
+    }
+
+    /// A page that says "unsynchronized" (what a writer publishes before its first sync).
+    pub fn unsynchronized(now_raw: i64) -> Self {
+        PageData {
+            model: ClockModel {
+                ref_raw_ns: now_raw,
+                ref_time: Timestamp::EPOCH,
+                freq: Rate::ZERO,
+                eps_ref: Span::MAX,
+                drift_bound: Rate::ZERO,
+            },
+            status: ClockStatus::Unsynchronized,
+            max_eps: Span::ZERO,
+            void_after_raw: now_raw,
+            holdover_after_raw: now_raw,
+            knob: Knob::default(),
+            tai_minus_utc_s: 0,
+            next_leap_posix_s: 0,
+            next_leap_delta: 0,
+            updated_raw: now_raw,
+            sync_count: 0,
+            writer_pid: std::process::id() as i64,
+            disruptions: 0,
+            clock_check: None,
+            vmclock_marker: None,
+        }
+    }
+}
