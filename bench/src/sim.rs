@@ -617,8 +617,14 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
         // timed's disruption check ([`ttcore::disrupt::check`], the same rule): at every
         // watch tick and every poll.
         if kind != 1 {
-            if ttcore::disrupt::check(host.check, now).is_err() || vm_moved {
-                host.clock.on_disruption("raw clock disrupted");
+            let disruption = match ttcore::disrupt::check(host.check, now) {
+                Err(d) => Some(d),
+                Ok(()) if vm_moved => Some(ttcore::disrupt::Disruption::Hypervisor),
+                Ok(()) => None,
+            };
+            if let Some(d) = disruption {
+                host.clock
+                    .on_disruption(ttcore::host::Disturbance::Clock(d));
                 host.clients.iter_mut().for_each(Client::reset);
             }
             host.check = now;
@@ -730,7 +736,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
                 trustworthy: s.trustworthy,
             }));
         }
-        host.clock.on_round(last_t4, &round);
+        let _ = host.clock.on_round(last_t4, &round);
         let jitter = rng.random_range(-poll / 10..=poll / 10);
         queue.push(Reverse((t + poll + jitter, 0, h)));
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::{Request, Response};
 use ttcore::disrupt::ClockPair;
-use ttcore::host::{HostClock, HostParams, MasterSample, Verdict};
+use ttcore::host::{Disturbance, HostClock, HostParams, MasterSample, Verdict};
 use ttcore::vmclock::Snapshot as VmSnapshot;
 use ttcore::{ClockStatus, Rate};
 use ttproto::v1;
@@ -161,7 +161,7 @@ impl State {
         let pair = match result {
             Ok(p) => p,
             Err(d) => {
-                self.record_disruption(&d.to_string());
+                self.record_disruption(Disturbance::Clock(d));
                 det.last()
             }
         };
@@ -296,7 +296,7 @@ impl State {
             status: ttproto::status_to_wire(r.status) as i32,
             reason: match r.degraded {
                 ttsys::shm::Degraded::Void => "page void: timed stopped updating it".into(),
-                _ => reason,
+                _ => reason.to_string(),
             },
             host_realtime_ns: rt,
         }
@@ -391,7 +391,7 @@ impl State {
     }
 
     /// Logs and counts a disruption, and makes the core forget its model.
-    fn record_disruption(&self, why: &str) {
+    fn record_disruption(&self, why: Disturbance) {
         tracing::warn!("clock disruption: {why}");
         self.disruptions.fetch_add(1, Ordering::Relaxed);
         self.host
@@ -401,7 +401,7 @@ impl State {
     }
 
     /// Records a disruption: the core forgets its model and the page says so at once.
-    pub fn disrupt(&self, why: &str) {
+    pub fn disrupt(&self, why: Disturbance) {
         self.record_disruption(why);
         self.publish(self.host_raw());
     }
@@ -697,10 +697,7 @@ impl v1::time_daemon_server::TimeDaemon for Service {
         );
         if r.step_ns != 0 {
             // A step is a disruption: the page says so in the same write that applies it.
-            self.0.disrupt(&format!(
-                "test knob stepped the host clock by {} ns",
-                r.step_ns
-            ));
+            self.0.disrupt(Disturbance::Stepped(r.step_ns));
         } else {
             self.0.publish(self.0.host_raw());
         }

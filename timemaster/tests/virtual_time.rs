@@ -3,6 +3,7 @@
 
 use firmware_sim::scenario::Scenario;
 use timemaster::core::master::{MasterParams, Reference};
+use timemaster::core::outcome::MasterEvent;
 use timemaster::sim::VirtualMaster;
 use ttcore::osc::OscillatorParams;
 use ttcore::{ClockStatus, NANOS_PER_SEC, Rate, Span};
@@ -208,7 +209,9 @@ phase-ns = 250000
         "{statuses:?}"
     );
     assert!(
-        m.core.events().any(|e| e.1.contains("refused")),
+        m.core
+            .events()
+            .any(|e| matches!(e.1, MasterEvent::GpsJumpRefused { .. })),
         "no refusal event"
     );
     assert!(stats.violations.is_empty(), "{:#?}", stats.violations);

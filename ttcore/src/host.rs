@@ -29,13 +29,15 @@
 //! * each master's error is within its published ε; delays are positive.
 
 use crate::clock_model::ClockModel;
-use crate::interval::ClockStatus;
+use crate::disrupt::Disruption;
+use crate::interval::{ClockStatus, EPSILON_BEYOND_MAX};
 use crate::marzullo;
 use crate::rate::Rate;
 use crate::time::{Span, Timestamp};
 use crate::transfer::OffsetInterval;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::fmt;
 
 /// How the host treats its oscillator's frequency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,7 +137,120 @@ impl Verdict {
     }
 }
 
+/// A measurement that could not be reconciled with the model's prediction: both are honest
+/// under the assumptions, so an assumption broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inconsistency {
+    /// The round's interval (timescale − raw).
+    pub measured: OffsetInterval,
+    /// The model's prediction at the same raw reading.
+    pub predicted: OffsetInterval,
+    /// The drift assumption in force.
+    pub max_drift: Rate,
+}
+
+impl fmt::Display for Inconsistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "measurement [{}, {}] cannot be reconciled with the prediction [{}, {}]: the max-drift-ppm assumption ({}) or a master's ε broke; restarting the model",
+            self.measured.lo,
+            self.measured.hi,
+            self.predicted.lo,
+            self.predicted.hi,
+            self.max_drift
+        )
+    }
+}
+
+/// Why the host dropped its model (the status is disrupted until the next fresh sync).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disturbance {
+    /// The daemon (re)started: the clock may have been stepped while nobody watched.
+    Restart,
+    /// The raw clock was disrupted (suspend, stall, step, the hypervisor's marker).
+    Clock(Disruption),
+    /// The host clock was stepped on purpose (timed's test knob), by this much (ns).
+    Stepped(i64),
+    /// A measurement broke an assumption.
+    Inconsistent(Inconsistency),
+}
+
+impl fmt::Display for Disturbance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disturbance::Restart => f.write_str("restarted; waiting for the first fresh sync"),
+            Disturbance::Clock(d) => write!(f, "{d}"),
+            Disturbance::Stepped(ns) => write!(f, "test knob stepped the host clock by {ns} ns"),
+            Disturbance::Inconsistent(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// Something about a round worth telling the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundNote {
+    /// Too few trustworthy masters answered to outvote the liars tolerated.
+    TooFewToOutvote {
+        /// Trustworthy answers.
+        answering: usize,
+        /// Liars tolerated (f).
+        liars: usize,
+    },
+    /// The answers share no point covered by enough of them.
+    NoAgreement,
+    /// The measurement broke an assumption; the model restarts from it.
+    Inconsistent(Inconsistency),
+    /// The first fresh sync after a disturbance.
+    Resynchronized,
+}
+
+impl fmt::Display for RoundNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoundNote::TooFewToOutvote { answering, liars } => write!(
+                f,
+                "only {answering} trustworthy masters answer; tolerating {liars} liars needs at least {}",
+                liars + 1
+            ),
+            RoundNote::NoAgreement => f.write_str("masters do not agree"),
+            RoundNote::Inconsistent(i) => write!(f, "{i}"),
+            RoundNote::Resynchronized => f.write_str("re-synchronized"),
+        }
+    }
+}
+
+/// Why the host's status is what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostReason {
+    /// Disrupted: the model was dropped.
+    Disturbed(Disturbance),
+    /// No round has succeeded yet.
+    NotYetSynchronized,
+    /// ε has grown beyond `max-epsilon` (the limit).
+    EpsilonBeyondMax(Span),
+    /// No fresh sync for this long (ns).
+    NoFreshSync(i64),
+    /// The last round was recent enough.
+    FreshSync,
+}
+
+impl fmt::Display for HostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostReason::Disturbed(d) => write!(f, "{d}"),
+            HostReason::NotYetSynchronized => f.write_str("not synchronized yet"),
+            HostReason::EpsilonBeyondMax(max) => write!(f, "{EPSILON_BEYOND_MAX} {max}"),
+            HostReason::NoFreshSync(ns) => {
+                write!(f, "no fresh sync for {:.1} s", *ns as f64 / 1e9)
+            }
+            HostReason::FreshSync => f.write_str("fresh sync"),
+        }
+    }
+}
+
 /// The outcome of a round.
+#[must_use = "a round says which masters were used and what went wrong"]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Round {
     /// Per master, in input order.
@@ -144,8 +259,8 @@ pub struct Round {
     pub selected: Option<OffsetInterval>,
     /// Whether the model was updated.
     pub updated: bool,
-    /// A note for the log (e.g. the prediction was inconsistent).
-    pub note: Option<String>,
+    /// Something the operator should hear about (e.g. the prediction was inconsistent).
+    pub note: Option<RoundNote>,
 }
 
 /// The host's synchronization state.
@@ -155,7 +270,7 @@ pub struct HostClock {
     model: Option<ClockModel>,
     history: VecDeque<(i64, OffsetInterval)>,
     last_sync_raw: Option<i64>,
-    disrupted: Option<String>,
+    disrupted: Option<Disturbance>,
     syncs: u64,
     /// Frequency interval (ppt) of the last estimate, for status.
     freq_bounds: Option<(i64, i64)>,
@@ -170,7 +285,7 @@ impl HostClock {
             model: None,
             history: VecDeque::new(),
             last_sync_raw: None,
-            disrupted: restarted.then(|| "restarted; waiting for the first fresh sync".to_string()),
+            disrupted: restarted.then_some(Disturbance::Restart),
             syncs: 0,
             freq_bounds: None,
         }
@@ -202,8 +317,8 @@ impl HostClock {
     }
 
     /// The clock was disrupted (suspend, step): forget the model until the next fresh sync.
-    pub fn on_disruption(&mut self, why: &str) {
-        self.disrupted = Some(why.to_string());
+    pub fn on_disruption(&mut self, why: Disturbance) {
+        self.disrupted = Some(why);
         self.model = None;
         self.history.clear();
         self.freq_bounds = None;
@@ -271,11 +386,11 @@ impl HostClock {
                     verdicts[i] = Verdict::NoMajority;
                 }
                 let note = match e {
-                    marzullo::MarzulloError::NoSources => format!(
-                        "only {n} trustworthy masters answer; tolerating {f} liars needs at least {}",
-                        f + 1
-                    ),
-                    _ => "masters do not agree".into(),
+                    marzullo::MarzulloError::NoSources => RoundNote::TooFewToOutvote {
+                        answering: n,
+                        liars: f,
+                    },
+                    _ => RoundNote::NoAgreement,
                 };
                 return Round {
                     verdicts,
@@ -294,7 +409,7 @@ impl HostClock {
         }
         let measured = sel.interval;
         let mut note = None;
-        let mut inconsistent: Option<String> = None;
+        let mut inconsistent: Option<Inconsistency> = None;
         // Intersect with the prediction.
         let mut iv = measured;
         if let Some(m) = &self.model {
@@ -311,11 +426,12 @@ impl HostClock {
                         // Both intervals are honest under the assumptions, so one broke: the
                         // oscillator wandered beyond max-drift-ppm, or a majority of masters is
                         // wrong beyond its ε. Say so until a later round agrees again.
-                        let why = format!(
-                            "measurement [{}, {}] cannot be reconciled with the prediction [{}, {}]: the max-drift-ppm assumption ({}) or a master's ε broke; restarting the model",
-                            iv.lo, iv.hi, pred.lo, pred.hi, self.p.max_drift
-                        );
-                        note = Some(why.clone());
+                        let why = Inconsistency {
+                            measured: iv,
+                            predicted: pred,
+                            max_drift: self.p.max_drift,
+                        };
+                        note = Some(RoundNote::Inconsistent(why));
                         inconsistent = Some(why);
                         self.history.clear();
                     }
@@ -368,10 +484,10 @@ impl HostClock {
         self.last_sync_raw = Some(raw);
         self.syncs += 1;
         if self.disrupted.take().is_some() && note.is_none() {
-            note = Some("re-synchronized".into());
+            note = Some(RoundNote::Resynchronized);
         }
         if let Some(why) = inconsistent {
-            self.disrupted = Some(why);
+            self.disrupted = Some(Disturbance::Inconsistent(why));
         }
         Round {
             verdicts,
@@ -382,25 +498,25 @@ impl HostClock {
     }
 
     /// Status and reason at raw reading `raw`.
-    pub fn status_at(&self, raw: i64) -> (ClockStatus, String) {
-        if let Some(why) = &self.disrupted {
-            return (ClockStatus::Disrupted, why.clone());
+    pub fn status_at(&self, raw: i64) -> (ClockStatus, HostReason) {
+        if let Some(why) = self.disrupted {
+            return (ClockStatus::Disrupted, HostReason::Disturbed(why));
         }
         let Some(m) = &self.model else {
-            return (ClockStatus::Unsynchronized, "not synchronized yet".into());
+            return (ClockStatus::Unsynchronized, HostReason::NotYetSynchronized);
         };
-        if m.epsilon_at(raw) > self.p.max_epsilon {
-            return (
+        let (status, reason) = match self.last_sync_raw {
+            Some(l) if raw - l > self.p.holdover_after.as_nanos() => {
+                (ClockStatus::Holdover, HostReason::NoFreshSync(raw - l))
+            }
+            _ => (ClockStatus::Synchronized, HostReason::FreshSync),
+        };
+        match status.within(m.epsilon_at(raw), self.p.max_epsilon) {
+            ClockStatus::Unsynchronized => (
                 ClockStatus::Unsynchronized,
-                format!("ε beyond max-epsilon {}", self.p.max_epsilon),
-            );
-        }
-        match self.last_sync_raw {
-            Some(l) if raw - l > self.p.holdover_after.as_nanos() => (
-                ClockStatus::Holdover,
-                format!("no fresh sync for {:.1} s", (raw - l) as f64 / 1e9),
+                HostReason::EpsilonBeyondMax(self.p.max_epsilon),
             ),
-            _ => (ClockStatus::Synchronized, "fresh sync".into()),
+            s => (s, reason),
         }
     }
 }
@@ -498,7 +614,13 @@ mod tests {
                 .count()
                 == 2
         );
-        assert!(r.note.unwrap().contains("tolerating 2 liars"));
+        assert_eq!(
+            r.note,
+            Some(RoundNote::TooFewToOutvote {
+                answering: 2,
+                liars: 2
+            })
+        );
         // So by default is a last master standing (it may be the liar of three); with
         // max-liars = 0 it is used.
         let alone = [sample(0, 50_000, 10 * S), None, None];
@@ -556,12 +678,12 @@ mod tests {
         };
         let mut h = HostClock::new(p, true);
         assert_eq!(h.status_at(0).0, ClockStatus::Disrupted);
-        h.on_round(S, &[sample(0, 1000, S)]);
+        let _ = h.on_round(S, &[sample(0, 1000, S)]);
         assert_eq!(h.status_at(S).0, ClockStatus::Synchronized);
         assert_eq!(h.status_at(7 * S).0, ClockStatus::Holdover);
         // ε grows at 15 ppm + the 1000 ppm "no baseline" term: past 10 ms within 10 s.
         assert_eq!(h.status_at(20 * S).0, ClockStatus::Unsynchronized);
-        h.on_disruption("suspend");
+        h.on_disruption(Disturbance::Clock(Disruption::Lost { ns: 1_000_000_000 }));
         assert_eq!(h.status_at(21 * S).0, ClockStatus::Disrupted);
         assert!(h.model().is_none());
     }
@@ -569,16 +691,19 @@ mod tests {
     #[test]
     fn inconsistent_prediction_restarts_the_model() {
         let mut h = HostClock::new(HostParams::default(), false);
-        h.on_round(S, &[sample(0, 1000, S)]);
-        h.on_round(2 * S, &[sample(0, 1000, 2 * S)]);
+        let _ = h.on_round(S, &[sample(0, 1000, S)]);
+        let _ = h.on_round(2 * S, &[sample(0, 1000, 2 * S)]);
         // A 5 ms jump the model cannot explain.
         let r = h.on_round(3 * S, &[sample(5_000_000, 1000, 3 * S)]);
-        assert!(r.note.unwrap().contains("max-drift-ppm assumption"));
+        let Some(RoundNote::Inconsistent(i)) = r.note else {
+            panic!("{:?}", r.note)
+        };
+        assert!(i.to_string().contains("max-drift-ppm assumption"), "{i}");
         // The status says so until a later round agrees with the new model.
         let (st, why) = h.status_at(3 * S);
         assert_eq!(st, ClockStatus::Disrupted);
-        assert!(why.contains("cannot be reconciled"), "{why}");
-        h.on_round(4 * S, &[sample(5_000_000, 1000, 4 * S)]);
+        assert_eq!(why, HostReason::Disturbed(Disturbance::Inconsistent(i)));
+        let _ = h.on_round(4 * S, &[sample(5_000_000, 1000, 4 * S)]);
         assert_eq!(h.status_at(4 * S).0, ClockStatus::Synchronized);
         assert!(
             h.model()
@@ -599,7 +724,7 @@ mod tests {
         let mut h = HostClock::new(p, false);
         for k in 1..5 {
             // The clock runs 50 ppm fast: measured mode would learn it; assumed mode must not.
-            h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
+            let _ = h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
         }
         let m = h.model().unwrap();
         assert_eq!(m.freq, Rate::ZERO);
@@ -608,7 +733,7 @@ mod tests {
         // Measured mode learns the rate and bounds only the wander (plus the estimate's error).
         let mut h = HostClock::new(HostParams::default(), false);
         for k in 1..5 {
-            h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
+            let _ = h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
         }
         let m = h.model().unwrap();
         assert!((m.freq.as_ppm_f64() + 50.0).abs() < 1.0, "{:?}", m.freq);
@@ -640,7 +765,7 @@ mod tests {
         for k in 1..200i64 {
             let t = k * 5 * S;
             let raw = osc.reading_at(t);
-            h.on_round(raw, &[sample(t - raw, 10_000, raw)]);
+            let _ = h.on_round(raw, &[sample(t - raw, 10_000, raw)]);
             let tt = t + 4 * S;
             let r = osc.reading_at(tt);
             if h.status_at(r).0.is_trustworthy()
@@ -675,7 +800,7 @@ mod tests {
                 let raw = osc.reading_at(t);
                 let off = t - raw; // true offset timescale − raw
                 let samples = [sample(off + 30_000, radius, raw), sample(off - 20_000, radius, raw), sample(off + liar_offset, 1_000, raw)];
-                h.on_round(raw, &samples);
+                let _ = h.on_round(raw, &samples);
                 for frac in [0, 1, 3] {
                     let tt = t + frac * poll_s * S / 4;
                     let r = osc.reading_at(tt);

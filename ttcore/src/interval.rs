@@ -192,10 +192,25 @@ pub enum ClockStatus {
     Disrupted = 4,
 }
 
+/// The reason text of the rule in [`ClockStatus::within`].
+pub const EPSILON_BEYOND_MAX: &str = "ε beyond max-epsilon";
+
 impl ClockStatus {
     /// True for the statuses under which the interval is guaranteed to contain true time.
     pub const fn is_trustworthy(self) -> bool {
         matches!(self, ClockStatus::Synchronized | ClockStatus::Holdover)
+    }
+
+    /// The one "ε beyond max-epsilon" rule: a trustworthy status whose ε (`eps`) has grown
+    /// beyond the limit (`max`) is reported as unsynchronized; any other status stays. The
+    /// master, the host, every page reader and the transfer's reply apply this same rule.
+    #[must_use]
+    pub fn within(self, eps: Span, max: Span) -> ClockStatus {
+        if self.is_trustworthy() && eps > max {
+            ClockStatus::Unsynchronized
+        } else {
+            self
+        }
     }
 
     /// The wire/shared-memory code (1–4).

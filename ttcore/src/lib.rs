@@ -37,7 +37,7 @@ pub mod transfer;
 pub mod vmclock;
 
 pub use clock_model::ClockModel;
-pub use interval::{ClockStatus, IntervalError, TTInterval};
+pub use interval::{ClockStatus, EPSILON_BEYOND_MAX, IntervalError, TTInterval};
 pub use leap::{LeapError, LeapSecond, LeapTable, UtcLabel};
 pub use marzullo::{MarzulloError, Selection};
 pub use rate::Rate;

@@ -29,7 +29,9 @@
 
 use super::kalman::{Kalman, KalmanParams, Update};
 use super::nmea::{NmeaEvent, parse_line};
+use super::outcome::{Eviction, HoldoverCause, MasterEvent, MasterReason, NmeaRefusal};
 use std::collections::VecDeque;
+use ttcore::disrupt::Disruption;
 use ttcore::leap::LeapSecond;
 use ttcore::marzullo;
 use ttcore::{
@@ -184,7 +186,7 @@ pub struct Snapshot {
     /// Status as of the snapshot (the server re-checks ε against `max_epsilon` per request).
     pub status: ClockStatus,
     /// Why.
-    pub reason: String,
+    pub reason: MasterReason,
     /// Current reference.
     pub reference: Reference,
     /// ε components at the model's reference point (`drift_ns` = 0 there).
@@ -288,14 +290,14 @@ pub struct MasterCore {
     peer_too_wide_logged: bool,
     peer_rounds: u32,
     peer_best: Option<(i64, OffsetInterval)>,
-    evicted: Option<String>,
+    evicted: Option<Eviction>,
     agree_streak: u32,
     disagree_streak: u32,
     disrupted: bool,
     smear_rate: f64,
     counters: Counters,
-    events: VecDeque<(i64, String)>,
-    new_events: Vec<String>,
+    events: VecDeque<(i64, MasterEvent)>,
+    new_events: Vec<MasterEvent>,
 }
 
 const EVENT_LOG: usize = 32;
@@ -361,13 +363,14 @@ impl MasterCore {
         self.counters
     }
 
-    /// Recent events (raw reading, text), oldest first.
-    pub fn events(&self) -> impl Iterator<Item = &(i64, String)> {
+    /// Recent events (raw reading, event), oldest first.
+    pub fn events(&self) -> impl Iterator<Item = &(i64, MasterEvent)> {
         self.events.iter()
     }
 
     /// Events since the last call (for logging).
-    pub fn take_new_events(&mut self) -> Vec<String> {
+    #[must_use]
+    pub fn take_new_events(&mut self) -> Vec<MasterEvent> {
         std::mem::take(&mut self.new_events)
     }
 
@@ -376,9 +379,9 @@ impl MasterCore {
         self.atomic_locked && self.atomic_telemetry_ok
     }
 
-    fn event(&mut self, raw: i64, text: String) {
-        self.new_events.push(text.clone());
-        self.events.push_back((raw, text));
+    fn event(&mut self, raw: i64, e: MasterEvent) {
+        self.new_events.push(e.clone());
+        self.events.push_back((raw, e));
         while self.events.len() > EVENT_LOG {
             self.events.pop_front();
         }
@@ -407,17 +410,17 @@ impl MasterCore {
         self.try_pair();
     }
 
-    /// One NMEA line received at local raw reading `receipt_raw`. Returns the parse error, if
-    /// any, for the caller to log; the core counts it and goes on.
-    pub fn on_nmea_line(&mut self, line: &str, receipt_raw: i64) -> Option<String> {
+    /// One NMEA line received at local raw reading `receipt_raw`. A refusal is counted here
+    /// and returned for the caller to show; the core goes on either way.
+    pub fn on_nmea_line(&mut self, line: &str, receipt_raw: i64) -> Result<(), NmeaRefusal> {
         match parse_line(line) {
             Err(e) => {
                 self.counters.nmea_errors += 1;
-                Some(e.to_string())
+                Err(e.into())
             }
             Ok(NmeaEvent::Time { label, valid, .. }) => {
                 if !valid {
-                    return None;
+                    return Ok(());
                 }
                 self.counters.labels_seen += 1;
                 match self.leap.utc_to_timescale(&label) {
@@ -434,11 +437,11 @@ impl MasterCore {
                             self.labels.pop_front();
                         }
                         self.try_pair();
-                        None
+                        Ok(())
                     }
-                    Err(e) => {
+                    Err(error) => {
                         self.counters.labels_rejected += 1;
-                        Some(format!("label {label} refused: {e}"))
+                        Err(NmeaRefusal::Label { label, error })
                     }
                 }
             }
@@ -453,20 +456,14 @@ impl MasterCore {
                     match self.leap.with_announced(l) {
                         Ok(t) => {
                             self.leap = t;
-                            self.event(
-                                receipt_raw,
-                                format!(
-                                    "leap second announced: {:+} at POSIX {}",
-                                    l.delta, l.effective_posix_s
-                                ),
-                            );
+                            self.event(receipt_raw, MasterEvent::LeapAnnounced(l));
                         }
-                        Err(e) => return Some(format!("leap announcement refused: {e}")),
+                        Err(e) => return Err(NmeaRefusal::LeapAnnouncement(e)),
                     }
                 }
-                None
+                Ok(())
             }
-            Ok(_) => None,
+            Ok(_) => Ok(()),
         }
     }
 
@@ -522,13 +519,13 @@ impl MasterCore {
             && self.reference == Reference::Gps
             && now_raw - last > self.p.loss_timeout.as_nanos()
         {
-            self.enter_holdover(now_raw, "no GPS pulses".into());
+            self.enter_holdover(now_raw, HoldoverCause::NoGpsPulses);
         }
         if matches!(self.reference, Reference::Atomic)
             && self.p.kind == MasterKind::Gps
             && !self.atomic_locked()
         {
-            self.fall_back_to_quartz(now_raw, "atomic clock unlocked");
+            self.fall_back_to_quartz(now_raw, HoldoverCause::AtomicUnlocked);
         }
     }
 
@@ -558,12 +555,7 @@ impl MasterCore {
         if label < self.p.earliest_valid {
             self.counters.labels_rejected += 1;
             self.counters.pulses_rejected += 1;
-            self.event(
-                edge_raw,
-                format!(
-                    "label {label} is before the earliest valid date: refused (week rollover?)"
-                ),
-            );
+            self.event(edge_raw, MasterEvent::LabelBeforeEarliestValid(label));
             return;
         }
         let z = label.as_nanos() + g.cable_delay_ns - edge_raw;
@@ -603,7 +595,7 @@ impl MasterCore {
                 self.last_accept_raw = Some(edge_raw);
                 if self.gps_refused {
                     self.gps_refused = false;
-                    self.event(edge_raw, "GPS agrees with our time again".into());
+                    self.event(edge_raw, MasterEvent::GpsAgreesAgain);
                 }
                 if self.reference != Reference::Gps {
                     let held = self
@@ -612,37 +604,38 @@ impl MasterCore {
                         .map_or(0.0, |h| (edge_raw - h.since_raw) as f64 / 1e9);
                     self.event(
                         edge_raw,
-                        format!(
-                            "GPS re-acquired after {held:.0} s in holdover (innovation {y:.0} ns)"
-                        ),
+                        MasterEvent::GpsReacquired {
+                            held_s: held,
+                            innovation_ns: y,
+                        },
                     );
                     self.reference = Reference::Gps;
                     self.holdover = None;
                 }
                 if self.disrupted {
                     self.disrupted = false;
-                    self.event(edge_raw, "re-synchronized after disruption".into());
+                    self.event(edge_raw, MasterEvent::Resynchronized);
                 }
             }
             Update::Rejected(y) => self.gps_reject(edge_raw, y, "phase"),
         }
     }
 
-    fn gps_reject(&mut self, raw: i64, y: f64, what: &str) {
+    fn gps_reject(&mut self, raw: i64, y: f64, what: &'static str) {
         self.counters.pulses_rejected += 1;
         self.rejects_in_row += 1;
         if self.rejects_in_row >= self.p.reject_limit && !self.gps_refused {
             self.gps_refused = true;
             self.event(
                 raw,
-                format!(
-                    "GPS {what} jump of {:.6} s refused ({} pulses in a row disagree)",
-                    y / 1e9,
-                    self.rejects_in_row
-                ),
+                MasterEvent::GpsJumpRefused {
+                    what,
+                    jump_s: y / 1e9,
+                    in_row: self.rejects_in_row,
+                },
             );
             if self.reference == Reference::Gps {
-                self.enter_holdover(raw, "GPS refused".into());
+                self.enter_holdover(raw, HoldoverCause::GpsRefused);
             }
         }
     }
@@ -673,7 +666,7 @@ impl MasterCore {
         self.reference = Reference::Gps;
         self.last_accept_raw = Some(edge_raw);
         self.smear_rate = self.smear_rate_at(label);
-        self.event(edge_raw, format!("GPS locked at {label}"));
+        self.event(edge_raw, MasterEvent::GpsLocked(label));
     }
 
     /// The timescale's rate against SI inside a smear window (dimensionless), else 0.
@@ -704,7 +697,7 @@ impl MasterCore {
         self.atomic_phase.len() >= 4
     }
 
-    fn enter_holdover(&mut self, now_raw: i64, why: String) {
+    fn enter_holdover(&mut self, now_raw: i64, cause: HoldoverCause) {
         let since = self.last_accept_raw.unwrap_or(now_raw);
         let eps = self.total_eps_at(since);
         let (reference, rate) = match self.p.atomic {
@@ -727,22 +720,22 @@ impl MasterCore {
         self.reference = reference;
         self.event(
             now_raw,
-            format!(
-                "{why}: holdover on {} (ε {:.0} ns, growing at {})",
-                reference.as_str(),
-                eps,
-                rate
-            ),
+            MasterEvent::HoldoverEntered {
+                cause,
+                reference,
+                eps_ns: eps,
+                rate,
+            },
         );
     }
 
-    fn fall_back_to_quartz(&mut self, now_raw: i64, why: &str) {
+    fn fall_back_to_quartz(&mut self, now_raw: i64, cause: HoldoverCause) {
         let q = self.p.quartz_holdover;
         if let Some(h) = self.holdover.as_mut() {
             h.switch_rate(now_raw, q);
         }
         self.reference = Reference::Quartz;
-        self.event(now_raw, format!("{why}: holdover continues on quartz"));
+        self.event(now_raw, MasterEvent::HoldoverOnQuartz(cause));
     }
 
     // ----- atomic clock ----------------------------------------------------------------------
@@ -750,17 +743,7 @@ impl MasterCore {
     /// The atomic clock's lock line changed (or was read) at `raw`.
     pub fn on_atomic_lock(&mut self, locked: bool, raw: i64) {
         if locked != self.atomic_locked {
-            self.event(
-                raw,
-                format!(
-                    "atomic clock lock line {}",
-                    if locked {
-                        "high (locked)"
-                    } else {
-                        "low (unlocked)"
-                    }
-                ),
-            );
+            self.event(raw, MasterEvent::AtomicLockLine(locked));
             if !locked {
                 self.atomic_phase.clear();
             }
@@ -772,10 +755,7 @@ impl MasterCore {
     pub fn on_atomic_telemetry(&mut self, status: u8, alarm: u16, raw: i64) {
         let ok = status == 0 && alarm == 0;
         if ok != self.atomic_telemetry_ok {
-            self.event(
-                raw,
-                format!("atomic clock telemetry: status {status}, alarm {alarm:#06x}"),
-            );
+            self.event(raw, MasterEvent::AtomicTelemetry { status, alarm });
             if !ok {
                 self.atomic_phase.clear();
             }
@@ -866,11 +846,10 @@ impl MasterCore {
             self.peer_too_wide_logged = true;
             self.event(
                 raw,
-                format!(
-                    "peer time ±{} is wider than {}: waiting for a better round",
-                    offset.radius(),
-                    self.p.peer_max_radius
-                ),
+                MasterEvent::PeerTimeTooWide {
+                    radius: offset.radius(),
+                    limit: self.p.peer_max_radius,
+                },
             );
         }
         if self.peer_rounds >= PEER_ROUNDS
@@ -881,10 +860,10 @@ impl MasterCore {
             let widened = best.widen(self.p.quartz_holdover.bound_over(Span::from_nanos(raw - r)));
             self.event(
                 raw,
-                format!(
-                    "taking the narrowest peer time of {PEER_ROUNDS} rounds (±{})",
-                    widened.radius()
-                ),
+                MasterEvent::PeerTimeTakenNarrowest {
+                    rounds: PEER_ROUNDS,
+                    radius: widened.radius(),
+                },
             );
             self.peer_time = Some((raw, widened));
         }
@@ -944,10 +923,7 @@ impl MasterCore {
         self.armageddon = Some((edge_raw, eps));
         self.reference = Reference::Atomic;
         self.last_accept_raw = Some(edge_raw);
-        self.event(
-            edge_raw,
-            format!("time taken from peers once (±{eps:.0} ns); running on the atomic clock"),
-        );
+        self.event(edge_raw, MasterEvent::TimeFromPeers(eps));
     }
 
     // ----- ε and the published model ---------------------------------------------------------
@@ -1074,44 +1050,7 @@ impl MasterCore {
             .as_ref()
             .map_or(0.0, |h| (now_raw - h.since_raw) as f64 / 1e9);
         let eps_now = model.as_ref().map(|m| m.epsilon_at(now_raw));
-        let (status, reason) = if self.disrupted {
-            (
-                ClockStatus::Disrupted,
-                "clock disruption detected; waiting for the reference".to_string(),
-            )
-        } else if model.is_none() {
-            let why = match self.p.kind {
-                MasterKind::Gps if self.startup.is_empty() => "waiting for GPS pulses and labels",
-                MasterKind::Gps => "acquiring GPS",
-                MasterKind::Armageddon if self.peer_time.is_none() => "waiting for time from peers",
-                MasterKind::Armageddon => "waiting for a locked atomic pulse",
-            };
-            (ClockStatus::Unsynchronized, why.to_string())
-        } else if let Some(why) = &self.evicted {
-            (ClockStatus::Unsynchronized, format!("evicted: {why}"))
-        } else if freq_ppm.abs() > self.p.max_freq.as_ppm_f64() {
-            (
-                ClockStatus::Unsynchronized,
-                format!(
-                    "reference runs {freq_ppm:.3} ppm from the local oscillator, beyond its bound {}",
-                    self.p.max_freq
-                ),
-            )
-        } else if eps_now.is_some_and(|e| e > self.p.max_epsilon) {
-            (
-                ClockStatus::Unsynchronized,
-                format!("ε beyond max-epsilon {}", self.p.max_epsilon),
-            )
-        } else {
-            match (self.reference, self.p.kind) {
-                (Reference::Gps, _) => (ClockStatus::Synchronized, "GPS".to_string()),
-                (Reference::Atomic, MasterKind::Armageddon) => (
-                    ClockStatus::Synchronized,
-                    "atomic clock (time from peers at start)".to_string(),
-                ),
-                (r, _) => (ClockStatus::Holdover, format!("holdover on {}", r.as_str())),
-            }
-        };
+        let (status, reason) = self.status_with_reason(model.is_some(), eps_now, freq_ppm);
         Snapshot {
             model,
             status,
@@ -1127,6 +1066,54 @@ impl MasterCore {
                 .as_ref()
                 .and_then(|_| self.estimate(now_raw))
                 .and_then(|t| self.leap.next_leap(Timestamp::from_nanos(t))),
+        }
+    }
+
+    /// The status decision, in order: disrupted, no model, evicted, frequency out of bounds,
+    /// ε beyond max-epsilon ([`ClockStatus::within`]), then by reference.
+    fn status_with_reason(
+        &self,
+        has_model: bool,
+        eps_now: Option<Span>,
+        freq_ppm: f64,
+    ) -> (ClockStatus, MasterReason) {
+        use MasterReason as R;
+        if self.disrupted {
+            return (ClockStatus::Disrupted, R::Disrupted);
+        }
+        if !has_model {
+            let why = match self.p.kind {
+                MasterKind::Gps if self.startup.is_empty() => R::WaitingForGps,
+                MasterKind::Gps => R::AcquiringGps,
+                MasterKind::Armageddon if self.peer_time.is_none() => R::WaitingForPeers,
+                MasterKind::Armageddon => R::WaitingForAtomicPulse,
+            };
+            return (ClockStatus::Unsynchronized, why);
+        }
+        if let Some(why) = self.evicted {
+            return (ClockStatus::Unsynchronized, R::Evicted(why));
+        }
+        if freq_ppm.abs() > self.p.max_freq.as_ppm_f64() {
+            let bound = self.p.max_freq;
+            return (
+                ClockStatus::Unsynchronized,
+                R::FrequencyBeyondBound {
+                    ppm: freq_ppm,
+                    bound,
+                },
+            );
+        }
+        let (status, reason) = match (self.reference, self.p.kind) {
+            (Reference::Gps, _) => (ClockStatus::Synchronized, R::Gps),
+            (Reference::Atomic, MasterKind::Armageddon) => {
+                (ClockStatus::Synchronized, R::AtomicFromPeers)
+            }
+            (r, _) => (ClockStatus::Holdover, R::Holdover(r)),
+        };
+        let eps = eps_now.unwrap_or(Span::ZERO);
+        match status.within(eps, self.p.max_epsilon) {
+            s if s == status => (status, reason),
+            s => (s, R::EpsilonBeyondMax(self.p.max_epsilon)),
         }
     }
 
@@ -1174,21 +1161,17 @@ impl MasterCore {
             self.disagree_streak = 0;
             if self.evicted.is_some() && self.agree_streak >= 3 {
                 self.evicted = None;
-                self.event(
-                    raw,
-                    "back in agreement with the peer majority: eviction lifted".into(),
-                );
+                self.event(raw, MasterEvent::EvictionLifted);
             }
         } else {
             self.disagree_streak += 1;
             self.agree_streak = 0;
             if self.evicted.is_none() && self.disagree_streak >= 3 {
-                let n = per_peer.iter().filter(|a| **a).count();
-                let why = format!(
-                    "disagrees with the peer majority ({n} of {} peers agree with each other, not with us)",
-                    idx.len()
-                );
-                self.event(raw, format!("evicting self: {why}"));
+                let why = Eviction {
+                    agreeing: per_peer.iter().filter(|a| **a).count(),
+                    answering: idx.len(),
+                };
+                self.event(raw, MasterEvent::Evicted(why));
                 self.evicted = Some(why);
             }
         }
@@ -1200,7 +1183,7 @@ impl MasterCore {
 
     /// The host clock was disrupted (suspend, jump) at `raw`: forget the model until the
     /// reference is re-acquired.
-    pub fn on_disruption(&mut self, raw: i64, why: &str) {
+    pub fn on_disruption(&mut self, raw: i64, why: Disruption) {
         self.disrupted = true;
         self.kf = None;
         self.startup.clear();
@@ -1209,7 +1192,7 @@ impl MasterCore {
         self.holdover = None;
         self.reference = Reference::None;
         self.armageddon = None;
-        self.event(raw, format!("clock disruption: {why}"));
+        self.event(raw, MasterEvent::ClockDisrupted(why));
     }
 }
 
@@ -1240,7 +1223,7 @@ mod tests {
         for k in secs {
             let t = T0 + k * S;
             m.on_gps_pulse(t + 50 - OFF);
-            m.on_nmea_line(&burst(t / S + jump_s), t + 200_000_000 - OFF);
+            let _ = m.on_nmea_line(&burst(t / S + jump_s), t + 200_000_000 - OFF);
             m.tick(t + 300_000_000 - OFF);
         }
     }
@@ -1284,7 +1267,10 @@ mod tests {
                 .interval_at(raw)
                 .contains(Timestamp::from_nanos(T0 + 40 * S))
         );
-        assert!(m.events().any(|e| e.1.contains("refused")));
+        assert!(
+            m.events()
+                .any(|e| matches!(e.1, MasterEvent::GpsJumpRefused { .. }))
+        );
         assert!(m.counters().labels_rejected >= 5);
     }
 
@@ -1359,7 +1345,7 @@ mod tests {
         assert!(m.wants_peer_time(), "took a ±2 ms transfer");
         assert!(
             m.events()
-                .any(|e| e.1.contains("waiting for a better round"))
+                .any(|e| matches!(e.1, MasterEvent::PeerTimeTooWide { .. }))
         );
         // After ten wide rounds it would take the narrowest that fits max-epsilon (here ±2 ms of
         // a 1 ms max does not), so it is still waiting:

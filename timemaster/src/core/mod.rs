@@ -3,4 +3,5 @@
 pub mod kalman;
 pub mod master;
 pub mod nmea;
+pub mod outcome;
 pub mod telemetry;

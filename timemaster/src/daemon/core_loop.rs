@@ -55,11 +55,11 @@ pub(super) fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Input::GpsPulse(r)) => core.on_gps_pulse(r),
             Ok(Input::Nmea(line, r)) => {
-                if let Some(e) = core.on_nmea_line(&line, r) {
+                if let Err(e) = core.on_nmea_line(&line, r) {
                     tracing::debug!("nmea: {e}: {:?}", line.trim_end());
                     shared.input("nmea", |s| {
                         s.errors += 1;
-                        s.detail = e;
+                        s.detail = e.to_string();
                     });
                 }
             }
@@ -86,7 +86,7 @@ pub(super) fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc
             last_tick = Instant::now();
             let raw = raw_ns();
             if let Err(why) = detector.check() {
-                core.on_disruption(raw, &why.to_string());
+                core.on_disruption(raw, why);
             }
             core.tick(raw);
         }

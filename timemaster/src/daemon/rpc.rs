@@ -3,10 +3,11 @@
 
 use super::Shared;
 use crate::core::master::MasterKind;
+use crate::core::outcome::MasterReason;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tonic::{Request, Response};
-use ttcore::{ClockStatus, Span};
+use ttcore::Span;
 use ttproto::v1;
 use ttsys::clock;
 
@@ -37,25 +38,22 @@ impl Service {
             Some(m) => {
                 let i = m.interval_at(raw);
                 let eps = m.epsilon_at(raw);
-                let over = eps > Span::from_nanos(self.shared.config.max_epsilon_ns)
-                    && p.snap.status.is_trustworthy();
+                let max = Span::from_nanos(self.shared.config.max_epsilon_ns);
+                let status = p.snap.status.within(eps, max);
+                let reason = if status == p.snap.status {
+                    p.snap.reason
+                } else {
+                    MasterReason::EpsilonBeyondMax(max)
+                };
                 (
                     i.earliest().as_nanos(),
                     i.latest().as_nanos(),
                     eps.as_nanos(),
-                    if over {
-                        ClockStatus::Unsynchronized
-                    } else {
-                        p.snap.status
-                    },
-                    if over {
-                        "ε beyond max-epsilon".to_string()
-                    } else {
-                        p.snap.reason.clone()
-                    },
+                    status,
+                    reason,
                 )
             }
-            None => (0, 0, i64::MAX, p.snap.status, p.snap.reason.clone()),
+            None => (0, 0, i64::MAX, p.snap.status, p.snap.reason),
         };
         let drift_ns = p.snap.model.as_ref().map_or(0, |m| {
             m.drift_bound
@@ -78,7 +76,7 @@ impl Service {
             id: self.shared.config.id.clone(),
             kind: kind_wire(self.shared.config.kind),
             status: ttproto::status_to_wire(status) as i32,
-            reason,
+            reason: reason.to_string(),
             reference: p.snap.reference.as_str().into(),
             epsilon_ns: eps,
             components: Some(v1::EpsilonComponents {

@@ -96,11 +96,7 @@ pub fn status_at(view: &MasterView, raw: i64) -> (ClockStatus, Option<Span>) {
         None => (ClockStatus::Unsynchronized, None),
         Some(m) => {
             let eps = m.epsilon_at(raw);
-            if eps > view.max_epsilon && view.status.is_trustworthy() {
-                (ClockStatus::Unsynchronized, Some(eps))
-            } else {
-                (view.status, Some(eps))
-            }
+            (view.status.within(eps, view.max_epsilon), Some(eps))
         }
     }
 }

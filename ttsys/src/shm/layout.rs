@@ -286,7 +286,7 @@ pub(super) fn degrade(
 ) -> (ClockStatus, Degraded) {
     if raw > void_after {
         (ClockStatus::Unsynchronized, Degraded::Void)
-    } else if written.is_trustworthy() && eps_ns > max_eps_ns {
+    } else if written.within(Span::from_nanos(eps_ns), Span::from_nanos(max_eps_ns)) != written {
         (ClockStatus::Unsynchronized, Degraded::EpsilonTooLarge)
     } else if written == ClockStatus::Synchronized && raw > holdover_after {
         (ClockStatus::Holdover, Degraded::Stale)
