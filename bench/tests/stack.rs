@@ -508,9 +508,18 @@ fn the_demo_store_commits_and_reads_on_timeds_real_page() {
     cfg.timed = Some((lab.page.clone(), lab.timed_addr.clone()));
     let mut cluster = ttstore::cluster::LocalCluster::start(cfg).unwrap();
     let addrs = cluster.addrs();
+    let logs = |c: &ttstore::cluster::LocalCluster| {
+        (1..=3)
+            .map(|id| format!("--- node{id}.log\n{}", c.log(id)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     Lab::rt().block_on(async {
         let mut c = ttstore::client::Client::new(&addrs);
-        let leader = c.find_leader().await.unwrap();
+        let leader = match c.find_leader().await {
+            Ok(l) => l,
+            Err(e) => panic!("no leader: {e:?}\n{}", logs(&cluster)),
+        };
         let st = c.status(&leader).await.unwrap();
         assert!(st.epsilon_ns > 0, "ε comes from timed's page: {st:?}");
         let w = c
