@@ -605,7 +605,8 @@ fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
             };
             let raft = match pb::RaftMessage::decode(b) {
                 Ok(m) => {
-                    use ttstore::raft::{TypeConfig, decode};
+                    use ttstore::network::decode;
+                    use ttstore::raft::TypeConfig;
                     let vote = decode::<openraft::raft::VoteRequest<u64>>(&m).is_ok();
                     let append =
                         decode::<openraft::raft::AppendEntriesRequest<TypeConfig>>(&m).is_ok();

@@ -71,25 +71,7 @@ pub struct Lab {
     timed_cfg: PathBuf,
 }
 
-/// A loopback port free for both TCP (a daemon's gRPC) and UDP (its time transfer, which by
-/// default listens on the same number).
-pub fn free_port() -> std::io::Result<u16> {
-    for _ in 0..100 {
-        let t = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = t.local_addr()?.port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::other("no port free for both TCP and UDP"))
-}
-
-/// A free loopback UDP port.
-pub fn free_udp_port() -> std::io::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
+pub use ttsys::port::{free_port, free_udp_port};
 
 /// A gRPC channel to `addr` (`host:port`) with the lab's timeouts (1 s connect, 2 s per call).
 pub(crate) async fn grpc_channel(addr: &str) -> Result<tonic::transport::Channel, Error> {

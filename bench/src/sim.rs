@@ -388,7 +388,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
     #[allow(non_snake_case)]
     let START_TAI = match &sc.start_utc {
         Some(u) => {
-            let l = firmware_sim::scenario::parse_utc(u)
+            let l = ttcore::UtcLabel::parse_iso(u)
                 .ok_or_else(|| Error::failed(format!("bad start-utc {u:?}")))?;
             ttcore::LeapTable::builtin().utc_to_tai_ns(&l)?
         }
@@ -772,7 +772,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
         "virtual_s": sc.duration_s,
         "wall_s": (wall_s * 1000.0).round() / 1000.0,
         "virtual_s_per_wall_s": (sc.duration_s / wall_s.max(1e-9)).round(),
-        "master_kinds": masters.iter().map(|m| match m.kind { MasterKind::Gps => "gps", MasterKind::Armageddon => "armageddon" }).collect::<Vec<_>>(),
+        "master_kinds": masters.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
     });
     Ok(Report { json, trace })
 }

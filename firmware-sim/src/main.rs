@@ -15,7 +15,7 @@ use firmware_sim::atomic::AtomicClock;
 use firmware_sim::gps::GpsReceiver;
 use firmware_sim::replay::split_bursts;
 use firmware_sim::rt::{self, Paths, Pty, RunOptions};
-use firmware_sim::scenario::{Scenario, parse_utc};
+use firmware_sim::scenario::Scenario;
 use firmware_sim::truth::Truth;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use ttcore::NANOS_PER_SEC;
+use ttcore::UtcLabel;
 
 #[derive(Parser)]
 #[command(
@@ -231,7 +232,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let start = start
                 .or(sc.truth.start.clone())
                 .unwrap_or("2026-01-01T00:00:00Z".into());
-            let label = parse_utc(&start).ok_or(format!("bad start {start:?}"))?;
+            let label = UtcLabel::parse_iso(&start).ok_or(format!("bad start {start:?}"))?;
             let truth = Truth::virtual_start(leap, &label, 0).map_err(|e| e.to_string())?;
             let t0 = truth.tai_at_realtime(0);
             let mut gps = GpsReceiver::new(sc.gps.clone(), sc.seed, t0 / NANOS_PER_SEC);

@@ -4,7 +4,7 @@
 
 use crate::atomic::AtomicClock;
 use crate::gps::{GpsReceiver, serial_time_ns};
-use crate::scenario::{ActiveFaults, Scenario, parse_utc};
+use crate::scenario::{ActiveFaults, Scenario};
 use crate::truth::Truth;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use ttcore::NANOS_PER_SEC;
+use ttcore::UtcLabel;
 use ttcore::sock::SockSample;
 
 /// `CLOCK_REALTIME` in ns.
@@ -220,7 +221,12 @@ pub fn run(
 ) -> std::io::Result<()> {
     let now = realtime_ns();
     let leap = scenario.leap_table().map_err(std::io::Error::other)?;
-    let truth = match scenario.truth.start.as_deref().and_then(parse_utc) {
+    let truth = match scenario
+        .truth
+        .start
+        .as_deref()
+        .and_then(UtcLabel::parse_iso)
+    {
         Some(l) => Truth::virtual_start(leap, &l, now).map_err(std::io::Error::other)?,
         None => Truth::realtime(leap),
     };

@@ -290,41 +290,6 @@ impl Fault {
     }
 }
 
-/// Parses `YYYY-MM-DD`.
-pub fn parse_date(s: &str) -> Option<(i32, u8, u8)> {
-    let mut it = s.split('-');
-    let y = it.next()?.parse().ok()?;
-    let m = it.next()?.parse().ok()?;
-    let d = it.next()?.parse().ok()?;
-    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    Some((y, m, d))
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn parse_utc(s: &str) -> Option<UtcLabel> {
-    let (date, rest) = s.split_once('T')?;
-    let (y, mo, d) = parse_date(date)?;
-    let t = rest.strip_suffix('Z')?;
-    let mut it = t.split(':');
-    let hour = it.next()?.parse().ok()?;
-    let minute = it.next()?.parse().ok()?;
-    let second = it.next()?.parse().ok()?;
-    if it.next().is_some() {
-        return None;
-    }
-    Some(UtcLabel {
-        year: y,
-        month: mo,
-        day: d,
-        hour,
-        minute,
-        second,
-        nanos: 0,
-    })
-}
-
 fn line_of(src: &str, byte: usize) -> usize {
     src[..byte.min(src.len())]
         .bytes()
@@ -368,7 +333,7 @@ impl Scenario {
             msg,
         };
         if let Some(s) = &self.truth.start
-            && parse_utc(s).is_none()
+            && UtcLabel::parse_iso(s).is_none()
         {
             return Err(inv(
                 find("start"),
@@ -471,7 +436,7 @@ impl Scenario {
                 let Some(d) = f.date.as_deref() else {
                     return Err(bad("date", "leap-second needs date = \"YYYY-MM-DD\""));
                 };
-                if parse_date(d).is_none() {
+                if UtcLabel::parse_date(d).is_none() {
                     return Err(bad("date", &format!("{d:?} is not YYYY-MM-DD")));
                 }
                 if !matches!(f.delta, None | Some(1) | Some(-1)) {
@@ -497,7 +462,7 @@ impl Scenario {
             .fault_list()
             .filter(|f| f.kind == FaultKind::LeapSecond)
         {
-            if let Some((y, m, d)) = f.date.as_deref().and_then(parse_date) {
+            if let Some((y, m, d)) = f.date.as_deref().and_then(UtcLabel::parse_date) {
                 let eff = (days_from_civil(y, m, d) + 1) * 86_400;
                 t = t.with_announced(LeapSecond {
                     effective_posix_s: eff,
@@ -525,7 +490,7 @@ impl Scenario {
                 FaultKind::TruncatedLines => a.truncate_p = f.probability.unwrap_or(1.0),
                 FaultKind::GarbageBytes => a.garbage_bytes = f.bytes.unwrap_or(32),
                 FaultKind::LeapSecond => {
-                    if let Some((y, m, d)) = f.date.as_deref().and_then(parse_date) {
+                    if let Some((y, m, d)) = f.date.as_deref().and_then(UtcLabel::parse_date) {
                         a.leap_announced = Some(((y, m, d), f.delta.unwrap_or(1)));
                     }
                 }

@@ -16,11 +16,7 @@ impl Drop for Kill {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ttsys::port::free_port().expect("a free loopback port")
 }
 
 #[test]

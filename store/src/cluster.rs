@@ -68,11 +68,7 @@ pub struct LocalCluster {
     procs: Vec<Proc>,
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
+use ttsys::port::free_port;
 
 impl LocalCluster {
     /// Starts `cfg.nodes` nodes; node 1 initialises the cluster.

@@ -43,6 +43,7 @@ pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod mvcc;
+pub mod network;
 pub mod node;
 pub mod raft;
 pub mod workload;

@@ -1,5 +1,5 @@
-//! openraft plumbing: the type configuration, durable log storage in redb, the state machine
-//! around [`Mvcc`], and the tonic transport between nodes.
+//! openraft plumbing: the type configuration, durable log storage in redb, and the state
+//! machine around [`Mvcc`]. The transport between nodes is in [`crate::network`].
 //!
 //! **Durability.** Every append, vote and committed index is written in a redb write
 //! transaction committed with `Durability::Immediate` (fsync) *before* openraft is told it is
@@ -7,14 +7,6 @@
 //! in memory and rebuilt at start from the last snapshot (also in redb) plus the committed log.
 
 use crate::mvcc::{Applied, Command, Mvcc, Ts};
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta,
@@ -22,14 +14,12 @@ use openraft::{
 };
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
-use ttproto::store as pb;
 
 openraft::declare_raft_types!(
     /// The store's Raft types: [`Command`] in, [`Applied`] out, nodes named by address.
@@ -437,191 +427,5 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
-    }
-}
-
-/// The set of peers this node refuses to talk to (fault injection for partition tests).
-pub type Blocked = Arc<RwLock<HashSet<NodeId>>>;
-
-/// Makes gRPC clients to peers.
-#[derive(Clone)]
-pub struct Network {
-    /// This node.
-    pub id: NodeId,
-    /// Peers cut off by fault injection.
-    pub blocked: Blocked,
-}
-
-/// A lazily connected gRPC client to one peer.
-pub struct Conn {
-    from: NodeId,
-    target: NodeId,
-    client: pb::raft_client::RaftClient<tonic::transport::Channel>,
-    blocked: Blocked,
-}
-
-impl RaftNetworkFactory<TypeConfig> for Network {
-    type Network = Conn;
-
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Conn {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr))
-            .unwrap_or_else(|_| tonic::transport::Endpoint::from_static("http://invalid.invalid:1"))
-            .connect_timeout(std::time::Duration::from_millis(500))
-            .connect_lazy();
-        Conn {
-            from: self.id,
-            target,
-            client: pb::raft_client::RaftClient::new(channel),
-            blocked: self.blocked.clone(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Msg(String);
-
-impl Conn {
-    async fn call<Req: Serialize, Resp: for<'a> Deserialize<'a>, E>(
-        &mut self,
-        kind: u8,
-        req: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
-    where
-        E: std::error::Error + for<'a> Deserialize<'a>,
-    {
-        if self
-            .blocked
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&self.target)
-        {
-            return Err(RPCError::Unreachable(Unreachable::new(&Msg(format!(
-                "node {} is partitioned away (fault injection)",
-                self.target
-            )))));
-        }
-        let payload =
-            serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut request = tonic::Request::new(pb::RaftMessage {
-            from: self.from,
-            payload,
-        });
-        request.set_timeout(option.hard_ttl());
-        let reply = match kind {
-            0 => self.client.append_entries(request).await,
-            1 => self.client.vote(request).await,
-            _ => self.client.install_snapshot(request).await,
-        }
-        .map_err(|s| {
-            RPCError::Unreachable(Unreachable::new(&Msg(format!(
-                "{}: {}",
-                self.target,
-                s.message()
-            ))))
-        })?;
-        let res: Result<Resp, RaftError<NodeId, E>> =
-            serde_json::from_slice(&reply.into_inner().payload)
-                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-}
-
-impl RaftNetwork<TypeConfig> for Conn {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(0, &rpc, &option).await
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        self.call(2, &rpc, &option).await
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(1, &rpc, &option).await
-    }
-}
-
-/// The receiving side of the Raft transport.
-pub struct RaftService {
-    /// The local Raft.
-    pub raft: Raft,
-    /// Peers cut off by fault injection.
-    pub blocked: Blocked,
-}
-
-impl RaftService {
-    fn admit(&self, from: NodeId) -> Result<(), tonic::Status> {
-        if self
-            .blocked
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&from)
-        {
-            return Err(tonic::Status::unavailable(format!(
-                "node {from} is partitioned away (fault injection)"
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// A Raft message's payload (JSON) as the request type an RPC expects; malformed bytes are an
-/// `invalid_argument`, never a panic.
-pub fn decode<T: for<'a> Deserialize<'a>>(m: &pb::RaftMessage) -> Result<T, tonic::Status> {
-    serde_json::from_slice(&m.payload)
-        .map_err(|e| tonic::Status::invalid_argument(format!("bad Raft message: {e}")))
-}
-
-fn encode<T: Serialize>(v: &T) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
-    let payload = serde_json::to_vec(v).map_err(|e| tonic::Status::internal(e.to_string()))?;
-    Ok(tonic::Response::new(pb::RaftMessage { from: 0, payload }))
-}
-
-#[tonic::async_trait]
-impl pb::raft_server::Raft for RaftService {
-    async fn append_entries(
-        &self,
-        req: tonic::Request<pb::RaftMessage>,
-    ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
-        let m = req.into_inner();
-        self.admit(m.from)?;
-        let r: AppendEntriesRequest<TypeConfig> = decode(&m)?;
-        encode(&self.raft.append_entries(r).await)
-    }
-
-    async fn vote(
-        &self,
-        req: tonic::Request<pb::RaftMessage>,
-    ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
-        let m = req.into_inner();
-        self.admit(m.from)?;
-        let r: VoteRequest<NodeId> = decode(&m)?;
-        encode(&self.raft.vote(r).await)
-    }
-
-    async fn install_snapshot(
-        &self,
-        req: tonic::Request<pb::RaftMessage>,
-    ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
-        let m = req.into_inner();
-        self.admit(m.from)?;
-        let r: InstallSnapshotRequest<TypeConfig> = decode(&m)?;
-        encode(&self.raft.install_snapshot(r).await)
     }
 }

@@ -469,11 +469,7 @@ async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> Vec<Source> 
         if let Some(info) = &b.info {
             v.reachable = true;
             v.id = info.id.clone();
-            v.kind = match info.kind {
-                1 => "gps".into(),
-                2 => "armageddon".into(),
-                _ => "unknown".into(),
-            };
+            v.kind = ttcore::MasterKind::name_of(i64::from(info.kind)).into();
             v.epsilon_ns = info.eps_ns;
             v.status = info.status;
             v.leap = Some(v1::LeapInfo {

@@ -229,25 +229,6 @@ fn default_peer_radius() -> i64 {
     500_000
 }
 
-fn parse_utc(s: &str) -> Option<UtcLabel> {
-    let (d, t) = s.split_once('T')?;
-    let t = t.strip_suffix('Z')?;
-    let d: Vec<&str> = d.split('-').collect();
-    let t: Vec<&str> = t.split(':').collect();
-    if d.len() != 3 || t.len() != 3 {
-        return None;
-    }
-    Some(UtcLabel {
-        year: d[0].parse().ok()?,
-        month: d[1].parse().ok()?,
-        day: d[2].parse().ok()?,
-        hour: t[0].parse().ok()?,
-        minute: t[1].parse().ok()?,
-        second: t[2].parse().ok()?,
-        nanos: 0,
-    })
-}
-
 impl Config {
     /// The UDP time-transfer address.
     pub fn ntp_addr(&self) -> SocketAddr {
@@ -330,7 +311,7 @@ impl Config {
         if self.peer_poll_interval_ms < 10 {
             return bad("peer-poll-interval-ms", "must be at least 10");
         }
-        let earliest = parse_utc(&self.earliest_valid_utc)
+        let earliest = UtcLabel::parse_iso(&self.earliest_valid_utc)
             .and_then(|l| LeapTable::builtin().utc_to_timescale(&l).ok())
             .ok_or_else(|| {
                 InvalidKey::new(

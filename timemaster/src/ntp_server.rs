@@ -78,10 +78,7 @@ pub fn view_of(snap: &Snapshot, kind: MasterKind, id: &str, max_epsilon: Span) -
 
 /// A view for a master that has published nothing yet: no model, unsynchronized.
 pub fn empty_view(kind: MasterKind, id: &str, max_epsilon: Span) -> MasterView {
-    let (kind, reference_id) = match kind {
-        MasterKind::Gps => (1, *b"GPS\0"),
-        MasterKind::Armageddon => (2, *b"ATOM"),
-    };
+    let (kind, reference_id) = (kind.code(), kind.reference_id());
     MasterView {
         model: None,
         status: ClockStatus::Unsynchronized,

@@ -75,6 +75,43 @@ pub struct UtcLabel {
     pub nanos: u32,
 }
 
+impl UtcLabel {
+    /// Parses a date, `YYYY-MM-DD` (month 1–12, day 1–31), into (year, month, day).
+    pub fn parse_date(s: &str) -> Option<(i32, u8, u8)> {
+        let mut it = s.split('-');
+        let y = it.next()?.parse().ok()?;
+        let m = it.next()?.parse().ok()?;
+        let d = it.next()?.parse().ok()?;
+        if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            return None;
+        }
+        Some((y, m, d))
+    }
+
+    /// Parses the configs' and scenarios' form, `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC).
+    /// Fields out of range give `None`, except second 60, which a leap-second day has.
+    pub fn parse_iso(s: &str) -> Option<UtcLabel> {
+        let (date, rest) = s.split_once('T')?;
+        let (year, month, day) = Self::parse_date(date)?;
+        let mut it = rest.strip_suffix('Z')?.split(':');
+        let hour: u8 = it.next()?.parse().ok()?;
+        let minute: u8 = it.next()?.parse().ok()?;
+        let second: u8 = it.next()?.parse().ok()?;
+        if it.next().is_some() || hour > 23 || minute > 59 || second > 60 {
+            return None;
+        }
+        Some(UtcLabel {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos: 0,
+        })
+    }
+}
+
 impl fmt::Display for UtcLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -268,6 +305,15 @@ impl LeapTable {
     }
 
     /// The leap second whose smear window contains POSIX-label second `p`, if any.
+    /// The timescale's rate against SI seconds at POSIX second `posix_s` (dimensionless):
+    /// inside a smear window, `−delta / (86 400 + delta)`; elsewhere 0. A master applies it
+    /// to its frequency estimate at the window's edges, so its filter does not have to learn it.
+    pub fn smear_rate_at(&self, posix_s: i64) -> f64 {
+        self.window_of(posix_s).map_or(0.0, |e| {
+            -(e.delta as f64) / ((DAY_S + e.delta as i64) as f64)
+        })
+    }
+
     fn window_of(&self, p: i64) -> Option<LeapSecond> {
         self.entries
             .iter()
@@ -689,6 +735,23 @@ mod tests {
         fn civil_days_round_trip(days in -200_000i64..200_000) {
             let (y, m, d) = civil_from_days(days);
             prop_assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn iso_labels_parse() {
+        let l = UtcLabel::parse_iso("2016-12-31T23:59:60Z").unwrap();
+        assert_eq!((l.year, l.month, l.day, l.second), (2016, 12, 31, 60));
+        for bad in [
+            "2016-12-31 23:59:59Z",
+            "2016-12-31T23:59:59",
+            "2016-13-01T00:00:00Z",
+            "2016-12-31T24:00:00Z",
+            "2016-12-31T23:59:61Z",
+            "2016-12-31T23:59:59:00Z",
+            "",
+        ] {
+            assert_eq!(UtcLabel::parse_iso(bad), None, "{bad}");
         }
     }
 }

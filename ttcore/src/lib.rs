@@ -15,6 +15,7 @@
 //! * [`osc`] — seeded oscillator models for simulation.
 //! * [`sock`] — chrony's SOCK refclock datagram codec.
 //! * [`vmclock`] — the VMClock structure (`/dev/vmclock0`): decoding and the disruption rule.
+//! * [`master_kind`] — [`MasterKind`]: what a master disciplines its time with, and its codes.
 //! * [`ntp`] — time transfer on the NTPv4 wire: packet codec, master reply, client exchange.
 //!
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
@@ -28,6 +29,7 @@ pub mod host;
 pub mod interval;
 pub mod leap;
 pub mod marzullo;
+pub mod master_kind;
 pub mod ntp;
 pub mod osc;
 pub mod rate;
@@ -40,6 +42,7 @@ pub use clock_model::ClockModel;
 pub use interval::{ClockStatus, EPSILON_BEYOND_MAX, IntervalError, TTInterval};
 pub use leap::{LeapError, LeapSecond, LeapTable, UtcLabel};
 pub use marzullo::{MarzulloError, Selection};
+pub use master_kind::MasterKind;
 pub use rate::Rate;
 pub use time::{NANOS_PER_SEC, Span, Timestamp};
 pub use transfer::{OffsetInterval, SyncMeasurement, SyncTimestamps, TransferError};

@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod config;
 pub mod ntp;
+pub mod port;
 pub mod pps;
 pub mod shm;
 pub mod steer;

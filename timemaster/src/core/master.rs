@@ -38,15 +38,7 @@ use ttcore::{
     ClockModel, ClockStatus, LeapTable, NANOS_PER_SEC, OffsetInterval, Rate, Span, Timestamp,
 };
 
-/// What kind of master this is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MasterKind {
-    /// GPS receiver, optionally with an atomic clock for holdover.
-    Gps,
-    /// Atomic clock only; takes time from peers once.
-    Armageddon,
-}
+pub use ttcore::MasterKind;
 
 /// What the master's time currently rests on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -671,12 +663,8 @@ impl MasterCore {
 
     /// The timescale's rate against SI inside a smear window (dimensionless), else 0.
     fn smear_rate_at(&self, t: Timestamp) -> f64 {
-        let s = t.as_nanos().div_euclid(NANOS_PER_SEC);
         self.leap
-            .entries()
-            .iter()
-            .find(|e| s >= e.effective_posix_s - 43_200 && s < e.effective_posix_s + 43_200)
-            .map_or(0.0, |e| -(e.delta as f64) / (86_400.0 + e.delta as f64))
+            .smear_rate_at(t.as_nanos().div_euclid(NANOS_PER_SEC))
     }
 
     /// Known rate change of the timescale at a smear boundary: applied to the frequency state

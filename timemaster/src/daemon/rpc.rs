@@ -2,7 +2,6 @@
 //! last publication and evaluated at the instant of the request.
 
 use super::Shared;
-use crate::core::master::MasterKind;
 use crate::core::outcome::MasterReason;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,13 +13,6 @@ use ttsys::clock;
 /// The gRPC service.
 pub struct Service {
     shared: Arc<Shared>,
-}
-
-fn kind_wire(k: MasterKind) -> i32 {
-    match k {
-        MasterKind::Gps => v1::MasterKind::Gps as i32,
-        MasterKind::Armageddon => v1::MasterKind::Armageddon as i32,
-    }
 }
 
 impl Service {
@@ -74,7 +66,7 @@ impl Service {
             .clone();
         v1::MasterStatus {
             id: self.shared.config.id.clone(),
-            kind: kind_wire(self.shared.config.kind),
+            kind: i32::from(self.shared.config.kind.code()),
             status: ttproto::status_to_wire(status) as i32,
             reason: reason.to_string(),
             reference: p.snap.reference.as_str().into(),

@@ -113,15 +113,9 @@ impl Sim {
     }
 }
 
+/// A loopback port free for TCP (gRPC) and UDP (time transfer on the same number).
 pub fn free_port() -> u16 {
-    // Free for TCP (gRPC) and UDP (time transfer on the same number).
-    loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    ttsys::port::free_port().expect("a free loopback port")
 }
 
 /// Starts a master with config text `cfg` (written to DIR/NAME.toml).

@@ -72,11 +72,7 @@ enum Cmd {
 }
 
 fn kind_name(k: i32) -> &'static str {
-    match v1::MasterKind::try_from(k) {
-        Ok(v1::MasterKind::Gps) => "gps",
-        Ok(v1::MasterKind::Armageddon) => "armageddon",
-        _ => "unknown",
-    }
+    ttcore::MasterKind::name_of(i64::from(k))
 }
 
 fn status_name(s: i32) -> &'static str {

@@ -1,0 +1,461 @@
+//! One store node: the Raft member, the leader's timestamp rules, commit wait, the read paths
+//! for each consistency level, and the gRPC services.
+//!
+//! **Writes are serialised at the leader, through the Raft log.** A transaction is one log
+//! entry, applied atomically by every replica in log order (compares make it read-modify-write);
+//! there are no locks. The leader chooses `s = max(TT.now().latest, previous s + 1, safe + 1)`
+//! and hands the entry to Raft under one mutex, so log order is timestamp order; an entry that
+//! still lands at or below a replica's safe time (after a leader change) is refused by the state
+//! machine and re-proposed with a fresh `s`. The client is answered only after the Raft commit
+//! **and** `TT.after(s)`; the wait runs concurrently with replication, and both are reported.
+//!
+//! **Reads at a timestamp are final once safe time reaches it** (see [`crate::mvcc`]). Safe time
+//! advances with every commit and with *closed timestamps*: the leader proposes `Close{c}`
+//! periodically and on request from a replica that is waiting, promising no later commit at or
+//! below `c`. A read that returns a version younger than its own commit wait (possible while the
+//! writer is still waiting) first waits for `TT.after(version)` — the effect of Spanner's write
+//! locks held through commit wait — so no reader can see a value before its commit time has
+//! certainly passed.
+
+use crate::mvcc::{Command, Compare, Ts, TxnCmd, Value, Write};
+use crate::network::{Blocked, Network, RaftService};
+use crate::raft::{LogStore, NodeId, Raft, Shared, StateMachine};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Notify};
+use tonic::{Request, Response, Status};
+use ttclient::hlc::{Hlc, MaxOffset};
+use ttclient::{SimSource, TrueTime};
+use ttcore::{ClockStatus, Rate, Span, Timestamp};
+use ttproto::store as pb;
+
+mod api;
+mod reads;
+mod txn;
+
+use api::Svc;
+pub use txn::validate_txn;
+
+/// How timestamps are chosen.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+pub enum Mode {
+    /// Spanner: `s ≥ TT.now().latest`, acknowledged after `TT.after(s)`.
+    Truetime,
+    /// CockroachDB: hybrid-logical timestamps, no commit wait, reads restart on uncertainty.
+    Hlc,
+}
+
+impl Mode {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Truetime => "truetime",
+            Mode::Hlc => "hlc",
+        }
+    }
+}
+
+/// Where a node's TrueTime comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClockSpec {
+    /// The host's `CLOCK_REALTIME` shifted by `skew_ns`, with bound `epsilon_ns` — for tests and
+    /// for machines without timed. The interval contains true time (the host clock) exactly
+    /// when `|skew_ns| ≤ epsilon_ns`.
+    Sim {
+        /// Offset from the host clock (ns).
+        skew_ns: i64,
+        /// Claimed bound (ns).
+        epsilon_ns: i64,
+    },
+    /// timed's shared-memory page (gRPC fallback at `addr`).
+    Timed {
+        /// Page path.
+        page: PathBuf,
+        /// timed's gRPC address.
+        addr: String,
+    },
+}
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Raft node id (≥ 1).
+    pub id: NodeId,
+    /// gRPC listen address (also how peers reach it).
+    pub listen: SocketAddr,
+    /// Data directory (the redb file lives here).
+    pub dir: PathBuf,
+    /// Timestamp mode.
+    pub mode: Mode,
+    /// TrueTime mode: wait for `TT.after(s)` before acknowledging (disable only for the
+    /// negative control).
+    pub commit_wait: bool,
+    /// Clock source.
+    pub clock: ClockSpec,
+    /// HLC mode: the maximum clock offset assumed between nodes (read uncertainty window).
+    pub max_offset: Duration,
+    /// How often the leader closes a timestamp when nobody asks.
+    pub close_interval: Duration,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    pub snapshot_every: u64,
+    /// Initial members (id → address): the node initialises the cluster if it is not yet.
+    pub init: Option<BTreeMap<NodeId, String>>,
+}
+
+/// Host `CLOCK_REALTIME` in ns since the epoch (the "truth" of simulated sources and of tests).
+pub fn realtime_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Opens the TrueTime handle for `spec`.
+pub fn open_clock(spec: &ClockSpec) -> Result<TrueTime, ttclient::TtError> {
+    match spec {
+        ClockSpec::Sim {
+            skew_ns,
+            epsilon_ns,
+        } => Ok(TrueTime::simulated(SimSource {
+            model: ttclient::sim_model(0, *skew_ns, Span::from_nanos(*epsilon_ns), Rate::ZERO),
+            status: ClockStatus::Synchronized,
+            raw: Box::new(realtime_ns),
+        })),
+        ClockSpec::Timed { page, addr } => TrueTime::connect(page, addr),
+    }
+}
+
+/// Longest a read waits for safe time, or a transaction for its commit.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(3);
+/// Largest key (bytes).
+pub const MAX_KEY: usize = 1024;
+/// Largest value (bytes).
+pub const MAX_VALUE: usize = 64 * 1024;
+/// How far ahead of the leader's clock a replica may ask it to close (ns).
+pub const CLOSE_AHEAD_LIMIT_NS: i64 = 1_000_000_000;
+/// Most operations in one request.
+pub const MAX_OPS: usize = 128;
+
+/// A running node.
+pub struct Node {
+    id: NodeId,
+    raft: Raft,
+    shared: Arc<Shared>,
+    tt: TrueTime,
+    hlc: Arc<Hlc<TrueTime>>,
+    mode: Mode,
+    commit_wait: bool,
+    max_offset: Span,
+    /// The last timestamp proposed or closed by this node as leader.
+    propose: Mutex<Ts>,
+    /// Wake the closer now, for at least this timestamp.
+    close_now: Notify,
+    close_want: std::sync::Mutex<Ts>,
+    blocked: Blocked,
+    peers:
+        std::sync::Mutex<HashMap<String, pb::store_client::StoreClient<tonic::transport::Channel>>>,
+    ids: AtomicU64,
+}
+
+fn ts_to_pb(t: Ts) -> pb::Ts {
+    pb::Ts {
+        wall: t.wall,
+        logical: t.logical,
+    }
+}
+
+fn ts_from_pb(t: &pb::Ts) -> Ts {
+    Ts {
+        wall: t.wall,
+        logical: t.logical,
+    }
+}
+
+fn value_to_pb(v: Value) -> pb::KeyValue {
+    pb::KeyValue {
+        key: v.key,
+        value: v.value,
+        version: v.version.map(ts_to_pb),
+    }
+}
+
+fn check_key(k: &str) -> Result<(), Status> {
+    if k.is_empty() {
+        return Err(Status::invalid_argument("empty key"));
+    }
+    if k.len() > MAX_KEY {
+        return Err(Status::invalid_argument(format!(
+            "key of {} bytes is longer than {MAX_KEY}",
+            k.len()
+        )));
+    }
+    Ok(())
+}
+
+fn clock_err(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("no trustworthy time: {e}"))
+}
+
+impl Node {
+    /// Starts the node: opens storage, starts Raft, initialises the cluster if asked, and
+    /// returns the node and the gRPC router to serve.
+    pub async fn start(
+        opts: &NodeOptions,
+    ) -> Result<Arc<Node>, Box<dyn std::error::Error + Send + Sync>> {
+        std::fs::create_dir_all(&opts.dir)?;
+        let db = crate::raft::open_db(&opts.dir.join("raft.redb"))?;
+        let tt = open_clock(&opts.clock)?;
+        let max_offset = Span::from_nanos(opts.max_offset.as_nanos() as i64);
+        let hlc = Arc::new(Hlc::new(tt.clone(), MaxOffset::Fixed(max_offset)));
+        let observe: Box<dyn Fn(Ts) + Send + Sync> = if opts.mode == Mode::Hlc {
+            let hlc = hlc.clone();
+            Box::new(move |ts| {
+                if let Err(e) = hlc.update(ts, None) {
+                    tracing::warn!("commit timestamp not merged into the HLC: {e}");
+                }
+            })
+        } else {
+            Box::new(|_| {})
+        };
+        let shared = Shared::new(observe);
+        let sm = StateMachine::open(shared.clone(), db.clone())?;
+        let log = LogStore::new(db);
+        let config = openraft::Config {
+            cluster_name: "ttstore".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(opts.snapshot_every.max(1)),
+            max_in_snapshot_log_to_keep: opts.snapshot_every.clamp(1, 1000),
+            ..Default::default()
+        }
+        .validate()?;
+        let blocked: Blocked = Default::default();
+        let network = Network {
+            id: opts.id,
+            blocked: blocked.clone(),
+        };
+        let raft = Raft::new(opts.id, Arc::new(config), network, log, sm).await?;
+        if let Some(members) = &opts.init {
+            if !raft.is_initialized().await? {
+                let m: BTreeMap<NodeId, BasicNode> = members
+                    .iter()
+                    .map(|(id, a)| (*id, BasicNode::new(a)))
+                    .collect();
+                if let Err(e) = raft.initialize(m).await {
+                    tracing::info!("cluster not initialised by this node: {e}");
+                }
+            }
+        }
+        let safe = shared.read().mvcc.safe();
+        Ok(Arc::new(Node {
+            id: opts.id,
+            raft,
+            shared,
+            tt,
+            hlc,
+            mode: opts.mode,
+            commit_wait: opts.commit_wait,
+            max_offset,
+            propose: Mutex::new(safe),
+            close_now: Notify::new(),
+            close_want: std::sync::Mutex::new(Ts::default()),
+            blocked,
+            peers: Default::default(),
+            ids: AtomicU64::new(0),
+        }))
+    }
+
+    /// Serves the Store and Raft services on `listen` until `shutdown` resolves, with the
+    /// closer running alongside.
+    pub async fn serve(
+        self: Arc<Self>,
+        listen: SocketAddr,
+        close_interval: Duration,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let closer = tokio::spawn(self.clone().closer(close_interval));
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let res = tonic::transport::Server::builder()
+            .add_service(pb::store_server::StoreServer::new(Svc(self.clone())))
+            .add_service(pb::raft_server::RaftServer::new(RaftService {
+                raft: self.raft.clone(),
+                blocked: self.blocked.clone(),
+            }))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        closer.abort();
+        let _ = self.raft.shutdown().await;
+        res.map_err(Into::into)
+    }
+
+    fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader
+    }
+
+    fn addr_of(&self, id: NodeId) -> Option<String> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
+    fn not_leader(&self, leader: Option<NodeId>) -> Status {
+        match leader.filter(|l| *l != self.id) {
+            Some(l) => {
+                let addr = self.addr_of(l).unwrap_or_default();
+                let mut s = Status::failed_precondition(format!(
+                    "node {} is not the leader; the leader is node {l} at {addr}",
+                    self.id
+                ));
+                if let Ok(v) = addr.parse() {
+                    s.metadata_mut().insert("x-leader-addr", v);
+                }
+                s
+            }
+            None => Status::unavailable(format!(
+                "node {}: no leader (election in progress)",
+                self.id
+            )),
+        }
+    }
+
+    fn leader_client(
+        &self,
+    ) -> Result<pb::store_client::StoreClient<tonic::transport::Channel>, Status> {
+        let leader = self.metrics().current_leader;
+        let addr = leader
+            .and_then(|l| self.addr_of(l))
+            .ok_or_else(|| self.not_leader(None))?;
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = peers.get(&addr) {
+            return Ok(c.clone());
+        }
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::internal(e.to_string()))?
+            .connect_timeout(Duration::from_millis(500))
+            .connect_lazy();
+        let c = pb::store_client::StoreClient::new(ch);
+        peers.insert(addr, c.clone());
+        Ok(c)
+    }
+
+    /// This node's clock as a store timestamp (`TT.now().latest`, or the HLC).
+    fn clock_ts(&self) -> Result<Ts, Status> {
+        match self.mode {
+            Mode::Truetime => Ok(Ts {
+                wall: self.tt.now().map_err(clock_err)?.latest().as_nanos(),
+                logical: 0,
+            }),
+            Mode::Hlc => self.hlc.now().map_err(clock_err),
+        }
+    }
+
+    fn waits(&self) -> bool {
+        self.mode == Mode::Truetime && self.commit_wait
+    }
+
+    /// Waits for `TT.after(t)` (TrueTime mode with commit wait on), returning the time waited.
+    async fn after(&self, t: Ts) -> Result<Duration, Status> {
+        if !self.waits() {
+            return Ok(Duration::ZERO);
+        }
+        let cw = tokio::time::timeout(
+            WAIT_LIMIT,
+            self.tt.commit_wait(Timestamp::from_nanos(t.wall)),
+        )
+        .await
+        .map_err(|_| Status::unavailable("commit wait did not finish in time"))?
+        .map_err(clock_err)?;
+        Ok(cw.waited)
+    }
+
+    /// The leader's closer: proposes `Close{c}` every `interval`, or at once when asked.
+    async fn closer(self: Arc<Self>, interval: Duration) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.close_now.notified() => {}
+            }
+            if !self.is_leader() {
+                continue;
+            }
+            let want = *self.close_want.lock().unwrap_or_else(|e| e.into_inner());
+            let rx = {
+                let mut last = self.propose.lock().await;
+                let Ok(now) = self.clock_ts() else { continue };
+                let c = now.max(*last).max(want);
+                *last = c;
+                self.raft.client_write_ff(Command::Close { ts: c }).await
+            };
+            match rx {
+                Ok(rx) => {
+                    let _ = tokio::time::timeout(WAIT_LIMIT, rx).await;
+                }
+                Err(e) => tracing::warn!("close not proposed: {e}"),
+            }
+        }
+    }
+
+    /// Waits until this replica's safe time reaches `r`, asking the leader to close it.
+    async fn wait_safe(&self, r: Ts) -> Result<Duration, Status> {
+        let mut rx = self.shared.safe.subscribe();
+        if *rx.borrow() >= r {
+            return Ok(Duration::ZERO);
+        }
+        let t0 = Instant::now();
+        if self.is_leader() {
+            self.request_close(r);
+        } else if let Ok(mut leader) = self.leader_client() {
+            let req = pb::CloseRequest {
+                at: Some(ts_to_pb(r)),
+            };
+            tokio::spawn(async move {
+                let _ = leader.close(req).await;
+            });
+        }
+        match tokio::time::timeout(WAIT_LIMIT, rx.wait_for(|s| *s >= r)).await {
+            Ok(Ok(_)) => Ok(t0.elapsed()),
+            _ => Err(Status::unavailable(format!(
+                "node {}: safe time {:?} did not reach {r:?} within {WAIT_LIMIT:?} (no reachable leader?)",
+                self.id,
+                *self.shared.safe.borrow()
+            ))),
+        }
+    }
+
+    fn request_close(&self, at: Ts) {
+        {
+            let mut w = self.close_want.lock().unwrap_or_else(|e| e.into_inner());
+            *w = (*w).max(at);
+        }
+        self.close_now.notify_one();
+    }
+
+    fn request_id(&self) -> String {
+        format!(
+            "node{}-{}-{}",
+            self.id,
+            realtime_ns(),
+            self.ids.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
