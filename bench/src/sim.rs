@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use timemaster::core::master::{MasterKind, MasterParams};
 use timemaster::sim::VirtualMaster;
 use ttcore::disrupt::ClockPair;
-use ttcore::host::{FrequencyMode, HostClock, HostParams, MasterSample};
+use ttcore::host::{FrequencyMode, HostClock, HostParams, MasterSample, RoundNote};
 use ttcore::ntp::{Client, RawStamp, ReplyOutcome, SentReply};
 use ttcore::osc::{Oscillator, OscillatorParams, PhaseStep};
 use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span};
@@ -382,21 +382,41 @@ fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds")
 }
 
-/// Runs a scenario.
-pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
-    let wall = std::time::Instant::now();
-    #[allow(non_snake_case)]
-    let START_TAI = match &sc.start_utc {
+/// A host's simulated event, in the order ties are served (a poll before a sample before a
+/// watch tick at the same instant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    /// timed polls every master.
+    Poll,
+    /// A reader samples `TT.now()` and checks it against truth.
+    Sample,
+    /// timed's 50 ms watch (simulated only inside the disruption windows).
+    Watch,
+}
+
+/// Seconds after the scenario's start → ns on the TAI axis.
+fn at_s(start: i64, s: f64) -> i64 {
+    start + (s * 1e9) as i64
+}
+
+/// The scenario's start on the TAI axis.
+fn start_tai(sc: &FleetScenario) -> Result<i64, Error> {
+    match &sc.start_utc {
         Some(u) => {
             let l = ttcore::UtcLabel::parse_iso(u)
                 .ok_or_else(|| Error::failed(format!("bad start-utc {u:?}")))?;
-            ttcore::LeapTable::builtin().utc_to_tai_ns(&l)?
+            Ok(ttcore::LeapTable::builtin().utc_to_tai_ns(&l)?)
         }
-        None => DEFAULT_START_TAI,
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
-    let end = START_TAI + (sc.duration_s * 1e9) as i64;
-    // Masters.
+        None => Ok(DEFAULT_START_TAI),
+    }
+}
+
+/// The masters, each running the real master core on its simulated devices.
+fn build_masters(
+    sc: &FleetScenario,
+    rng: &mut ChaCha8Rng,
+    start: i64,
+) -> Result<Vec<Master>, Error> {
     let mut masters: Vec<Master> = Vec::new();
     for (i, m) in sc.masters.iter().enumerate() {
         let mut dev = DeviceScenario::from_toml(&m.devices, "devices")?;
@@ -419,26 +439,24 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
             ..Default::default()
         };
         masters.push(Master {
-            vm: VirtualMaster::new(params, dev, local, sc.seed ^ (0x5eed + i as u64), START_TAI),
+            vm: VirtualMaster::new(params, dev, local, sc.seed ^ (0x5eed + i as u64), start),
             lie_ns: (m.lie_ms * 1e6) as i64,
             down: m
                 .down
                 .iter()
-                .map(|d| {
-                    (
-                        START_TAI + (d[0] * 1e9) as i64,
-                        START_TAI + ((d[0] + d[1]) * 1e9) as i64,
-                    )
-                })
+                .map(|d| (at_s(start, d[0]), at_s(start, d[0] + d[1])))
                 .collect(),
             kind: m.kind,
             sent: HashMap::new(),
             peers: (0..sc.masters.len()).map(|_| Client::new()).collect(),
         });
     }
-    let n_masters = masters.len();
-    // Hosts.
-    let hp = HostParams {
+    Ok(masters)
+}
+
+/// The hosts' parameters, as timed derives them from its config.
+fn host_params(sc: &FleetScenario) -> Result<HostParams, Error> {
+    Ok(HostParams {
         max_drift: Rate::bound_from_ppm_f64(sc.hosts.max_drift_ppm)
             .ok_or(Error::failed("bad max-drift-ppm"))?,
         frequency: sc.hosts.frequency,
@@ -446,45 +464,51 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
         max_epsilon: Span::from_nanos((sc.hosts.max_epsilon_ms * 1e6) as i64),
         holdover_after: Span::from_nanos((5.0 * sc.hosts.poll_interval_s * 1e9) as i64),
         freq_window: Span::from_nanos((sc.hosts.freq_window_s * 1e9) as i64),
-    };
-    let steps: Vec<PhaseStep> = sc
-        .hosts
-        .steps
-        .iter()
-        .map(|s| PhaseStep {
-            at_ns: START_TAI + (s[0] * 1e9) as i64,
-            step_ns: (s[1] * 1e6) as i64,
-        })
-        .collect();
+    })
+}
+
+/// The scenario's clock disruptions, and the windows around them where watch ticks run.
+fn disruptions(sc: &FleetScenario, start: i64, steps: &[PhaseStep]) -> Disruptions {
     let span = |v: &Vec<[f64; 2]>| -> Vec<(i64, i64)> {
         v.iter()
-            .map(|s| (START_TAI + (s[0] * 1e9) as i64, (s[1] * 1e6) as i64))
+            .map(|s| (at_s(start, s[0]), (s[1] * 1e6) as i64))
             .collect()
     };
-    let dis = {
-        let (stalls, pauses) = (span(&sc.hosts.stalls), span(&sc.hosts.vm_pauses));
-        let mut w: Vec<(i64, i64)> = steps
-            .iter()
-            .map(|s| (s.at_ns, 0))
-            .chain(stalls.iter().copied())
-            .chain(pauses.iter().copied())
-            .map(|(a, d)| (a - 2 * WATCH, a + d.max(0) + 4 * WATCH))
-            .collect();
-        w.sort();
-        let mut windows: Vec<(i64, i64)> = Vec::new();
-        for (a, b) in w {
-            match windows.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => windows.push((a, b)),
-            }
+    let (stalls, pauses) = (span(&sc.hosts.stalls), span(&sc.hosts.vm_pauses));
+    let mut w: Vec<(i64, i64)> = steps
+        .iter()
+        .map(|s| (s.at_ns, 0))
+        .chain(stalls.iter().copied())
+        .chain(pauses.iter().copied())
+        .map(|(a, d)| (a - 2 * WATCH, a + d.max(0) + 4 * WATCH))
+        .collect();
+    w.sort();
+    let mut windows: Vec<(i64, i64)> = Vec::new();
+    for (a, b) in w {
+        match windows.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => windows.push((a, b)),
         }
-        Disruptions {
-            stalls,
-            pauses,
-            windows,
-        }
-    };
-    let mut hosts: Vec<Host> = (0..sc.hosts.count)
+    }
+    Disruptions {
+        stalls,
+        pauses,
+        windows,
+    }
+}
+
+/// The hosts: each an oscillator (with the scenario's phase steps) and timed's core, freshly
+/// started (disrupted until its first sync).
+fn build_hosts(
+    sc: &FleetScenario,
+    rng: &mut ChaCha8Rng,
+    start: i64,
+    hp: HostParams,
+    steps: &[PhaseStep],
+    dis: &Disruptions,
+    n_masters: usize,
+) -> Vec<Host> {
+    (0..sc.hosts.count)
         .map(|h| {
             let p = OscillatorParams {
                 initial_phase_ns: rng.random_range(-1e9..1e9),
@@ -494,94 +518,164 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
                 periodic_amplitude_ppm: sc.hosts.temperature_ppm,
                 periodic_period_s: sc.hosts.temperature_period_s,
                 periodic_phase_rad: rng.random_range(0.0..std::f64::consts::TAU),
-                steps: steps.clone(),
+                steps: steps.to_vec(),
                 ..Default::default()
             };
-            let mut osc = Oscillator::new(
-                p,
-                START_TAI,
-                sc.seed ^ (h as u64 + 1).wrapping_mul(0x9e37_79b9),
-            );
-            let raw0 = osc.reading_at(START_TAI);
+            let mut osc =
+                Oscillator::new(p, start, sc.seed ^ (h as u64 + 1).wrapping_mul(0x9e37_79b9));
+            let raw0 = osc.reading_at(start);
             Host {
                 osc,
                 clock: HostClock::new(hp, true),
                 clients: (0..n_masters).map(|_| Client::new()).collect(),
-                check: dis.clocks(raw0, raw0 - START_TAI, START_TAI),
-                boot_offset: raw0 - START_TAI,
+                check: dis.clocks(raw0, raw0 - start, start),
+                boot_offset: raw0 - start,
                 watch_phase: rng.random_range(0..WATCH),
                 vm_marker: 0,
             }
         })
-        .collect();
-    // Per-link base delays.
-    let links: Vec<Vec<(i64, i64)>> = (0..sc.hosts.count)
-        .map(|_| {
-            (0..masters.len())
-                .map(|_| {
-                    let d = rng.random_range(
-                        sc.network.delay_us[0]..=sc.network.delay_us[1].max(sc.network.delay_us[0]),
-                    );
-                    let up = ((d + sc.network.asymmetry_us) * 1e3) as i64;
-                    (up, (d * 1e3) as i64)
-                })
-                .collect()
-        })
-        .collect();
-    let partitions: Vec<(i64, i64, usize, usize)> = sc
-        .network
-        .partitions
+        .collect()
+}
+
+/// The network and the fault schedule, fixed for the run.
+struct Network {
+    /// Per host, per master: base (up, down) delay (ns).
+    links: Vec<Vec<(i64, i64)>>,
+    /// (from, until, first master, last master) cut off from every host.
+    partitions: Vec<(i64, i64, usize, usize)>,
+}
+
+impl Network {
+    fn new(sc: &FleetScenario, rng: &mut ChaCha8Rng, start: i64, n_masters: usize) -> Network {
+        let links = (0..sc.hosts.count)
+            .map(|_| {
+                (0..n_masters)
+                    .map(|_| {
+                        let d = rng.random_range(
+                            sc.network.delay_us[0]
+                                ..=sc.network.delay_us[1].max(sc.network.delay_us[0]),
+                        );
+                        let up = ((d + sc.network.asymmetry_us) * 1e3) as i64;
+                        (up, (d * 1e3) as i64)
+                    })
+                    .collect()
+            })
+            .collect();
+        let partitions = sc
+            .network
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    at_s(start, p[0]),
+                    at_s(start, p[0] + p[1]),
+                    p[2] as usize,
+                    p[3] as usize,
+                )
+            })
+            .collect();
+        Network { links, partitions }
+    }
+
+    /// Whether master `mi` (down during `down`) answers at `t`.
+    fn reachable(&self, m: &Master, mi: usize, t: i64) -> bool {
+        !m.down.iter().any(|&(a, b)| t >= a && t < b)
+            && !self
+                .partitions
+                .iter()
+                .any(|&(a, b, lo, hi)| t >= a && t < b && mi >= lo && mi <= hi)
+    }
+}
+
+/// What the run counts.
+struct Tally {
+    eps: Histogram<u64>,
+    commit_wait: Histogram<u64>,
+    samples: u64,
+    violations: u64,
+    exchanges: u64,
+    lost: u64,
+    first: Vec<serde_json::Value>,
+    status_count: [u64; 5],
+    status_after: [u64; 5],
+    trace: Vec<(f64, i64, ClockStatus)>,
+    /// Rounds whose note said an assumption broke (the measurement and the prediction did
+    /// not overlap), and rounds refused for too few answers or no agreement.
+    inconsistent_rounds: u64,
+    refused_rounds: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            eps: hist(),
+            commit_wait: hist(),
+            samples: 0,
+            violations: 0,
+            exchanges: 0,
+            lost: 0,
+            first: Vec::new(),
+            status_count: [0; 5],
+            status_after: [0; 5],
+            trace: Vec::new(),
+            inconsistent_rounds: 0,
+            refused_rounds: 0,
+        }
+    }
+}
+
+/// Runs a scenario.
+pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
+    let wall = std::time::Instant::now();
+    let start = start_tai(sc)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
+    let end = at_s(start, sc.duration_s);
+    let mut masters = build_masters(sc, &mut rng, start)?;
+    let hp = host_params(sc)?;
+    let steps: Vec<PhaseStep> = sc
+        .hosts
+        .steps
         .iter()
-        .map(|p| {
-            (
-                START_TAI + (p[0] * 1e9) as i64,
-                START_TAI + ((p[0] + p[1]) * 1e9) as i64,
-                p[2] as usize,
-                p[3] as usize,
-            )
+        .map(|s| PhaseStep {
+            at_ns: at_s(start, s[0]),
+            step_ns: (s[1] * 1e6) as i64,
         })
         .collect();
+    let dis = disruptions(sc, start, &steps);
+    let mut hosts = build_hosts(sc, &mut rng, start, hp, &steps, &dis, masters.len());
+    let net = Network::new(sc, &mut rng, start, masters.len());
     let restarts: Vec<i64> = sc
         .hosts
         .restart_at_s
         .iter()
-        .map(|s| START_TAI + (s * 1e9) as i64)
+        .map(|&s| at_s(start, s))
         .collect();
-    // Events: (time, kind, host). kind 0 = poll, 1 = sample, 2 = watch tick (only inside the
-    // disruption windows).
-    let mut queue: BinaryHeap<Reverse<(i64, u8, usize)>> = BinaryHeap::new();
+    let mut queue: BinaryHeap<Reverse<(i64, Ev, usize)>> = BinaryHeap::new();
     for &(a, _) in &dis.windows {
         for (h, host) in hosts.iter().enumerate() {
             let first = a + (host.watch_phase - a).rem_euclid(WATCH);
-            queue.push(Reverse((first, 2, h)));
+            queue.push(Reverse((first, Ev::Watch, h)));
         }
     }
     let poll = (sc.hosts.poll_interval_s * 1e9) as i64;
     let sample = (sc.sample_interval_s * 1e9) as i64;
     for h in 0..sc.hosts.count {
         queue.push(Reverse((
-            START_TAI + rng.random_range(0..poll.max(1)),
-            0,
+            start + rng.random_range(0..poll.max(1)),
+            Ev::Poll,
             h,
         )));
         queue.push(Reverse((
-            START_TAI + rng.random_range(0..sample.max(1)),
-            1,
+            start + rng.random_range(0..sample.max(1)),
+            Ev::Sample,
             h,
         )));
     }
-    let mut master_time = START_TAI;
-    let mut eps_h = hist();
-    let mut cw_h = hist();
-    let (mut samples, mut violations, mut exchanges, mut lost) = (0u64, 0u64, 0u64, 0u64);
-    let mut first: Vec<serde_json::Value> = Vec::new();
-    let mut status_count = [0u64; 5];
-    let mut status_after = [0u64; 5];
-    let warm_up_end = START_TAI + (sc.warm_up_s * 1e9) as i64;
-    let mut trace = Vec::new();
+    let mut tally = Tally::new();
+    let mut master_time = start;
     let mut next_restart = 0usize;
-    let mut master_sync_next = START_TAI;
-    while let Some(Reverse((t, kind, h))) = queue.pop() {
+    let mut master_sync_next = start;
+    while let Some(Reverse((t, ev, h))) = queue.pop() {
         if t > end {
             break;
         }
@@ -606,175 +700,261 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
         }
         // Nothing on a paused VM runs: its events wait for the resume.
         if let Some(resume) = dis.paused_until(t) {
-            queue.push(Reverse((resume, kind, h)));
+            queue.push(Reverse((resume, ev, h)));
             continue;
         }
         let host = &mut hosts[h];
         let now = dis.clocks(host.osc.reading_at(t), host.boot_offset, t);
         let marker = dis.marker(t);
         let vm_moved = sc.hosts.vmclock && marker != host.vm_marker;
-        let raw = now.raw;
-        // timed's disruption check ([`ttcore::disrupt::check`], the same rule): at every
-        // watch tick and every poll.
-        if kind != 1 {
-            let disruption = match ttcore::disrupt::check(host.check, now) {
-                Err(d) => Some(d),
-                Ok(()) if vm_moved => Some(ttcore::disrupt::Disruption::Hypervisor),
-                Ok(()) => None,
-            };
-            if let Some(d) = disruption {
-                host.clock
-                    .on_disruption(ttcore::host::Disturbance::Clock(d));
-                host.clients.iter_mut().for_each(Client::reset);
-            }
-            host.check = now;
-            host.vm_marker = marker;
+        if ev != Ev::Sample {
+            watch(host, now, marker, vm_moved);
         }
-        if kind == 2 {
-            if dis.in_window(t + WATCH) {
-                queue.push(Reverse((t + WATCH, 2, h)));
+        match ev {
+            Ev::Watch => {
+                if dis.in_window(t + WATCH) {
+                    queue.push(Reverse((t + WATCH, Ev::Watch, h)));
+                }
             }
-            continue;
+            Ev::Sample => {
+                let ctx = SampleAt {
+                    t,
+                    h,
+                    now,
+                    vm_moved,
+                    start,
+                    warm_up_end: at_s(start, sc.warm_up_s),
+                };
+                sample_host(sc, host, &masters, &dis, &ctx, &mut tally);
+                queue.push(Reverse((t + sample, Ev::Sample, h)));
+            }
+            Ev::Poll => {
+                poll_host(
+                    sc,
+                    host,
+                    h,
+                    &mut masters,
+                    &net,
+                    &dis,
+                    t,
+                    now.raw,
+                    &mut rng,
+                    &mut tally,
+                );
+                let jitter = rng.random_range(-poll / 10..=poll / 10);
+                queue.push(Reverse((t + poll + jitter, Ev::Poll, h)));
+            }
         }
-        if kind == 1 {
-            let (mut st, _) = host.clock.status_at(raw);
-            // The reader's own check against the page's pair (PROTOCOL.md reading step 3);
-            // outside the windows it passes (see `Disruptions::windows`).
-            // With a VMClock, the reader also compares its marker with the page's.
-            if vm_moved
-                || dis.in_window(t)
-                    && !ttsys::shm::continuous(
-                        host.check.raw,
-                        host.check.offset(),
-                        now.raw,
-                        now.boot,
-                    )
-            {
-                st = ClockStatus::Disrupted;
-            }
-            status_count[st.as_u8() as usize] += 1;
-            if t >= warm_up_end {
-                status_after[st.as_u8() as usize] += 1;
-            }
-            if st.is_trustworthy()
-                && let Some(m) = host.clock.model()
-            {
-                let iv = m.interval_at(raw);
-                let truth = masters[0].vm.truth_at(t);
-                samples += 1;
-                if !iv.contains(truth) {
-                    violations += 1;
-                    if first.len() < 5 {
-                        first.push(json!({"t_s": (t - START_TAI) as f64 / 1e9, "host": h, "earliest_ns": iv.earliest().as_nanos(), "latest_ns": iv.latest().as_nanos(), "truth_ns": truth.as_nanos(), "status": st.as_str()}));
-                    }
-                }
-                let eps = iv.epsilon().as_nanos().max(1) as u64;
-                let _ = eps_h.record(eps);
-                // Commit wait for s = latest: until earliest passes s, on this model.
-                let s = iv.latest();
-                let hi = m.raw_when_after(s, raw, raw + 60 * S, 1_000);
-                let _ = cw_h.record(((hi - raw).max(1)) as u64);
-                if Some(h) == sc.trace_host {
-                    trace.push(((t - START_TAI) as f64 / 1e9, eps as i64, st));
-                }
-            } else if Some(h) == sc.trace_host {
-                trace.push(((t - START_TAI) as f64 / 1e9, 0, st));
-            }
-            queue.push(Reverse((t + sample, 1, h)));
-            continue;
-        }
-        // A poll: a burst of exchanges with each master; the narrowest sample of each.
-        let drift = host.clock.exchange_drift();
-        let carry = host.clock.carry_rate();
-        let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(masters.len());
-        let mut last_t4 = raw;
-        for (mi, m) in masters.iter_mut().enumerate() {
-            let reachable = !m.down.iter().any(|&(a, b)| t >= a && t < b)
-                && !partitions
-                    .iter()
-                    .any(|&(a, b, lo, hi)| t >= a && t < b && mi >= lo && mi <= hi);
-            let mut samples = Vec::new();
-            let mut t_send = t;
-            for _ in 0..sc.hosts.burst.max(1) {
-                exchanges += 1;
-                if !reachable || (sc.network.loss > 0.0 && rng.random::<f64>() < sc.network.loss) {
-                    lost += 1;
-                    host.clients[mi].reset();
-                    continue;
-                }
-                let (up, down) = links[h][mi];
-                let j = sc.network.jitter_us * 1e3;
-                let up = up + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
-                let down = down + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
-                let send_path = (sc.network.send_path_us * 1e3) as i64;
-                let cookie = rng.random::<u64>();
-                let osc = &mut host.osc;
-                let boot_offset = host.boot_offset;
-                if let Some(o) = exchange(
-                    m,
-                    &mut host.clients[mi],
-                    cookie,
-                    t_send,
-                    (up, down, send_path),
-                    Span::from_millis(1),
-                    drift,
-                    &mut |tt| dis.clocks(osc.reading_at(tt), boot_offset, tt).raw,
-                ) {
-                    samples.push(o.basic);
-                    samples.extend(o.interleaved);
-                }
-                t_send += up + down + 20_000;
-            }
-            let at = samples.iter().map(|s| s.m.at.as_nanos()).max();
-            let best = at.and_then(|at| ttcore::ntp::narrowest(&samples, at, carry));
-            if let Some(at) = at {
-                last_t4 = last_t4.max(at);
-            }
-            round.push(best.map(|s| MasterSample {
-                bounds: s.m.bounds,
-                at_raw: s.m.at.as_nanos(),
-                trustworthy: s.trustworthy,
-            }));
-        }
-        let _ = host.clock.on_round(last_t4, &round);
-        let jitter = rng.random_range(-poll / 10..=poll / 10);
-        queue.push(Reverse((t + poll + jitter, 0, h)));
     }
-    let wall_s = wall.elapsed().as_secs_f64();
+    Ok(report(sc, &masters, tally, wall.elapsed().as_secs_f64()))
+}
+
+/// timed's disruption check ([`ttcore::disrupt::check`], the same rule), at every watch tick
+/// and every poll: a disruption makes the core forget its model and the clients their
+/// interleaving state.
+fn watch(host: &mut Host, now: ClockPair, marker: u64, vm_moved: bool) {
+    let disruption = match ttcore::disrupt::check(host.check, now) {
+        Err(d) => Some(d),
+        Ok(()) if vm_moved => Some(ttcore::disrupt::Disruption::Hypervisor),
+        Ok(()) => None,
+    };
+    if let Some(d) = disruption {
+        host.clock
+            .on_disruption(ttcore::host::Disturbance::Clock(d));
+        host.clients.iter_mut().for_each(Client::reset);
+    }
+    host.check = now;
+    host.vm_marker = marker;
+}
+
+/// Where and when a reader samples.
+struct SampleAt {
+    t: i64,
+    h: usize,
+    now: ClockPair,
+    vm_moved: bool,
+    start: i64,
+    warm_up_end: i64,
+}
+
+/// A reader on host `h` reads `TT.now()` at true time `t`, as the page would give it, and the
+/// interval is checked against truth.
+fn sample_host(
+    sc: &FleetScenario,
+    host: &Host,
+    masters: &[Master],
+    dis: &Disruptions,
+    at: &SampleAt,
+    tally: &mut Tally,
+) {
+    let (t, h, raw) = (at.t, at.h, at.now.raw);
+    let (mut st, _) = host.clock.status_at(raw);
+    // The reader's own check against the page's pair (PROTOCOL.md reading step 3); outside
+    // the windows it passes (see `Disruptions::windows`). With a VMClock, the reader also
+    // compares its marker with the page's.
+    if at.vm_moved
+        || dis.in_window(t)
+            && !ttsys::shm::continuous(host.check.raw, host.check.offset(), at.now.raw, at.now.boot)
+    {
+        st = ClockStatus::Disrupted;
+    }
+    tally.status_count[st.as_u8() as usize] += 1;
+    if t >= at.warm_up_end {
+        tally.status_after[st.as_u8() as usize] += 1;
+    }
+    let t_s = (t - at.start) as f64 / 1e9;
+    let traced = Some(h) == sc.trace_host;
+    let model = host.clock.model().filter(|_| st.is_trustworthy());
+    let Some(m) = model else {
+        if traced {
+            tally.trace.push((t_s, 0, st));
+        }
+        return;
+    };
+    let iv = m.interval_at(raw);
+    let truth = masters[0].vm.truth_at(t);
+    tally.samples += 1;
+    if !iv.contains(truth) {
+        tally.violations += 1;
+        if tally.first.len() < 5 {
+            tally.first.push(json!({"t_s": t_s, "host": h, "earliest_ns": iv.earliest().as_nanos(), "latest_ns": iv.latest().as_nanos(), "truth_ns": truth.as_nanos(), "status": st.as_str()}));
+        }
+    }
+    let eps = iv.epsilon().as_nanos().max(1) as u64;
+    let _ = tally.eps.record(eps);
+    // Commit wait for s = latest: until earliest passes s, on this model.
+    let s = iv.latest();
+    let hi = m.raw_when_after(s, raw, raw + 60 * S, 1_000);
+    let _ = tally.commit_wait.record(((hi - raw).max(1)) as u64);
+    if traced {
+        tally.trace.push((t_s, eps as i64, st));
+    }
+}
+
+/// A poll by host `h` at true time `t` (raw reading `raw`): a burst of exchanges with each
+/// master, the narrowest sample of each into the core's round.
+#[allow(clippy::too_many_arguments)]
+fn poll_host(
+    sc: &FleetScenario,
+    host: &mut Host,
+    h: usize,
+    masters: &mut [Master],
+    net: &Network,
+    dis: &Disruptions,
+    t: i64,
+    raw: i64,
+    rng: &mut ChaCha8Rng,
+    tally: &mut Tally,
+) {
+    let drift = host.clock.exchange_drift();
+    let carry = host.clock.carry_rate();
+    let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(masters.len());
+    let mut last_t4 = raw;
+    for (mi, m) in masters.iter_mut().enumerate() {
+        let reachable = net.reachable(m, mi, t);
+        let mut samples = Vec::new();
+        let mut t_send = t;
+        for _ in 0..sc.hosts.burst.max(1) {
+            tally.exchanges += 1;
+            if !reachable || (sc.network.loss > 0.0 && rng.random::<f64>() < sc.network.loss) {
+                tally.lost += 1;
+                host.clients[mi].reset();
+                continue;
+            }
+            let (up, down) = net.links[h][mi];
+            let j = sc.network.jitter_us * 1e3;
+            let up = up + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
+            let down = down + (j * -rng.random::<f64>().max(1e-12).ln()) as i64;
+            let send_path = (sc.network.send_path_us * 1e3) as i64;
+            let cookie = rng.random::<u64>();
+            let osc = &mut host.osc;
+            let boot_offset = host.boot_offset;
+            if let Some(o) = exchange(
+                m,
+                &mut host.clients[mi],
+                cookie,
+                t_send,
+                (up, down, send_path),
+                Span::from_millis(1),
+                drift,
+                &mut |tt| dis.clocks(osc.reading_at(tt), boot_offset, tt).raw,
+            ) {
+                samples.push(o.basic);
+                samples.extend(o.interleaved);
+            }
+            t_send += up + down + 20_000;
+        }
+        let at = samples.iter().map(|s| s.m.at.as_nanos()).max();
+        let best = at.and_then(|at| ttcore::ntp::narrowest(&samples, at, carry));
+        if let Some(at) = at {
+            last_t4 = last_t4.max(at);
+        }
+        round.push(best.map(|s| MasterSample {
+            bounds: s.m.bounds,
+            at_raw: s.m.at.as_nanos(),
+            trustworthy: s.trustworthy,
+        }));
+    }
+    let r = host.clock.on_round(last_t4, &round);
+    match r.note {
+        Some(RoundNote::Inconsistent(_)) => tally.inconsistent_rounds += 1,
+        Some(RoundNote::TooFewToOutvote { .. } | RoundNote::NoAgreement) => {
+            tally.refused_rounds += 1
+        }
+        Some(RoundNote::Resynchronized) | None => {}
+    }
+}
+
+/// The run's JSON summary.
+fn report(sc: &FleetScenario, masters: &[Master], tally: Tally, wall_s: f64) -> Report {
     let pct = |h: &Histogram<u64>| json!({"p1": h.value_at_quantile(0.01), "p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max(), "mean": h.mean().round() as u64});
-    let total: u64 = status_count.iter().sum::<u64>().max(1);
-    let after: u64 = status_after.iter().sum::<u64>().max(1);
+    let share = |c: &[u64; 5]| {
+        let total = c.iter().sum::<u64>().max(1) as f64;
+        (
+            c[1] as f64 / total,
+            c[2] as f64 / total,
+            c[3] as f64 / total,
+            c[4] as f64 / total,
+        )
+    };
+    let (s1, s2, s3, s4) = share(&tally.status_count);
+    let (a1, a2, a3, a4) = share(&tally.status_after);
     let json = json!({
         "scenario": sc.name,
         "seed": sc.seed,
         "masters": masters.len(),
         "hosts": sc.hosts.count,
-        "samples": samples,
-        "violations": violations,
-        "first_violations": first,
-        "epsilon_ns": pct(&eps_h),
-        "commit_wait_ns": pct(&cw_h),
+        "samples": tally.samples,
+        "violations": tally.violations,
+        "first_violations": tally.first,
+        "epsilon_ns": pct(&tally.eps),
+        "commit_wait_ns": pct(&tally.commit_wait),
         "status_share": {
-            "synchronized": status_count[1] as f64 / total as f64,
-            "holdover": status_count[2] as f64 / total as f64,
-            "unsynchronized": status_count[3] as f64 / total as f64,
-            "disrupted": status_count[4] as f64 / total as f64,
+            "synchronized": s1,
+            "holdover": s2,
+            "unsynchronized": s3,
+            "disrupted": s4,
         },
         "status_share_after_warm_up": {
             "warm_up_s": sc.warm_up_s,
-            "synchronized": status_after[1] as f64 / after as f64,
-            "holdover": status_after[2] as f64 / after as f64,
-            "unsynchronized": status_after[3] as f64 / after as f64,
-            "disrupted": status_after[4] as f64 / after as f64,
+            "synchronized": a1,
+            "holdover": a2,
+            "unsynchronized": a3,
+            "disrupted": a4,
         },
-        "exchanges": exchanges,
-        "lost_exchanges": lost,
+        "rounds_inconsistent": tally.inconsistent_rounds,
+        "rounds_refused": tally.refused_rounds,
+        "exchanges": tally.exchanges,
+        "lost_exchanges": tally.lost,
         "virtual_s": sc.duration_s,
         "wall_s": (wall_s * 1000.0).round() / 1000.0,
         "virtual_s_per_wall_s": (sc.duration_s / wall_s.max(1e-9)).round(),
         "master_kinds": masters.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
     });
-    Ok(Report { json, trace })
+    Report {
+        json,
+        trace: tally.trace,
+    }
 }
 
 /// Once a second: masters exchange time with each other over the simulated network (200 µs
