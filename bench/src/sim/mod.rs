@@ -1,0 +1,434 @@
+//! `ttbench sim`: the deterministic fleet simulator.
+//!
+//! Masters are the real [`timemaster::core::master::MasterCore`] driven through
+//! [`timemaster::sim::VirtualMaster`] by firmware-sim's device models; hosts are the real
+//! [`ttcore::host::HostClock`] fed by the real time transfer — the NTPv4 packets of
+//! [`ttcore::ntp`], encoded, answered by the master's [`ttcore::ntp::answer`], checked and
+//! bounded by [`ttcore::ntp::Client`], interleaved — over a simulated network; each host's raw clock is a seeded [`ttcore::osc::Oscillator`]. Every
+//! sampled `TT.now()` is checked against true time. Nothing here re-implements the algorithms:
+//! the simulator only moves time, delivers messages and counts.
+//!
+//! Commit wait is measured as the SDK defines it: the time until `TT.after(s)` holds for
+//! `s = TT.now().latest`, found on the host's model (a sync during the wait, which would only
+//! shorten it, is not modelled).
+
+use crate::error::Error;
+use firmware_sim::scenario::Scenario as DeviceScenario;
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use serde_json::json;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::collections::HashMap;
+use timemaster::core::master::{MasterKind, MasterParams};
+use timemaster::sim::VirtualMaster;
+use ttcore::disrupt::ClockPair;
+use ttcore::host::{FrequencyMode, HostClock, HostParams, MasterSample, RoundNote};
+use ttcore::ntp::{Client, RawStamp, ReplyOutcome, SentReply};
+use ttcore::osc::{Oscillator, OscillatorParams, PhaseStep};
+use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span};
+
+const S: i64 = NANOS_PER_SEC;
+/// Default start: 2026-09-21T13:33:20Z as TAI.
+const DEFAULT_START_TAI: i64 = (1_790_000_000 + 37) * S;
+
+/// A fleet scenario (TOML, kebab-case, unknown keys rejected).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FleetScenario {
+    /// Name for reports.
+    pub name: String,
+    /// One line on what it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Seed for everything.
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Virtual duration (s).
+    pub duration_s: f64,
+    /// How often each host's TT.now() is checked (s).
+    #[serde(default = "ten")]
+    pub sample_interval_s: f64,
+    /// Samples before this instant (s) are left out of `status_share_after_warm_up`.
+    #[serde(default = "sixty")]
+    pub warm_up_s: f64,
+    /// Masters.
+    #[serde(rename = "master")]
+    pub masters: Vec<MasterSpec>,
+    /// Hosts.
+    pub hosts: HostSpec,
+    /// Network.
+    #[serde(default)]
+    pub network: NetworkSpec,
+    /// Host id to trace ε over time for (the sawtooth), if any.
+    pub trace_host: Option<usize>,
+    /// UTC start (`YYYY-MM-DDTHH:MM:SSZ`); default 2026-09-21T13:33:20Z.
+    pub start_utc: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+fn ten() -> f64 {
+    10.0
+}
+
+/// One master.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MasterSpec {
+    /// `gps` or `armageddon`.
+    pub kind: MasterKind,
+    /// firmware-sim scenario for its devices (TOML text; faults such as a GPS outage).
+    #[serde(default)]
+    pub devices: String,
+    /// A liar: its answers are shifted by this much (ms) — a master that is wrong and does not
+    /// know it.
+    #[serde(default)]
+    pub lie_ms: f64,
+    /// Unreachable (crashed) during these windows: `[[at-s, duration-s], …]`.
+    #[serde(default)]
+    pub down: Vec<[f64; 2]>,
+}
+
+/// The hosts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HostSpec {
+    /// How many.
+    pub count: usize,
+    /// Poll interval (s), ±10 % jitter.
+    #[serde(default = "one_f")]
+    pub poll_interval_s: f64,
+    /// timed's `max-drift-ppm` (the assumption): wander around the measured frequency, or with
+    /// `frequency = "assumed"` the whole frequency error.
+    #[serde(default = "fifteen")]
+    pub max_drift_ppm: f64,
+    /// timed's `frequency`: `measured` (default) or `assumed` (Spanner 2012).
+    #[serde(default)]
+    pub frequency: FrequencyMode,
+    /// Exchanges per master per poll (the narrowest is kept).
+    #[serde(default = "one_u")]
+    pub burst: usize,
+    /// timed's `max-liars` (default: ⌊(N−1)/2⌋ of the N masters configured).
+    #[serde(default)]
+    pub max_liars: Option<usize>,
+    /// timed's frequency window (s).
+    #[serde(default = "sixty_four")]
+    pub freq_window_s: f64,
+    /// timed's `max-epsilon` (ms).
+    #[serde(default = "ten")]
+    pub max_epsilon_ms: f64,
+    /// Oscillator frequency error, uniform in ±this (ppm).
+    #[serde(default = "fifty")]
+    pub freq_offset_ppm: f64,
+    /// Random-walk wander (ppm/√s).
+    #[serde(default)]
+    pub wander_ppm_per_sqrt_s: f64,
+    /// Temperature-like periodic frequency term amplitude (ppm).
+    #[serde(default)]
+    pub temperature_ppm: f64,
+    /// Its period (s).
+    #[serde(default = "day")]
+    pub temperature_period_s: f64,
+    /// Phase steps of every host's raw clock: `[[at-s, step-ms], …]`; boot time does not see
+    /// them, so the disruption rule does.
+    #[serde(default)]
+    pub steps: Vec<[f64; 2]>,
+    /// Stalls of every host's raw clock: `[[at-s, duration-ms], …]` — the raw clock stops
+    /// while boot time (and truth) go on, as in a suspend.
+    #[serde(default)]
+    pub stalls: Vec<[f64; 2]>,
+    /// Pauses of the whole virtual machine: `[[at-s, duration-ms], …]` — raw and boot time
+    /// both stop while truth goes on. Without a VMClock device nothing on the host can see
+    /// this: "the raw clock is never paused unnoticed" is an assumption, and a scenario with
+    /// pauses and no VMClock is a negative control.
+    #[serde(default)]
+    pub vm_pauses: Vec<[f64; 2]>,
+    /// Hosts have a VMClock device whose disruption marker changes at the end of every VM
+    /// pause; timed checks it every 50 ms and at every poll, readers on every read.
+    #[serde(default)]
+    pub vmclock: bool,
+    /// Every host restarts timed at these instants (s): the thundering herd.
+    #[serde(default)]
+    pub restart_at_s: Vec<f64>,
+}
+
+fn sixty() -> f64 {
+    60.0
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn fifteen() -> f64 {
+    15.0
+}
+fn one_u() -> usize {
+    1
+}
+fn sixty_four() -> f64 {
+    64.0
+}
+fn fifty() -> f64 {
+    50.0
+}
+fn day() -> f64 {
+    86_400.0
+}
+
+/// The network between hosts and masters.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct NetworkSpec {
+    /// Per-link base one-way delay, uniform in [min, max] (µs).
+    pub delay_us: [f64; 2],
+    /// Per-message extra delay, exponential with this mean (µs).
+    pub jitter_us: f64,
+    /// Extra one-way delay on the host → master direction (µs): an asymmetric route.
+    pub asymmetry_us: f64,
+    /// Message loss probability.
+    pub loss: f64,
+    /// Time between a master's user-space transmit read and the kernel's transmit stamp (µs):
+    /// what basic mode over-counts and interleaved mode removes.
+    pub send_path_us: f64,
+    /// Partitions: `[[at-s, duration-s, first-master, last-master]]` — hosts cannot reach those
+    /// masters in the window.
+    pub partitions: Vec<[f64; 4]>,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        NetworkSpec {
+            delay_us: [50.0, 200.0],
+            jitter_us: 20.0,
+            asymmetry_us: 0.0,
+            loss: 0.0,
+            send_path_us: 5.0,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+impl FleetScenario {
+    /// The same scenario with every lying master's lie set to `lie_ms` in magnitude (each
+    /// keeps its sign): one point of a lie-size sweep.
+    pub fn with_lie(&self, lie_ms: f64) -> FleetScenario {
+        let mut sc = self.clone();
+        for m in sc.masters.iter_mut().filter(|m| m.lie_ms != 0.0) {
+            m.lie_ms = lie_ms.abs() * m.lie_ms.signum();
+        }
+        sc.name = format!("{} (lie {lie_ms} ms)", self.name);
+        sc
+    }
+
+    /// Parses a scenario file's text.
+    pub fn from_toml(src: &str, path: &str) -> Result<Self, Error> {
+        let s: FleetScenario = toml::from_str(src).map_err(|e| Error::at(path, e))?;
+        if s.masters.is_empty() || s.hosts.count == 0 || s.duration_s <= 0.0 {
+            return Err(Error::failed(format!(
+                "{path}: needs masters, hosts and a positive duration-s"
+            )));
+        }
+        for (i, m) in s.masters.iter().enumerate() {
+            DeviceScenario::from_toml(&m.devices, &format!("{path}: master {i} devices"))?;
+        }
+        Ok(s)
+    }
+}
+
+mod fleet;
+mod transfer;
+
+use fleet::*;
+use transfer::*;
+
+/// Summary of a run.
+pub struct Report {
+    /// JSON.
+    pub json: serde_json::Value,
+    /// ε of the traced host over time: (t_s, ε ns, status).
+    pub trace: Vec<(f64, i64, ClockStatus)>,
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds")
+}
+
+/// Runs a scenario.
+pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
+    let wall = std::time::Instant::now();
+    let start = start_tai(sc)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
+    let end = at_s(start, sc.duration_s);
+    let mut masters = build_masters(sc, &mut rng, start)?;
+    let hp = host_params(sc)?;
+    let steps: Vec<PhaseStep> = sc
+        .hosts
+        .steps
+        .iter()
+        .map(|s| PhaseStep {
+            at_ns: at_s(start, s[0]),
+            step_ns: (s[1] * 1e6) as i64,
+        })
+        .collect();
+    let dis = disruptions(sc, start, &steps);
+    let mut hosts = build_hosts(sc, &mut rng, start, hp, &steps, &dis, masters.len());
+    let net = Network::new(sc, &mut rng, start, masters.len());
+    let restarts: Vec<i64> = sc
+        .hosts
+        .restart_at_s
+        .iter()
+        .map(|&s| at_s(start, s))
+        .collect();
+    let mut queue: BinaryHeap<Reverse<(i64, Ev, usize)>> = BinaryHeap::new();
+    for &(a, _) in &dis.windows {
+        for (h, host) in hosts.iter().enumerate() {
+            let first = a + (host.watch_phase - a).rem_euclid(WATCH);
+            queue.push(Reverse((first, Ev::Watch, h)));
+        }
+    }
+    let poll = (sc.hosts.poll_interval_s * 1e9) as i64;
+    let sample = (sc.sample_interval_s * 1e9) as i64;
+    for h in 0..sc.hosts.count {
+        queue.push(Reverse((
+            start + rng.random_range(0..poll.max(1)),
+            Ev::Poll,
+            h,
+        )));
+        queue.push(Reverse((
+            start + rng.random_range(0..sample.max(1)),
+            Ev::Sample,
+            h,
+        )));
+    }
+    let mut tally = Tally::new();
+    let mut master_time = start;
+    let mut next_restart = 0usize;
+    let mut master_sync_next = start;
+    while let Some(Reverse((t, ev, h))) = queue.pop() {
+        if t > end {
+            break;
+        }
+        // Thundering herd: every host's timed restarts at once.
+        while next_restart < restarts.len() && restarts[next_restart] <= t {
+            for host in hosts.iter_mut() {
+                host.clock = HostClock::new(hp, true);
+            }
+            next_restart += 1;
+        }
+        // Masters advance in time order; once a second they cross-check and armageddon masters
+        // take peer time, over the same simulated time transfer.
+        if t > master_time {
+            while master_sync_next <= t {
+                master_round(&mut masters, master_sync_next);
+                master_sync_next += S;
+            }
+            for m in masters.iter_mut() {
+                m.vm.advance_to(t);
+            }
+            master_time = t;
+        }
+        // Nothing on a paused VM runs: its events wait for the resume.
+        if let Some(resume) = dis.paused_until(t) {
+            queue.push(Reverse((resume, ev, h)));
+            continue;
+        }
+        let host = &mut hosts[h];
+        let now = dis.clocks(host.osc.reading_at(t), host.boot_offset, t);
+        let marker = dis.marker(t);
+        let vm_moved = sc.hosts.vmclock && marker != host.vm_marker;
+        if ev != Ev::Sample {
+            watch(host, now, marker, vm_moved);
+        }
+        match ev {
+            Ev::Watch => {
+                if dis.in_window(t + WATCH) {
+                    queue.push(Reverse((t + WATCH, Ev::Watch, h)));
+                }
+            }
+            Ev::Sample => {
+                let ctx = SampleAt {
+                    t,
+                    h,
+                    now,
+                    vm_moved,
+                    start,
+                    warm_up_end: at_s(start, sc.warm_up_s),
+                };
+                sample_host(sc, host, &masters, &dis, &ctx, &mut tally);
+                queue.push(Reverse((t + sample, Ev::Sample, h)));
+            }
+            Ev::Poll => {
+                poll_host(
+                    sc,
+                    host,
+                    h,
+                    &mut masters,
+                    &net,
+                    &dis,
+                    t,
+                    now.raw,
+                    &mut rng,
+                    &mut tally,
+                );
+                let jitter = rng.random_range(-poll / 10..=poll / 10);
+                queue.push(Reverse((t + poll + jitter, Ev::Poll, h)));
+            }
+        }
+    }
+    Ok(report(sc, &masters, tally, wall.elapsed().as_secs_f64()))
+}
+
+/// The run's JSON summary.
+fn report(sc: &FleetScenario, masters: &[Master], tally: Tally, wall_s: f64) -> Report {
+    let pct = |h: &Histogram<u64>| json!({"p1": h.value_at_quantile(0.01), "p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max(), "mean": h.mean().round() as u64});
+    let share = |c: &[u64; 5]| {
+        let total = c.iter().sum::<u64>().max(1) as f64;
+        (
+            c[1] as f64 / total,
+            c[2] as f64 / total,
+            c[3] as f64 / total,
+            c[4] as f64 / total,
+        )
+    };
+    let (s1, s2, s3, s4) = share(&tally.status_count);
+    let (a1, a2, a3, a4) = share(&tally.status_after);
+    let json = json!({
+        "scenario": sc.name,
+        "seed": sc.seed,
+        "masters": masters.len(),
+        "hosts": sc.hosts.count,
+        "samples": tally.samples,
+        "violations": tally.violations,
+        "first_violations": tally.first,
+        "epsilon_ns": pct(&tally.eps),
+        "commit_wait_ns": pct(&tally.commit_wait),
+        "status_share": {
+            "synchronized": s1,
+            "holdover": s2,
+            "unsynchronized": s3,
+            "disrupted": s4,
+        },
+        "status_share_after_warm_up": {
+            "warm_up_s": sc.warm_up_s,
+            "synchronized": a1,
+            "holdover": a2,
+            "unsynchronized": a3,
+            "disrupted": a4,
+        },
+        "rounds_inconsistent": tally.inconsistent_rounds,
+        "rounds_refused": tally.refused_rounds,
+        "exchanges": tally.exchanges,
+        "lost_exchanges": tally.lost,
+        "virtual_s": sc.duration_s,
+        "wall_s": (wall_s * 1000.0).round() / 1000.0,
+        "virtual_s_per_wall_s": (sc.duration_s / wall_s.max(1e-9)).round(),
+        "master_kinds": masters.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
+    });
+    Report {
+        json,
+        trace: tally.trace,
+    }
+}
