@@ -343,8 +343,53 @@ impl HostClock {
     }
 
     /// One polling round at raw reading `raw`; `samples[i]` is master `i`'s sample (`None` if
-    /// it did not answer).
+    /// it did not answer). The steps are the module docs' 1–5.
     pub fn on_round(&mut self, raw: i64, samples: &[Option<MasterSample>]) -> Round {
+        // 1–2: bring the answers to `raw` and select.
+        let (verdicts, measured) = match self.select(raw, samples) {
+            Ok(x) => x,
+            Err(round) => return round,
+        };
+        // 3: intersect with the prediction; an empty intersection means an assumption broke.
+        let (iv, inconsistent) = self.reconcile(raw, measured);
+        let mut note = inconsistent.map(RoundNote::Inconsistent);
+        if inconsistent.is_some() {
+            self.history.clear();
+        }
+        // 4: frequency from the oldest interval in the window to this one.
+        let (freq, freq_half) = self.frequency(raw, measured);
+        // 5: the model.
+        let mid = iv.midpoint();
+        self.model = Some(ClockModel {
+            ref_raw_ns: raw,
+            ref_time: Timestamp::from_nanos(raw.saturating_add(mid.as_nanos())),
+            freq,
+            eps_ref: iv.radius().saturating_add(Span::from_nanos(1)),
+            drift_bound: self.p.max_drift.saturating_add(freq_half),
+        });
+        self.last_sync_raw = Some(raw);
+        self.syncs += 1;
+        if self.disrupted.take().is_some() && note.is_none() {
+            note = Some(RoundNote::Resynchronized);
+        }
+        if let Some(why) = inconsistent {
+            self.disrupted = Some(Disturbance::Inconsistent(why));
+        }
+        Round {
+            verdicts,
+            selected: Some(measured),
+            updated: true,
+            note,
+        }
+    }
+
+    /// Steps 1–2: each trustworthy answer widened to `raw` by the carry rate over its gap,
+    /// then the hull of what `n − f` of them cover. `Err` is the refused round.
+    fn select(
+        &self,
+        raw: i64,
+        samples: &[Option<MasterSample>],
+    ) -> Result<(Vec<Verdict>, OffsetInterval), Round> {
         let carry = self.carry_rate();
         let mut verdicts = vec![Verdict::Unreachable; samples.len()];
         let mut idx = Vec::new();
@@ -362,13 +407,14 @@ impl HostClock {
             );
             idx.push(i);
         }
+        let refused = |verdicts, note| Round {
+            verdicts,
+            selected: None,
+            updated: false,
+            note,
+        };
         if ivs.is_empty() {
-            return Round {
-                verdicts,
-                selected: None,
-                updated: false,
-                note: None,
-            };
+            return Err(refused(verdicts, None));
         }
         let n = ivs.len();
         // f is an assumption about the configured fleet — `max_liars`, or a minority of the
@@ -392,12 +438,7 @@ impl HostClock {
                     },
                     _ => RoundNote::NoAgreement,
                 };
-                return Round {
-                    verdicts,
-                    selected: None,
-                    updated: false,
-                    note: Some(note),
-                };
+                return Err(refused(verdicts, Some(note)));
             }
         };
         for (j, &i) in idx.iter().enumerate() {
@@ -407,38 +448,46 @@ impl HostClock {
                 Verdict::Disagrees
             };
         }
-        let measured = sel.interval;
-        let mut note = None;
-        let mut inconsistent: Option<Inconsistency> = None;
-        // Intersect with the prediction.
-        let mut iv = measured;
-        if let Some(m) = &self.model {
-            let est = m.estimate_at(raw).map(|t| t.as_nanos() - raw);
-            if let Some(mid) = est {
-                let e = m.epsilon_at(raw);
-                let pred = OffsetInterval {
-                    lo: Span::from_nanos(mid).saturating_sub(e),
-                    hi: Span::from_nanos(mid).saturating_add(e),
-                };
-                match OffsetInterval::new(iv.lo.max(pred.lo), iv.hi.min(pred.hi)) {
-                    Some(x) => iv = x,
-                    None => {
-                        // Both intervals are honest under the assumptions, so one broke: the
-                        // oscillator wandered beyond max-drift-ppm, or a majority of masters is
-                        // wrong beyond its ε. Say so until a later round agrees again.
-                        let why = Inconsistency {
-                            measured: iv,
-                            predicted: pred,
-                            max_drift: self.p.max_drift,
-                        };
-                        note = Some(RoundNote::Inconsistent(why));
-                        inconsistent = Some(why);
-                        self.history.clear();
-                    }
-                }
-            }
+        Ok((verdicts, sel.interval))
+    }
+
+    /// Step 3: the measured interval intersected with the model's prediction at `raw`. Both
+    /// are honest under the assumptions, so when they do not meet one broke (the oscillator
+    /// wandered beyond max-drift-ppm, or a majority of masters is wrong beyond its ε): the
+    /// measurement alone is used, and the inconsistency returned.
+    fn reconcile(
+        &self,
+        raw: i64,
+        measured: OffsetInterval,
+    ) -> (OffsetInterval, Option<Inconsistency>) {
+        let Some(m) = &self.model else {
+            return (measured, None);
+        };
+        let Some(mid) = m.estimate_at(raw).map(|t| t.as_nanos() - raw) else {
+            return (measured, None);
+        };
+        let e = m.epsilon_at(raw);
+        let pred = OffsetInterval {
+            lo: Span::from_nanos(mid).saturating_sub(e),
+            hi: Span::from_nanos(mid).saturating_add(e),
+        };
+        match OffsetInterval::new(measured.lo.max(pred.lo), measured.hi.min(pred.hi)) {
+            Some(x) => (x, None),
+            None => (
+                measured,
+                Some(Inconsistency {
+                    measured,
+                    predicted: pred,
+                    max_drift: self.p.max_drift,
+                }),
+            ),
         }
-        // Frequency from the oldest interval in the window to this one.
+    }
+
+    /// Step 4: the frequency estimate and its half-width, from the oldest interval kept in the
+    /// window to `measured` (which joins the window). Assumed mode: zero, with the assumption
+    /// alone as the bound.
+    fn frequency(&mut self, raw: i64, measured: OffsetInterval) -> (Rate, Rate) {
         self.history.push_back((raw, measured));
         while let Some(&(r0, _)) = self.history.front() {
             if raw - r0 > self.p.freq_window.as_nanos() && self.history.len() > 2 {
@@ -447,7 +496,7 @@ impl HostClock {
                 break;
             }
         }
-        let (freq, freq_half) = match self.history.front() {
+        match self.history.front() {
             _ if self.p.frequency == FrequencyMode::Assumed => (Rate::ZERO, Rate::ZERO),
             Some(&(r0, i0)) if raw - r0 >= 1_000_000_000 => {
                 let d = (raw - r0) as i128;
@@ -472,28 +521,6 @@ impl HostClock {
             }
             // No baseline yet: no frequency knowledge beyond "a raw clock is within 1000 ppm".
             _ => (Rate::ZERO, Rate::from_ppm(1000)),
-        };
-        let mid = iv.midpoint();
-        self.model = Some(ClockModel {
-            ref_raw_ns: raw,
-            ref_time: Timestamp::from_nanos(raw.saturating_add(mid.as_nanos())),
-            freq,
-            eps_ref: iv.radius().saturating_add(Span::from_nanos(1)),
-            drift_bound: self.p.max_drift.saturating_add(freq_half),
-        });
-        self.last_sync_raw = Some(raw);
-        self.syncs += 1;
-        if self.disrupted.take().is_some() && note.is_none() {
-            note = Some(RoundNote::Resynchronized);
-        }
-        if let Some(why) = inconsistent {
-            self.disrupted = Some(Disturbance::Inconsistent(why));
-        }
-        Round {
-            verdicts,
-            selected: Some(measured),
-            updated: true,
-            note,
         }
     }
 
