@@ -133,19 +133,22 @@ pub fn serve(
         .socket()
         .set_read_timeout(Some(Duration::from_millis(200)));
     stats.set_stamping(sock.stamping());
-    let mut map = RealtimeMap::new();
-    let mut table = Interleave::new(1 << 16);
-    let mut bufs = vec![[0u8; MAX_DATAGRAM]; BATCH];
-    let mut msgs: Vec<Received> = Vec::with_capacity(BATCH);
-    let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(160)).collect();
-    let mut errq = Vec::new();
-    let mut stamps: Vec<TxStamp> = Vec::new();
-    // Transmit stamps requested and not yet read: the error queue is only read when some are
-    // due (plain NTP clients get no stamp, and cost no extra syscall).
-    let mut pending = 0usize;
-    let mut out: Vec<(std::net::SocketAddr, usize, bool, bool)> = Vec::with_capacity(BATCH);
+    let mut w = Worker {
+        sock,
+        view,
+        stats,
+        map: RealtimeMap::new(),
+        table: Interleave::new(1 << 16),
+        bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
+        msgs: Vec::with_capacity(BATCH),
+        replies: (0..BATCH).map(|_| Vec::with_capacity(160)).collect(),
+        errq: Vec::new(),
+        stamps: Vec::new(),
+        pending: 0,
+        out: Vec::with_capacity(BATCH),
+    };
     while !stop.load(Ordering::Relaxed) {
-        match sock.recv_batch(&mut bufs, &mut msgs, true) {
+        match w.sock.recv_batch(&mut w.bufs, &mut w.msgs, true) {
             Ok(_) => {}
             Err(e) if ttsys::udp::is_timeout(&e) => {}
             Err(e) => {
@@ -153,90 +156,138 @@ pub fn serve(
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        if !msgs.is_empty() {
-            let m = map.now();
-            let v = view.load();
-            stats
-                .received
-                .fetch_add(msgs.len() as u64, Ordering::Relaxed);
-            out.clear();
-            for (i, r) in msgs.iter().enumerate() {
-                let user = RawStamp {
-                    raw: m.raw_late(),
-                    kernel: false,
-                };
-                let mut rx = r
-                    .stamp_rt
-                    .and_then(|s| m.to_raw(s, true))
-                    .filter(|&raw| raw <= m.raw_late())
-                    .map_or(user, |raw| RawStamp { raw, kernel: true });
-                let tx_raw = raw_ns();
-                if rx.raw > tx_raw {
-                    rx = user;
-                }
-                let len = if r.truncated { MAX_DATAGRAM + 1 } else { r.len };
-                let req = &bufs[i][..r.len.min(MAX_DATAGRAM)];
-                let lookup = |t2: i64, c: u64| table.get((t2, c));
-                let res = if len > MAX_DATAGRAM {
-                    Err(Refusal::Malformed(ttcore::ntp::PacketError::Oversized(len)))
-                } else {
-                    answer(req, rx, tx_raw, &lookup, &v, &mut replies[i])
-                };
-                match res {
-                    Ok(a) => {
-                        if rx.kernel {
-                            stats.kernel_rx.fetch_add(1, Ordering::Relaxed);
-                        }
-                        out.push((r.src, i, a.tt_client, a.interleaved));
-                    }
-                    Err(Refusal::Malformed(ttcore::ntp::PacketError::UnknownField(_))) => {
-                        stats.unknown_field.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(Refusal::Malformed(_)) => {
-                        stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(Refusal::NotClient(_) | Refusal::ReplyInRequest) => {
-                        stats.wrong_mode.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            let batch: Vec<(std::net::SocketAddr, &[u8], bool)> = out
-                .iter()
-                .map(|&(dst, i, stamp, _)| (dst, replies[i].as_slice(), stamp))
-                .collect();
-            if !batch.is_empty() {
-                match sock.send_batch(&batch) {
-                    Ok(n) => {
-                        stats.answered.fetch_add(n as u64, Ordering::Relaxed);
-                        pending += out.iter().take(n).filter(|o| o.2).count();
-                        let il = out.iter().take(n).filter(|o| o.3).count();
-                        stats.interleaved.fetch_add(il as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!("time transfer: send: {e}");
-                    }
-                }
-            }
+        if !w.msgs.is_empty() {
+            w.answer_batch();
+            w.send_batch();
         }
         // Transmit stamps of the replies just sent (and any late ones). After an idle wait,
         // whatever is still missing is given up (the kernel dropped it).
-        let idle = msgs.is_empty();
-        while pending > 0 {
-            let n = sock.tx_stamps(&mut errq, &mut stamps).unwrap_or(0);
+        w.collect_tx_stamps();
+        if w.msgs.is_empty() {
+            w.pending = 0;
+        }
+    }
+}
+
+/// One serving thread's socket, buffers (reused from batch to batch) and interleave table.
+struct Worker {
+    sock: TsSocket,
+    view: Arc<ArcSwap<MasterView>>,
+    stats: Arc<ServerStats>,
+    map: RealtimeMap,
+    table: Interleave,
+    bufs: Vec<[u8; MAX_DATAGRAM]>,
+    msgs: Vec<Received>,
+    replies: Vec<Vec<u8>>,
+    errq: Vec<u8>,
+    stamps: Vec<TxStamp>,
+    /// Transmit stamps requested and not yet read: the error queue is only read when some are
+    /// due (plain NTP clients get no stamp, and cost no extra syscall).
+    pending: usize,
+    /// Replies to send: (destination, reply index, wants a transmit stamp, interleaved).
+    out: Vec<(std::net::SocketAddr, usize, bool, bool)>,
+}
+
+impl Worker {
+    /// Builds a reply for every request received, counting refusals by kind.
+    fn answer_batch(&mut self) {
+        let m = self.map.now();
+        let v = self.view.load();
+        let stats = &self.stats;
+        stats
+            .received
+            .fetch_add(self.msgs.len() as u64, Ordering::Relaxed);
+        self.out.clear();
+        for (i, r) in self.msgs.iter().enumerate() {
+            let user = RawStamp {
+                raw: m.raw_late(),
+                kernel: false,
+            };
+            let mut rx = r
+                .stamp_rt
+                .and_then(|s| m.to_raw(s, true))
+                .filter(|&raw| raw <= m.raw_late())
+                .map_or(user, |raw| RawStamp { raw, kernel: true });
+            let tx_raw = raw_ns();
+            if rx.raw > tx_raw {
+                rx = user;
+            }
+            let len = if r.truncated { MAX_DATAGRAM + 1 } else { r.len };
+            let req = &self.bufs[i][..r.len.min(MAX_DATAGRAM)];
+            let table = &self.table;
+            let lookup = |t2: i64, c: u64| table.get((t2, c));
+            let res = if len > MAX_DATAGRAM {
+                Err(Refusal::Malformed(ttcore::ntp::PacketError::Oversized(len)))
+            } else {
+                answer(req, rx, tx_raw, &lookup, &v, &mut self.replies[i])
+            };
+            match res {
+                Ok(a) => {
+                    if rx.kernel {
+                        stats.kernel_rx.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.out.push((r.src, i, a.tt_client, a.interleaved));
+                }
+                Err(Refusal::Malformed(ttcore::ntp::PacketError::UnknownField(_))) => {
+                    stats.unknown_field.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Refusal::Malformed(_)) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Refusal::NotClient(_) | Refusal::ReplyInRequest) => {
+                    stats.wrong_mode.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sends the batch's replies in one call.
+    fn send_batch(&mut self) {
+        let batch: Vec<(std::net::SocketAddr, &[u8], bool)> = self
+            .out
+            .iter()
+            .map(|&(dst, i, stamp, _)| (dst, self.replies[i].as_slice(), stamp))
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        match self.sock.send_batch(&batch) {
+            Ok(n) => {
+                self.stats.answered.fetch_add(n as u64, Ordering::Relaxed);
+                self.pending += self.out.iter().take(n).filter(|o| o.2).count();
+                let il = self.out.iter().take(n).filter(|o| o.3).count();
+                self.stats
+                    .interleaved
+                    .fetch_add(il as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("time transfer: send: {e}");
+            }
+        }
+    }
+
+    /// Reads the kernel's transmit stamps of replies sent, and records each for the client's
+    /// next (interleaved) request.
+    fn collect_tx_stamps(&mut self) {
+        while self.pending > 0 {
+            let n = self
+                .sock
+                .tx_stamps(&mut self.errq, &mut self.stamps)
+                .unwrap_or(0);
             if n == 0 {
                 // Not queued (yet): the next batch looks again, or a timeout drains it.
                 break;
             }
-            pending = pending.saturating_sub(n);
-            let m = map.now();
-            let v = view.load();
-            for s in &stamps {
+            self.pending = self.pending.saturating_sub(n);
+            let m = self.map.now();
+            let v = self.view.load();
+            for s in &self.stamps {
                 let (off, len) = s.data;
                 if len < TT_REPLY_LEN {
                     continue;
                 }
-                let frame = &errq[off + len - TT_REPLY_LEN..off + len];
+                let frame = &self.errq[off + len - TT_REPLY_LEN..off + len];
                 let Ok(p) = Packet::decode(frame) else {
                     continue;
                 };
@@ -247,16 +298,13 @@ pub fn serve(
                     continue;
                 }
                 if let Some(raw) = m.to_raw(s.stamp_rt, false) {
-                    stats.kernel_tx.fetch_add(1, Ordering::Relaxed);
-                    table.insert(
+                    self.stats.kernel_tx.fetch_add(1, Ordering::Relaxed);
+                    self.table.insert(
                         (r.t2_ns, p.header.origin_ts.0),
                         sent_reply(&v, r.t2_ns, raw, true),
                     );
                 }
             }
-        }
-        if idle {
-            pending = 0;
         }
     }
 }
