@@ -427,7 +427,6 @@ async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> Vec<Source> 
     };
     let burst = cfg.burst as usize;
     let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());
-    let n = sources.len();
     let addrs: Vec<String> = sources.iter().map(|s| s.target.clone()).collect();
     let joined = tokio::task::spawn_blocking(move || {
         let mut sources = sources;
@@ -459,11 +458,49 @@ async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> Vec<Source> 
         sources.iter_mut().for_each(Source::reset);
         return sources;
     }
+    let (samples, mut views) = burst_results(&cfg.masters, &bursts, carry);
+    let raw = state.host_raw();
+    let round = {
+        let mut h = state.host.lock().unwrap_or_else(|e| e.into_inner());
+        let round = h.on_round(raw, &samples);
+        // Offsets relative to our (new) estimate, for display.
+        if let Some(m) = h.model() {
+            let ours = m.estimate_at(raw).map_or(0, |t| t.as_nanos() - raw);
+            for (v, s) in views.iter_mut().zip(&samples) {
+                if let Some(s) = s {
+                    v.offset_ns = s.bounds.midpoint().as_nanos() - ours;
+                }
+            }
+        }
+        round
+    };
+    for (v, verdict) in views.iter_mut().zip(round.verdicts.iter()) {
+        v.verdict = Some(verdict.clone());
+    }
+    if let Some(n) = &round.note {
+        tracing::info!("{n}");
+    }
+    *state.masters.lock().unwrap_or_else(|e| e.into_inner()) = views;
+    state.publish(raw);
+    if cfg.steer == Steer::Adjtimex {
+        steer_system_clock(state);
+    }
+    sources
+}
+
+/// Each master's burst → its sample for the round (the narrowest, carried at `carry`) and its
+/// view for the status.
+fn burst_results(
+    masters: &[crate::config::MasterConfig],
+    bursts: &[Burst],
+    carry: Rate,
+) -> (Vec<Option<MasterSample>>, Vec<MasterView>) {
+    let n = bursts.len();
     let mut samples = Vec::with_capacity(n);
     let mut views = Vec::with_capacity(n);
     for (i, b) in bursts.iter().enumerate() {
         let mut v = MasterView {
-            addr: cfg.masters[i].addr.clone(),
+            addr: masters[i].addr.clone(),
             ..Default::default()
         };
         if let Some(info) = &b.info {
@@ -501,40 +538,19 @@ async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> Vec<Source> 
         }
         views.push(v);
     }
-    let raw = state.host_raw();
-    let round = {
-        let mut h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-        let round = h.on_round(raw, &samples);
-        // Offsets relative to our (new) estimate, for display.
-        if let Some(m) = h.model() {
-            let ours = m.estimate_at(raw).map_or(0, |t| t.as_nanos() - raw);
-            for (v, s) in views.iter_mut().zip(&samples) {
-                if let Some(s) = s {
-                    v.offset_ns = s.bounds.midpoint().as_nanos() - ours;
-                }
-            }
-        }
-        round
-    };
-    for (v, verdict) in views.iter_mut().zip(round.verdicts.iter()) {
-        v.verdict = Some(verdict.clone());
-    }
-    if let Some(n) = &round.note {
-        tracing::info!("{n}");
-    }
-    *state.masters.lock().unwrap_or_else(|e| e.into_inner()) = views;
-    state.publish(raw);
-    if cfg.steer == Steer::Adjtimex {
-        let d = state.page.load();
-        let r = d.read_at(clock::raw_ns());
-        if r.status.is_trustworthy() {
-            let off = r.interval.midpoint().as_nanos() - clock::realtime_ns();
-            if let Err(e) = ttsys::steer::steer(off, r.interval.epsilon().as_nanos()) {
-                tracing::warn!("adjtimex: {e} (steer = \"adjtimex\" needs CAP_SYS_TIME)");
-            }
+    (samples, views)
+}
+
+/// After a round: with `steer = "adjtimex"`, slews the system clock toward the page's midpoint.
+fn steer_system_clock(state: &State) {
+    let d = state.page.load();
+    let r = d.read_at(clock::raw_ns());
+    if r.status.is_trustworthy() {
+        let off = r.interval.midpoint().as_nanos() - clock::realtime_ns();
+        if let Err(e) = ttsys::steer::steer(off, r.interval.epsilon().as_nanos()) {
+            tracing::warn!("adjtimex: {e} (steer = \"adjtimex\" needs CAP_SYS_TIME)");
         }
     }
-    sources
 }
 
 async fn poll_task(state: Arc<State>) {
