@@ -234,6 +234,9 @@ mod tempdir {
     }
 }
 
+// One arm per subcommand, each turning its options into one library call and printing the
+// result (text forms in the `print_*` functions below): a dispatch table, long because the
+// subcommands are many, not because any arm is.
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Store {
@@ -256,27 +259,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{r}");
             } else {
-                println!(
-                    "mode       txn/s   commit p50 / p99 (µs)   replicate p50   commit wait p50   wait share   reads/s   read p50 / p99 (µs)   restarts/read   anomalies"
-                );
-                for m in ["truetime", "hlc"] {
-                    let v = &r[m];
-                    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
-                    println!(
-                        "{m:<8} {:>7.0}   {:>9.0} / {:>9.0}   {:>13.0}   {:>15.0}   {:>9.1}%   {:>7.0}   {:>8.0} / {:>8.0}   {:>13.3}   {:>9}",
-                        f("txn_per_s"),
-                        f("commit_p50_us"),
-                        f("commit_p99_us"),
-                        f("replicate_p50_us"),
-                        f("commit_wait_p50_us"),
-                        100.0 * f("commit_wait_share"),
-                        f("reads_per_s"),
-                        f("read_p50_us"),
-                        f("read_p99_us"),
-                        f("restarts_per_read"),
-                        v["anomalies"]
-                    );
-                }
+                print_store(&r);
             }
             Ok(())
         }
@@ -289,23 +272,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{r}");
             } else {
-                println!(
-                    "drift   real commit wait p50 / p99 / max (µs)   real ε p50   |   sim commit wait p50 / p99 (µs)   sim ε p50"
-                );
-                for d in r["drifts"].as_array().into_iter().flatten() {
-                    let (rc, sc) = (&d["real"]["commit_wait_us"], &d["sim"]["commit_wait_us"]);
-                    println!(
-                        "{:>4} ppm   {:>8.0} / {:>8.0} / {:>8.0}   {:>10.0}   |   {:>8.0} / {:>8.0}   {:>10.0}",
-                        d["drift_ppm"].as_f64().unwrap_or(0.0),
-                        rc["p50"].as_f64().unwrap_or(0.0),
-                        rc["p99"].as_f64().unwrap_or(0.0),
-                        rc["max"].as_f64().unwrap_or(0.0),
-                        d["real"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
-                        sc["p50"].as_f64().unwrap_or(0.0),
-                        sc["p99"].as_f64().unwrap_or(0.0),
-                        d["sim"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
-                    );
-                }
+                print_commit_wait(&r);
             }
             Ok(())
         }
@@ -333,23 +300,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{r}");
             } else {
-                println!(
-                    "{} s of faults after {} s warm-up, {} masters ({} lying {:+} ms), {} hosts: {} samples, {} trustworthy, {} violations",
-                    r["duration_s"],
-                    r["warm_up_s"],
-                    r["masters"],
-                    r["lying_masters"],
-                    r["lie_ms"],
-                    r["hosts"],
-                    r["samples"],
-                    r["trustworthy_samples"],
-                    r["violations"]
-                );
-                println!("status share: {}", r["status_share"]);
-                println!("faults: {}", r["fault_counts"]);
-                if r["violations"].as_u64().unwrap_or(0) > 0 {
-                    println!("first violations: {}", r["first_violations"]);
-                }
+                print_campaign(&r);
             }
             Ok(())
         }
@@ -417,34 +368,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", r.json);
             } else {
-                let j = &r.json;
-                println!(
-                    "{}: {} hosts × {} masters, {} virtual s in {} s ({} virtual s per wall s)",
-                    j["scenario"].as_str().unwrap_or("?"),
-                    j["hosts"],
-                    j["masters"],
-                    j["virtual_s"],
-                    j["wall_s"],
-                    j["virtual_s_per_wall_s"]
-                );
-                println!("  samples {}, violations {}", j["samples"], j["violations"]);
-                println!(
-                    "  ε ns: p50 {} p99 {} max {} mean {}",
-                    j["epsilon_ns"]["p50"],
-                    j["epsilon_ns"]["p99"],
-                    j["epsilon_ns"]["max"],
-                    j["epsilon_ns"]["mean"]
-                );
-                println!(
-                    "  commit wait ns: p50 {} p99 {} max {}",
-                    j["commit_wait_ns"]["p50"],
-                    j["commit_wait_ns"]["p99"],
-                    j["commit_wait_ns"]["max"]
-                );
-                println!("  status share: {}", j["status_share"]);
-                for v in j["first_violations"].as_array().into_iter().flatten() {
-                    println!("  violation: {v}");
-                }
+                print_sim(&r.json);
             }
             Ok(())
         }
@@ -457,29 +381,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{r}");
             } else {
-                let t2 = &r["threads_2"];
-                println!(
-                    "1 thread : TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
-                    r["tt_now_ns"].as_f64().unwrap_or(0.0),
-                    r["clock_gettime_ns"].as_f64().unwrap_or(0.0),
-                    r["ratio"].as_f64().unwrap_or(0.0),
-                    r["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
-                    r["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
-                );
-                println!(
-                    "2 threads: TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
-                    t2["tt_now_ns"].as_f64().unwrap_or(0.0),
-                    t2["clock_gettime_ns"].as_f64().unwrap_or(0.0),
-                    t2["ratio"].as_f64().unwrap_or(0.0),
-                    t2["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
-                    t2["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
-                );
-                println!(
-                    "ClockBound client now(): {:.1} ns, ratio {:.2} to clock_gettime (2 threads {:.1} ns)",
-                    r["clockbound_now_ns"].as_f64().unwrap_or(0.0),
-                    r["clockbound_ratio"].as_f64().unwrap_or(0.0),
-                    t2["clockbound_now_ns"].as_f64().unwrap_or(0.0)
-                );
+                print_now_latency(&r);
             }
             Ok(())
         }
@@ -488,16 +390,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{r}");
             } else {
-                println!(
-                    "commit_wait overshoot past the exact after(s) instant: blocking p50 {} µs, p99 {} µs, max {} µs; async p50 {} µs, p99 {} µs; {} early returns of {}",
-                    r["overshoot_us"]["p50"],
-                    r["overshoot_us"]["p99"],
-                    r["overshoot_us"]["max"],
-                    r["async_overshoot_us"]["p50"],
-                    r["async_overshoot_us"]["p99"],
-                    r["returned_early"],
-                    waits
-                );
+                print_commit_wait_overshoot(&r, waits);
             }
             Ok(())
         }
@@ -521,19 +414,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{report}");
             } else {
-                println!(
-                    "timemaster: {} exchanges/s (plain NTP requests), {} exchanges/s (TrueTime requests, interleaved transmit stamps); chronyd: {} exchanges/s{}; {} generator threads × {} in flight on {} cores",
-                    report["exchanges_per_s"],
-                    report["truetime_exchanges_per_s"],
-                    report["chronyd_per_s"],
-                    report["chronyd_error"]
-                        .as_str()
-                        .map(|e| format!(" ({e})"))
-                        .unwrap_or_default(),
-                    threads,
-                    window,
-                    report["cores"]
-                );
+                print_sync_rps(&report, threads, window);
             }
             Ok(())
         }
@@ -576,4 +457,158 @@ fn liar_sweep(sc: &bench::sim::FleetScenario, lies: &[f64], json: bool) -> anyho
         }
     }
     Ok(())
+}
+
+/// The text form of `ttbench store`'s result.
+fn print_store(r: &serde_json::Value) {
+    println!(
+        "mode       txn/s   commit p50 / p99 (µs)   replicate p50   commit wait p50   wait share   reads/s   read p50 / p99 (µs)   restarts/read   anomalies"
+    );
+    for m in ["truetime", "hlc"] {
+        let v = &r[m];
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        println!(
+            "{m:<8} {:>7.0}   {:>9.0} / {:>9.0}   {:>13.0}   {:>15.0}   {:>9.1}%   {:>7.0}   {:>8.0} / {:>8.0}   {:>13.3}   {:>9}",
+            f("txn_per_s"),
+            f("commit_p50_us"),
+            f("commit_p99_us"),
+            f("replicate_p50_us"),
+            f("commit_wait_p50_us"),
+            100.0 * f("commit_wait_share"),
+            f("reads_per_s"),
+            f("read_p50_us"),
+            f("read_p99_us"),
+            f("restarts_per_read"),
+            v["anomalies"]
+        );
+    }
+}
+
+/// The text form of `ttbench commit-wait`'s result.
+fn print_commit_wait(r: &serde_json::Value) {
+    println!(
+        "drift   real commit wait p50 / p99 / max (µs)   real ε p50   |   sim commit wait p50 / p99 (µs)   sim ε p50"
+    );
+    for d in r["drifts"].as_array().into_iter().flatten() {
+        let (rc, sc) = (&d["real"]["commit_wait_us"], &d["sim"]["commit_wait_us"]);
+        println!(
+            "{:>4} ppm   {:>8.0} / {:>8.0} / {:>8.0}   {:>10.0}   |   {:>8.0} / {:>8.0}   {:>10.0}",
+            d["drift_ppm"].as_f64().unwrap_or(0.0),
+            rc["p50"].as_f64().unwrap_or(0.0),
+            rc["p99"].as_f64().unwrap_or(0.0),
+            rc["max"].as_f64().unwrap_or(0.0),
+            d["real"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
+            sc["p50"].as_f64().unwrap_or(0.0),
+            sc["p99"].as_f64().unwrap_or(0.0),
+            d["sim"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
+        );
+    }
+}
+
+/// The text form of `ttbench campaign`'s result.
+fn print_campaign(r: &serde_json::Value) {
+    println!(
+        "{} s of faults after {} s warm-up, {} masters ({} lying {:+} ms), {} hosts: {} samples, {} trustworthy, {} violations",
+        r["duration_s"],
+        r["warm_up_s"],
+        r["masters"],
+        r["lying_masters"],
+        r["lie_ms"],
+        r["hosts"],
+        r["samples"],
+        r["trustworthy_samples"],
+        r["violations"]
+    );
+    println!("status share: {}", r["status_share"]);
+    println!("faults: {}", r["fault_counts"]);
+    if r["violations"].as_u64().unwrap_or(0) > 0 {
+        println!("first violations: {}", r["first_violations"]);
+    }
+}
+
+/// The text form of `ttbench now-latency`'s result.
+fn print_now_latency(r: &serde_json::Value) {
+    let t2 = &r["threads_2"];
+    println!(
+        "1 thread : TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
+        r["tt_now_ns"].as_f64().unwrap_or(0.0),
+        r["clock_gettime_ns"].as_f64().unwrap_or(0.0),
+        r["ratio"].as_f64().unwrap_or(0.0),
+        r["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
+        r["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "2 threads: TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
+        t2["tt_now_ns"].as_f64().unwrap_or(0.0),
+        t2["clock_gettime_ns"].as_f64().unwrap_or(0.0),
+        t2["ratio"].as_f64().unwrap_or(0.0),
+        t2["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
+        t2["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "ClockBound client now(): {:.1} ns, ratio {:.2} to clock_gettime (2 threads {:.1} ns)",
+        r["clockbound_now_ns"].as_f64().unwrap_or(0.0),
+        r["clockbound_ratio"].as_f64().unwrap_or(0.0),
+        t2["clockbound_now_ns"].as_f64().unwrap_or(0.0)
+    );
+}
+
+/// The text form of `ttbench commit-wait-overshoot`'s result.
+fn print_commit_wait_overshoot(r: &serde_json::Value, waits: usize) {
+    println!(
+        "commit_wait overshoot past the exact after(s) instant: blocking p50 {} µs, p99 {} µs, max {} µs; async p50 {} µs, p99 {} µs; {} early returns of {}",
+        r["overshoot_us"]["p50"],
+        r["overshoot_us"]["p99"],
+        r["overshoot_us"]["max"],
+        r["async_overshoot_us"]["p50"],
+        r["async_overshoot_us"]["p99"],
+        r["returned_early"],
+        waits
+    );
+}
+
+/// The text form of `ttbench sync-rps`'s result.
+fn print_sync_rps(report: &serde_json::Value, threads: usize, window: usize) {
+    println!(
+        "timemaster: {} exchanges/s (plain NTP requests), {} exchanges/s (TrueTime requests, interleaved transmit stamps); chronyd: {} exchanges/s{}; {} generator threads × {} in flight on {} cores",
+        report["exchanges_per_s"],
+        report["truetime_exchanges_per_s"],
+        report["chronyd_per_s"],
+        report["chronyd_error"]
+            .as_str()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default(),
+        threads,
+        window,
+        report["cores"]
+    );
+}
+
+/// The text form of `ttbench sim`'s result.
+fn print_sim(j: &serde_json::Value) {
+    println!(
+        "{}: {} hosts × {} masters, {} virtual s in {} s ({} virtual s per wall s)",
+        j["scenario"].as_str().unwrap_or("?"),
+        j["hosts"],
+        j["masters"],
+        j["virtual_s"],
+        j["wall_s"],
+        j["virtual_s_per_wall_s"]
+    );
+    println!("  samples {}, violations {}", j["samples"], j["violations"]);
+    println!(
+        "  ε ns: p50 {} p99 {} max {} mean {}",
+        j["epsilon_ns"]["p50"],
+        j["epsilon_ns"]["p99"],
+        j["epsilon_ns"]["max"],
+        j["epsilon_ns"]["mean"]
+    );
+    println!(
+        "  commit wait ns: p50 {} p99 {} max {}",
+        j["commit_wait_ns"]["p50"], j["commit_wait_ns"]["p99"], j["commit_wait_ns"]["max"]
+    );
+    println!("  status share: {}", j["status_share"]);
+    for v in j["first_violations"].as_array().into_iter().flatten() {
+        println!("  violation: {v}");
+    }
 }
