@@ -296,6 +296,8 @@ fn print_txn(r: &pb::TxnReply, json: bool) {
     }
 }
 
+// One arm per subcommand, each turning its options into one client call and printing the
+// result (the longer text forms are in `print_*`): a dispatch table.
 async fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Node {
@@ -453,32 +455,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             };
             let mut c = Client::new(&target.cluster);
             let r = c.read(node, req).await.map_err(|e| e.to_string())?;
-            if target.json {
-                let v = serde_json::json!({
-                    "values": r.values.iter().map(kv_json).collect::<Vec<_>>(),
-                    "read_ts": fmt_ts(&r.read_ts),
-                    "served_by": r.served_by,
-                    "restarts": r.restarts,
-                    "wait_us": r.wait_ns as f64 / 1e3,
-                    "session": fmt_ts(&r.session),
-                });
-                println!("{v}");
-            } else {
-                for v in &r.values {
-                    match &v.value {
-                        Some(x) => println!("{} = {x} (version {})", v.key, fmt_ts(&v.version)),
-                        None => println!("{} not found", v.key),
-                    }
-                }
-                println!(
-                    "read at {} by node {} (waited {:.0} µs, {} restart(s)); session token {}",
-                    fmt_ts(&r.read_ts),
-                    r.served_by,
-                    r.wait_ns as f64 / 1e3,
-                    r.restarts,
-                    fmt_ts(&r.session)
-                );
-            }
+            print_read(&r, target.json);
             Ok(())
         }
         Cmd::Status { target } => {
@@ -490,47 +467,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                     Err(e) => all.push((a, Err(e.to_string()))),
                 }
             }
-            if target.json {
-                let v: Vec<_> = all
-                    .iter()
-                    .map(|(a, s)| match s {
-                        Ok(s) => serde_json::json!({
-                            "addr": a, "id": s.id, "role": s.role, "leader": s.leader, "term": s.term,
-                            "last_applied": s.last_applied, "safe_ts": fmt_ts(&s.safe), "mode": s.mode,
-                            "commit_wait": s.commit_wait, "epsilon_ns": s.epsilon_ns, "keys": s.keys,
-                            "versions": s.versions, "blocked": s.blocked,
-                            "members": s.members.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
-                        }),
-                        Err(e) => serde_json::json!({"addr": a, "error": e}),
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                for (a, s) in &all {
-                    match s {
-                        Ok(s) => println!(
-                            "node {} at {a}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}",
-                            s.id,
-                            s.role,
-                            s.term,
-                            s.leader,
-                            s.mode,
-                            if s.commit_wait { "on" } else { "off" },
-                            s.epsilon_ns as f64 / 1e6,
-                            s.last_applied,
-                            fmt_ts(&s.safe),
-                            s.keys,
-                            s.versions,
-                            if s.blocked.is_empty() {
-                                String::new()
-                            } else {
-                                format!(", partitioned from {:?}", s.blocked)
-                            }
-                        ),
-                        Err(e) => println!("{a}: down ({e})"),
-                    }
-                }
-            }
+            print_status(&all, target.json);
             Ok(())
         }
         Cmd::AddNode { id, addr, target } => {
@@ -605,6 +542,81 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("ttstore: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// A read's result, as JSON or text.
+fn print_read(r: &pb::ReadReply, json: bool) {
+    if json {
+        let v = serde_json::json!({
+            "values": r.values.iter().map(kv_json).collect::<Vec<_>>(),
+            "read_ts": fmt_ts(&r.read_ts),
+            "served_by": r.served_by,
+            "restarts": r.restarts,
+            "wait_us": r.wait_ns as f64 / 1e3,
+            "session": fmt_ts(&r.session),
+        });
+        println!("{v}");
+    } else {
+        for v in &r.values {
+            match &v.value {
+                Some(x) => println!("{} = {x} (version {})", v.key, fmt_ts(&v.version)),
+                None => println!("{} not found", v.key),
+            }
+        }
+        println!(
+            "read at {} by node {} (waited {:.0} µs, {} restart(s)); session token {}",
+            fmt_ts(&r.read_ts),
+            r.served_by,
+            r.wait_ns as f64 / 1e3,
+            r.restarts,
+            fmt_ts(&r.session)
+        );
+    }
+}
+
+/// Every node's status (or why it is down), as JSON or text.
+fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
+    if json {
+        let v: Vec<_> = all
+            .iter()
+            .map(|(a, s)| match s {
+                Ok(s) => serde_json::json!({
+                    "addr": a, "id": s.id, "role": s.role, "leader": s.leader, "term": s.term,
+                    "last_applied": s.last_applied, "safe_ts": fmt_ts(&s.safe), "mode": s.mode,
+                    "commit_wait": s.commit_wait, "epsilon_ns": s.epsilon_ns, "keys": s.keys,
+                    "versions": s.versions, "blocked": s.blocked,
+                    "members": s.members.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
+                }),
+                Err(e) => serde_json::json!({"addr": a, "error": e}),
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for (a, s) in all {
+            match s {
+                Ok(s) => println!(
+                    "node {} at {a}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}",
+                    s.id,
+                    s.role,
+                    s.term,
+                    s.leader,
+                    s.mode,
+                    if s.commit_wait { "on" } else { "off" },
+                    s.epsilon_ns as f64 / 1e6,
+                    s.last_applied,
+                    fmt_ts(&s.safe),
+                    s.keys,
+                    s.versions,
+                    if s.blocked.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", partitioned from {:?}", s.blocked)
+                    }
+                ),
+                Err(e) => println!("{a}: down ({e})"),
+            }
         }
     }
 }
