@@ -209,6 +209,7 @@ pub struct Fault {
     pub target: String,
 }
 
+#[derive(Clone, Copy)]
 enum Action {
     KillMaster(usize),
     StartMaster(usize),
@@ -351,120 +352,18 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
         .chain((0..o.hosts).map(|h| format!("h{h}")))
         .collect();
     let net = Net::new(id, &names)?;
-    let addr = |i: usize| net.nodes[i].2.clone();
-    const PORT: u16 = 7000;
     // Who lies: one master throughout, or a majority together in the negative control.
     let liars: Vec<usize> = if o.negative_control {
         (0..o.masters / 2 + 1).collect()
     } else {
         vec![o.masters - 1]
     };
-    let lie_ns = (o.lie_ms * 1e6) as i64;
-    let mut masters: Vec<Daemon> = Vec::new();
-    for m in 0..o.masters {
-        let dir = o.dir.join(format!("m{m}"));
-        std::fs::create_dir_all(&dir)?;
-        let lies = liars.contains(&m);
-        let scenario = dir.join("devices.toml");
-        let mut sc = format!("seed = {}\n", o.seed * 31 + m as u64);
-        if lies {
-            sc.push_str(&format!(
-                "[[fault]]\nkind = \"time-jump\"\nat-s = 0.0\nphase-ns = {lie_ns}\n"
-            ));
-        }
-        std::fs::write(&scenario, sc)?;
-        let mut cfg = format!(
-            "id = \"m{m}\"\nkind = \"gps\"\nlisten = \"{}:{PORT}\"\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n[atomic]\ndrift-ppt = 100\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n",
-            addr(m)
-        );
-        // Liars have no peers (so they never evict themselves); the others cross-check all.
-        if !lies {
-            for p in (0..o.masters).filter(|&p| p != m) {
-                cfg.push_str(&format!("[[peer]]\naddr = \"{}:{PORT}\"\n", addr(p)));
-            }
-        }
-        let path = dir.join("timemaster.toml");
-        std::fs::write(&path, cfg)?;
-        let mut d = Daemon {
-            name: format!("m{m}"),
-            ns: net.nodes[m].0.clone(),
-            argv: vec![
-                bins.join("timemaster").display().to_string(),
-                "run".into(),
-                "--simulate".into(),
-                "-c".into(),
-                path.display().to_string(),
-                "--sim-scenario".into(),
-                scenario.display().to_string(),
-                "--sim-dir".into(),
-                dir.join("devices").display().to_string(),
-            ],
-            log: dir.join("timemaster.log"),
-            child: None,
-        };
-        d.start()?;
-        masters.push(d);
-    }
-    let mut hosts: Vec<Daemon> = Vec::new();
-    let mut pages = Vec::new();
-    let mut timed_addrs = Vec::new();
-    for h in 0..o.hosts {
-        let i = o.masters + h;
-        let dir = o.dir.join(format!("h{h}"));
-        std::fs::create_dir_all(&dir)?;
-        let page = dir.join("page");
-        let listen = format!("{}:7100", addr(i));
-        let mut cfg = format!(
-            "listen = \"{listen}\"\nshm-path = \"{}\"\npoll-interval-ms = 1000\nallow-test-knob = true\nvmclock = \"{}\"\n",
-            page.display(),
-            dir.join("no-vmclock").display()
-        );
-        for m in 0..o.masters {
-            cfg.push_str(&format!("[[master]]\naddr = \"{}:{PORT}\"\n", addr(m)));
-        }
-        let path = dir.join("timed.toml");
-        std::fs::write(&path, cfg)?;
-        let mut d = Daemon {
-            name: format!("h{h}"),
-            ns: net.nodes[i].0.clone(),
-            argv: vec![
-                bins.join("timed").display().to_string(),
-                "run".into(),
-                "-c".into(),
-                path.display().to_string(),
-            ],
-            log: dir.join("timed.log"),
-            child: None,
-        };
-        d.start()?;
-        hosts.push(d);
-        pages.push(page);
-        timed_addrs.push(listen);
-    }
+    let mut masters = start_masters(o, &bins, &net, &liars)?;
+    let (mut hosts, pages, timed_addrs) = start_hosts(o, &bins, &net)?;
     let rt = crate::lab::Lab::rt();
     let mut readers: Vec<Option<ttclient::TrueTime>> = vec![None; o.hosts];
     let mut stats = Stats::default();
-    // Warm-up: until every host is synchronized (at most 180 s).
-    let t0 = Instant::now();
-    let warm = loop {
-        let synced = (0..o.hosts)
-            .filter(|&h| {
-                sample(&mut readers[h], &pages[h], h, -1.0, &mut Stats::default())
-                    == Some(ClockStatus::Synchronized)
-            })
-            .count();
-        if synced == o.hosts {
-            break t0.elapsed().as_secs_f64();
-        }
-        if t0.elapsed() > Duration::from_secs(180) {
-            return Err(Error::failed(format!(
-                "hosts not synchronized after 180 s ({synced} of {}); logs in {}",
-                o.hosts,
-                o.dir.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let warm = warm_up(o, &mut readers, &pages)?;
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let plan = schedule(
         &mut rng,
@@ -487,24 +386,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
         let now = start.elapsed().as_secs_f64();
         while next < plan.len() && plan[next].0 <= now {
             let (_, a, f) = &plan[next];
-            let r = match *a {
-                Action::KillMaster(m) => {
-                    masters[m].kill9();
-                    Ok(())
-                }
-                Action::StartMaster(m) if !masters[m].running() => masters[m].start(),
-                Action::KillTimed(h) => {
-                    hosts[h].kill9();
-                    Ok(())
-                }
-                Action::StartTimed(h) if !hosts[h].running() => hosts[h].start(),
-                Action::Cut(i) => net.link(i, false),
-                Action::Heal(i) => net.link(i, true),
-                Action::Step(h, ns) => rt
-                    .block_on(step(&timed_addrs[h], ns))
-                    .or_else(|e| if hosts[h].running() { Err(e) } else { Ok(()) }),
-                _ => Ok(()),
-            };
+            let r = inject(*a, &mut masters, &mut hosts, &net, &rt, &timed_addrs);
             if let Err(e) = r {
                 // A fault that could not be injected is reported, not hidden.
                 faults.push(Fault {
@@ -553,6 +435,172 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
         let _ = std::fs::remove_dir_all(&o.dir);
     }
     Ok(report)
+}
+
+/// The masters' time-transfer and gRPC port, in every namespace.
+const PORT: u16 = 7000;
+
+/// Starts the masters in their namespaces: firmware-sim devices inside each (`--simulate`),
+/// the liars' devices jumped by the lie, and every honest master cross-checking the others.
+fn start_masters(
+    o: &CampaignOptions,
+    bins: &std::path::Path,
+    net: &Net,
+    liars: &[usize],
+) -> Result<Vec<Daemon>, Error> {
+    let addr = |i: usize| net.nodes[i].2.clone();
+    let lie_ns = (o.lie_ms * 1e6) as i64;
+    let mut masters: Vec<Daemon> = Vec::new();
+    for m in 0..o.masters {
+        let dir = o.dir.join(format!("m{m}"));
+        std::fs::create_dir_all(&dir)?;
+        let lies = liars.contains(&m);
+        let scenario = dir.join("devices.toml");
+        let mut sc = format!("seed = {}\n", o.seed * 31 + m as u64);
+        if lies {
+            sc.push_str(&format!(
+                "[[fault]]\nkind = \"time-jump\"\nat-s = 0.0\nphase-ns = {lie_ns}\n"
+            ));
+        }
+        std::fs::write(&scenario, sc)?;
+        let mut cfg = format!(
+            "id = \"m{m}\"\nkind = \"gps\"\nlisten = \"{}:{PORT}\"\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n[atomic]\ndrift-ppt = 100\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n",
+            addr(m)
+        );
+        // Liars have no peers (so they never evict themselves); the others cross-check all.
+        if !lies {
+            for p in (0..o.masters).filter(|&p| p != m) {
+                cfg.push_str(&format!("[[peer]]\naddr = \"{}:{PORT}\"\n", addr(p)));
+            }
+        }
+        let path = dir.join("timemaster.toml");
+        std::fs::write(&path, cfg)?;
+        let mut d = Daemon {
+            name: format!("m{m}"),
+            ns: net.nodes[m].0.clone(),
+            argv: vec![
+                bins.join("timemaster").display().to_string(),
+                "run".into(),
+                "--simulate".into(),
+                "-c".into(),
+                path.display().to_string(),
+                "--sim-scenario".into(),
+                scenario.display().to_string(),
+                "--sim-dir".into(),
+                dir.join("devices").display().to_string(),
+            ],
+            log: dir.join("timemaster.log"),
+            child: None,
+        };
+        d.start()?;
+        masters.push(d);
+    }
+    Ok(masters)
+}
+
+/// Starts one timed per host namespace, polling every master; its page, its gRPC address.
+#[allow(clippy::type_complexity)]
+fn start_hosts(
+    o: &CampaignOptions,
+    bins: &std::path::Path,
+    net: &Net,
+) -> Result<(Vec<Daemon>, Vec<std::path::PathBuf>, Vec<String>), Error> {
+    let addr = |i: usize| net.nodes[i].2.clone();
+    let mut hosts: Vec<Daemon> = Vec::new();
+    let mut pages = Vec::new();
+    let mut timed_addrs = Vec::new();
+    for h in 0..o.hosts {
+        let i = o.masters + h;
+        let dir = o.dir.join(format!("h{h}"));
+        std::fs::create_dir_all(&dir)?;
+        let page = dir.join("page");
+        let listen = format!("{}:7100", addr(i));
+        let mut cfg = format!(
+            "listen = \"{listen}\"\nshm-path = \"{}\"\npoll-interval-ms = 1000\nallow-test-knob = true\nvmclock = \"{}\"\n",
+            page.display(),
+            dir.join("no-vmclock").display()
+        );
+        for m in 0..o.masters {
+            cfg.push_str(&format!("[[master]]\naddr = \"{}:{PORT}\"\n", addr(m)));
+        }
+        let path = dir.join("timed.toml");
+        std::fs::write(&path, cfg)?;
+        let mut d = Daemon {
+            name: format!("h{h}"),
+            ns: net.nodes[i].0.clone(),
+            argv: vec![
+                bins.join("timed").display().to_string(),
+                "run".into(),
+                "-c".into(),
+                path.display().to_string(),
+            ],
+            log: dir.join("timed.log"),
+            child: None,
+        };
+        d.start()?;
+        hosts.push(d);
+        pages.push(page);
+        timed_addrs.push(listen);
+    }
+    Ok((hosts, pages, timed_addrs))
+}
+
+/// Samples every host until all are synchronized (at most 180 s); the seconds it took.
+fn warm_up(
+    o: &CampaignOptions,
+    readers: &mut [Option<ttclient::TrueTime>],
+    pages: &[std::path::PathBuf],
+) -> Result<f64, Error> {
+    // Warm-up: until every host is synchronized (at most 180 s).
+    let t0 = Instant::now();
+    loop {
+        let synced = (0..o.hosts)
+            .filter(|&h| {
+                sample(&mut readers[h], &pages[h], h, -1.0, &mut Stats::default())
+                    == Some(ClockStatus::Synchronized)
+            })
+            .count();
+        if synced == o.hosts {
+            break Ok(t0.elapsed().as_secs_f64());
+        }
+        if t0.elapsed() > Duration::from_secs(180) {
+            break Err(Error::failed(format!(
+                "hosts not synchronized after 180 s ({synced} of {}); logs in {}",
+                o.hosts,
+                o.dir.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Carries out one planned action.
+fn inject(
+    a: Action,
+    masters: &mut [Daemon],
+    hosts: &mut [Daemon],
+    net: &Net,
+    rt: &tokio::runtime::Runtime,
+    timed_addrs: &[String],
+) -> Result<(), Error> {
+    match a {
+        Action::KillMaster(m) => {
+            masters[m].kill9();
+            Ok(())
+        }
+        Action::StartMaster(m) if !masters[m].running() => masters[m].start(),
+        Action::KillTimed(h) => {
+            hosts[h].kill9();
+            Ok(())
+        }
+        Action::StartTimed(h) if !hosts[h].running() => hosts[h].start(),
+        Action::Cut(i) => net.link(i, false),
+        Action::Heal(i) => net.link(i, true),
+        Action::Step(h, ns) => rt
+            .block_on(step(&timed_addrs[h], ns))
+            .or_else(|e| if hosts[h].running() { Err(e) } else { Ok(()) }),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Default)]
