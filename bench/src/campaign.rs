@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use timemaster::config::{AtomicConfig, Config as MasterConfig, GpsConfig, PeerConfig, PpsSource};
 use ttcore::ClockStatus;
 use ttproto::v1;
 
@@ -437,6 +438,13 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
     Ok(report)
 }
 
+/// `ip:port` as a socket address.
+fn sock_addr(ip: &str, port: u16) -> Result<std::net::SocketAddr, Error> {
+    format!("{ip}:{port}")
+        .parse()
+        .map_err(|e| Error::failed(format!("{ip}:{port}: {e}")))
+}
+
 /// The masters' time-transfer and gRPC port, in every namespace.
 const PORT: u16 = 7000;
 
@@ -463,18 +471,28 @@ fn start_masters(
             ));
         }
         std::fs::write(&scenario, sc)?;
-        let mut cfg = format!(
-            "id = \"m{m}\"\nkind = \"gps\"\nlisten = \"{}:{PORT}\"\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n[atomic]\ndrift-ppt = 100\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n",
-            addr(m)
-        );
-        // Liars have no peers (so they never evict themselves); the others cross-check all.
-        if !lies {
-            for p in (0..o.masters).filter(|&p| p != m) {
-                cfg.push_str(&format!("[[peer]]\naddr = \"{}:{PORT}\"\n", addr(p)));
-            }
-        }
+        // The device paths are placeholders: `--simulate` points them at its own devices.
+        let null = || PpsSource::Sock {
+            path: "/dev/null".into(),
+        };
+        let cfg = MasterConfig {
+            gps: Some(GpsConfig::new("/dev/null".into(), null())),
+            atomic: Some(AtomicConfig::new(null(), 100)),
+            // Liars have no peers (so they never evict themselves); the others cross-check all.
+            peers: (0..o.masters)
+                .filter(|&p| p != m && !lies)
+                .map(|p| PeerConfig {
+                    addr: format!("{}:{PORT}", addr(p)),
+                })
+                .collect(),
+            ..MasterConfig::new(
+                &format!("m{m}"),
+                ttcore::MasterKind::Gps,
+                sock_addr(&addr(m), PORT)?,
+            )
+        };
         let path = dir.join("timemaster.toml");
-        std::fs::write(&path, cfg)?;
+        std::fs::write(&path, toml::to_string(&cfg)?)?;
         let mut d = Daemon {
             name: format!("m{m}"),
             ns: net.nodes[m].0.clone(),
@@ -515,16 +533,20 @@ fn start_hosts(
         std::fs::create_dir_all(&dir)?;
         let page = dir.join("page");
         let listen = format!("{}:7100", addr(i));
-        let mut cfg = format!(
-            "listen = \"{listen}\"\nshm-path = \"{}\"\npoll-interval-ms = 1000\nallow-test-knob = true\nvmclock = \"{}\"\n",
-            page.display(),
-            dir.join("no-vmclock").display()
-        );
-        for m in 0..o.masters {
-            cfg.push_str(&format!("[[master]]\naddr = \"{}:{PORT}\"\n", addr(m)));
-        }
+        let masters = (0..o.masters)
+            .map(|m| timed::config::MasterConfig {
+                addr: format!("{}:{PORT}", addr(m)),
+            })
+            .collect();
+        let cfg = timed::config::Config {
+            listen: sock_addr(&addr(i), 7100)?,
+            shm_path: page.clone(),
+            allow_test_knob: true,
+            vmclock: dir.join("no-vmclock"),
+            ..timed::config::Config::new(masters)
+        };
         let path = dir.join("timed.toml");
-        std::fs::write(&path, cfg)?;
+        std::fs::write(&path, toml::to_string(&cfg)?)?;
         let mut d = Daemon {
             name: format!("h{h}"),
             ns: net.nodes[i].0.clone(),

@@ -24,6 +24,9 @@ pub enum Error {
     /// A scenario, a configuration or a result file did not parse.
     #[error(transparent)]
     Toml(#[from] toml::de::Error),
+    /// A configuration could not be written.
+    #[error(transparent)]
+    TomlOut(#[from] toml::ser::Error),
     /// JSON in or out.
     #[error(transparent)]
     Json(#[from] serde_json::Error),

@@ -178,89 +178,80 @@ impl Lab {
         ] {
             lab.start_sim(name, &scenario)?;
         }
-        let sim = |s: &str, f: &str| d.join(s).join(f).display().to_string();
-        let gps = |s: &str| {
-            format!(
-                "[gps]\nnmea-device = \"{}\"\ncable-delay-ns = 50\npps = {{ source = \"sock\", path = \"{}\" }}\n",
-                sim(s, "gps"),
-                sim(s, "pps.sock")
-            )
+        // Configs are the daemons' own structs, serialized: a key the daemons do not know
+        // cannot be written here.
+        use timemaster::config::{
+            AtomicConfig, Config as MasterConfig, GpsConfig, LockLine, PeerConfig, PpsSource,
         };
-        let atomic = |s: &str| {
-            format!(
-                "[atomic]\ntelemetry-device = \"{}\"\ndrift-ppt = 100\npps = {{ source = \"sock\", path = \"{}\" }}\nlock-line = {{ source = \"file\", path = \"{}\" }}\n",
-                sim(s, "atomic"),
-                sim(s, "atomic-pps.sock"),
-                sim(s, "lock.gpio")
-            )
+        let sim = |s: &str, f: &str| d.join(s).join(f);
+        let sock = |s: &str, f: &str| PpsSource::Sock { path: sim(s, f) };
+        let gps = |s: &str| GpsConfig {
+            cable_delay_ns: 50,
+            ..GpsConfig::new(sim(s, "gps"), sock(s, "pps.sock"))
         };
-        let peer = |a: &str| format!("[[peer]]\naddr = \"{a}\"\n");
+        let atomic = |s: &str| AtomicConfig {
+            telemetry_device: Some(sim(s, "atomic")),
+            lock_line: Some(LockLine::File {
+                path: sim(s, "lock.gpio"),
+            }),
+            ..AtomicConfig::new(sock(s, "atomic-pps.sock"), 100)
+        };
         let cross = lab.opts.liar_ns.is_none();
-        let (a, b, c) = (
-            lab.masters[0].1.clone(),
-            lab.masters[1].1.clone(),
-            lab.masters[2].1.clone(),
-        );
-        let peers_a = if cross {
-            peer(&b) + &peer(&c)
-        } else {
-            String::new()
+        let addrs: Vec<String> = lab.masters.iter().map(|m| m.1.clone()).collect();
+        let peers = |of: usize| -> Vec<PeerConfig> {
+            (0..addrs.len())
+                .filter(|&p| p != of && (cross || (of == 2 && p == 0)))
+                .map(|p| PeerConfig {
+                    addr: addrs[p].clone(),
+                })
+                .collect()
         };
-        let peers_b = if cross {
-            peer(&a) + &peer(&c)
-        } else {
-            String::new()
+        let listen = |i: usize| -> Result<std::net::SocketAddr, Error> {
+            addrs[i]
+                .parse()
+                .map_err(|e| Error::failed(format!("{}: {e}", addrs[i])))
         };
-        let peers_c = if cross {
-            peer(&a) + &peer(&b)
-        } else {
-            peer(&a)
-        };
+        for (i, (name, simname)) in [("gps-a", "sim-a"), ("gps-b", "sim-b")].iter().enumerate() {
+            let cfg = MasterConfig {
+                gps: Some(gps(simname)),
+                atomic: Some(atomic(simname)),
+                peers: peers(i),
+                ..MasterConfig::new(name, ttcore::MasterKind::Gps, listen(i)?)
+            };
+            lab.start_master(name, &toml::to_string(&cfg)?)?;
+        }
         // arm-c's max-epsilon and transfer limit are looser than the datacenter defaults: a
         // loopback lab on a shared 2-core machine may never see a sub-millisecond round trip.
-        lab.start_master(
-            "gps-a",
-            &format!(
-                "id = \"gps-a\"\nkind = \"gps\"\nlisten = \"{a}\"\n{}{}{}",
-                gps("sim-a"),
-                atomic("sim-a"),
-                peers_a
-            ),
-        )?;
-        lab.start_master(
-            "gps-b",
-            &format!(
-                "id = \"gps-b\"\nkind = \"gps\"\nlisten = \"{b}\"\n{}{}{}",
-                gps("sim-b"),
-                atomic("sim-b"),
-                peers_b
-            ),
-        )?;
-        lab.start_master(
-            "arm-c",
-            &format!(
-                "id = \"arm-c\"\nkind = \"armageddon\"\nlisten = \"{c}\"\nmax-epsilon-ns = 5000000\narmageddon-max-peer-radius-ns = 2000000\n{}{}",
-                atomic("sim-c"),
-                peers_c
-            ),
-        )?;
-        let mut tcfg = format!(
-            "listen = \"{}\"\nshm-path = \"{}\"\npoll-interval-ms = {}\nmax-drift-ppm = {}\nallow-test-knob = {}\n",
-            lab.timed_addr,
-            lab.page.display(),
-            lab.opts.poll_ms,
-            lab.opts.max_drift_ppm,
-            lab.opts.allow_knob
-        );
-        if let Some(cb) = &lab.opts.clockbound {
-            tcfg.push_str(&format!("clockbound-shm-path = \"{}\"\n", cb.display()));
-        }
-        if let Some(vm) = &lab.opts.vmclock {
-            tcfg.push_str(&format!("vmclock = \"{}\"\n", vm.display()));
-        }
-        for (_, addr) in &lab.masters {
-            tcfg.push_str(&format!("[[master]]\naddr = \"{addr}\"\n"));
-        }
+        let arm = MasterConfig {
+            max_epsilon_ns: 5_000_000,
+            armageddon_max_peer_radius_ns: 2_000_000,
+            atomic: Some(atomic("sim-c")),
+            peers: peers(2),
+            ..MasterConfig::new("arm-c", ttcore::MasterKind::Armageddon, listen(2)?)
+        };
+        lab.start_master("arm-c", &toml::to_string(&arm)?)?;
+        let masters = addrs
+            .iter()
+            .map(|a| timed::config::MasterConfig { addr: a.clone() })
+            .collect();
+        let tcfg = timed::config::Config {
+            listen: lab
+                .timed_addr
+                .parse()
+                .map_err(|e| Error::failed(format!("{}: {e}", lab.timed_addr)))?,
+            shm_path: lab.page.clone(),
+            poll_interval_ms: lab.opts.poll_ms,
+            max_drift_ppm: lab.opts.max_drift_ppm,
+            allow_test_knob: lab.opts.allow_knob,
+            clockbound_shm_path: lab.opts.clockbound.clone(),
+            vmclock: lab
+                .opts
+                .vmclock
+                .clone()
+                .unwrap_or_else(|| ttsys::vmclock::DEFAULT_PATH.into()),
+            ..timed::config::Config::new(masters)
+        };
+        let tcfg = toml::to_string(&tcfg)?;
         std::fs::write(&lab.timed_cfg, tcfg)?;
         lab.start_timed()?;
         Ok(lab)
@@ -490,17 +481,30 @@ impl Drop for SimulatedMaster {
 }
 
 impl SimulatedMaster {
-    /// Starts it in `dir` (created) with binaries from `bins`.
-    pub fn start(bins: &Path, dir: &Path, id: &str, extra: &str) -> Result<Self, Error> {
+    /// Starts it in `dir` (created) with binaries from `bins`: a GPS master on firmware-sim's
+    /// devices, its configuration as `tweak` leaves it.
+    pub fn start(
+        bins: &Path,
+        dir: &Path,
+        id: &str,
+        tweak: impl FnOnce(&mut timemaster::config::Config),
+    ) -> Result<Self, Error> {
+        use timemaster::config::{Config, GpsConfig, PpsSource};
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let cfg = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "id = \"{id}\"\nkind = \"gps\"\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[gps]\nnmea-device = \"/dev/null\"\npps = {{ source = \"sock\", path = \"/dev/null\" }}\n"
-            ),
-        )?;
+        // The paths are placeholders: `--simulate` points them at its own devices.
+        let mut c = Config {
+            gps: Some(GpsConfig::new(
+                "/dev/null".into(),
+                PpsSource::Sock {
+                    path: "/dev/null".into(),
+                },
+            )),
+            ..Config::new(id, ttcore::MasterKind::Gps, ([127, 0, 0, 1], port).into())
+        };
+        tweak(&mut c);
+        std::fs::write(&cfg, toml::to_string(&c)?)?;
         let log = dir.join(format!("{id}.log"));
         let child = Command::new(bins.join("timemaster"))
             .args(["run", "--simulate", "-c"])

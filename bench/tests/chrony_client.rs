@@ -26,17 +26,14 @@ fn field_ns(ntpdata: &str, name: &str) -> Option<f64> {
 fn chronyd_selects_a_timemaster_and_refuses_an_untrustworthy_one() {
     let bins = bench::lab::binaries(None).expect("the stack binaries");
     let tmp = tempfile::tempdir().unwrap();
-    let good = SimulatedMaster::start(&bins, tmp.path(), "good", "").unwrap();
+    let good = SimulatedMaster::start(&bins, tmp.path(), "good", |_| {}).unwrap();
     // ε can never be within 2 ns: this master has a model but answers unsynchronized (LI 3).
     let port_b = bench::lab::free_port().unwrap();
-    let bad = SimulatedMaster::start(
-        &bins,
-        tmp.path(),
-        "bad",
-        &format!(
-            "ntp-listen = \"127.0.0.2:{port_b}\"\nmax-epsilon-ns = 2\narmageddon-max-peer-radius-ns = 1"
-        ),
-    )
+    let bad = SimulatedMaster::start(&bins, tmp.path(), "bad", |c| {
+        c.ntp_listen = Some(([127, 0, 0, 2], port_b).into());
+        c.max_epsilon_ns = 2;
+        c.armageddon_max_peer_radius_ns = 1;
+    })
     .unwrap();
     good.wait_for(Duration::from_secs(60), |s| {
         ttproto::status_from_wire(s.status).is_trustworthy()

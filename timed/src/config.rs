@@ -14,7 +14,7 @@
 //! addr = "10.0.0.1:123"               # the master's UDP time-transfer address
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use ttcore::host::{FrequencyMode, HostParams};
@@ -24,7 +24,7 @@ use ttsys::config::InvalidKey;
 pub use ttsys::config::ConfigError;
 
 /// How timed treats the system clock.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Steer {
     /// Never touch it (default; coexists with chrony/ntpd).
@@ -36,15 +36,16 @@ pub enum Steer {
 }
 
 /// `[[master]]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct MasterConfig {
     /// `host:port` of the master's UDP time-transfer service (its `ntp-listen`).
     pub addr: String,
 }
 
-/// The file.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// The file. Each default is defined once, in the `default_*` function its field names; a
+/// [`Config::new`] has them all, and `docs/CONFIG.md` is generated from this struct.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     /// gRPC listen address.
@@ -102,6 +103,32 @@ pub struct Config {
     /// Masters.
     #[serde(rename = "master")]
     pub masters: Vec<MasterConfig>,
+}
+
+impl Config {
+    /// A configuration polling `masters`, every other key at its default.
+    pub fn new(masters: Vec<MasterConfig>) -> Config {
+        Config {
+            listen: default_listen(),
+            shm_path: default_shm(),
+            clockbound_shm_path: None,
+            poll_interval_ms: default_poll(),
+            poll_jitter_pct: default_jitter(),
+            request_timeout_ms: default_timeout(),
+            burst: default_burst(),
+            max_drift_ppm: default_drift(),
+            frequency: FrequencyMode::default(),
+            max_epsilon_ns: default_max_eps(),
+            holdover_after_ms: None,
+            void_after_ms: None,
+            max_liars: None,
+            freq_window_s: default_window(),
+            steer: Steer::default(),
+            allow_test_knob: false,
+            vmclock: default_vmclock(),
+            masters,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -220,6 +247,16 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "shm-path = \"/tmp/p\"\n[[master]]\naddr = \"127.0.0.1:7001\"\n[[master]]\naddr = \"127.0.0.1:7002\"\n[[master]]\naddr = \"127.0.0.1:7003\"\n";
+
+    #[test]
+    fn new_has_the_files_defaults_and_round_trips() {
+        let parsed = Config::from_toml(GOOD, "t").unwrap();
+        let mut built = Config::new(parsed.masters.clone());
+        built.shm_path = "/tmp/p".into();
+        assert_eq!(built, parsed);
+        let text = toml::to_string(&built).unwrap();
+        assert_eq!(Config::from_toml(&text, "t").unwrap(), built, "{text}");
+    }
 
     #[test]
     fn defaults() {

@@ -26,9 +26,8 @@
 //! addr = "10.0.0.2:7001"
 //! ```
 
-use crate::core::kalman::KalmanParams;
 use crate::core::master::{AtomicParams, GpsParams, MasterKind, MasterParams};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use ttcore::{LeapTable, Rate, Span, Timestamp, UtcLabel};
@@ -37,7 +36,7 @@ use ttsys::config::InvalidKey;
 pub use ttsys::config::ConfigError;
 
 /// Where pulses come from.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PpsSource {
     /// chrony SOCK datagrams on a Unix socket we bind (gpsd, firmware-sim).
@@ -60,7 +59,7 @@ pub enum PpsSource {
 }
 
 /// Where the atomic clock's lock line is read.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LockLine {
     /// A GPIO input line (through `linux-embedded-hal`).
@@ -81,7 +80,7 @@ pub enum LockLine {
 }
 
 /// `[gps]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct GpsConfig {
     /// Serial device with NMEA.
@@ -109,17 +108,17 @@ fn default_gps_baud() -> u32 {
     38_400
 }
 fn default_calibration() -> i64 {
-    50
+    GpsParams::default().calibration_error_ns
 }
 fn default_qerr() -> i64 {
-    4
+    GpsParams::default().qerr_ns
 }
 fn default_jitter_floor() -> f64 {
-    20.0
+    GpsParams::default().jitter_floor_ns
 }
 
 /// `[atomic]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AtomicConfig {
     /// Serial device with the telemetry protocol (optional).
@@ -142,11 +141,11 @@ fn default_atomic_baud() -> u32 {
     57_600
 }
 fn default_atomic_jitter() -> f64 {
-    5.0
+    AtomicParams::default().jitter_ns
 }
 
 /// `[[peer]]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PeerConfig {
     /// `host:port` of the peer's UDP time-transfer service (its `ntp-listen`).
@@ -154,7 +153,7 @@ pub struct PeerConfig {
 }
 
 /// The whole file.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     /// This master's name.
@@ -205,31 +204,87 @@ pub struct Config {
 }
 
 fn default_max_eps() -> i64 {
-    1_000_000
+    MasterParams::default().max_epsilon.as_nanos()
 }
 fn default_wander() -> u64 {
-    500
+    (MasterParams::default().local_wander.as_ppt() / 1_000) as u64
 }
 fn default_quartz() -> f64 {
-    10.0
+    MasterParams::default().quartz_holdover.as_ppm_f64()
 }
 fn default_max_freq() -> f64 {
-    500.0
+    MasterParams::default().max_freq.as_ppm_f64()
 }
 fn default_earliest() -> String {
-    "2016-06-01T00:00:00Z".into()
+    LeapTable::builtin()
+        .timescale_to_utc(MasterParams::default().earliest_valid)
+        .to_iso()
 }
 fn default_reject_limit() -> u32 {
-    5
+    MasterParams::default().reject_limit
 }
 fn default_peer_poll() -> u64 {
     1_000
 }
 fn default_peer_radius() -> i64 {
-    500_000
+    MasterParams::default().peer_max_radius.as_nanos()
+}
+
+impl GpsConfig {
+    /// A receiver on `nmea_device` with its pulse from `pps`, every other key at its default.
+    pub fn new(nmea_device: PathBuf, pps: PpsSource) -> GpsConfig {
+        GpsConfig {
+            nmea_device,
+            baud: default_gps_baud(),
+            pps,
+            cable_delay_ns: 0,
+            calibration_error_ns: default_calibration(),
+            qerr_ns: default_qerr(),
+            jitter_floor_ns: default_jitter_floor(),
+        }
+    }
+}
+
+impl AtomicConfig {
+    /// An atomic clock pulsing on `pps` with drift bound `drift_ppt`, every other key at its
+    /// default (no telemetry, no lock line).
+    pub fn new(pps: PpsSource, drift_ppt: u64) -> AtomicConfig {
+        AtomicConfig {
+            telemetry_device: None,
+            baud: default_atomic_baud(),
+            pps,
+            lock_line: None,
+            drift_ppt,
+            jitter_ns: default_atomic_jitter(),
+        }
+    }
 }
 
 impl Config {
+    /// A master `id` of `kind` serving on `listen`, every other key at its default (no
+    /// devices, no peers).
+    pub fn new(id: &str, kind: MasterKind, listen: SocketAddr) -> Config {
+        Config {
+            id: id.into(),
+            kind,
+            listen,
+            ntp_listen: None,
+            ntp_threads: None,
+            metrics_listen: None,
+            max_epsilon_ns: default_max_eps(),
+            local_wander_ppb: default_wander(),
+            quartz_holdover_ppm: default_quartz(),
+            max_freq_ppm: default_max_freq(),
+            earliest_valid_utc: default_earliest(),
+            reject_limit: default_reject_limit(),
+            peer_poll_interval_ms: default_peer_poll(),
+            armageddon_max_peer_radius_ns: default_peer_radius(),
+            gps: None,
+            atomic: None,
+            peers: Vec::new(),
+        }
+    }
+
     /// The UDP time-transfer address.
     pub fn ntp_addr(&self) -> SocketAddr {
         self.ntp_listen.unwrap_or(self.listen)
@@ -329,6 +384,7 @@ impl Config {
         {
             return bad("atomic.jitter-ns", "must not be negative");
         }
+        let core = MasterParams::default();
         Ok(MasterParams {
             kind: self.kind,
             gps: self.gps.as_ref().map(|g| GpsParams {
@@ -343,15 +399,14 @@ impl Config {
             }),
             local_wander: Rate::from_ppb(self.local_wander_ppb as i64),
             quartz_holdover: Rate::bound_from_ppm_f64(self.quartz_holdover_ppm)
-                .unwrap_or(Rate::from_ppm(10)),
-            max_freq: Rate::bound_from_ppm_f64(self.max_freq_ppm).unwrap_or(Rate::from_ppm(500)),
+                .unwrap_or(core.quartz_holdover),
+            max_freq: Rate::bound_from_ppm_f64(self.max_freq_ppm).unwrap_or(core.max_freq),
             max_epsilon: Span::from_nanos(self.max_epsilon_ns),
-            sigma_k: 6.0,
             reject_limit: self.reject_limit.max(1),
-            loss_timeout: Span::from_millis(2_500),
             earliest_valid: Timestamp::from_nanos(earliest.as_nanos()),
-            kalman: KalmanParams::default(),
             peer_max_radius: Span::from_nanos(self.armageddon_max_peer_radius_ns),
+            // Not configurable: the filter's gate, loss timeout and tuning.
+            ..core
         })
     }
 }
@@ -374,6 +429,38 @@ lock-line = { source = "gpio", chip = "/dev/gpiochip0", line = 17 }
 [[peer]]
 addr = "127.0.0.1:7002"
 "#;
+
+    #[test]
+    fn new_has_the_files_defaults_and_round_trips() {
+        let parsed = Config::from_toml(GOOD, "t").unwrap();
+        let mut built = Config::new("gps-a", MasterKind::Gps, "127.0.0.1:7001".parse().unwrap());
+        built.gps = Some(GpsConfig::new(
+            "/dev/ttyS0".into(),
+            PpsSource::Sock {
+                path: "/run/pps.sock".into(),
+            },
+        ));
+        built.atomic = Some(AtomicConfig::new(
+            PpsSource::Kernel {
+                device: "/dev/pps1".into(),
+            },
+            100,
+        ));
+        if let (Some(b), Some(p)) = (built.atomic.as_mut(), parsed.atomic.as_ref()) {
+            b.lock_line = p.lock_line.clone();
+            b.telemetry_device = p.telemetry_device.clone();
+        }
+        built.peers = parsed.peers.clone();
+        assert_eq!(built, parsed);
+        let text = toml::to_string(&built).unwrap();
+        assert_eq!(Config::from_toml(&text, "t").unwrap(), built, "{text}");
+        // The file's defaults are the core's.
+        let (from_file, core) = (parsed.params().unwrap(), MasterParams::default());
+        assert_eq!(from_file.max_epsilon, core.max_epsilon);
+        assert_eq!(from_file.quartz_holdover, core.quartz_holdover);
+        assert_eq!(from_file.earliest_valid, core.earliest_valid);
+        assert_eq!(from_file.peer_max_radius, core.peer_max_radius);
+    }
 
     #[test]
     fn good_config() {

@@ -112,6 +112,16 @@ impl UtcLabel {
     }
 }
 
+impl UtcLabel {
+    /// The form [`UtcLabel::parse_iso`] reads, `YYYY-MM-DDTHH:MM:SSZ` (nanoseconds dropped).
+    pub fn to_iso(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+}
+
 impl fmt::Display for UtcLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -741,6 +751,7 @@ mod tests {
     #[test]
     fn iso_labels_parse() {
         let l = UtcLabel::parse_iso("2016-12-31T23:59:60Z").unwrap();
+        assert_eq!(l.to_iso(), "2016-12-31T23:59:60Z");
         assert_eq!((l.year, l.month, l.day, l.second), (2016, 12, 31, 60));
         for bad in [
             "2016-12-31 23:59:59Z",

@@ -205,7 +205,7 @@ fn start_master() -> anyhow::Result<(bench::lab::SimulatedMaster, String, tempdi
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
-    let m = bench::lab::SimulatedMaster::start(&bins, &dir.0, "bench", "")?;
+    let m = bench::lab::SimulatedMaster::start(&bins, &dir.0, "bench", |_| {})?;
     m.wait_for(Duration::from_secs(40), |s| {
         ttproto::status_from_wire(s.status).is_trustworthy()
     })?;

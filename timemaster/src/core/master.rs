@@ -121,20 +121,36 @@ pub struct MasterParams {
     pub peer_max_radius: Span,
 }
 
+/// The defaults of a receiver on a 50 ns cable (firmware-sim's), with a typical timing
+/// receiver's error bounds. The config's defaults are these, except the cable (0 unless
+/// configured).
+impl Default for GpsParams {
+    fn default() -> Self {
+        GpsParams {
+            cable_delay_ns: 50,
+            calibration_error_ns: 50,
+            qerr_ns: 4,
+            jitter_floor_ns: 20.0,
+        }
+    }
+}
+
+/// A chip-scale atomic clock: 100 ppt drift bound, 5 ns pulse jitter.
+impl Default for AtomicParams {
+    fn default() -> Self {
+        AtomicParams {
+            drift: Rate::from_ppt(100),
+            jitter_ns: 5.0,
+        }
+    }
+}
+
 impl Default for MasterParams {
     fn default() -> Self {
         MasterParams {
             kind: MasterKind::Gps,
-            gps: Some(GpsParams {
-                cable_delay_ns: 50,
-                calibration_error_ns: 50,
-                qerr_ns: 4,
-                jitter_floor_ns: 20.0,
-            }),
-            atomic: Some(AtomicParams {
-                drift: Rate::from_ppt(100),
-                jitter_ns: 5.0,
-            }),
+            gps: Some(GpsParams::default()),
+            atomic: Some(AtomicParams::default()),
             local_wander: Rate::from_ppb(500),
             quartz_holdover: Rate::from_ppm(10),
             max_freq: Rate::from_ppm(500),
