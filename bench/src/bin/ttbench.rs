@@ -4,6 +4,7 @@
 //! ```text
 //! ttbench sim --scenario FILE [--lie-ms a,b,…] [--json]     # the deterministic fleet simulator
 //! ttbench sim-report                                        # every scenario → bench/results/
+//! ttbench config-reference                                  # docs/CONFIG.md, from the config structs
 //! ttbench now-latency                                       # TT.now() vs clock_gettime vs ClockBound
 //! ttbench commit-wait [--drift-ppm 0,100,200]               # on the real stack, beside the simulator
 //! ttbench commit-wait-overshoot
@@ -66,6 +67,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print the configuration reference (docs/CONFIG.md) generated from the config structs.
+    ConfigReference,
     /// Run every scenario and write the results table and plots.
     SimReport {
         /// Scenario directory.
@@ -331,6 +334,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Cmd::ConfigReference => {
+            print!("{}", bench::config_ref::markdown());
             Ok(())
         }
         Cmd::SimReport { scenarios, out } => {
