@@ -273,6 +273,53 @@ impl Holdover {
     }
 }
 
+/// Where the master stands with its peers' majority (the cross-check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// Serving; `disagreeing` decided rounds in a row have disagreed (3 evict).
+    InGood {
+        /// Disagreeing rounds in a row.
+        disagreeing: u32,
+    },
+    /// Evicted (status unsynchronized); `agreeing` decided rounds in a row have agreed since
+    /// (3 lift the eviction).
+    Evicted {
+        /// Why it was evicted.
+        why: Eviction,
+        /// Agreeing rounds in a row.
+        agreeing: u32,
+    },
+}
+
+/// An armageddon master's start from its peers' time: it waits for an offer it can take, takes
+/// it once at an atomic pulse, and runs on its atomic clock from then on. A clock disruption
+/// sends it back to waiting, with nothing kept: offers measured against the old clock are void.
+#[derive(Clone, Debug, PartialEq)]
+enum PeerStart {
+    /// Collecting offers.
+    Waiting(PeerOffers),
+    /// Time taken at raw reading `at`, with ε `eps_ns` (ns) then.
+    Started {
+        /// Raw reading of the pulse it started on.
+        at: i64,
+        /// ε at the start (ns).
+        eps_ns: f64,
+    },
+}
+
+/// The peer time offered so far (each an offset interval, timescale − raw, at a raw reading).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct PeerOffers {
+    /// An offer narrow enough to take (the latest).
+    usable: Option<(i64, OffsetInterval)>,
+    /// Offers too wide to take, so far.
+    too_wide: u32,
+    /// The narrowest of those.
+    best: Option<(i64, OffsetInterval)>,
+    /// The first too-wide offer has been reported.
+    reported: bool,
+}
+
 /// The master core.
 #[derive(Clone, Debug)]
 pub struct MasterCore {
@@ -293,20 +340,18 @@ pub struct MasterCore {
     atomic_phase: VecDeque<f64>,
     atomic_cal_eps_ns: f64,
     holdover: Option<Holdover>,
-    armageddon: Option<(i64, f64)>,
-    peer_time: Option<(i64, OffsetInterval)>,
-    peer_too_wide_logged: bool,
-    peer_rounds: u32,
-    peer_best: Option<(i64, OffsetInterval)>,
-    evicted: Option<Eviction>,
-    agree_streak: u32,
-    disagree_streak: u32,
+    peer_start: PeerStart,
+    standing: Standing,
     disrupted: bool,
     smear_rate: f64,
     counters: Counters,
     events: VecDeque<(i64, MasterEvent)>,
     new_events: Vec<MasterEvent>,
 }
+
+mod gps;
+mod holdover;
+mod peers;
 
 const EVENT_LOG: usize = 32;
 const JITTER_WINDOW: usize = 64;
@@ -345,14 +390,8 @@ impl MasterCore {
             atomic_phase: VecDeque::new(),
             atomic_cal_eps_ns: 0.0,
             holdover: None,
-            armageddon: None,
-            peer_time: None,
-            peer_too_wide_logged: false,
-            peer_rounds: 0,
-            peer_best: None,
-            evicted: None,
-            agree_streak: 0,
-            disagree_streak: 0,
+            peer_start: PeerStart::Waiting(PeerOffers::default()),
+            standing: Standing::InGood { disagreeing: 0 },
             disrupted: false,
             smear_rate: 0.0,
             counters: Counters::default(),
@@ -402,534 +441,6 @@ impl MasterCore {
         })
     }
 
-    // ----- GPS -------------------------------------------------------------------------------
-
-    /// A GPS pulse edge captured at local raw reading `edge_raw`.
-    pub fn on_gps_pulse(&mut self, edge_raw: i64) {
-        if self.p.gps.is_none() {
-            return;
-        }
-        self.counters.pulses_seen += 1;
-        self.pending_pulses.push_back(edge_raw);
-        while self.pending_pulses.len() > 4 {
-            self.pending_pulses.pop_front();
-            self.counters.pulses_rejected += 1;
-        }
-        self.try_pair();
-    }
-
-    /// One NMEA line received at local raw reading `receipt_raw`. A refusal is counted here
-    /// and returned for the caller to show; the core goes on either way.
-    pub fn on_nmea_line(&mut self, line: &str, receipt_raw: i64) -> Result<(), NmeaRefusal> {
-        match parse_line(line) {
-            Err(e) => {
-                self.counters.nmea_errors += 1;
-                Err(e.into())
-            }
-            Ok(NmeaEvent::Time { label, valid, .. }) => {
-                if !valid {
-                    return Ok(());
-                }
-                self.counters.labels_seen += 1;
-                match self.leap.utc_to_timescale(&label) {
-                    Ok(t) => {
-                        // One burst has several labels (RMC, ZDA); keep each value once.
-                        if !self
-                            .labels
-                            .iter()
-                            .any(|(r, l)| *l == t && (receipt_raw - r).abs() < NANOS_PER_SEC)
-                        {
-                            self.labels.push_back((receipt_raw, t));
-                        }
-                        while self.labels.len() > 8 {
-                            self.labels.pop_front();
-                        }
-                        self.try_pair();
-                        Ok(())
-                    }
-                    Err(error) => {
-                        self.counters.labels_rejected += 1;
-                        Err(NmeaRefusal::Label { label, error })
-                    }
-                }
-            }
-            Ok(NmeaEvent::Leap {
-                tai_minus_utc,
-                pending,
-            }) => {
-                self.tai_minus_utc = tai_minus_utc;
-                if let Some(l) = pending
-                    && !self.leap.entries().contains(&l)
-                {
-                    match self.leap.with_announced(l) {
-                        Ok(t) => {
-                            self.leap = t;
-                            self.event(receipt_raw, MasterEvent::LeapAnnounced(l));
-                        }
-                        Err(e) => return Err(NmeaRefusal::LeapAnnouncement(e)),
-                    }
-                }
-                Ok(())
-            }
-            Ok(_) => Ok(()),
-        }
-    }
-
-    fn try_pair(&mut self) {
-        let mut i = 0;
-        while i < self.pending_pulses.len() {
-            let p = self.pending_pulses[i];
-            let matches: Vec<Timestamp> = self
-                .labels
-                .iter()
-                .filter(|(r, _)| *r - p >= 50_000_000 && *r - p <= 990_000_000)
-                .map(|(_, t)| *t)
-                .collect();
-            if matches.is_empty() {
-                i += 1;
-                continue;
-            }
-            self.pending_pulses.remove(i);
-            if matches.iter().any(|t| *t != matches[0]) {
-                self.counters.pulses_rejected += 1;
-                self.counters.labels_rejected += 1;
-                continue;
-            }
-            self.labels.retain(|(_, t)| *t != matches[0]);
-            self.gps_labelled(p, matches[0], true);
-        }
-    }
-
-    /// Periodic work at raw reading `now_raw` (call ~10×/s): numbers unlabelled pulses,
-    /// detects reference loss.
-    pub fn tick(&mut self, now_raw: i64) {
-        while let Some(&p) = self.pending_pulses.front() {
-            if now_raw - p <= 1_000_000_000 {
-                break;
-            }
-            self.pending_pulses.pop_front();
-            // No label arrived: number the pulse by our own model when that is unambiguous.
-            let fresh = self
-                .last_accept_raw
-                .is_some_and(|a| p - a < 3 * NANOS_PER_SEC);
-            match (self.reference, self.estimate(p), self.p.gps) {
-                (Reference::Gps, Some(est), Some(g)) if fresh => {
-                    let sec =
-                        (est - g.cable_delay_ns + NANOS_PER_SEC / 2).div_euclid(NANOS_PER_SEC);
-                    self.gps_labelled(p, Timestamp::from_nanos(sec * NANOS_PER_SEC), false);
-                }
-                _ => self.counters.pulses_rejected += 1,
-            }
-        }
-        self.labels.retain(|(r, _)| now_raw - r < 2 * NANOS_PER_SEC);
-        // Loss of the primary reference.
-        if let Some(last) = self.last_accept_raw
-            && self.reference == Reference::Gps
-            && now_raw - last > self.p.loss_timeout.as_nanos()
-        {
-            self.enter_holdover(now_raw, HoldoverCause::NoGpsPulses);
-        }
-        if matches!(self.reference, Reference::Atomic)
-            && self.p.kind == MasterKind::Gps
-            && !self.atomic_locked()
-        {
-            self.fall_back_to_quartz(now_raw, HoldoverCause::AtomicUnlocked);
-        }
-    }
-
-    fn jitter_bound(&self) -> f64 {
-        let floor = self.p.gps.map_or(0.0, |g| g.jitter_floor_ns);
-        if self.innovations.len() < 8 {
-            return floor.max(1_000.0);
-        }
-        let n = self.innovations.len() as f64;
-        let rms = (self.innovations.iter().map(|x| x * x).sum::<f64>() / n).sqrt();
-        let max = self.innovations.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        floor.max(self.p.sigma_k * rms).max(1.2 * max)
-    }
-
-    fn gps_base_ns(&self) -> f64 {
-        let g = self.p.gps.unwrap_or(GpsParams {
-            cable_delay_ns: 0,
-            calibration_error_ns: 0,
-            qerr_ns: 0,
-            jitter_floor_ns: 0.0,
-        });
-        (g.calibration_error_ns + g.qerr_ns) as f64 + self.jitter_bound()
-    }
-
-    fn gps_labelled(&mut self, edge_raw: i64, label: Timestamp, labelled: bool) {
-        let Some(g) = self.p.gps else { return };
-        if label < self.p.earliest_valid {
-            self.counters.labels_rejected += 1;
-            self.counters.pulses_rejected += 1;
-            self.event(edge_raw, MasterEvent::LabelBeforeEarliestValid(label));
-            return;
-        }
-        let z = label.as_nanos() + g.cable_delay_ns - edge_raw;
-        let r = (g.jitter_floor_ns.max(5.0)).powi(2) + (g.qerr_ns as f64).powi(2);
-        if self.kf.is_none() {
-            self.startup_pulse(edge_raw, label, z, r);
-            return;
-        }
-        self.apply_smear_rate(label);
-        let est = self.estimate(edge_raw).unwrap_or(0);
-        if labelled && (label.as_nanos() + g.cable_delay_ns - est).abs() > NANOS_PER_SEC / 2 {
-            self.counters.labels_rejected += 1;
-            self.gps_reject(
-                edge_raw,
-                (label.as_nanos() + g.cable_delay_ns - est) as f64,
-                "label",
-            );
-            return;
-        }
-        let kf = self.kf.as_ref().map(|k| k.innovation(edge_raw, z, r));
-        let sigma = kf.map_or(1e9, |x| x.1);
-        let gate = match self.reference {
-            Reference::Gps => (self.p.sigma_k * sigma)
-                .max(2_000.0)
-                .max(2.0 * self.jitter_bound()),
-            // Re-acquisition: the pulse must fall inside what we can vouch for now.
-            _ => self.total_eps_at(edge_raw) + self.gps_base_ns() + self.p.sigma_k * sigma,
-        };
-        let Some(kf) = self.kf.as_mut() else { return };
-        match kf.update(edge_raw, z, r, gate) {
-            Update::Accepted(y) => {
-                self.innovations.push_back(y);
-                while self.innovations.len() > JITTER_WINDOW {
-                    self.innovations.pop_front();
-                }
-                self.rejects_in_row = 0;
-                self.last_accept_raw = Some(edge_raw);
-                if self.gps_refused {
-                    self.gps_refused = false;
-                    self.event(edge_raw, MasterEvent::GpsAgreesAgain);
-                }
-                if self.reference != Reference::Gps {
-                    let held = self
-                        .holdover
-                        .as_ref()
-                        .map_or(0.0, |h| (edge_raw - h.since_raw) as f64 / 1e9);
-                    self.event(
-                        edge_raw,
-                        MasterEvent::GpsReacquired {
-                            held_s: held,
-                            innovation_ns: y,
-                        },
-                    );
-                    self.reference = Reference::Gps;
-                    self.holdover = None;
-                }
-                if self.disrupted {
-                    self.disrupted = false;
-                    self.event(edge_raw, MasterEvent::Resynchronized);
-                }
-            }
-            Update::Rejected(y) => self.gps_reject(edge_raw, y, "phase"),
-        }
-    }
-
-    fn gps_reject(&mut self, raw: i64, y: f64, what: &'static str) {
-        self.counters.pulses_rejected += 1;
-        self.rejects_in_row += 1;
-        if self.rejects_in_row >= self.p.reject_limit && !self.gps_refused {
-            self.gps_refused = true;
-            self.event(
-                raw,
-                MasterEvent::GpsJumpRefused {
-                    what,
-                    jump_s: y / 1e9,
-                    in_row: self.rejects_in_row,
-                },
-            );
-            if self.reference == Reference::Gps {
-                self.enter_holdover(raw, HoldoverCause::GpsRefused);
-            }
-        }
-    }
-
-    fn startup_pulse(&mut self, edge_raw: i64, label: Timestamp, z: i64, r: f64) {
-        // Three consecutive pulses whose labels step by whole seconds in step with the local
-        // clock (within 1000 ppm) before the first model: a single bad label cannot start it.
-        if let Some(&(prev_raw, prev_label)) = self.startup.last() {
-            let d_raw = edge_raw - prev_raw;
-            let d_label = label.as_nanos() - prev_label.as_nanos();
-            if d_label <= 0 || (d_label - d_raw).abs() > d_raw / 1000 + 1_000_000 {
-                self.startup.clear();
-            }
-        }
-        self.startup.push((edge_raw, label));
-        if self.startup.len() < 3 {
-            return;
-        }
-        let g = self.p.gps.map_or(0, |g| g.cable_delay_ns);
-        let (r0, l0) = self.startup[0];
-        let mut kf = Kalman::new(self.p.kalman, r0, l0.as_nanos() + g - r0, r);
-        for &(ri, li) in &self.startup[1..] {
-            kf.update(ri, li.as_nanos() + g - ri, r, f64::INFINITY);
-        }
-        let _ = z;
-        self.kf = Some(kf);
-        self.startup.clear();
-        self.reference = Reference::Gps;
-        self.last_accept_raw = Some(edge_raw);
-        self.smear_rate = self.smear_rate_at(label);
-        self.event(edge_raw, MasterEvent::GpsLocked(label));
-    }
-
-    /// The timescale's rate against SI inside a smear window (dimensionless), else 0.
-    fn smear_rate_at(&self, t: Timestamp) -> f64 {
-        self.leap
-            .smear_rate_at(t.as_nanos().div_euclid(NANOS_PER_SEC))
-    }
-
-    /// Known rate change of the timescale at a smear boundary: applied to the frequency state
-    /// so the filter does not have to learn it.
-    fn apply_smear_rate(&mut self, label: Timestamp) {
-        let rate = self.smear_rate_at(label);
-        if rate != self.smear_rate {
-            if let Some(kf) = self.kf.as_mut() {
-                kf.shift_freq(rate - self.smear_rate);
-            }
-            self.smear_rate = rate;
-        }
-    }
-
-    // ----- holdover --------------------------------------------------------------------------
-
-    fn atomic_calibrated(&self) -> bool {
-        self.atomic_phase.len() >= 4
-    }
-
-    fn enter_holdover(&mut self, now_raw: i64, cause: HoldoverCause) {
-        let since = self.last_accept_raw.unwrap_or(now_raw);
-        let eps = self.total_eps_at(since);
-        let (reference, rate) = match self.p.atomic {
-            Some(a) if self.atomic_locked() && self.atomic_calibrated() => {
-                (Reference::Atomic, a.drift)
-            }
-            _ => (Reference::Quartz, self.p.quartz_holdover),
-        };
-        let eps = if reference == Reference::Atomic {
-            eps.max(self.atomic_cal_eps_ns)
-        } else {
-            eps
-        };
-        self.holdover = Some(Holdover {
-            since_raw: since,
-            seg_eps_ns: eps,
-            seg_raw: since,
-            rate,
-        });
-        self.reference = reference;
-        self.event(
-            now_raw,
-            MasterEvent::HoldoverEntered {
-                cause,
-                reference,
-                eps_ns: eps,
-                rate,
-            },
-        );
-    }
-
-    fn fall_back_to_quartz(&mut self, now_raw: i64, cause: HoldoverCause) {
-        let q = self.p.quartz_holdover;
-        if let Some(h) = self.holdover.as_mut() {
-            h.switch_rate(now_raw, q);
-        }
-        self.reference = Reference::Quartz;
-        self.event(now_raw, MasterEvent::HoldoverOnQuartz(cause));
-    }
-
-    // ----- atomic clock ----------------------------------------------------------------------
-
-    /// The atomic clock's lock line changed (or was read) at `raw`.
-    pub fn on_atomic_lock(&mut self, locked: bool, raw: i64) {
-        if locked != self.atomic_locked {
-            self.event(raw, MasterEvent::AtomicLockLine(locked));
-            if !locked {
-                self.atomic_phase.clear();
-            }
-        }
-        self.atomic_locked = locked;
-    }
-
-    /// The atomic clock's telemetry reports (status code, alarm bits) at `raw`.
-    pub fn on_atomic_telemetry(&mut self, status: u8, alarm: u16, raw: i64) {
-        let ok = status == 0 && alarm == 0;
-        if ok != self.atomic_telemetry_ok {
-            self.event(raw, MasterEvent::AtomicTelemetry { status, alarm });
-            if !ok {
-                self.atomic_phase.clear();
-            }
-        }
-        self.atomic_telemetry_ok = ok;
-    }
-
-    /// An atomic 1PPS edge at local raw reading `edge_raw`.
-    pub fn on_atomic_pulse(&mut self, edge_raw: i64) {
-        let Some(a) = self.p.atomic else { return };
-        self.counters.atomic_pulses += 1;
-        if !self.atomic_locked() {
-            return;
-        }
-        match self.reference {
-            Reference::Gps => {
-                // Calibrate the atomic clock's phase against GPS time.
-                if let Some(t) = self.estimate(edge_raw) {
-                    self.atomic_phase.push_back(signed_mod_second(t));
-                    while self.atomic_phase.len() > ATOMIC_CAL_WINDOW {
-                        self.atomic_phase.pop_front();
-                    }
-                    self.atomic_cal_eps_ns = self.total_eps_at(edge_raw) + a.jitter_ns;
-                }
-            }
-            Reference::Atomic => {
-                let phi = self.atomic_phase_cal();
-                let Some(est) = self.estimate(edge_raw) else {
-                    return;
-                };
-                let k = ((est as f64 - phi) / 1e9).round() as i64;
-                let target = k * NANOS_PER_SEC + phi.round() as i64;
-                let z = target - edge_raw;
-                let r = a.jitter_ns.max(1.0).powi(2);
-                let gate = (self.p.sigma_k
-                    * self
-                        .kf
-                        .as_ref()
-                        .map_or(1e9, |kf| kf.innovation(edge_raw, z, r).1))
-                .max(1_000.0);
-                if let Some(kf) = self.kf.as_mut() {
-                    match kf.update(edge_raw, z, r, gate) {
-                        Update::Accepted(_) => {
-                            if self.p.kind == MasterKind::Gps {
-                                self.last_accept_raw = self.last_accept_raw.max(Some(edge_raw));
-                            }
-                        }
-                        Update::Rejected(_) => self.counters.atomic_rejected += 1,
-                    }
-                }
-            }
-            Reference::None if self.p.kind == MasterKind::Armageddon => {
-                self.armageddon_start(edge_raw, a)
-            }
-            _ => {}
-        }
-    }
-
-    fn atomic_phase_cal(&self) -> f64 {
-        if self.atomic_phase.is_empty() {
-            return 0.0;
-        }
-        self.atomic_phase.iter().sum::<f64>() / self.atomic_phase.len() as f64
-    }
-
-    // ----- armageddon ------------------------------------------------------------------------
-
-    /// Time from the peers (Marzullo of their offset intervals, timescale − raw) measured at raw
-    /// `raw`. An armageddon master takes it once, at its next atomic pulse.
-    pub fn on_peer_time(&mut self, raw: i64, offset: OffsetInterval) {
-        if self.p.kind != MasterKind::Armageddon || self.armageddon.is_some() {
-            return;
-        }
-        if offset.radius() <= self.p.peer_max_radius {
-            self.peer_time = Some((raw, offset));
-            return;
-        }
-        // Too wide: remember the narrowest; after PEER_ROUNDS rounds take it if it still fits
-        // well inside max-epsilon (a busy network may never offer a narrow one).
-        self.peer_rounds += 1;
-        if self
-            .peer_best
-            .is_none_or(|(_, b)| offset.radius() < b.radius())
-        {
-            self.peer_best = Some((raw, offset));
-        }
-        if !self.peer_too_wide_logged {
-            self.peer_too_wide_logged = true;
-            self.event(
-                raw,
-                MasterEvent::PeerTimeTooWide {
-                    radius: offset.radius(),
-                    limit: self.p.peer_max_radius,
-                },
-            );
-        }
-        if self.peer_rounds >= PEER_ROUNDS
-            && let Some((r, best)) = self.peer_best
-            && best.radius().as_nanos().saturating_mul(2) <= self.p.max_epsilon.as_nanos()
-        {
-            // Carry the old measurement to now: widen by the quartz bound over the gap.
-            let widened = best.widen(self.p.quartz_holdover.bound_over(Span::from_nanos(raw - r)));
-            self.event(
-                raw,
-                MasterEvent::PeerTimeTakenNarrowest {
-                    rounds: PEER_ROUNDS,
-                    radius: widened.radius(),
-                },
-            );
-            self.peer_time = Some((raw, widened));
-        }
-    }
-
-    /// One peer round for an armageddon master that still needs time: `peers[i]` is configured
-    /// peer `i`'s offset interval (timescale − our raw) at `raw`, `None` if unreachable or
-    /// untrustworthy.
-    ///
-    /// The fleet (the peers and this master) is assumed to hold at most
-    /// `f = ⌊(peers + 1 − 1) / 2⌋` faulty masters — lying, silent or untrustworthy alike — and
-    /// this master is not one of them. Each peer without an answer uses up one of the `f`, so at
-    /// most `f − missing` of the answers lie and the truth is covered by at least
-    /// `usable − (f − missing)` of them: the hull of what that many cover is taken
-    /// ([`marzullo::covered_hull`]), wide when liars agree with each other, never wrong. (A
-    /// majority rule over the answers alone let two liars of four that overlap the honest pair
-    /// pick their overlap.) `Ok(false)`: nothing to do (not armageddon, or time already taken).
-    pub fn on_peer_round(
-        &mut self,
-        raw: i64,
-        peers: &[Option<OffsetInterval>],
-    ) -> Result<bool, marzullo::MarzulloError> {
-        if !self.wants_peer_time() {
-            return Ok(false);
-        }
-        let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
-        let f = peers.len() / 2;
-        let liars = f.saturating_sub(peers.len() - usable.len());
-        let sel = marzullo::covered_hull(&usable, usable.len().saturating_sub(liars))?;
-        self.on_peer_time(raw, sel.interval);
-        Ok(true)
-    }
-
-    /// Whether an armageddon master still needs time from its peers.
-    pub fn wants_peer_time(&self) -> bool {
-        self.p.kind == MasterKind::Armageddon && self.armageddon.is_none()
-    }
-
-    fn armageddon_start(&mut self, edge_raw: i64, a: AtomicParams) {
-        let Some((at, off)) = self.peer_time else {
-            return;
-        };
-        let age = Span::from_nanos((edge_raw - at).abs());
-        let t = edge_raw + off.midpoint().as_nanos();
-        let eps = off.radius().as_nanos() as f64
-            + self.p.quartz_holdover.bound_over(age).as_nanos() as f64
-            + 1.0;
-        self.atomic_phase.clear();
-        self.atomic_phase.push_back(signed_mod_second(t));
-        let kf = Kalman::new(
-            self.p.kalman,
-            edge_raw,
-            t - edge_raw,
-            a.jitter_ns.max(1.0).powi(2),
-        );
-        self.kf = Some(kf);
-        self.armageddon = Some((edge_raw, eps));
-        self.reference = Reference::Atomic;
-        self.last_accept_raw = Some(edge_raw);
-        self.event(edge_raw, MasterEvent::TimeFromPeers(eps));
-    }
-
     // ----- ε and the published model ---------------------------------------------------------
 
     fn base_eps_at(&self, raw: i64) -> (f64, EpsilonComponents) {
@@ -952,7 +463,10 @@ impl MasterCore {
                     .p
                     .atomic
                     .map_or((Rate::ZERO, 0.0), |a| (a.drift, a.jitter_ns));
-                let (since, peer) = self.armageddon.unwrap_or((raw, 0.0));
+                let (since, peer) = match self.peer_start {
+                    PeerStart::Started { at, eps_ns } => (at, eps_ns),
+                    PeerStart::Waiting(_) => (raw, 0.0),
+                };
                 let grown =
                     a.0.bound_over(Span::from_nanos((raw - since).max(0)))
                         .as_nanos() as f64;
@@ -1062,7 +576,7 @@ impl MasterCore {
             reference: self.reference,
             components,
             holdover_s,
-            evicted: self.evicted.is_some(),
+            evicted: matches!(self.standing, Standing::Evicted { .. }),
             freq_ppm,
             tai_minus_utc: self.tai_minus_utc,
             next_leap: self
@@ -1089,12 +603,12 @@ impl MasterCore {
             let why = match self.p.kind {
                 MasterKind::Gps if self.startup.is_empty() => R::WaitingForGps,
                 MasterKind::Gps => R::AcquiringGps,
-                MasterKind::Armageddon if self.peer_time.is_none() => R::WaitingForPeers,
+                MasterKind::Armageddon if self.peer_offer().is_none() => R::WaitingForPeers,
                 MasterKind::Armageddon => R::WaitingForAtomicPulse,
             };
             return (ClockStatus::Unsynchronized, why);
         }
-        if let Some(why) = self.evicted {
+        if let Standing::Evicted { why, .. } = self.standing {
             return (ClockStatus::Unsynchronized, R::Evicted(why));
         }
         if freq_ppm.abs() > self.p.max_freq.as_ppm_f64() {
@@ -1119,84 +633,6 @@ impl MasterCore {
             s if s == status => (status, reason),
             s => (s, R::EpsilonBeyondMax(self.p.max_epsilon)),
         }
-    }
-
-    // ----- cross-checks and disruption -------------------------------------------------------
-
-    /// Our own offset interval (timescale − raw) at `raw`, if synchronized.
-    pub fn own_offset(&self, raw: i64) -> Option<OffsetInterval> {
-        let m = self.model()?;
-        let est = m.estimate_at(raw)?;
-        let eps = m.epsilon_at(raw);
-        let mid = Span::from_nanos(est.as_nanos() - raw);
-        OffsetInterval::new(mid.saturating_sub(eps), mid.saturating_add(eps))
-    }
-
-    /// One cross-check round at `raw` against the peers' offset intervals (timescale − our raw,
-    /// `None` for unreachable or untrustworthy peers). Three rounds in a row decide an eviction
-    /// or a return.
-    pub fn cross_check(&mut self, raw: i64, peers: &[Option<OffsetInterval>]) -> CrossCheck {
-        let Some(own) = self.own_offset(raw) else {
-            return CrossCheck::TooFew;
-        };
-        let mut ivs = vec![own];
-        let mut idx = Vec::new();
-        for (i, p) in peers.iter().enumerate() {
-            if let Some(p) = p {
-                idx.push(i);
-                ivs.push(*p);
-            }
-        }
-        if ivs.len() < 3 {
-            return CrossCheck::TooFew;
-        }
-        let f = (ivs.len() - 1) / 2;
-        let (agree, agreeing) = match marzullo::select(&ivs, f) {
-            Ok(s) => (s.agreeing.contains(&0), s.agreeing),
-            // Without a majority there is no one to disagree with: undecided.
-            Err(_) => return CrossCheck::NoMajority,
-        };
-        let mut per_peer = vec![false; peers.len()];
-        for (j, &i) in idx.iter().enumerate() {
-            per_peer[i] = agreeing.contains(&(j + 1));
-        }
-        if agree {
-            self.agree_streak += 1;
-            self.disagree_streak = 0;
-            if self.evicted.is_some() && self.agree_streak >= 3 {
-                self.evicted = None;
-                self.event(raw, MasterEvent::EvictionLifted);
-            }
-        } else {
-            self.disagree_streak += 1;
-            self.agree_streak = 0;
-            if self.evicted.is_none() && self.disagree_streak >= 3 {
-                let why = Eviction {
-                    agreeing: per_peer.iter().filter(|a| **a).count(),
-                    answering: idx.len(),
-                };
-                self.event(raw, MasterEvent::Evicted(why));
-                self.evicted = Some(why);
-            }
-        }
-        CrossCheck::Decided {
-            agree,
-            peers: per_peer,
-        }
-    }
-
-    /// The host clock was disrupted (suspend, jump) at `raw`: forget the model until the
-    /// reference is re-acquired.
-    pub fn on_disruption(&mut self, raw: i64, why: Disruption) {
-        self.disrupted = true;
-        self.kf = None;
-        self.startup.clear();
-        self.pending_pulses.clear();
-        self.labels.clear();
-        self.holdover = None;
-        self.reference = Reference::None;
-        self.armageddon = None;
-        self.event(raw, MasterEvent::ClockDisrupted(why));
     }
 }
 
@@ -1298,40 +734,66 @@ mod tests {
 
     #[test]
     fn armageddon_peer_time_keeps_the_truth_with_close_liars() {
-        let arm = || {
-            let mut m = MasterCore::new(
-                MasterParams {
-                    kind: MasterKind::Armageddon,
-                    gps: None,
-                    ..Default::default()
-                },
-                LeapTable::builtin(),
-            );
-            m.on_atomic_lock(true, 0);
-            m
-        };
-        let us = |a: i64, b: i64| {
-            Some(OffsetInterval::new(Span::from_micros(a), Span::from_micros(b)).unwrap())
-        };
         // Truth at 0; two honest peers, two liars overlapping them at +300 µs.
         let mut m = arm();
         let peers = [us(-150, 150), us(-140, 160), us(150, 450), us(160, 460)];
         assert_eq!(m.on_peer_round(S, &peers), Ok(true));
         // The hull of what two cover: from the second honest start to the first liar's end,
         // truth (0) inside; a majority of the four (three) would have picked [150, 160].
-        assert_eq!(m.peer_time, Some((S, us(-140, 450).unwrap())));
+        assert_eq!(m.peer_offer(), Some((S, us(-140, 450).unwrap())));
         m.on_atomic_pulse(2 * S);
         assert!(!m.wants_peer_time());
         // One of two peers silent: it is the fault, the other is taken.
         let mut m = arm();
         assert_eq!(m.on_peer_round(S, &[None, us(-100, 100)]), Ok(true));
-        assert_eq!(m.peer_time, Some((S, us(-100, 100).unwrap())));
+        assert_eq!(m.peer_offer(), Some((S, us(-100, 100).unwrap())));
         // Both silent: nothing to take.
         let mut m = arm();
         assert!(m.on_peer_round(S, &[None, None]).is_err());
         // Not armageddon: nothing to do.
         let mut g = MasterCore::new(MasterParams::default(), LeapTable::builtin());
         assert_eq!(g.on_peer_round(S, &peers), Ok(false));
+    }
+
+    /// An armageddon master with its atomic clock locked.
+    fn arm() -> MasterCore {
+        let mut m = MasterCore::new(
+            MasterParams {
+                kind: MasterKind::Armageddon,
+                gps: None,
+                ..Default::default()
+            },
+            LeapTable::builtin(),
+        );
+        m.on_atomic_lock(true, 0);
+        m
+    }
+
+    /// An offset interval in µs.
+    fn us(a: i64, b: i64) -> Option<OffsetInterval> {
+        Some(OffsetInterval::new(Span::from_micros(a), Span::from_micros(b)).unwrap())
+    }
+
+    #[test]
+    fn a_disruption_voids_peer_time_taken_before_it() {
+        let mut m = arm();
+        assert_eq!(m.on_peer_round(S, &[us(-100, 100), us(-90, 110)]), Ok(true));
+        m.on_atomic_pulse(2 * S);
+        assert!(!m.wants_peer_time());
+        // The offer was measured against the raw clock before the disruption: void now.
+        m.on_disruption(3 * S, Disruption::Lost { ns: 1_000_000 });
+        assert!(m.wants_peer_time());
+        assert_eq!(m.peer_offer(), None);
+        m.on_atomic_pulse(4 * S);
+        assert!(m.wants_peer_time(), "started again from stale peer time");
+        assert_eq!(m.snapshot(4 * S).reason, MasterReason::Disrupted);
+        // A fresh offer starts it again.
+        assert_eq!(
+            m.on_peer_round(5 * S, &[us(-100, 100), us(-90, 110)]),
+            Ok(true)
+        );
+        m.on_atomic_pulse(6 * S);
+        assert!(!m.wants_peer_time());
     }
 
     #[test]

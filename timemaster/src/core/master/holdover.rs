@@ -1,0 +1,134 @@
+//! Holdover (on the atomic clock or quartz) and the atomic clock's inputs: lock line,
+//! telemetry, and its pulse (calibrated against GPS, or disciplining in holdover).
+
+use super::*;
+
+impl MasterCore {
+    pub(super) fn atomic_calibrated(&self) -> bool {
+        self.atomic_phase.len() >= 4
+    }
+
+    pub(super) fn enter_holdover(&mut self, now_raw: i64, cause: HoldoverCause) {
+        let since = self.last_accept_raw.unwrap_or(now_raw);
+        let eps = self.total_eps_at(since);
+        let (reference, rate) = match self.p.atomic {
+            Some(a) if self.atomic_locked() && self.atomic_calibrated() => {
+                (Reference::Atomic, a.drift)
+            }
+            _ => (Reference::Quartz, self.p.quartz_holdover),
+        };
+        let eps = if reference == Reference::Atomic {
+            eps.max(self.atomic_cal_eps_ns)
+        } else {
+            eps
+        };
+        self.holdover = Some(Holdover {
+            since_raw: since,
+            seg_eps_ns: eps,
+            seg_raw: since,
+            rate,
+        });
+        self.reference = reference;
+        self.event(
+            now_raw,
+            MasterEvent::HoldoverEntered {
+                cause,
+                reference,
+                eps_ns: eps,
+                rate,
+            },
+        );
+    }
+
+    pub(super) fn fall_back_to_quartz(&mut self, now_raw: i64, cause: HoldoverCause) {
+        let q = self.p.quartz_holdover;
+        if let Some(h) = self.holdover.as_mut() {
+            h.switch_rate(now_raw, q);
+        }
+        self.reference = Reference::Quartz;
+        self.event(now_raw, MasterEvent::HoldoverOnQuartz(cause));
+    }
+
+    // ----- atomic clock ----------------------------------------------------------------------
+
+    /// The atomic clock's lock line changed (or was read) at `raw`.
+    pub fn on_atomic_lock(&mut self, locked: bool, raw: i64) {
+        if locked != self.atomic_locked {
+            self.event(raw, MasterEvent::AtomicLockLine(locked));
+            if !locked {
+                self.atomic_phase.clear();
+            }
+        }
+        self.atomic_locked = locked;
+    }
+
+    /// The atomic clock's telemetry reports (status code, alarm bits) at `raw`.
+    pub fn on_atomic_telemetry(&mut self, status: u8, alarm: u16, raw: i64) {
+        let ok = status == 0 && alarm == 0;
+        if ok != self.atomic_telemetry_ok {
+            self.event(raw, MasterEvent::AtomicTelemetry { status, alarm });
+            if !ok {
+                self.atomic_phase.clear();
+            }
+        }
+        self.atomic_telemetry_ok = ok;
+    }
+
+    /// An atomic 1PPS edge at local raw reading `edge_raw`.
+    pub fn on_atomic_pulse(&mut self, edge_raw: i64) {
+        let Some(a) = self.p.atomic else { return };
+        self.counters.atomic_pulses += 1;
+        if !self.atomic_locked() {
+            return;
+        }
+        match self.reference {
+            Reference::Gps => {
+                // Calibrate the atomic clock's phase against GPS time.
+                if let Some(t) = self.estimate(edge_raw) {
+                    self.atomic_phase.push_back(signed_mod_second(t));
+                    while self.atomic_phase.len() > ATOMIC_CAL_WINDOW {
+                        self.atomic_phase.pop_front();
+                    }
+                    self.atomic_cal_eps_ns = self.total_eps_at(edge_raw) + a.jitter_ns;
+                }
+            }
+            Reference::Atomic => {
+                let phi = self.atomic_phase_cal();
+                let Some(est) = self.estimate(edge_raw) else {
+                    return;
+                };
+                let k = ((est as f64 - phi) / 1e9).round() as i64;
+                let target = k * NANOS_PER_SEC + phi.round() as i64;
+                let z = target - edge_raw;
+                let r = a.jitter_ns.max(1.0).powi(2);
+                let gate = (self.p.sigma_k
+                    * self
+                        .kf
+                        .as_ref()
+                        .map_or(1e9, |kf| kf.innovation(edge_raw, z, r).1))
+                .max(1_000.0);
+                if let Some(kf) = self.kf.as_mut() {
+                    match kf.update(edge_raw, z, r, gate) {
+                        Update::Accepted(_) => {
+                            if self.p.kind == MasterKind::Gps {
+                                self.last_accept_raw = self.last_accept_raw.max(Some(edge_raw));
+                            }
+                        }
+                        Update::Rejected(_) => self.counters.atomic_rejected += 1,
+                    }
+                }
+            }
+            Reference::None if self.p.kind == MasterKind::Armageddon => {
+                self.armageddon_start(edge_raw, a)
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn atomic_phase_cal(&self) -> f64 {
+        if self.atomic_phase.is_empty() {
+            return 0.0;
+        }
+        self.atomic_phase.iter().sum::<f64>() / self.atomic_phase.len() as f64
+    }
+}

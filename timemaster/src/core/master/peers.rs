@@ -1,0 +1,204 @@
+//! Peers: an armageddon master's one-time start from its peers' time, the cross-check that
+//! evicts a master disagreeing with the peer majority, and clock disruptions.
+
+use super::*;
+
+impl MasterCore {
+    /// Time from the peers (Marzullo of their offset intervals, timescale − raw) measured at raw
+    /// `raw`. An armageddon master takes it once, at its next atomic pulse.
+    pub fn on_peer_time(&mut self, raw: i64, offset: OffsetInterval) {
+        if self.p.kind != MasterKind::Armageddon {
+            return;
+        }
+        let (limit, max_eps, quartz) = (
+            self.p.peer_max_radius,
+            self.p.max_epsilon,
+            self.p.quartz_holdover,
+        );
+        let PeerStart::Waiting(offers) = &mut self.peer_start else {
+            return;
+        };
+        if offset.radius() <= limit {
+            offers.usable = Some((raw, offset));
+            return;
+        }
+        // Too wide: remember the narrowest; after PEER_ROUNDS rounds take it if it still fits
+        // well inside max-epsilon (a busy network may never offer a narrow one).
+        offers.too_wide += 1;
+        if offers
+            .best
+            .is_none_or(|(_, b)| offset.radius() < b.radius())
+        {
+            offers.best = Some((raw, offset));
+        }
+        let first_report = !std::mem::replace(&mut offers.reported, true);
+        let mut taken = None;
+        if offers.too_wide >= PEER_ROUNDS
+            && let Some((r, best)) = offers.best
+            && best.radius().as_nanos().saturating_mul(2) <= max_eps.as_nanos()
+        {
+            // Carry the old measurement to now: widen by the quartz bound over the gap.
+            let widened = best.widen(quartz.bound_over(Span::from_nanos(raw - r)));
+            offers.usable = Some((raw, widened));
+            taken = Some(widened.radius());
+        }
+        if first_report {
+            let radius = offset.radius();
+            self.event(raw, MasterEvent::PeerTimeTooWide { radius, limit });
+        }
+        if let Some(radius) = taken {
+            let rounds = PEER_ROUNDS;
+            self.event(raw, MasterEvent::PeerTimeTakenNarrowest { rounds, radius });
+        }
+    }
+
+    /// The peer time an armageddon master would start from now, if any.
+    pub fn peer_offer(&self) -> Option<(i64, OffsetInterval)> {
+        match &self.peer_start {
+            PeerStart::Waiting(o) => o.usable,
+            PeerStart::Started { .. } => None,
+        }
+    }
+
+    /// One peer round for an armageddon master that still needs time: `peers[i]` is configured
+    /// peer `i`'s offset interval (timescale − our raw) at `raw`, `None` if unreachable or
+    /// untrustworthy.
+    ///
+    /// The fleet (the peers and this master) is assumed to hold at most
+    /// `f = ⌊(peers + 1 − 1) / 2⌋` faulty masters — lying, silent or untrustworthy alike — and
+    /// this master is not one of them. Each peer without an answer uses up one of the `f`, so at
+    /// most `f − missing` of the answers lie and the truth is covered by at least
+    /// `usable − (f − missing)` of them: the hull of what that many cover is taken
+    /// ([`marzullo::covered_hull`]), wide when liars agree with each other, never wrong. (A
+    /// majority rule over the answers alone let two liars of four that overlap the honest pair
+    /// pick their overlap.) `Ok(false)`: nothing to do (not armageddon, or time already taken).
+    pub fn on_peer_round(
+        &mut self,
+        raw: i64,
+        peers: &[Option<OffsetInterval>],
+    ) -> Result<bool, marzullo::MarzulloError> {
+        if !self.wants_peer_time() {
+            return Ok(false);
+        }
+        let usable: Vec<OffsetInterval> = peers.iter().flatten().copied().collect();
+        let f = peers.len() / 2;
+        let liars = f.saturating_sub(peers.len() - usable.len());
+        let sel = marzullo::covered_hull(&usable, usable.len().saturating_sub(liars))?;
+        self.on_peer_time(raw, sel.interval);
+        Ok(true)
+    }
+
+    /// Whether an armageddon master still needs time from its peers.
+    pub fn wants_peer_time(&self) -> bool {
+        self.p.kind == MasterKind::Armageddon && matches!(self.peer_start, PeerStart::Waiting(_))
+    }
+
+    pub(super) fn armageddon_start(&mut self, edge_raw: i64, a: AtomicParams) {
+        let Some((at, off)) = self.peer_offer() else {
+            return;
+        };
+        let age = Span::from_nanos((edge_raw - at).abs());
+        let t = edge_raw + off.midpoint().as_nanos();
+        let eps = off.radius().as_nanos() as f64
+            + self.p.quartz_holdover.bound_over(age).as_nanos() as f64
+            + 1.0;
+        self.atomic_phase.clear();
+        self.atomic_phase.push_back(signed_mod_second(t));
+        let kf = Kalman::new(
+            self.p.kalman,
+            edge_raw,
+            t - edge_raw,
+            a.jitter_ns.max(1.0).powi(2),
+        );
+        self.kf = Some(kf);
+        self.peer_start = PeerStart::Started {
+            at: edge_raw,
+            eps_ns: eps,
+        };
+        self.reference = Reference::Atomic;
+        self.last_accept_raw = Some(edge_raw);
+        self.event(edge_raw, MasterEvent::TimeFromPeers(eps));
+    }
+
+    /// Our own offset interval (timescale − raw) at `raw`, if synchronized.
+    pub fn own_offset(&self, raw: i64) -> Option<OffsetInterval> {
+        let m = self.model()?;
+        let est = m.estimate_at(raw)?;
+        let eps = m.epsilon_at(raw);
+        let mid = Span::from_nanos(est.as_nanos() - raw);
+        OffsetInterval::new(mid.saturating_sub(eps), mid.saturating_add(eps))
+    }
+
+    /// One cross-check round at `raw` against the peers' offset intervals (timescale − our raw,
+    /// `None` for unreachable or untrustworthy peers). Three rounds in a row decide an eviction
+    /// or a return.
+    pub fn cross_check(&mut self, raw: i64, peers: &[Option<OffsetInterval>]) -> CrossCheck {
+        let Some(own) = self.own_offset(raw) else {
+            return CrossCheck::TooFew;
+        };
+        let mut ivs = vec![own];
+        let mut idx = Vec::new();
+        for (i, p) in peers.iter().enumerate() {
+            if let Some(p) = p {
+                idx.push(i);
+                ivs.push(*p);
+            }
+        }
+        if ivs.len() < 3 {
+            return CrossCheck::TooFew;
+        }
+        let f = (ivs.len() - 1) / 2;
+        let (agree, agreeing) = match marzullo::select(&ivs, f) {
+            Ok(s) => (s.agreeing.contains(&0), s.agreeing),
+            // Without a majority there is no one to disagree with: undecided.
+            Err(_) => return CrossCheck::NoMajority,
+        };
+        let mut per_peer = vec![false; peers.len()];
+        for (j, &i) in idx.iter().enumerate() {
+            per_peer[i] = agreeing.contains(&(j + 1));
+        }
+        // Three decided rounds in a row move the standing either way.
+        let next = match (self.standing, agree) {
+            (Standing::InGood { .. }, true) => Standing::InGood { disagreeing: 0 },
+            (Standing::InGood { disagreeing }, false) if disagreeing + 1 >= 3 => {
+                let why = Eviction {
+                    agreeing: per_peer.iter().filter(|a| **a).count(),
+                    answering: idx.len(),
+                };
+                self.event(raw, MasterEvent::Evicted(why));
+                Standing::Evicted { why, agreeing: 0 }
+            }
+            (Standing::InGood { disagreeing }, false) => Standing::InGood {
+                disagreeing: disagreeing + 1,
+            },
+            (Standing::Evicted { agreeing, .. }, true) if agreeing + 1 >= 3 => {
+                self.event(raw, MasterEvent::EvictionLifted);
+                Standing::InGood { disagreeing: 0 }
+            }
+            (Standing::Evicted { why, agreeing }, true) => Standing::Evicted {
+                why,
+                agreeing: agreeing + 1,
+            },
+            (Standing::Evicted { why, .. }, false) => Standing::Evicted { why, agreeing: 0 },
+        };
+        self.standing = next;
+        CrossCheck::Decided {
+            agree,
+            peers: per_peer,
+        }
+    }
+
+    /// The host clock was disrupted (suspend, jump) at `raw`: forget the model until the
+    /// reference is re-acquired.
+    pub fn on_disruption(&mut self, raw: i64, why: Disruption) {
+        self.disrupted = true;
+        self.kf = None;
+        self.startup.clear();
+        self.pending_pulses.clear();
+        self.labels.clear();
+        self.holdover = None;
+        self.reference = Reference::None;
+        self.peer_start = PeerStart::Waiting(PeerOffers::default());
+        self.event(raw, MasterEvent::ClockDisrupted(why));
+    }
+}
