@@ -223,6 +223,7 @@ enum Action {
 
 /// The fault schedule: one fault every 6–16 s, each undone 2–25 s later; the seven kinds in a
 /// shuffled rotation, so a short run still sees every kind.
+// One match arm per fault kind, each choosing its target and its undo: a table.
 fn schedule(
     rng: &mut ChaCha8Rng,
     duration: f64,

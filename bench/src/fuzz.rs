@@ -158,6 +158,7 @@ const TEXT_TOKENS: [&str; 24] = [
 ];
 
 /// A mutated input from the seeds.
+// One arm per mutation kind: a table.
 pub fn mutate(rng: &mut ChaCha8Rng, seeds: &[Vec<u8>], text: bool) -> Vec<u8> {
     let pick = |rng: &mut ChaCha8Rng| seeds[rng.random_range(0..seeds.len())].clone();
     if seeds.is_empty() || rng.random_range(0..16) == 0 {
@@ -294,6 +295,7 @@ fn nmea_checksum(rng: &mut ChaCha8Rng, v: &mut [u8]) {
     v[star + 1..star + 3].copy_from_slice(hex.as_bytes());
 }
 
+// One arm per fuzz target (seeds and step): a table of 13 targets.
 fn harness(target: &str) -> Result<Harness, Error> {
     let mut seeds = corpus(target);
     let h = match target {
@@ -424,6 +426,8 @@ fn text_target(mut seeds: Vec<Vec<u8>>, dir: &str, parse: fn(&str) -> String) ->
 
 /// The shm page as a reader sees it: any 256 bytes (random, mutated, or torn — a splice of two
 /// valid pages), through open's checks, the full, hot and fast reads and the interval rules.
+// The page target's three input kinds (random, mutated, torn) and every read path each input goes
+// through: one harness.
 fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
     use ttsys::shm::{PAGE_SIZE, PageData, PageReader, PageWriter};
     let dir = tempfile::tempdir()?;

@@ -68,6 +68,7 @@ fn svg_bars(title: &str, rows: &[(String, f64, f64)], unit: &str) -> String {
 }
 
 /// Runs every `*.toml` in `scenarios` and writes the report into `out`. Returns the table.
+// Runs every scenario and writes its table row and plots: one pass over the scenarios.
 pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, Error> {
     std::fs::create_dir_all(out).map_err(|e| Error::at(out.display(), e))?;
     let mut files: Vec<_> = std::fs::read_dir(scenarios)

@@ -60,6 +60,8 @@ fn request(truetime: bool, cookie: u64) -> Vec<u8> {
 }
 
 /// Drives the load and counts replies.
+// The load generator: sockets, threads, the timed loop and the tally, kept together so the
+// measured window is exactly the sending window.
 pub fn run(load: &Load) -> Result<Rate, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let counting = Arc::new(AtomicBool::new(false));

@@ -104,6 +104,8 @@ impl GpsReceiver {
     }
 
     /// What happens in TAI second `s` under faults `f`.
+    // One simulated second of a receiver: every fault kind's effect on this second's pulse and
+    // labels, applied in order.
     pub fn second(&mut self, s: i64, truth: &Truth, f: &ActiveFaults) -> GpsSecond {
         let true_label = truth.label_at_tai(s * NANOS_PER_SEC);
         let age = s - self.start_tai_s;

@@ -130,6 +130,8 @@ fn stop_flag() -> Result<Arc<AtomicBool>, String> {
     Ok(stop)
 }
 
+// One arm per subcommand (validate, run, replay, virtual): a dispatch table; the work is in the
+// library.
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Validate { file } => {

@@ -213,6 +213,8 @@ pub struct RunOptions {
 
 /// Runs the scenario in real time until `stop` is set or the duration passes.
 /// Calls `ready` once every device exists.
+// Creates every device (ptys, sockets, files) and starts their threads: the start-up sequence of
+// the simulator.
 pub fn run(
     scenario: &Scenario,
     opts: &RunOptions,
@@ -303,6 +305,8 @@ fn rel_s(tai_ns: i64, start_tai_ns: i64) -> f64 {
     (tai_ns - start_tai_ns) as f64 / 1e9
 }
 
+// The receiver's real-time loop: wait for the second, write the NMEA burst, send the pulse, each
+// under the scenario's faults; one timed sequence.
 fn gps_loop(
     sc: &Scenario,
     truth: &Truth,

@@ -77,6 +77,8 @@ impl fmt::Display for Anomaly {
 }
 
 /// Checks a history; returns every anomaly found (empty: consistent).
+// The checker's passes over one history (index the writes, then check every read: integrity,
+// no future reads, no acknowledged write skipped): kept together so the checks share one index.
 pub fn check(history: &[Op]) -> Vec<Anomaly> {
     let mut out = Vec::new();
     // Writes by (key, value), and the acknowledged ones per key in timestamp order.

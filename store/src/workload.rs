@@ -90,6 +90,8 @@ pub async fn run(addrs: Vec<String>, cfg: WorkloadConfig, stop: Arc<AtomicBool>)
     out
 }
 
+// Long by design: one client's loop — pick an operation, run it, record it in the history — kept
+// in one place so the recorded history matches what was sent.
 async fn client(
     id: u32,
     addrs: Vec<String>,

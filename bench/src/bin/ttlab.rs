@@ -35,6 +35,8 @@ struct Cli {
     liar_ms: Option<f64>,
 }
 
+// The lab's main loop: start, then one line per second until Ctrl-C or the duration, reporting
+// dead processes; one sequence.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));

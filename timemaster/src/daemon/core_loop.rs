@@ -37,6 +37,8 @@ pub(super) fn publish(core: &MasterCore, shared: &Shared) {
 }
 
 /// Runs until the daemon stops or every sender is gone.
+// The core thread's loop: take an input, tick, publish, tell systemd; the order is the daemon's
+// semantics.
 pub(super) fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc<Shared>) {
     let mut detector = clock::DisruptionDetector::new();
     let mut last_tick = Instant::now();

@@ -39,6 +39,8 @@ pub struct PeerStat {
 /// Polls the peer masters over the UDP time transfer (the same exchange timed uses) and hands
 /// the core a round of offset intervals: for the cross-check, and for an armageddon master's
 /// start.
+// One peer round: burst every peer in parallel, pick each one's narrowest sample, update the
+// status, hand the round to the core.
 pub(super) fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
     let cfg = &shared.config;
     let drift = Rate::bound_from_ppm_f64(cfg.max_freq_ppm).unwrap_or(Rate::from_ppm(500));

@@ -22,6 +22,7 @@ impl Service {
     }
 
     /// The full status at the current instant.
+    // One struct literal: the status message, field by field.
     pub fn status_now(&self) -> v1::MasterStatus {
         let (raw, rt, _) = clock::pair(clock::realtime_ns);
         let p = self.shared.published.load();

@@ -370,6 +370,7 @@ fn status_report(s: &v1::DaemonStatus) -> String {
     o
 }
 
+// One arm per subcommand: a dispatch table; the output formats are in their own functions.
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         Cmd::Now { page, addr, json } => {

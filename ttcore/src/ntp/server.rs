@@ -108,6 +108,8 @@ pub fn status_at(view: &MasterView, raw: i64) -> (ClockStatus, Option<Span>) {
 /// * `prev` — looks up what was remembered of a reply by its `(t2_ns, origin cookie)`; the
 ///   transmit stamp of the reply the request names (`prev_t2_ns`, `prev_cookie`) is returned
 ///   with this one (interleaved mode).
+// The master's reply in wire order (checks on the request, header, stamps, the TrueTime field,
+// interleaving): one sequence, as RFC 5905 describes it.
 pub fn answer(
     req: &[u8],
     rx: RawStamp,

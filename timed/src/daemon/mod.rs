@@ -21,6 +21,12 @@ use ttsys::shm::{
 };
 use ttsys::vmclock::VmClock;
 
+mod poll;
+mod rpc;
+
+use poll::poll_task;
+pub use rpc::Service;
+
 /// One master as seen at the last round.
 #[derive(Clone, Debug, Default)]
 pub struct MasterView {
@@ -303,6 +309,7 @@ impl State {
     }
 
     /// The Status answer at this instant.
+    // One struct literal: the status message, field by field.
     pub fn status(&self) -> v1::DaemonStatus {
         let now = self.now();
         let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
@@ -407,198 +414,6 @@ impl State {
     }
 }
 
-/// One poll: a burst of UDP exchanges with every master (in parallel, on blocking threads),
-/// the narrowest sample of each into the core's round, then the page.
-async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> Vec<Source> {
-    // A disruption before the burst forgets the model first (the page's write after the round
-    // checks again, so one during the burst forgets the round's result too).
-    let _ = state.check_clock();
-    // Stamps taken across a disruption or a knob change mix two clocks: such a round is
-    // dropped (and the interleaving state with it), never fed to a freshly reset model.
-    let epoch = state.disruptions.load(Ordering::Relaxed);
-    if state.poll_epoch.swap(epoch, Ordering::Relaxed) != epoch {
-        sources.iter_mut().for_each(Source::reset);
-    }
-    let cfg = &state.config;
-    let timeout = Duration::from_millis(cfg.request_timeout_ms);
-    let (drift, carry) = {
-        let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-        (h.exchange_drift(), h.carry_rate())
-    };
-    let burst = cfg.burst as usize;
-    let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());
-    let addrs: Vec<String> = sources.iter().map(|s| s.target.clone()).collect();
-    let joined = tokio::task::spawn_blocking(move || {
-        let mut sources = sources;
-        let host = move |r: i64| knob.apply(r);
-        let bursts: Vec<Burst> = std::thread::scope(|sc| {
-            let hs: Vec<_> = sources
-                .iter_mut()
-                .map(|src| sc.spawn(move || src.burst(burst, timeout, drift, &host)))
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        (sources, bursts)
-    })
-    .await;
-    let (mut sources, bursts) = match joined {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!("poll: {e}");
-            return addrs.iter().map(|a| Source::new(a)).collect();
-        }
-    };
-    let _ = state.check_clock();
-    if state.disruptions.load(Ordering::Relaxed) != epoch
-        || *state.knob.lock().unwrap_or_else(|e| e.into_inner()) != knob
-    {
-        tracing::info!("poll dropped: the host clock was disrupted or re-knobbed during it");
-        sources.iter_mut().for_each(Source::reset);
-        return sources;
-    }
-    let (samples, mut views) = burst_results(&cfg.masters, &bursts, carry);
-    let raw = state.host_raw();
-    let round = {
-        let mut h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-        let round = h.on_round(raw, &samples);
-        // Offsets relative to our (new) estimate, for display.
-        if let Some(m) = h.model() {
-            let ours = m.estimate_at(raw).map_or(0, |t| t.as_nanos() - raw);
-            for (v, s) in views.iter_mut().zip(&samples) {
-                if let Some(s) = s {
-                    v.offset_ns = s.bounds.midpoint().as_nanos() - ours;
-                }
-            }
-        }
-        round
-    };
-    for (v, verdict) in views.iter_mut().zip(round.verdicts.iter()) {
-        v.verdict = Some(verdict.clone());
-    }
-    if let Some(n) = &round.note {
-        tracing::info!("{n}");
-    }
-    *state.masters.lock().unwrap_or_else(|e| e.into_inner()) = views;
-    state.publish(raw);
-    if cfg.steer == Steer::Adjtimex {
-        steer_system_clock(state);
-    }
-    sources
-}
-
-/// Each master's burst → its sample for the round (the narrowest, carried at `carry`) and its
-/// view for the status.
-fn burst_results(
-    masters: &[crate::config::MasterConfig],
-    bursts: &[Burst],
-    carry: Rate,
-) -> (Vec<Option<MasterSample>>, Vec<MasterView>) {
-    let n = bursts.len();
-    let mut samples = Vec::with_capacity(n);
-    let mut views = Vec::with_capacity(n);
-    for (i, b) in bursts.iter().enumerate() {
-        let mut v = MasterView {
-            addr: masters[i].addr.clone(),
-            ..Default::default()
-        };
-        if let Some(info) = &b.info {
-            v.reachable = true;
-            v.id = info.id.clone();
-            v.kind = ttcore::MasterKind::name_of(i64::from(info.kind)).into();
-            v.epsilon_ns = info.eps_ns;
-            v.status = info.status;
-            v.leap = Some(v1::LeapInfo {
-                tai_minus_utc_s: info.tai_minus_utc_s as i32,
-                next_leap_effective_posix_s: info.next_leap_posix_s,
-                next_leap_delta: info.next_leap_delta as i32,
-            });
-        }
-        v.samples = b.samples.len() as u32;
-        let at = b.samples.iter().map(|s| s.m.at.as_nanos()).max();
-        let best = at.and_then(|at| ttcore::ntp::narrowest(&b.samples, at, carry));
-        match best {
-            Some(s) => {
-                v.delay_ns = s.m.delay.as_nanos();
-                v.offset_ns = s.m.offset.as_nanos();
-                v.stamping = s.stamping.as_str().into();
-                v.interleaved = s.interleaved;
-                v.radius_ns = s.m.bounds.radius().as_nanos();
-                samples.push(Some(MasterSample {
-                    bounds: s.m.bounds,
-                    at_raw: s.m.at.as_nanos(),
-                    trustworthy: s.trustworthy,
-                }));
-            }
-            None => {
-                v.error = b.errors.last().cloned().unwrap_or_default();
-                samples.push(None);
-            }
-        }
-        views.push(v);
-    }
-    (samples, views)
-}
-
-/// After a round: with `steer = "adjtimex"`, slews the system clock toward the page's midpoint.
-fn steer_system_clock(state: &State) {
-    let d = state.page.load();
-    let r = d.read_at(clock::raw_ns());
-    if r.status.is_trustworthy() {
-        let off = r.interval.midpoint().as_nanos() - clock::realtime_ns();
-        if let Err(e) = ttsys::steer::steer(off, r.interval.epsilon().as_nanos()) {
-            tracing::warn!("adjtimex: {e} (steer = \"adjtimex\" needs CAP_SYS_TIME)");
-        }
-    }
-}
-
-async fn poll_task(state: Arc<State>) {
-    let mut sources: Vec<Source> = state
-        .config
-        .masters
-        .iter()
-        .map(|m| Source::new(&m.addr))
-        .collect();
-    let mut seen_disruptions = 0;
-    let base = state.config.poll_interval_ms as f64;
-    let jitter = state.config.poll_jitter_pct as f64 / 100.0;
-    let mut ready = false;
-    while !state.stop.load(Ordering::Relaxed) {
-        // After a disruption the interleaving state refers to a clock that no longer exists.
-        let d = state.disruptions.load(Ordering::Relaxed);
-        if d != seen_disruptions {
-            sources.iter_mut().for_each(Source::reset);
-            seen_disruptions = d;
-        }
-        sources = poll_once(&state, sources).await;
-        let st = state.status();
-        let trusted = ttproto::status_from_wire(st.status).is_trustworthy();
-        if trusted && !ready {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-            tracing::info!(
-                "synchronized: ε ±{} ns from {} master(s)",
-                st.epsilon_ns,
-                st.masters.iter().filter(|m| m.selected).count()
-            );
-            ready = true;
-        }
-        let _ = sd_notify::notify(
-            false,
-            &[sd_notify::NotifyState::Status(&format!(
-                "{}: ±{} ns",
-                ttproto::status_from_wire(st.status),
-                st.epsilon_ns
-            ))],
-        );
-        state.watch.send_replace(st);
-        // Spread polls so a fleet does not poll in lockstep: the raw clock's low bits are as good
-        // a random source as this needs.
-        let k = ((clock::raw_ns().rem_euclid(2001)) as f64 / 1000.0 - 1.0) * jitter;
-        tokio::time::sleep(Duration::from_secs_f64(base * (1.0 + k) / 1e3)).await;
-    }
-}
-
 /// The VMClock device at `path` and a first snapshot, if it exists and reads.
 fn open_vmclock(path: &std::path::Path) -> Option<(VmClock, VmSnapshot)> {
     if !path.exists() {
@@ -639,84 +454,6 @@ async fn watch_task(state: Arc<State>) {
         if watchdog && ticks % (1000 / WATCH_MS) == 0 {
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
         }
-    }
-}
-
-/// The gRPC service.
-pub struct Service(pub Arc<State>);
-
-#[tonic::async_trait]
-impl v1::time_daemon_server::TimeDaemon for Service {
-    async fn now(
-        &self,
-        _r: Request<v1::NowRequest>,
-    ) -> Result<Response<v1::NowResponse>, tonic::Status> {
-        Ok(Response::new(self.0.now()))
-    }
-
-    async fn status(
-        &self,
-        _r: Request<v1::StatusRequest>,
-    ) -> Result<Response<v1::DaemonStatus>, tonic::Status> {
-        Ok(Response::new(self.0.status()))
-    }
-
-    type WatchStatusStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<v1::DaemonStatus, tonic::Status>> + Send>,
-    >;
-
-    async fn watch_status(
-        &self,
-        _r: Request<v1::WatchRequest>,
-    ) -> Result<Response<Self::WatchStatusStream>, tonic::Status> {
-        use tokio_stream::StreamExt;
-        let rx = self.0.watch.subscribe();
-        let s = tokio_stream::wrappers::WatchStream::new(rx).map(Ok);
-        Ok(Response::new(Box::pin(s)))
-    }
-
-    async fn set_clock_knob(
-        &self,
-        r: Request<v1::ClockKnobRequest>,
-    ) -> Result<Response<v1::ClockKnobResponse>, tonic::Status> {
-        if !self.0.config.allow_test_knob {
-            return Err(tonic::Status::permission_denied(
-                "the test knob is off (allow-test-knob = false)",
-            ));
-        }
-        let r = r.into_inner();
-        if !r.skew_ppm.is_finite() || r.skew_ppm.abs() > 1000.0 {
-            return Err(tonic::Status::invalid_argument(
-                "skew_ppm must be within ±1000",
-            ));
-        }
-        let now = clock::raw_ns();
-        let knob = {
-            let mut k = self.0.knob.lock().unwrap_or_else(|e| e.into_inner());
-            // Continuous at `now`: the new transform starts where the old one is.
-            let current = k.apply(now);
-            *k = Knob {
-                anchor_raw_ns: now,
-                skew: Rate::estimate_from_ppm_f64(r.skew_ppm).unwrap_or(Rate::ZERO),
-                step_ns: current - now + r.step_ns,
-            };
-            *k
-        };
-        tracing::warn!(
-            "test knob: host clock now runs {:+} ppm with a total step of {} ns",
-            r.skew_ppm,
-            knob.step_ns
-        );
-        if r.step_ns != 0 {
-            // A step is a disruption: the page says so in the same write that applies it.
-            self.0.disrupt(Disturbance::Stepped(r.step_ns));
-        } else {
-            self.0.publish(self.0.host_raw());
-        }
-        Ok(Response::new(v1::ClockKnobResponse {
-            skew_ppm: knob.skew.as_ppm_f64(),
-            total_step_ns: knob.step_ns,
-        }))
     }
 }
 
