@@ -1,0 +1,352 @@
+//! The harnesses that need more than a parser call: text targets over a directory of seeds,
+//! the shm page (random, mutated and torn pages through every read path), gRPC and store
+//! requests after decoding, and the NTP request and reply paths.
+
+use super::*;
+
+/// A TOML file parser, seeded with the project's own files of that kind (`*.toml` in `dir`),
+/// fed as the loaders read files: text that is not UTF-8 is refused before parsing.
+pub(super) fn text_target(
+    mut seeds: Vec<Vec<u8>>,
+    dir: &str,
+    parse: fn(&str) -> String,
+) -> Harness {
+    seeds.extend(text_files(&root().join(dir), "toml"));
+    Harness {
+        seeds,
+        text: true,
+        step: Box::new(move |b| match std::str::from_utf8(b) {
+            Ok(s) => parse(s),
+            Err(_) => "not-utf8".into(),
+        }),
+        fixup: no_fixup,
+    }
+}
+
+/// The shm page as a reader sees it: any 256 bytes (random, mutated, or torn — a splice of two
+/// valid pages), through open's checks, the full, hot and fast reads and the interval rules.
+// The page target's three input kinds (random, mutated, torn) and every read path each input goes
+// through: one harness.
+pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
+    use ttsys::shm::{PAGE_SIZE, PageData, PageReader, PageWriter};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("page");
+    // Valid pages as timed writes them, read back as bytes.
+    {
+        let mut w = PageWriter::open(&path)?;
+        for (i, st) in [
+            ttcore::ClockStatus::Synchronized,
+            ttcore::ClockStatus::Holdover,
+            ttcore::ClockStatus::Unsynchronized,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let raw = 5_000_000_000 + i as i64;
+            let mut d = PageData::unsynchronized(raw);
+            d.model = ttcore::ClockModel {
+                ref_raw_ns: raw,
+                ref_time: ttcore::Timestamp::from_nanos(1_790_000_000_000_000_000),
+                freq: ttcore::Rate::from_ppb(-12_345),
+                eps_ref: ttcore::Span::from_micros(7),
+                drift_bound: ttcore::Rate::from_ppm(15),
+            };
+            d.status = st;
+            d.max_eps = ttcore::Span::from_millis(10);
+            d.void_after_raw = raw + 10_000_000_000;
+            d.holdover_after_raw = raw + 5_000_000_000;
+            d.clock_check = Some(ttcore::disrupt::ClockPair {
+                raw,
+                boot: raw + 77,
+                gap: 0,
+            });
+            w.write(&d);
+            seeds.push(std::fs::read(&path)?);
+        }
+    }
+    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    let header = seeds[seeds.len() - 1][..16].to_vec();
+    let mut reader: Option<PageReader> = None;
+    let mut n = 0u64;
+    Ok(Harness {
+        seeds,
+        text: false,
+        step: Box::new(move |b| {
+            let _keep = &dir;
+            n += 1;
+            let mut page = vec![0u8; PAGE_SIZE];
+            let k = b.len().min(PAGE_SIZE);
+            page[..k].copy_from_slice(&b[..k]);
+            // Mostly a valid header (so the fields are reached), always an even generation (an
+            // odd one is a writer mid-update: the reader waits 10 ms, tested in ttsys).
+            if b.first().is_some_and(|c| c % 4 != 0) {
+                page[..16].copy_from_slice(&header);
+            }
+            page[16] &= !1;
+            if file.write_all_at(&page, 0).is_err() {
+                return "io".into();
+            }
+            if reader.is_none() || n % 64 == 0 {
+                match PageReader::open(&path) {
+                    Ok(r) => reader = Some(r),
+                    Err(e) => {
+                        reader = None;
+                        return format!("open:{}", kind(&e));
+                    }
+                }
+            }
+            let Some(r) = reader.as_ref() else {
+                return "closed".into();
+            };
+            let d = match r.read() {
+                Ok(d) => d,
+                Err(e) => return format!("read:{}", kind(&e)),
+            };
+            let base = d.model.ref_raw_ns;
+            let mut out = "ok";
+            for raw in [
+                base,
+                base.wrapping_add(1_000_000_000),
+                base.wrapping_sub(1),
+                i64::MAX,
+                i64::MIN,
+            ] {
+                let x = d.read_at(raw);
+                if x.interval.earliest() > x.interval.latest() {
+                    return "inverted".into();
+                }
+                if let Ok(h) = r.read_hot() {
+                    let _ = h.at(raw);
+                    let _ = h.continuous(raw, raw.wrapping_add(77), Some(raw as u64));
+                }
+                let f = r.read_fast();
+                if let Some((iv, _)) = f.at(raw) {
+                    out = "ok-fast";
+                    assert!(iv.earliest() <= iv.latest());
+                }
+                let _ = f.continuous(raw, raw, None);
+            }
+            out.into()
+        }),
+        fixup: no_fixup,
+    })
+}
+
+/// gRPC requests after decoding: random protobuf bytes decoded as every request the daemons
+/// accept, and the decoded values through the checks the handlers make (the knob's range).
+pub(super) fn grpc(mut seeds: Vec<Vec<u8>>) -> Harness {
+    use prost::Message;
+    use ttproto::v1;
+    let knob = v1::ClockKnobRequest {
+        skew_ppm: 12.5,
+        step_ns: -1_000,
+    };
+    seeds.push(knob.encode_to_vec());
+    seeds.push(v1::StatusRequest::default().encode_to_vec());
+    Harness {
+        seeds,
+        text: false,
+        step: Box::new(|b| {
+            let k = v1::ClockKnobRequest::decode(b);
+            let _ = v1::StatusRequest::decode(b);
+            let _ = v1::NowRequest::decode(b);
+            let _ = v1::WatchRequest::decode(b);
+            match k {
+                Ok(r) => {
+                    // timed's handler: finite and within ±1000 ppm, then a rate.
+                    if r.skew_ppm.is_finite() && r.skew_ppm.abs() <= 1000.0 {
+                        let _ = ttcore::Rate::estimate_from_ppm_f64(r.skew_ppm);
+                        "knob-accepted".into()
+                    } else {
+                        "knob-refused".into()
+                    }
+                }
+                Err(_) => "undecodable".into(),
+            }
+        }),
+        fixup: no_fixup,
+    }
+}
+
+/// The demo store's requests after decoding: random protobuf bytes as a transaction (then the
+/// node's validation, which runs before anything is proposed) and as a Raft message (then its
+/// JSON payload as each Raft request type, as the Raft service decodes it).
+pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
+    use prost::Message;
+    use ttproto::store as pb;
+    let txn = pb::TxnRequest {
+        writes: vec![pb::Write {
+            key: "k".into(),
+            value: Some("v".into()),
+        }],
+        reads: vec!["r".into()],
+        ..Default::default()
+    };
+    seeds.push(txn.encode_to_vec());
+    let vote =
+        br#"{"vote":{"leader_id":{"term":1,"node_id":1},"committed":false},"last_log_id":null}"#;
+    let append = br#"{"vote":{"leader_id":{"term":1,"node_id":1},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}"#;
+    for payload in [&vote[..], &append[..]] {
+        seeds.push(
+            pb::RaftMessage {
+                from: 1,
+                payload: payload.to_vec(),
+            }
+            .encode_to_vec(),
+        );
+    }
+    Harness {
+        seeds,
+        text: false,
+        step: Box::new(|b| {
+            let txn = match pb::TxnRequest::decode(b) {
+                Ok(r) => match ttstore::node::validate_txn(&r) {
+                    Ok(()) => "txn-valid",
+                    Err(_) => "txn-refused",
+                },
+                Err(_) => "txn-undecodable",
+            };
+            let raft = match pb::RaftMessage::decode(b) {
+                Ok(m) => {
+                    use ttstore::network::decode;
+                    use ttstore::raft::TypeConfig;
+                    let vote = decode::<openraft::raft::VoteRequest<u64>>(&m).is_ok();
+                    let append =
+                        decode::<openraft::raft::AppendEntriesRequest<TypeConfig>>(&m).is_ok();
+                    let snap =
+                        decode::<openraft::raft::InstallSnapshotRequest<TypeConfig>>(&m).is_ok();
+                    match (append, snap, vote) {
+                        (true, ..) => "raft-append",
+                        (_, true, _) => "raft-snapshot",
+                        (.., true) => "raft-vote",
+                        _ => "raft-refused",
+                    }
+                }
+                Err(_) => "raft-undecodable",
+            };
+            format!("{txn},{raft}")
+        }),
+        fixup: no_fixup,
+    }
+}
+
+/// The time-transfer packets, through the master's request path and the client's reply path.
+pub(super) mod ntp {
+    use super::{Harness, kind, no_fixup};
+    use std::cell::Cell;
+    use ttcore::ntp::packet::{Header, Packet, TtField, TtReply, TtRequest};
+    use ttcore::ntp::{Client, MasterView, RawStamp, SentReply, answer};
+    use ttcore::{ClockModel, ClockStatus, Rate, Span, Timestamp};
+
+    fn view() -> MasterView {
+        MasterView {
+            model: Some(ClockModel {
+                ref_raw_ns: 1_000_000_000,
+                ref_time: Timestamp::from_nanos(1_790_000_000_000_000_000),
+                freq: Rate::from_ppb(12),
+                eps_ref: Span::from_nanos(400),
+                drift_bound: Rate::from_ppb(1),
+            }),
+            status: ClockStatus::Synchronized,
+            max_epsilon: Span::from_millis(1),
+            kind: 1,
+            id: TtReply::id_from("fuzz"),
+            reference_id: *b"GPS\0",
+            tai_minus_utc_s: 37,
+            next_leap_posix_s: 0,
+            next_leap_delta: 0,
+        }
+    }
+
+    fn prev(t2: i64, _: u64) -> Option<SentReply> {
+        Some(SentReply {
+            t2_ns: t2,
+            t3_ns: Some(t2.wrapping_add(5_000)),
+            eps_ns: 500,
+            kernel: true,
+        })
+    }
+
+    /// Valid requests (plain and TrueTime) and a valid reply.
+    fn seeds() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for tt in [
+            None,
+            Some(TtField::Request(TtRequest {
+                prev_t2_ns: 1_790_000_000_000_000_000,
+                prev_cookie: 77,
+            })),
+        ] {
+            let mut b = Vec::new();
+            Packet {
+                header: Header::client(42),
+                tt,
+            }
+            .encode(&mut b);
+            out.push(b);
+        }
+        let mut rep = Vec::new();
+        let req = out[1].clone();
+        let stamp = RawStamp {
+            raw: 2_000_000_000,
+            kernel: true,
+        };
+        if answer(&req, stamp, 2_000_010_000, &prev, &view(), &mut rep).is_ok() {
+            out.push(rep);
+        }
+        out
+    }
+
+    pub(in crate::fuzz) fn request(mut s: Vec<Vec<u8>>) -> Harness {
+        s.extend(seeds());
+        let v = view();
+        let mut out = Vec::new();
+        let raw = Cell::new(1i64 << 40);
+        Harness {
+            seeds: s,
+            text: false,
+            step: Box::new(move |b| {
+                raw.set(raw.get().wrapping_mul(6364136223846793005).wrapping_add(1) >> 2);
+                let rx = RawStamp {
+                    raw: raw.get(),
+                    kernel: raw.get() & 1 == 0,
+                };
+                match answer(b, rx, rx.raw.saturating_add(3_000), &prev, &v, &mut out) {
+                    Ok(_) => {
+                        // What we send must be a well-formed server reply.
+                        let p = Packet::decode(&out).expect("our reply decodes");
+                        assert_eq!(p.header.mode, ttcore::ntp::packet::Mode::Server);
+                        "answered".into()
+                    }
+                    Err(e) => format!("err:{}", kind(&e)),
+                }
+            }),
+            fixup: no_fixup,
+        }
+    }
+
+    pub(in crate::fuzz) fn reply(mut s: Vec<Vec<u8>>) -> Harness {
+        s.extend(seeds());
+        let mut client = Client::new();
+        let mut k = 0u64;
+        Harness {
+            seeds: s,
+            text: false,
+            step: Box::new(move |b| {
+                k = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                // The seed reply's cookie most of the time, so mutations pass the origin check.
+                let cookie = if k % 4 == 0 { k } else { 42 };
+                let t1 = (k >> 3) as i64;
+                let t4 = t1.saturating_add((k % 10_000_000) as i64);
+                match client.on_reply(b, cookie, t1, t4, k & 2 == 0, Rate::from_ppm(15)) {
+                    Ok(o) => {
+                        assert!(o.basic.m.bounds.lo <= o.basic.m.bounds.hi);
+                        "accepted".into()
+                    }
+                    Err(e) => format!("err:{}", kind(&e)),
+                }
+            }),
+            fixup: no_fixup,
+        }
+    }
+}
