@@ -1,4 +1,5 @@
-//! `ttstore`: the demo store — run nodes or a local cluster, and talk to it.
+//! `ttstore`: the demo store — run nodes or a local cluster, and talk to it. The command line
+//! only (each subcommand's options, the dispatch, the output forms); the store is the library.
 //!
 //! ```text
 //! ttstore cluster --dir /tmp/ttstore             # three nodes on 127.0.0.1:7301-7303

@@ -1,5 +1,7 @@
 //! `ttbench`: TrueTime's benchmarks, the fleet simulator, fuzzing and the fault campaign
-//! (`ttbench COMMAND --help` for each; `bench/README.md` for what they measure).
+//! (`ttbench COMMAND --help` for each; `bench/README.md` for what they measure). This file is
+//! the command line only — each subcommand's options, the dispatch and the text forms of the
+//! results — and is long because the subcommands are many; the work is in the library.
 //!
 //! ```text
 //! ttbench sim --scenario FILE [--lie-ms a,b,…] [--json]     # the deterministic fleet simulator
