@@ -42,12 +42,7 @@ fn with_every_master_dead_it_runs_on_and_publishes_an_untrusted_page() {
     let page = dir.path().join("page");
     let cfg = dir.path().join("timed.toml");
     // Nothing listens on these ports (bound and released just now).
-    let dead = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    let dead = || std::net::SocketAddr::from(([127, 0, 0, 1], ttsys::port::free_port().unwrap()));
     let (a, b, c) = (dead(), dead(), dead());
     std::fs::write(
         &cfg,
