@@ -215,6 +215,8 @@ fn schedule(
 }
 
 /// Runs the campaign; the JSON report.
+// The campaign in order — network, masters, hosts, warm-up, the fault loop, the report — each
+// step a function except the loop, whose sampling and injection interleave by the clock.
 pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
     if o.masters < 3 || o.hosts == 0 {
         return Err(Error::failed(

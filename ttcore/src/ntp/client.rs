@@ -165,8 +165,9 @@ impl Client {
     /// Checks a reply to the request with `cookie`, sent at our raw reading `t1_raw` (early)
     /// and received at `t4_raw` (late); `kernel` says whether both were kernel stamps, `drift`
     /// bounds our clock's frequency error over the round trip.
-    // The client's checks on a reply, in RFC 5905 order (origin, mode, stratum, the TrueTime
-    // field, stamps, delay), each refusing with its own error: one sequence of guards.
+    // One reply, in order: decode, check mode and origin (our cookie), read the TrueTime field,
+    // measure the basic exchange, then the interleaved one that completes the previous
+    // exchange; each refusal has its own error. One sequence, read against RFC 5905 §8.
     pub fn on_reply(
         &mut self,
         bytes: &[u8],
