@@ -3,7 +3,7 @@
 //! state, exact nanosecond timestamps and the interleaved transmit stamp.
 //!
 //! Decoding is strict and total: every byte string gives a value or a [`PacketError`], never a
-//! panic (fuzzed in `ttcore/tests/ntp_fuzz.rs`).
+//! panic (fuzzed by `ttbench fuzz`, targets `ntp-request` and `ntp-reply`).
 
 use crate::time::Timestamp;
 use thiserror::Error;
