@@ -33,7 +33,7 @@ use crate::disrupt::Disruption;
 use crate::interval::{ClockStatus, EPSILON_BEYOND_MAX};
 use crate::marzullo;
 use crate::rate::Rate;
-use crate::time::{Span, Timestamp};
+use crate::time::{RawReading, Span, Timestamp};
 use crate::transfer::OffsetInterval;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -101,7 +101,7 @@ pub struct MasterSample {
     /// Offset interval (timescale − our raw clock, ns) at `at_raw`.
     pub bounds: OffsetInterval,
     /// The raw reading the bounds refer to (the exchange's `t4`).
-    pub at_raw: i64,
+    pub at_raw: RawReading,
     /// Whether the master says its time is trustworthy (synchronized or holdover).
     pub trustworthy: bool,
 }
@@ -307,8 +307,8 @@ impl HostClock {
     }
 
     /// Raw reading of the last successful round.
-    pub fn last_sync_raw(&self) -> Option<i64> {
-        self.last_sync_raw
+    pub fn last_sync_raw(&self) -> Option<RawReading> {
+        self.last_sync_raw.map(RawReading::from_nanos)
     }
 
     /// The frequency estimate's bounds (ppt), if any.
@@ -344,7 +344,8 @@ impl HostClock {
 
     /// One polling round at raw reading `raw`; `samples[i]` is master `i`'s sample (`None` if
     /// it did not answer). The steps are the module docs' 1–5.
-    pub fn on_round(&mut self, raw: i64, samples: &[Option<MasterSample>]) -> Round {
+    pub fn on_round(&mut self, raw: RawReading, samples: &[Option<MasterSample>]) -> Round {
+        let raw = raw.as_nanos();
         // 1–2: bring the answers to `raw` and select.
         let (verdicts, measured) = match self.select(raw, samples) {
             Ok(x) => x,
@@ -400,7 +401,7 @@ impl HostClock {
                 verdicts[i] = Verdict::Untrustworthy;
                 continue;
             }
-            let gap = Span::from_nanos(raw.saturating_sub(s.at_raw)).saturating_abs();
+            let gap = Span::from_nanos(raw.saturating_sub(s.at_raw.as_nanos())).saturating_abs();
             ivs.push(
                 s.bounds
                     .widen(carry.bound_over(gap).saturating_add(Span::from_nanos(1))),
@@ -525,7 +526,8 @@ impl HostClock {
     }
 
     /// Status and reason at raw reading `raw`.
-    pub fn status_at(&self, raw: i64) -> (ClockStatus, HostReason) {
+    pub fn status_at(&self, raw: RawReading) -> (ClockStatus, HostReason) {
+        let raw = raw.as_nanos();
         if let Some(why) = self.disrupted {
             return (ClockStatus::Disrupted, HostReason::Disturbed(why));
         }
@@ -563,7 +565,7 @@ mod tests {
     fn sample(mid: i64, r: i64, at: i64) -> Option<MasterSample> {
         Some(MasterSample {
             bounds: iv(mid - r, mid + r),
-            at_raw: at,
+            at_raw: RawReading::from_nanos(at),
             trustworthy: true,
         })
     }
@@ -572,7 +574,7 @@ mod tests {
     fn one_liar_of_three_is_rejected() {
         let mut h = HostClock::new(HostParams::default(), false);
         let r = h.on_round(
-            10 * S,
+            RawReading::from_nanos(10 * S),
             &[
                 sample(1_000, 50_000, 10 * S),
                 sample(-2_000, 50_000, 10 * S),
@@ -589,7 +591,7 @@ mod tests {
             m.interval_at(10 * S)
                 .contains(Timestamp::from_nanos(10 * S))
         );
-        assert_eq!(h.status_at(10 * S).0, ClockStatus::Synchronized);
+        assert_eq!(h.status_at(RawReading::from_nanos(10 * S)).0, ClockStatus::Synchronized);
     }
 
     #[test]
@@ -606,12 +608,12 @@ mod tests {
             None,
         ];
         let mut h = HostClock::new(HostParams::default(), false);
-        let sel = h.on_round(10 * S, &round).selected.expect("selects");
+        let sel = h.on_round(RawReading::from_nanos(10 * S), &round).selected.expect("selects");
         assert!(sel.lo.as_nanos() <= 0 && sel.hi.as_nanos() >= 0, "{sel:?}");
         // Negative control: the same answers as a fleet of four (f = 1) lose the truth.
         let mut four = HostClock::new(HostParams::default(), false);
         let sel = four
-            .on_round(10 * S, &round[..4])
+            .on_round(RawReading::from_nanos(10 * S), &round[..4])
             .selected
             .expect("selects");
         assert!(sel.lo.as_nanos() > 0, "{sel:?}");
@@ -624,7 +626,7 @@ mod tests {
             false,
         );
         let r = strict.on_round(
-            10 * S,
+            RawReading::from_nanos(10 * S),
             &[
                 sample(0, 50_000, 10 * S),
                 sample(0, 50_000, 10 * S),
@@ -652,7 +654,7 @@ mod tests {
         // max-liars = 0 it is used.
         let alone = [sample(0, 50_000, 10 * S), None, None];
         let mut last = HostClock::new(HostParams::default(), false);
-        assert!(last.on_round(10 * S, &alone).selected.is_none());
+        assert!(last.on_round(RawReading::from_nanos(10 * S), &alone).selected.is_none());
         let mut trusting = HostClock::new(
             HostParams {
                 max_liars: Some(0),
@@ -660,7 +662,7 @@ mod tests {
             },
             false,
         );
-        assert!(trusting.on_round(10 * S, &alone).selected.is_some());
+        assert!(trusting.on_round(RawReading::from_nanos(10 * S), &alone).selected.is_some());
     }
 
     #[test]
@@ -675,10 +677,10 @@ mod tests {
         );
         let bad = Some(MasterSample {
             bounds: iv(0, 10),
-            at_raw: 0,
+            at_raw: RawReading::from_nanos(0),
             trustworthy: false,
         });
-        let r = h.on_round(S, &[bad, None, sample(0, 100, S)]);
+        let r = h.on_round(RawReading::from_nanos(S), &[bad, None, sample(0, 100, S)]);
         assert_eq!(
             r.verdicts,
             vec![
@@ -687,11 +689,11 @@ mod tests {
                 Verdict::Selected
             ]
         );
-        let r = h.on_round(2 * S, &[None, None]);
+        let r = h.on_round(RawReading::from_nanos(2 * S), &[None, None]);
         assert!(!r.updated);
         // Two masters that disagree: no majority, no update.
         let r = h.on_round(
-            3 * S,
+            RawReading::from_nanos(3 * S),
             &[sample(0, 100, 3 * S), sample(1_000_000, 100, 3 * S)],
         );
         assert_eq!(r.verdicts, vec![Verdict::NoMajority, Verdict::NoMajority]);
@@ -704,34 +706,34 @@ mod tests {
             ..Default::default()
         };
         let mut h = HostClock::new(p, true);
-        assert_eq!(h.status_at(0).0, ClockStatus::Disrupted);
-        let _ = h.on_round(S, &[sample(0, 1000, S)]);
-        assert_eq!(h.status_at(S).0, ClockStatus::Synchronized);
-        assert_eq!(h.status_at(7 * S).0, ClockStatus::Holdover);
+        assert_eq!(h.status_at(RawReading::from_nanos(0)).0, ClockStatus::Disrupted);
+        let _ = h.on_round(RawReading::from_nanos(S), &[sample(0, 1000, S)]);
+        assert_eq!(h.status_at(RawReading::from_nanos(S)).0, ClockStatus::Synchronized);
+        assert_eq!(h.status_at(RawReading::from_nanos(7 * S)).0, ClockStatus::Holdover);
         // ε grows at 15 ppm + the 1000 ppm "no baseline" term: past 10 ms within 10 s.
-        assert_eq!(h.status_at(20 * S).0, ClockStatus::Unsynchronized);
+        assert_eq!(h.status_at(RawReading::from_nanos(20 * S)).0, ClockStatus::Unsynchronized);
         h.on_disruption(Disturbance::Clock(Disruption::Lost { ns: 1_000_000_000 }));
-        assert_eq!(h.status_at(21 * S).0, ClockStatus::Disrupted);
+        assert_eq!(h.status_at(RawReading::from_nanos(21 * S)).0, ClockStatus::Disrupted);
         assert!(h.model().is_none());
     }
 
     #[test]
     fn inconsistent_prediction_restarts_the_model() {
         let mut h = HostClock::new(HostParams::default(), false);
-        let _ = h.on_round(S, &[sample(0, 1000, S)]);
-        let _ = h.on_round(2 * S, &[sample(0, 1000, 2 * S)]);
+        let _ = h.on_round(RawReading::from_nanos(S), &[sample(0, 1000, S)]);
+        let _ = h.on_round(RawReading::from_nanos(2 * S), &[sample(0, 1000, 2 * S)]);
         // A 5 ms jump the model cannot explain.
-        let r = h.on_round(3 * S, &[sample(5_000_000, 1000, 3 * S)]);
+        let r = h.on_round(RawReading::from_nanos(3 * S), &[sample(5_000_000, 1000, 3 * S)]);
         let Some(RoundNote::Inconsistent(i)) = r.note else {
             panic!("{:?}", r.note)
         };
         assert!(i.to_string().contains("max-drift-ppm assumption"), "{i}");
         // The status says so until a later round agrees with the new model.
-        let (st, why) = h.status_at(3 * S);
+        let (st, why) = h.status_at(RawReading::from_nanos(3 * S));
         assert_eq!(st, ClockStatus::Disrupted);
         assert_eq!(why, HostReason::Disturbed(Disturbance::Inconsistent(i)));
-        let _ = h.on_round(4 * S, &[sample(5_000_000, 1000, 4 * S)]);
-        assert_eq!(h.status_at(4 * S).0, ClockStatus::Synchronized);
+        let _ = h.on_round(RawReading::from_nanos(4 * S), &[sample(5_000_000, 1000, 4 * S)]);
+        assert_eq!(h.status_at(RawReading::from_nanos(4 * S)).0, ClockStatus::Synchronized);
         assert!(
             h.model()
                 .unwrap()
@@ -751,7 +753,7 @@ mod tests {
         let mut h = HostClock::new(p, false);
         for k in 1..5 {
             // The clock runs 50 ppm fast: measured mode would learn it; assumed mode must not.
-            let _ = h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
+            let _ = h.on_round(RawReading::from_nanos(k * S), &[sample(-50_000 * k, 1_000, k * S)]);
         }
         let m = h.model().unwrap();
         assert_eq!(m.freq, Rate::ZERO);
@@ -760,7 +762,7 @@ mod tests {
         // Measured mode learns the rate and bounds only the wander (plus the estimate's error).
         let mut h = HostClock::new(HostParams::default(), false);
         for k in 1..5 {
-            let _ = h.on_round(k * S, &[sample(-50_000 * k, 1_000, k * S)]);
+            let _ = h.on_round(RawReading::from_nanos(k * S), &[sample(-50_000 * k, 1_000, k * S)]);
         }
         let m = h.model().unwrap();
         assert!((m.freq.as_ppm_f64() + 50.0).abs() < 1.0, "{:?}", m.freq);
@@ -792,10 +794,10 @@ mod tests {
         for k in 1..200i64 {
             let t = k * 5 * S;
             let raw = osc.reading_at(t);
-            let _ = h.on_round(raw, &[sample(t - raw, 10_000, raw)]);
+            let _ = h.on_round(RawReading::from_nanos(raw), &[sample(t - raw, 10_000, raw)]);
             let tt = t + 4 * S;
             let r = osc.reading_at(tt);
-            if h.status_at(r).0.is_trustworthy()
+            if h.status_at(RawReading::from_nanos(r)).0.is_trustworthy()
                 && !h
                     .model()
                     .unwrap()
@@ -827,11 +829,11 @@ mod tests {
                 let raw = osc.reading_at(t);
                 let off = t - raw; // true offset timescale − raw
                 let samples = [sample(off + 30_000, radius, raw), sample(off - 20_000, radius, raw), sample(off + liar_offset, 1_000, raw)];
-                let _ = h.on_round(raw, &samples);
+                let _ = h.on_round(RawReading::from_nanos(raw), &samples);
                 for frac in [0, 1, 3] {
                     let tt = t + frac * poll_s * S / 4;
                     let r = osc.reading_at(tt);
-                    let (st, _) = h.status_at(r);
+                    let (st, _) = h.status_at(RawReading::from_nanos(r));
                     if st.is_trustworthy() {
                         prop_assert!(h.model().unwrap().interval_at(r).contains(Timestamp::from_nanos(tt)), "k={k} frac={frac}");
                     }

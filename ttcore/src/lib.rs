@@ -44,5 +44,5 @@ pub use leap::{LeapError, LeapSecond, LeapTable, UtcLabel};
 pub use marzullo::{MarzulloError, Selection};
 pub use master_kind::MasterKind;
 pub use rate::Rate;
-pub use time::{NANOS_PER_SEC, Span, Timestamp};
+pub use time::{NANOS_PER_SEC, RawReading, Span, Timestamp};
 pub use transfer::{OffsetInterval, SyncMeasurement, SyncTimestamps, TransferError};

@@ -23,6 +23,45 @@ pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 #[serde(transparent)]
 pub struct Timestamp(i64);
 
+
+/// A reading of the local raw clock (`CLOCK_MONOTONIC_RAW`, ns since an arbitrary origin): the
+/// counter every core decision is stamped with, never stepped or slewed. It is not a time on the
+/// timescale — a [`crate::ClockModel`] maps one to a [`Timestamp`] — and the type keeps the two
+/// apart at the cores' doors ([`crate::host::HostClock`], timemaster's `MasterCore`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[repr(transparent)]
+pub struct RawReading(i64);
+
+impl RawReading {
+    /// The reading `ns`.
+    pub const fn from_nanos(ns: i64) -> Self {
+        RawReading(ns)
+    }
+
+    /// The reading in ns.
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// This reading moved by `d` (saturating).
+    pub const fn add(self, d: Span) -> Self {
+        RawReading(self.0.saturating_add(d.as_nanos()))
+    }
+
+    /// `self − earlier` (saturating; negative when `earlier` is later).
+    pub const fn since(self, earlier: RawReading) -> Span {
+        Span::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Display for RawReading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "raw {} ns", self.0)
+    }
+}
+
 /// A signed length of time in nanoseconds. May be negative (an offset or a backwards step).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

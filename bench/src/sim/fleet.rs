@@ -3,6 +3,7 @@
 //! each host event does (timed's watch, a reader's sample, a poll).
 
 use super::*;
+use ttcore::RawReading;
 
 pub(super) struct Master {
     pub(super) vm: VirtualMaster,
@@ -366,7 +367,7 @@ pub(super) fn sample_host(
     tally: &mut Tally,
 ) {
     let (t, h, raw) = (at.t, at.h, at.now.raw);
-    let (mut st, _) = host.clock.status_at(raw);
+    let (mut st, _) = host.clock.status_at(RawReading::from_nanos(raw));
     // The reader's own check against the page's pair (PROTOCOL.md reading step 3); outside
     // the windows it passes (see `Disruptions::windows`). With a VMClock, the reader also
     // compares its marker with the page's.
@@ -469,11 +470,11 @@ pub(super) fn poll_host(
         }
         round.push(best.map(|s| MasterSample {
             bounds: s.m.bounds,
-            at_raw: s.m.at.as_nanos(),
+            at_raw: RawReading::from_nanos(s.m.at.as_nanos()),
             trustworthy: s.trustworthy,
         }));
     }
-    let r = host.clock.on_round(last_t4, &round);
+    let r = host.clock.on_round(RawReading::from_nanos(last_t4), &round);
     match r.note {
         Some(RoundNote::Inconsistent(_)) => tally.inconsistent_rounds += 1,
         Some(RoundNote::TooFewToOutvote { .. } | RoundNote::NoAgreement) => {

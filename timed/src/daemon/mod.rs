@@ -11,7 +11,7 @@ use tonic::{Request, Response};
 use ttcore::disrupt::ClockPair;
 use ttcore::host::{Disturbance, HostClock, HostParams, MasterSample, Verdict};
 use ttcore::vmclock::Snapshot as VmSnapshot;
-use ttcore::{ClockStatus, Rate};
+use ttcore::{ClockStatus, Rate, RawReading};
 use ttproto::v1;
 use ttsys::clock;
 use ttsys::ntp::{Burst, Source};
@@ -184,7 +184,7 @@ impl State {
         let (clock_check, vmclock_marker) = self.check_clock();
         let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
         let knob = *self.knob.lock().unwrap_or_else(|e| e.into_inner());
-        let (status, _) = host.status_at(raw);
+        let (status, _) = host.status_at(RawReading::from_nanos(raw));
         let leap = self
             .masters
             .lock()
@@ -200,7 +200,7 @@ impl State {
                 void_after_raw: raw.saturating_add(self.config.void_after().as_nanos()),
                 holdover_after_raw: host
                     .last_sync_raw()
-                    .unwrap_or(raw)
+                    .map_or(raw, RawReading::as_nanos)
                     .saturating_add(host.params().holdover_after.as_nanos()),
                 knob,
                 tai_minus_utc_s: leap.map_or(0, |l| l.tai_minus_utc_s as i64),
@@ -293,7 +293,7 @@ impl State {
             .host
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .status_at(r.raw)
+            .status_at(RawReading::from_nanos(r.raw))
             .1;
         v1::NowResponse {
             earliest_ns: r.interval.earliest().as_nanos(),
@@ -338,7 +338,7 @@ impl State {
             max_epsilon_ns: self.config.max_epsilon_ns,
             last_sync_age_s: host
                 .last_sync_raw()
-                .map_or(-1.0, |l| (raw - l) as f64 / 1e9),
+                .map_or(-1.0, |l| (raw - l.as_nanos()) as f64 / 1e9),
             syncs: host.syncs(),
             disruptions: self.disruptions.load(Ordering::Relaxed),
             masters: masters

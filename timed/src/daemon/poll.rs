@@ -58,7 +58,7 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> V
     let raw = state.host_raw();
     let round = {
         let mut h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-        let round = h.on_round(raw, &samples);
+        let round = h.on_round(RawReading::from_nanos(raw), &samples);
         // Offsets relative to our (new) estimate, for display.
         if let Some(m) = h.model() {
             let ours = m.estimate_at(raw).map_or(0, |t| t.as_nanos() - raw);
@@ -123,7 +123,7 @@ pub(super) fn burst_results(
                 v.radius_ns = s.m.bounds.radius().as_nanos();
                 samples.push(Some(MasterSample {
                     bounds: s.m.bounds,
-                    at_raw: s.m.at.as_nanos(),
+                    at_raw: RawReading::from_nanos(s.m.at.as_nanos()),
                     trustworthy: s.trustworthy,
                 }));
             }
