@@ -16,7 +16,7 @@ use firmware_sim::truth::Truth;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use ttcore::osc::{Oscillator, OscillatorParams};
-use ttcore::{LeapTable, NANOS_PER_SEC, Timestamp};
+use ttcore::{LeapTable, NANOS_PER_SEC, RawReading, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -166,7 +166,7 @@ impl VirtualMaster {
             let Some(Reverse((at, _, ev))) = self.queue.pop() else {
                 break;
             };
-            let raw = self.raw_at(at);
+            let raw = RawReading::from_nanos(self.raw_at(at));
             match ev {
                 Ev::GpsPulse => self.core.on_gps_pulse(raw),
                 Ev::Nmea(text) => {
@@ -196,6 +196,10 @@ impl VirtualMaster {
     pub fn observe(&mut self, tai: i64) -> (Snapshot, i64, Timestamp) {
         self.advance_to(tai);
         let raw = self.raw_at(tai);
-        (self.core.snapshot(raw), raw, self.truth_at(tai))
+        (
+            self.core.snapshot(RawReading::from_nanos(raw)),
+            raw,
+            self.truth_at(tai),
+        )
     }
 }

@@ -591,7 +591,10 @@ mod tests {
             m.interval_at(10 * S)
                 .contains(Timestamp::from_nanos(10 * S))
         );
-        assert_eq!(h.status_at(RawReading::from_nanos(10 * S)).0, ClockStatus::Synchronized);
+        assert_eq!(
+            h.status_at(RawReading::from_nanos(10 * S)).0,
+            ClockStatus::Synchronized
+        );
     }
 
     #[test]
@@ -608,7 +611,10 @@ mod tests {
             None,
         ];
         let mut h = HostClock::new(HostParams::default(), false);
-        let sel = h.on_round(RawReading::from_nanos(10 * S), &round).selected.expect("selects");
+        let sel = h
+            .on_round(RawReading::from_nanos(10 * S), &round)
+            .selected
+            .expect("selects");
         assert!(sel.lo.as_nanos() <= 0 && sel.hi.as_nanos() >= 0, "{sel:?}");
         // Negative control: the same answers as a fleet of four (f = 1) lose the truth.
         let mut four = HostClock::new(HostParams::default(), false);
@@ -654,7 +660,11 @@ mod tests {
         // max-liars = 0 it is used.
         let alone = [sample(0, 50_000, 10 * S), None, None];
         let mut last = HostClock::new(HostParams::default(), false);
-        assert!(last.on_round(RawReading::from_nanos(10 * S), &alone).selected.is_none());
+        assert!(
+            last.on_round(RawReading::from_nanos(10 * S), &alone)
+                .selected
+                .is_none()
+        );
         let mut trusting = HostClock::new(
             HostParams {
                 max_liars: Some(0),
@@ -662,7 +672,12 @@ mod tests {
             },
             false,
         );
-        assert!(trusting.on_round(RawReading::from_nanos(10 * S), &alone).selected.is_some());
+        assert!(
+            trusting
+                .on_round(RawReading::from_nanos(10 * S), &alone)
+                .selected
+                .is_some()
+        );
     }
 
     #[test]
@@ -706,14 +721,29 @@ mod tests {
             ..Default::default()
         };
         let mut h = HostClock::new(p, true);
-        assert_eq!(h.status_at(RawReading::from_nanos(0)).0, ClockStatus::Disrupted);
+        assert_eq!(
+            h.status_at(RawReading::from_nanos(0)).0,
+            ClockStatus::Disrupted
+        );
         let _ = h.on_round(RawReading::from_nanos(S), &[sample(0, 1000, S)]);
-        assert_eq!(h.status_at(RawReading::from_nanos(S)).0, ClockStatus::Synchronized);
-        assert_eq!(h.status_at(RawReading::from_nanos(7 * S)).0, ClockStatus::Holdover);
+        assert_eq!(
+            h.status_at(RawReading::from_nanos(S)).0,
+            ClockStatus::Synchronized
+        );
+        assert_eq!(
+            h.status_at(RawReading::from_nanos(7 * S)).0,
+            ClockStatus::Holdover
+        );
         // ε grows at 15 ppm + the 1000 ppm "no baseline" term: past 10 ms within 10 s.
-        assert_eq!(h.status_at(RawReading::from_nanos(20 * S)).0, ClockStatus::Unsynchronized);
+        assert_eq!(
+            h.status_at(RawReading::from_nanos(20 * S)).0,
+            ClockStatus::Unsynchronized
+        );
         h.on_disruption(Disturbance::Clock(Disruption::Lost { ns: 1_000_000_000 }));
-        assert_eq!(h.status_at(RawReading::from_nanos(21 * S)).0, ClockStatus::Disrupted);
+        assert_eq!(
+            h.status_at(RawReading::from_nanos(21 * S)).0,
+            ClockStatus::Disrupted
+        );
         assert!(h.model().is_none());
     }
 
@@ -723,7 +753,10 @@ mod tests {
         let _ = h.on_round(RawReading::from_nanos(S), &[sample(0, 1000, S)]);
         let _ = h.on_round(RawReading::from_nanos(2 * S), &[sample(0, 1000, 2 * S)]);
         // A 5 ms jump the model cannot explain.
-        let r = h.on_round(RawReading::from_nanos(3 * S), &[sample(5_000_000, 1000, 3 * S)]);
+        let r = h.on_round(
+            RawReading::from_nanos(3 * S),
+            &[sample(5_000_000, 1000, 3 * S)],
+        );
         let Some(RoundNote::Inconsistent(i)) = r.note else {
             panic!("{:?}", r.note)
         };
@@ -732,8 +765,14 @@ mod tests {
         let (st, why) = h.status_at(RawReading::from_nanos(3 * S));
         assert_eq!(st, ClockStatus::Disrupted);
         assert_eq!(why, HostReason::Disturbed(Disturbance::Inconsistent(i)));
-        let _ = h.on_round(RawReading::from_nanos(4 * S), &[sample(5_000_000, 1000, 4 * S)]);
-        assert_eq!(h.status_at(RawReading::from_nanos(4 * S)).0, ClockStatus::Synchronized);
+        let _ = h.on_round(
+            RawReading::from_nanos(4 * S),
+            &[sample(5_000_000, 1000, 4 * S)],
+        );
+        assert_eq!(
+            h.status_at(RawReading::from_nanos(4 * S)).0,
+            ClockStatus::Synchronized
+        );
         assert!(
             h.model()
                 .unwrap()
@@ -753,7 +792,10 @@ mod tests {
         let mut h = HostClock::new(p, false);
         for k in 1..5 {
             // The clock runs 50 ppm fast: measured mode would learn it; assumed mode must not.
-            let _ = h.on_round(RawReading::from_nanos(k * S), &[sample(-50_000 * k, 1_000, k * S)]);
+            let _ = h.on_round(
+                RawReading::from_nanos(k * S),
+                &[sample(-50_000 * k, 1_000, k * S)],
+            );
         }
         let m = h.model().unwrap();
         assert_eq!(m.freq, Rate::ZERO);
@@ -762,7 +804,10 @@ mod tests {
         // Measured mode learns the rate and bounds only the wander (plus the estimate's error).
         let mut h = HostClock::new(HostParams::default(), false);
         for k in 1..5 {
-            let _ = h.on_round(RawReading::from_nanos(k * S), &[sample(-50_000 * k, 1_000, k * S)]);
+            let _ = h.on_round(
+                RawReading::from_nanos(k * S),
+                &[sample(-50_000 * k, 1_000, k * S)],
+            );
         }
         let m = h.model().unwrap();
         assert!((m.freq.as_ppm_f64() + 50.0).abs() < 1.0, "{:?}", m.freq);

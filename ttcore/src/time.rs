@@ -23,7 +23,6 @@ pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 #[serde(transparent)]
 pub struct Timestamp(i64);
 
-
 /// A reading of the local raw clock (`CLOCK_MONOTONIC_RAW`, ns since an arbitrary origin): the
 /// counter every core decision is stamped with, never stepped or slewed. It is not a time on the
 /// timescale — a [`crate::ClockModel`] maps one to a [`Timestamp`] — and the type keeps the two

@@ -208,7 +208,7 @@ fn harness(target: &str) -> Result<Harness, Error> {
                     let line = String::from_utf8_lossy(b);
                     raw += 100_000_000;
                     let parsed = tally(timemaster::core::nmea::parse_line(&line));
-                    let _ = core.on_nmea_line(&line, raw);
+                    let _ = core.on_nmea_line(&line, ttcore::RawReading::from_nanos(raw));
                     parsed
                 }),
                 fixup: nmea_checksum,

@@ -30,7 +30,12 @@ pub(super) fn exchange(
     let r2 = m.vm.raw_at(t2_true);
     let r3 = m.vm.raw_at(t3_true);
     let rk = m.vm.raw_at(tx_kernel);
-    let mut view = timemaster::ntp_server::view_of(&m.vm.core.snapshot(r2), m.kind, "sim", max_eps);
+    let mut view = timemaster::ntp_server::view_of(
+        &m.vm.core.snapshot(ttcore::RawReading::from_nanos(r2)),
+        m.kind,
+        "sim",
+        max_eps,
+    );
     // A liar is wrong and does not know it: its whole timescale is shifted.
     if let Some(model) = view.model.as_mut() {
         model.ref_time = model.ref_time.saturating_add(Span::from_nanos(m.lie_ns));
@@ -121,7 +126,7 @@ pub(super) fn master_round(masters: &mut [Master], t: i64) {
             })
             .collect();
         let core = &mut masters[i].vm.core;
-        let _ = core.on_peer_round(at, &peers);
-        core.cross_check(at, &peers);
+        let _ = core.on_peer_round(ttcore::RawReading::from_nanos(at), &peers);
+        core.cross_check(ttcore::RawReading::from_nanos(at), &peers);
     }
 }

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
-use ttcore::{ClockStatus, Span};
+use ttcore::{ClockStatus, RawReading, Span};
 use ttsys::clock::{self, raw_ns};
 
 /// Publishes the core's state at the current raw reading.
 pub(super) fn publish(core: &MasterCore, shared: &Shared) {
     let raw = raw_ns();
-    let snap = core.snapshot(raw);
+    let snap = core.snapshot(RawReading::from_nanos(raw));
     let c = &shared.config;
     shared.view.store(Arc::new(view_of(
         &snap,
@@ -86,7 +86,7 @@ pub(super) fn core_thread(mut core: MasterCore, rx: Receiver<Input>, shared: Arc
         }
         if last_tick.elapsed() >= Duration::from_millis(100) {
             last_tick = Instant::now();
-            let raw = raw_ns();
+            let raw = RawReading::from_nanos(raw_ns());
             if let Err(why) = detector.check() {
                 core.on_disruption(raw, why);
             }

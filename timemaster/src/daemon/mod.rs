@@ -132,7 +132,7 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
     let max_eps = Span::from_nanos(config.max_epsilon_ns);
     let shared = Arc::new(Shared {
         published: ArcSwap::from_pointee(Published {
-            snap: core.snapshot(started_raw),
+            snap: core.snapshot(ttcore::RawReading::from_nanos(started_raw)),
             counters: core.counters(),
             events: Vec::new(),
             atomic_locked: false,
@@ -228,7 +228,10 @@ fn spawn_inputs(config: &Config, tx: &Sender<Input>, shared: &Arc<Shared>) -> Ve
             // Without a lock line the telemetry (or nothing) decides; assume locked so the
             // telemetry status is the only gate.
             None => {
-                let _ = tx.send(Input::AtomicLock(true, raw_ns()));
+                let _ = tx.send(Input::AtomicLock(
+                    true,
+                    ttcore::RawReading::from_nanos(raw_ns()),
+                ));
             }
         }
     }

@@ -112,7 +112,10 @@ pub(super) fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
             }
             *ps = stats;
         }
-        if tx.send(Input::PeerRound(raw, peers)).is_err() {
+        if tx
+            .send(Input::PeerRound(ttcore::RawReading::from_nanos(raw), peers))
+            .is_err()
+        {
             return;
         }
         next += period;

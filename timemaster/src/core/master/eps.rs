@@ -2,6 +2,7 @@
 //! the page, and the status with its reason.
 
 use super::*;
+use ttcore::RawReading;
 
 impl MasterCore {
     pub(super) fn base_eps_at(&self, raw: i64) -> (f64, EpsilonComponents) {
@@ -85,7 +86,12 @@ impl MasterCore {
     }
 
     /// Total ε (ns) at raw `raw` as the published model computes it.
-    pub fn total_eps_at(&self, raw: i64) -> f64 {
+    pub fn total_eps_at(&self, raw: RawReading) -> f64 {
+        self.total_eps_ns(raw.as_nanos())
+    }
+
+    /// [`MasterCore::total_eps_at`] inside the core, where readings are bare ns.
+    pub(super) fn total_eps_ns(&self, raw: i64) -> f64 {
         match self.model() {
             Some(m) => m.epsilon_at(raw).as_nanos() as f64,
             None => f64::INFINITY,
@@ -112,7 +118,8 @@ impl MasterCore {
     }
 
     /// The published snapshot at raw reading `now_raw`.
-    pub fn snapshot(&self, now_raw: i64) -> Snapshot {
+    pub fn snapshot(&self, now_raw: RawReading) -> Snapshot {
+        let now_raw = now_raw.as_nanos();
         let model = self.model();
         let r = self.kf.as_ref().map_or(now_raw, |k| k.ref_raw());
         let (_, mut components) = self.base_eps_at(r);

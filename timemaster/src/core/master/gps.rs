@@ -2,10 +2,12 @@
 //! refusal of jumps.
 
 use super::*;
+use ttcore::RawReading;
 
 impl MasterCore {
     /// A GPS pulse edge captured at local raw reading `edge_raw`.
-    pub fn on_gps_pulse(&mut self, edge_raw: i64) {
+    pub fn on_gps_pulse(&mut self, edge_raw: RawReading) {
+        let edge_raw = edge_raw.as_nanos();
         if self.p.gps.is_none() {
             return;
         }
@@ -20,7 +22,8 @@ impl MasterCore {
 
     /// One NMEA line received at local raw reading `receipt_raw`. A refusal is counted here
     /// and returned for the caller to show; the core goes on either way.
-    pub fn on_nmea_line(&mut self, line: &str, receipt_raw: i64) -> Result<(), NmeaRefusal> {
+    pub fn on_nmea_line(&mut self, line: &str, receipt_raw: RawReading) -> Result<(), NmeaRefusal> {
+        let receipt_raw = receipt_raw.as_nanos();
         match parse_line(line) {
             Err(e) => {
                 self.counters.nmea_errors += 1;
@@ -102,7 +105,8 @@ impl MasterCore {
 
     /// Periodic work at raw reading `now_raw` (call ~10×/s): numbers unlabelled pulses,
     /// detects reference loss.
-    pub fn tick(&mut self, now_raw: i64) {
+    pub fn tick(&mut self, now_raw: RawReading) {
+        let now_raw = now_raw.as_nanos();
         while let Some(&p) = self.pending_pulses.front() {
             if now_raw - p <= 1_000_000_000 {
                 break;
@@ -190,7 +194,7 @@ impl MasterCore {
                 .max(2_000.0)
                 .max(2.0 * self.jitter_bound()),
             // Re-acquisition: the pulse must fall inside what we can vouch for now.
-            _ => self.total_eps_at(edge_raw) + self.gps_base_ns() + self.p.sigma_k * sigma,
+            _ => self.total_eps_ns(edge_raw) + self.gps_base_ns() + self.p.sigma_k * sigma,
         };
         let Some(kf) = self.kf.as_mut() else { return };
         match kf.update(edge_raw, z, r, gate) {

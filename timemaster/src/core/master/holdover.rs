@@ -2,6 +2,7 @@
 //! telemetry, and its pulse (calibrated against GPS, or disciplining in holdover).
 
 use super::*;
+use ttcore::RawReading;
 
 impl MasterCore {
     pub(super) fn atomic_calibrated(&self) -> bool {
@@ -10,7 +11,7 @@ impl MasterCore {
 
     pub(super) fn enter_holdover(&mut self, now_raw: i64, cause: HoldoverCause) {
         let since = self.last_accept_raw.unwrap_or(now_raw);
-        let eps = self.total_eps_at(since);
+        let eps = self.total_eps_ns(since);
         let (reference, rate) = match self.p.atomic {
             Some(a) if self.atomic_locked() && self.atomic_calibrated() => {
                 (Reference::Atomic, a.drift)
@@ -52,7 +53,8 @@ impl MasterCore {
     // ----- atomic clock ----------------------------------------------------------------------
 
     /// The atomic clock's lock line changed (or was read) at `raw`.
-    pub fn on_atomic_lock(&mut self, locked: bool, raw: i64) {
+    pub fn on_atomic_lock(&mut self, locked: bool, raw: RawReading) {
+        let raw = raw.as_nanos();
         if locked != self.atomic_locked {
             self.event(raw, MasterEvent::AtomicLockLine(locked));
             if !locked {
@@ -63,7 +65,8 @@ impl MasterCore {
     }
 
     /// The atomic clock's telemetry reports (status code, alarm bits) at `raw`.
-    pub fn on_atomic_telemetry(&mut self, status: u8, alarm: u16, raw: i64) {
+    pub fn on_atomic_telemetry(&mut self, status: u8, alarm: u16, raw: RawReading) {
+        let raw = raw.as_nanos();
         let ok = status == 0 && alarm == 0;
         if ok != self.atomic_telemetry_ok {
             self.event(raw, MasterEvent::AtomicTelemetry { status, alarm });
@@ -75,7 +78,8 @@ impl MasterCore {
     }
 
     /// An atomic 1PPS edge at local raw reading `edge_raw`.
-    pub fn on_atomic_pulse(&mut self, edge_raw: i64) {
+    pub fn on_atomic_pulse(&mut self, edge_raw: RawReading) {
+        let edge_raw = edge_raw.as_nanos();
         let Some(a) = self.p.atomic else { return };
         self.counters.atomic_pulses += 1;
         if !self.atomic_locked() {
@@ -89,7 +93,7 @@ impl MasterCore {
                     while self.atomic_phase.len() > ATOMIC_CAL_WINDOW {
                         self.atomic_phase.pop_front();
                     }
-                    self.atomic_cal_eps_ns = self.total_eps_at(edge_raw) + a.jitter_ns;
+                    self.atomic_cal_eps_ns = self.total_eps_ns(edge_raw) + a.jitter_ns;
                 }
             }
             Reference::Atomic => {

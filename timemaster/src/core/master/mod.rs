@@ -446,6 +446,7 @@ impl MasterCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ttcore::RawReading;
 
     const S: i64 = NANOS_PER_SEC;
     /// Raw clock = truth − 1e18 (so offsets are large, as with a real boot-time clock).
@@ -469,9 +470,12 @@ mod tests {
     fn feed(m: &mut MasterCore, secs: std::ops::Range<i64>, jump_s: i64) {
         for k in secs {
             let t = T0 + k * S;
-            m.on_gps_pulse(t + 50 - OFF);
-            let _ = m.on_nmea_line(&burst(t / S + jump_s), t + 200_000_000 - OFF);
-            m.tick(t + 300_000_000 - OFF);
+            m.on_gps_pulse(RawReading::from_nanos(t + 50 - OFF));
+            let _ = m.on_nmea_line(
+                &burst(t / S + jump_s),
+                RawReading::from_nanos(t + 200_000_000 - OFF),
+            );
+            m.tick(RawReading::from_nanos(t + 300_000_000 - OFF));
         }
     }
 
@@ -484,10 +488,13 @@ mod tests {
             },
             LeapTable::builtin(),
         );
-        assert_eq!(m.snapshot(T0 - OFF).status, ClockStatus::Unsynchronized);
+        assert_eq!(
+            m.snapshot(RawReading::from_nanos(T0 - OFF)).status,
+            ClockStatus::Unsynchronized
+        );
         feed(&mut m, 0..30, 0);
         let raw = T0 + 30 * S - OFF;
-        let s = m.snapshot(raw);
+        let s = m.snapshot(RawReading::from_nanos(raw));
         assert_eq!(s.status, ClockStatus::Synchronized, "{}", s.reason);
         let i = s.model.unwrap().interval_at(raw);
         assert!(i.contains(Timestamp::from_nanos(T0 + 30 * S)), "{i}");
@@ -506,7 +513,7 @@ mod tests {
         feed(&mut m, 0..20, 0);
         feed(&mut m, 20..40, 3600);
         let raw = T0 + 40 * S - OFF;
-        let s = m.snapshot(raw);
+        let s = m.snapshot(RawReading::from_nanos(raw));
         assert_eq!(s.status, ClockStatus::Holdover, "{}", s.reason);
         assert!(
             s.model
@@ -533,7 +540,7 @@ mod tests {
         // Labels 1024 weeks early never start the model.
         feed(&mut m, 0..10, -7168 * 86_400);
         assert_eq!(
-            m.snapshot(T0 + 10 * S - OFF).status,
+            m.snapshot(RawReading::from_nanos(T0 + 10 * S - OFF)).status,
             ClockStatus::Unsynchronized
         );
         assert!(m.counters().labels_rejected >= 10);
@@ -544,22 +551,31 @@ mod tests {
         // Truth at 0; two honest peers, two liars overlapping them at +300 µs.
         let mut m = arm();
         let peers = [us(-150, 150), us(-140, 160), us(150, 450), us(160, 460)];
-        assert_eq!(m.on_peer_round(S, &peers), Ok(true));
+        assert_eq!(m.on_peer_round(RawReading::from_nanos(S), &peers), Ok(true));
         // The hull of what two cover: from the second honest start to the first liar's end,
         // truth (0) inside; a majority of the four (three) would have picked [150, 160].
         assert_eq!(m.peer_offer(), Some((S, us(-140, 450).unwrap())));
-        m.on_atomic_pulse(2 * S);
+        m.on_atomic_pulse(RawReading::from_nanos(2 * S));
         assert!(!m.wants_peer_time());
         // One of two peers silent: it is the fault, the other is taken.
         let mut m = arm();
-        assert_eq!(m.on_peer_round(S, &[None, us(-100, 100)]), Ok(true));
+        assert_eq!(
+            m.on_peer_round(RawReading::from_nanos(S), &[None, us(-100, 100)]),
+            Ok(true)
+        );
         assert_eq!(m.peer_offer(), Some((S, us(-100, 100).unwrap())));
         // Both silent: nothing to take.
         let mut m = arm();
-        assert!(m.on_peer_round(S, &[None, None]).is_err());
+        assert!(
+            m.on_peer_round(RawReading::from_nanos(S), &[None, None])
+                .is_err()
+        );
         // Not armageddon: nothing to do.
         let mut g = MasterCore::new(MasterParams::default(), LeapTable::builtin());
-        assert_eq!(g.on_peer_round(S, &peers), Ok(false));
+        assert_eq!(
+            g.on_peer_round(RawReading::from_nanos(S), &peers),
+            Ok(false)
+        );
     }
 
     /// An armageddon master with its atomic clock locked.
@@ -572,7 +588,7 @@ mod tests {
             },
             LeapTable::builtin(),
         );
-        m.on_atomic_lock(true, 0);
+        m.on_atomic_lock(true, RawReading::from_nanos(0));
         m
     }
 
@@ -584,22 +600,34 @@ mod tests {
     #[test]
     fn a_disruption_voids_peer_time_taken_before_it() {
         let mut m = arm();
-        assert_eq!(m.on_peer_round(S, &[us(-100, 100), us(-90, 110)]), Ok(true));
-        m.on_atomic_pulse(2 * S);
-        assert!(!m.wants_peer_time());
-        // The offer was measured against the raw clock before the disruption: void now.
-        m.on_disruption(3 * S, Disruption::Lost { ns: 1_000_000 });
-        assert!(m.wants_peer_time());
-        assert_eq!(m.peer_offer(), None);
-        m.on_atomic_pulse(4 * S);
-        assert!(m.wants_peer_time(), "started again from stale peer time");
-        assert_eq!(m.snapshot(4 * S).reason, MasterReason::Disrupted);
-        // A fresh offer starts it again.
         assert_eq!(
-            m.on_peer_round(5 * S, &[us(-100, 100), us(-90, 110)]),
+            m.on_peer_round(RawReading::from_nanos(S), &[us(-100, 100), us(-90, 110)]),
             Ok(true)
         );
-        m.on_atomic_pulse(6 * S);
+        m.on_atomic_pulse(RawReading::from_nanos(2 * S));
+        assert!(!m.wants_peer_time());
+        // The offer was measured against the raw clock before the disruption: void now.
+        m.on_disruption(
+            RawReading::from_nanos(3 * S),
+            Disruption::Lost { ns: 1_000_000 },
+        );
+        assert!(m.wants_peer_time());
+        assert_eq!(m.peer_offer(), None);
+        m.on_atomic_pulse(RawReading::from_nanos(4 * S));
+        assert!(m.wants_peer_time(), "started again from stale peer time");
+        assert_eq!(
+            m.snapshot(RawReading::from_nanos(4 * S)).reason,
+            MasterReason::Disrupted
+        );
+        // A fresh offer starts it again.
+        assert_eq!(
+            m.on_peer_round(
+                RawReading::from_nanos(5 * S),
+                &[us(-100, 100), us(-90, 110)]
+            ),
+            Ok(true)
+        );
+        m.on_atomic_pulse(RawReading::from_nanos(6 * S));
         assert!(!m.wants_peer_time());
     }
 
@@ -611,10 +639,10 @@ mod tests {
             ..Default::default()
         };
         let mut m = MasterCore::new(p, LeapTable::builtin());
-        m.on_atomic_lock(true, 0);
+        m.on_atomic_lock(true, RawReading::from_nanos(0));
         let wide = OffsetInterval::new(Span::from_millis(-2), Span::from_millis(2)).unwrap();
-        m.on_peer_time(S, wide);
-        m.on_atomic_pulse(2 * S);
+        m.on_peer_time(RawReading::from_nanos(S), wide);
+        m.on_atomic_pulse(RawReading::from_nanos(2 * S));
         assert!(m.wants_peer_time(), "took a ±2 ms transfer");
         assert!(
             m.events()
@@ -623,15 +651,15 @@ mod tests {
         // After ten wide rounds it would take the narrowest that fits max-epsilon (here ±2 ms of
         // a 1 ms max does not), so it is still waiting:
         for k in 0..12 {
-            m.on_peer_time(S + k, wide);
+            m.on_peer_time(RawReading::from_nanos(S + k), wide);
         }
-        m.on_atomic_pulse(2 * S + 1);
+        m.on_atomic_pulse(RawReading::from_nanos(2 * S + 1));
         assert!(m.wants_peer_time());
         let narrow = OffsetInterval::new(Span::from_micros(-100), Span::from_micros(100)).unwrap();
-        m.on_peer_time(3 * S, narrow);
-        m.on_atomic_pulse(4 * S);
+        m.on_peer_time(RawReading::from_nanos(3 * S), narrow);
+        m.on_atomic_pulse(RawReading::from_nanos(4 * S));
         assert!(!m.wants_peer_time());
-        let s = m.snapshot(4 * S);
+        let s = m.snapshot(RawReading::from_nanos(4 * S));
         assert_eq!(s.status, ClockStatus::Synchronized, "{}", s.reason);
         assert!(s.components.peer_ns >= 100_000 && s.components.peer_ns < 200_000);
     }
@@ -647,14 +675,14 @@ mod tests {
         );
         feed(&mut m, 0..10, 0);
         let raw = T0 + 10 * S - OFF;
-        let own = m.own_offset(raw).unwrap();
+        let own = m.own_offset(RawReading::from_nanos(raw)).unwrap();
         let far = OffsetInterval::new(
             own.lo.saturating_add(Span::from_millis(10)),
             own.hi.saturating_add(Span::from_millis(10)),
         )
         .unwrap();
         for round in 0..3 {
-            let r = m.cross_check(raw, &[Some(far), Some(far)]);
+            let r = m.cross_check(RawReading::from_nanos(raw), &[Some(far), Some(far)]);
             assert_eq!(
                 r,
                 CrossCheck::Decided {
@@ -662,15 +690,21 @@ mod tests {
                     peers: vec![true, true]
                 }
             );
-            assert_eq!(m.snapshot(raw).evicted, round == 2);
+            assert_eq!(m.snapshot(RawReading::from_nanos(raw)).evicted, round == 2);
         }
-        assert_eq!(m.snapshot(raw).status, ClockStatus::Unsynchronized);
+        assert_eq!(
+            m.snapshot(RawReading::from_nanos(raw)).status,
+            ClockStatus::Unsynchronized
+        );
         for _ in 0..3 {
-            m.cross_check(raw, &[Some(own), Some(own)]);
+            m.cross_check(RawReading::from_nanos(raw), &[Some(own), Some(own)]);
         }
-        assert!(!m.snapshot(raw).evicted);
+        assert!(!m.snapshot(RawReading::from_nanos(raw)).evicted);
         // One peer is not enough to decide.
-        assert_eq!(m.cross_check(raw, &[Some(far), None]), CrossCheck::TooFew);
+        assert_eq!(
+            m.cross_check(RawReading::from_nanos(raw), &[Some(far), None]),
+            CrossCheck::TooFew
+        );
         // Everyone disagreeing with everyone (two liars, two ways): undecided, never an eviction.
         let far2 = OffsetInterval::new(
             own.lo.saturating_sub(Span::from_millis(20)),
@@ -679,10 +713,10 @@ mod tests {
         .unwrap();
         for _ in 0..5 {
             assert_eq!(
-                m.cross_check(raw, &[Some(far), Some(far2), None]),
+                m.cross_check(RawReading::from_nanos(raw), &[Some(far), Some(far2), None]),
                 CrossCheck::NoMajority
             );
         }
-        assert!(!m.snapshot(raw).evicted);
+        assert!(!m.snapshot(RawReading::from_nanos(raw)).evicted);
     }
 }

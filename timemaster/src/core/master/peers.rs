@@ -2,11 +2,13 @@
 //! evicts a master disagreeing with the peer majority, and clock disruptions.
 
 use super::*;
+use ttcore::RawReading;
 
 impl MasterCore {
     /// Time from the peers (Marzullo of their offset intervals, timescale − raw) measured at raw
     /// `raw`. An armageddon master takes it once, at its next atomic pulse.
-    pub fn on_peer_time(&mut self, raw: i64, offset: OffsetInterval) {
+    pub fn on_peer_time(&mut self, raw: RawReading, offset: OffsetInterval) {
+        let raw = raw.as_nanos();
         if self.p.kind != MasterKind::Armageddon {
             return;
         }
@@ -74,9 +76,10 @@ impl MasterCore {
     /// pick their overlap.) `Ok(false)`: nothing to do (not armageddon, or time already taken).
     pub fn on_peer_round(
         &mut self,
-        raw: i64,
+        raw: RawReading,
         peers: &[Option<OffsetInterval>],
     ) -> Result<bool, marzullo::MarzulloError> {
+        let raw = raw.as_nanos();
         if !self.wants_peer_time() {
             return Ok(false);
         }
@@ -84,7 +87,7 @@ impl MasterCore {
         let f = peers.len() / 2;
         let liars = f.saturating_sub(peers.len() - usable.len());
         let sel = marzullo::covered_hull(&usable, usable.len().saturating_sub(liars))?;
-        self.on_peer_time(raw, sel.interval);
+        self.on_peer_time(RawReading::from_nanos(raw), sel.interval);
         Ok(true)
     }
 
@@ -121,7 +124,8 @@ impl MasterCore {
     }
 
     /// Our own offset interval (timescale − raw) at `raw`, if synchronized.
-    pub fn own_offset(&self, raw: i64) -> Option<OffsetInterval> {
+    pub fn own_offset(&self, raw: RawReading) -> Option<OffsetInterval> {
+        let raw = raw.as_nanos();
         let m = self.model()?;
         let est = m.estimate_at(raw)?;
         let eps = m.epsilon_at(raw);
@@ -132,8 +136,9 @@ impl MasterCore {
     /// One cross-check round at `raw` against the peers' offset intervals (timescale − our raw,
     /// `None` for unreachable or untrustworthy peers). Three rounds in a row decide an eviction
     /// or a return.
-    pub fn cross_check(&mut self, raw: i64, peers: &[Option<OffsetInterval>]) -> CrossCheck {
-        let Some(own) = self.own_offset(raw) else {
+    pub fn cross_check(&mut self, raw: RawReading, peers: &[Option<OffsetInterval>]) -> CrossCheck {
+        let raw = raw.as_nanos();
+        let Some(own) = self.own_offset(RawReading::from_nanos(raw)) else {
             return CrossCheck::TooFew;
         };
         let mut ivs = vec![own];
@@ -190,7 +195,8 @@ impl MasterCore {
 
     /// The host clock was disrupted (suspend, jump) at `raw`: forget the model until the
     /// reference is re-acquired.
-    pub fn on_disruption(&mut self, raw: i64, why: Disruption) {
+    pub fn on_disruption(&mut self, raw: RawReading, why: Disruption) {
+        let raw = raw.as_nanos();
         self.disrupted = true;
         self.kf = None;
         self.startup.clear();

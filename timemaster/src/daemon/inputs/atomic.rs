@@ -80,7 +80,10 @@ pub fn telemetry_thread(path: PathBuf, baud: u32, tx: Sender<Input>, shared: Arc
             let text = String::from_utf8_lossy(&line).into_owned();
             match telemetry::parse(&text) {
                 Ok(t) => {
-                    let _ = tx.send(Input::AtomicTelemetry(t, raw));
+                    let _ = tx.send(Input::AtomicTelemetry(
+                        t,
+                        ttcore::RawReading::from_nanos(raw),
+                    ));
                     shared.input(name, |s| {
                         s.ok = true;
                         s.events += 1;
@@ -153,7 +156,7 @@ pub fn lock_line_thread(line: LockLine, tx: Sender<Input>, shared: Arc<Shared>) 
             Ok(v) => {
                 let raw = raw_ns();
                 if last != Some(v) || last_sent.elapsed() > Duration::from_secs(1) {
-                    let _ = tx.send(Input::AtomicLock(v, raw));
+                    let _ = tx.send(Input::AtomicLock(v, ttcore::RawReading::from_nanos(raw)));
                     last = Some(v);
                     last_sent = Instant::now();
                 }
@@ -171,7 +174,10 @@ pub fn lock_line_thread(line: LockLine, tx: Sender<Input>, shared: Arc<Shared>) 
             Err(e) => {
                 if last.is_some() {
                     // A line we cannot read is not a lock.
-                    let _ = tx.send(Input::AtomicLock(false, raw_ns()));
+                    let _ = tx.send(Input::AtomicLock(
+                        false,
+                        ttcore::RawReading::from_nanos(raw_ns()),
+                    ));
                     last = None;
                 }
                 shared.input(name, |s| {

@@ -14,23 +14,23 @@ use crate::core::telemetry::Telemetry;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use ttcore::OffsetInterval;
+use ttcore::{OffsetInterval, RawReading};
 
 /// An event for the core thread, stamped with the raw reading at which it happened.
 #[derive(Debug)]
 pub enum Input {
     /// A GPS pulse edge.
-    GpsPulse(i64),
+    GpsPulse(RawReading),
     /// One NMEA line and its receipt time.
-    Nmea(String, i64),
+    Nmea(String, RawReading),
     /// An atomic 1PPS edge.
-    AtomicPulse(i64),
+    AtomicPulse(RawReading),
     /// One atomic telemetry answer.
-    AtomicTelemetry(Telemetry, i64),
+    AtomicTelemetry(Telemetry, RawReading),
     /// Lock line level.
-    AtomicLock(bool, i64),
+    AtomicLock(bool, RawReading),
     /// A peer round: raw reading, per-peer offset intervals (None = not usable).
-    PeerRound(i64, Vec<Option<OffsetInterval>>),
+    PeerRound(RawReading, Vec<Option<OffsetInterval>>),
 }
 
 /// Per-input statistics shown in Status.

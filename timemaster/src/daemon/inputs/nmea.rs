@@ -39,7 +39,10 @@ pub fn thread(
                         if b == b'\n' {
                             let text = String::from_utf8_lossy(&line).into_owned();
                             line.clear();
-                            if tx.send(Input::Nmea(text, raw)).is_err() {
+                            if tx
+                                .send(Input::Nmea(text, ttcore::RawReading::from_nanos(raw)))
+                                .is_err()
+                            {
                                 return;
                             }
                             shared.input(name, |s| {

@@ -35,9 +35,9 @@ struct Sink {
 impl Sink {
     fn pulse(&self, raw: i64) {
         let _ = self.tx.send(if self.atomic {
-            Input::AtomicPulse(raw)
+            Input::AtomicPulse(ttcore::RawReading::from_nanos(raw))
         } else {
-            Input::GpsPulse(raw)
+            Input::GpsPulse(ttcore::RawReading::from_nanos(raw))
         });
         self.shared.input(self.name, |s| {
             s.events += 1;
