@@ -1,7 +1,8 @@
 //! OS-facing helpers shared by the daemons and the SDK. `unsafe` lives only in [`pps`] (the
 //! RFC 2783 ioctl), [`shm`] (the shared-memory page views), [`steer`] (adjtimex), [`clock`]
-//! (one `clock_gettime` call), [`udp`] (socket timestamping) and [`vmclock`] (volatile reads of
-//! the hypervisor's page), documented in each.
+//! (one `clock_gettime` call), [`udp`] (socket timestamping), [`ntp`] (one `getrandom` call
+//! seeding the request cookies) and [`vmclock`] (volatile reads of the hypervisor's page),
+//! documented in each.
 
 pub mod clock;
 pub mod config;
