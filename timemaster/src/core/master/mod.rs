@@ -629,6 +629,16 @@ mod tests {
         );
         m.on_atomic_pulse(RawReading::from_nanos(6 * S));
         assert!(!m.wants_peer_time());
+        // And ends the disruption: the master serves again.
+        let s = m.snapshot(RawReading::from_nanos(6 * S));
+        assert_eq!(
+            (s.status, s.reason),
+            (ClockStatus::Synchronized, MasterReason::AtomicFromPeers)
+        );
+        assert!(
+            m.events()
+                .any(|e| matches!(e.1, MasterEvent::Resynchronized))
+        );
     }
 
     #[test]

@@ -121,6 +121,11 @@ impl MasterCore {
         self.reference = Reference::Atomic;
         self.last_accept_raw = Some(edge_raw);
         self.event(edge_raw, MasterEvent::TimeFromPeers(eps));
+        // Time from the peers is this master's reference: taking it again after a disruption
+        // is the re-acquisition that ends it.
+        if std::mem::take(&mut self.disrupted) {
+            self.event(edge_raw, MasterEvent::Resynchronized);
+        }
     }
 
     /// Our own offset interval (timescale − raw) at `raw`, if synchronized.
