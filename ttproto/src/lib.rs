@@ -14,7 +14,7 @@ pub mod store {
     tonic::include_proto!("ttstore.v1");
 }
 
-use ttcore::ClockStatus;
+use ttcore::{ClockStatus, MasterKind};
 
 /// `ttcore` status → wire status.
 pub fn status_to_wire(s: ClockStatus) -> v1::ClockStatus {
@@ -37,9 +37,36 @@ pub fn status_from_wire(code: i32) -> ClockStatus {
     }
 }
 
+/// `ttcore` master kind → wire kind.
+pub fn kind_to_wire(k: MasterKind) -> v1::MasterKind {
+    match k {
+        MasterKind::Gps => v1::MasterKind::Gps,
+        MasterKind::Armageddon => v1::MasterKind::Armageddon,
+    }
+}
+
+/// Wire kind (the raw `i32` prost stores) → `ttcore` master kind; `None` for unspecified or
+/// unknown codes.
+pub fn kind_from_wire(code: i32) -> Option<MasterKind> {
+    match v1::MasterKind::try_from(code) {
+        Ok(v1::MasterKind::Gps) => Some(MasterKind::Gps),
+        Ok(v1::MasterKind::Armageddon) => Some(MasterKind::Armageddon),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_round_trip_and_unknown_is_none() {
+        for k in [MasterKind::Gps, MasterKind::Armageddon] {
+            assert_eq!(kind_from_wire(kind_to_wire(k) as i32), Some(k));
+        }
+        assert_eq!(kind_from_wire(0), None);
+        assert_eq!(kind_from_wire(99), None);
+    }
 
     #[test]
     fn status_round_trip_and_unknown_is_untrusted() {

@@ -326,6 +326,9 @@ fn sock_addr(ip: &str, port: u16) -> Result<std::net::SocketAddr, Error> {
 /// The masters' time-transfer and gRPC port, in every namespace.
 const PORT: u16 = 7000;
 
+/// timed's gRPC port, in every host namespace.
+const TIMED_PORT: u16 = 7100;
+
 /// Starts the masters in their namespaces: firmware-sim devices inside each (`--simulate`),
 /// the liars' devices jumped by the lie, and every honest master cross-checking the others.
 fn start_masters(
@@ -410,14 +413,13 @@ fn start_hosts(
         let dir = o.dir.join(format!("h{h}"));
         std::fs::create_dir_all(&dir)?;
         let page = dir.join("page");
-        let listen = format!("{}:7100", addr(i));
         let masters = (0..o.masters)
             .map(|m| timed::config::MasterConfig {
                 addr: format!("{}:{PORT}", addr(m)),
             })
             .collect();
         let cfg = timed::config::Config {
-            listen: sock_addr(&addr(i), 7100)?,
+            listen: sock_addr(&addr(i), TIMED_PORT)?,
             shm_path: page.clone(),
             allow_test_knob: true,
             vmclock: dir.join("no-vmclock"),
@@ -440,7 +442,7 @@ fn start_hosts(
         d.start()?;
         hosts.push(d);
         pages.push(page);
-        timed_addrs.push(listen);
+        timed_addrs.push(cfg.listen.to_string());
     }
     Ok((hosts, pages, timed_addrs))
 }

@@ -67,7 +67,7 @@ impl Service {
             .clone();
         v1::MasterStatus {
             id: self.shared.config.id.clone(),
-            kind: i32::from(self.shared.config.kind.code()),
+            kind: ttproto::kind_to_wire(self.shared.config.kind) as i32,
             status: ttproto::status_to_wire(status) as i32,
             reason: reason.to_string(),
             reference: p.snap.reference.as_str().into(),

@@ -72,7 +72,7 @@ enum Cmd {
 }
 
 fn kind_name(k: i32) -> &'static str {
-    ttcore::MasterKind::name_of(i64::from(k))
+    ttproto::kind_from_wire(k).map_or("unknown", ttcore::MasterKind::as_str)
 }
 
 fn status_name(s: i32) -> &'static str {
