@@ -74,3 +74,55 @@ mod tests {
         assert!(split_bursts(b"").is_empty());
     }
 }
+
+/// The directory of the vendored receiver captures (`testdata/nmea/` at the repository's top,
+/// see its README for their origin and licence). It is a source-tree path: it exists in a
+/// checkout of the repository, not beside an installed binary.
+pub fn captures_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/nmea")
+}
+
+/// Why the vendored captures could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum CapturesError {
+    /// The directory (or an entry of it) could not be read.
+    #[error(
+        "test data {dir} cannot be read ({source}); it is part of the repository \
+         (testdata/nmea/): check out the whole tree"
+    )]
+    Unreadable {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The directory holds no `*.log` capture.
+    #[error("no *.log capture in {0}")]
+    Empty(std::path::PathBuf),
+}
+
+/// The vendored captures (`*.log` in [`captures_dir`]), sorted by name.
+///
+/// # Errors
+/// [`CapturesError`] naming the directory when it cannot be read or holds no capture: the test
+/// data is part of the repository, so a missing directory means a damaged checkout, not
+/// something to skip.
+pub fn captures() -> Result<Vec<std::path::PathBuf>, CapturesError> {
+    let dir = captures_dir();
+    let unreadable = |source| CapturesError::Unreadable {
+        dir: dir.clone(),
+        source,
+    };
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(&dir).map_err(unreadable)? {
+        let p = e.map_err(unreadable)?.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            v.push(p);
+        }
+    }
+    v.sort();
+    if v.is_empty() {
+        return Err(CapturesError::Empty(dir));
+    }
+    Ok(v)
+}

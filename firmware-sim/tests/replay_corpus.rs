@@ -1,4 +1,4 @@
-//! Every capture in `../shared/corpus/nmea/` replays onto a real pty without a crash, and every
+//! Every vendored receiver capture (`testdata/nmea/`) replays onto a real pty without a crash, and every
 //! byte of every burst arrives.
 
 mod common;
@@ -9,13 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn corpus() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/nmea");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    v.sort();
+    let v = firmware_sim::replay::captures().unwrap_or_else(|e| panic!("{e}"));
     assert!(v.len() >= 20, "corpus has only {} captures", v.len());
     v
 }
@@ -29,7 +23,8 @@ impl Drop for KillOnDrop {
 }
 
 fn replay_one(capture: &PathBuf) -> Result<usize, String> {
-    let data = std::fs::read(capture).unwrap();
+    let data =
+        std::fs::read(capture).unwrap_or_else(|e| panic!("reading {}: {e}", capture.display()));
     let expected: usize = firmware_sim::replay::split_bursts(&data)
         .iter()
         .map(Vec::len)
@@ -117,7 +112,7 @@ fn every_capture_splits_into_parseable_bursts() {
     // regression that breaks splitting (nothing parses) fails.
     let (mut ok, mut total) = (0usize, 0usize);
     for f in corpus() {
-        let data = std::fs::read(&f).unwrap();
+        let data = std::fs::read(&f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
         let bursts = firmware_sim::replay::split_bursts(&data);
         assert!(!bursts.is_empty(), "{}", f.display());
         for b in bursts {

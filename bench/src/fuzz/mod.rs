@@ -5,7 +5,7 @@
 //! and mutated (bit flips, overwrites, truncation, splices of two seeds, inserted separators and
 //! extreme numbers, replaced fields), seeded from valid examples, the project's corpus
 //! (`bench/fuzz-corpus/<target>/`: every past finding stays there as a regression) and, for
-//! NMEA, the real receiver captures in `../shared/corpus/nmea/`. The generator is a seeded
+//! NMEA, the real receiver captures vendored in `testdata/nmea/`. The generator is a seeded
 //! ChaCha, so a run is reproducible.
 //!
 //! A panic is a finding: release builds abort on panic, so it would be a daemon crash. The
@@ -188,8 +188,7 @@ fn harness(target: &str) -> Result<Harness, Error> {
     let h = match target {
         "nmea" => {
             use timemaster::core::master::{MasterCore, MasterParams};
-            let dir = root().join("../shared/corpus/nmea");
-            for f in files(&dir, Some("log")) {
+            for f in firmware_sim::replay::captures()? {
                 let Ok(b) = std::fs::read(&f) else { continue };
                 seeds.extend(b.split(|&c| c == b'\n').take(300).map(|l| l.to_vec()));
             }
@@ -257,10 +256,9 @@ fn harness(target: &str) -> Result<Harness, Error> {
         "scenario-devices" => text_target(seeds, "firmware-sim/scenarios", |s| {
             tally(firmware_sim::scenario::Scenario::from_toml(s, "fuzz.toml"))
         }),
-        // Parsing only: running a fuzzed fleet would be a simulation per input.
-        "scenario-fleet" => text_target(seeds, "bench/scenarios", |s| {
-            tally(crate::sim::FleetScenario::from_toml(s, "fuzz.toml"))
-        }),
+        // Every accepted scenario also runs, briefly: one that parses but panics, hangs or
+        // fails to start is a finding.
+        "scenario-fleet" => text_target(seeds, "bench/scenarios", targets::fleet_scenario),
         "ntp-request" => ntp::request(seeds),
         "ntp-reply" => ntp::reply(seeds),
         "grpc-requests" => grpc(seeds),
