@@ -1,5 +1,5 @@
 //! The atomic clock's telemetry answer: the reply to the `!^` query is one line,
-//! `<status>,<alarm hex>,<serial>,…` (DESIGN.md §5). Only the first two fields are used.
+//! `<status>,<alarm hex>,<serial>,…` (`docs/RATIONALE.md` §5). Only the first two fields are used.
 
 use thiserror::Error;
 
