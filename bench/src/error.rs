@@ -39,9 +39,15 @@ pub enum Error {
     /// The store's client.
     #[error("store: {0}")]
     Store(#[from] ttstore::client::ClientError),
+    /// A configuration or a fleet scenario that is refused (names the file, line and key).
+    #[error(transparent)]
+    Config(#[from] ttsys::config::ConfigError),
     /// A device scenario.
     #[error(transparent)]
     Scenario(#[from] firmware_sim::scenario::ScenarioError),
+    /// The vendored receiver captures (fuzz seeds).
+    #[error(transparent)]
+    Captures(#[from] firmware_sim::replay::CapturesError),
     /// The leap-second table.
     #[error(transparent)]
     Leap(#[from] ttcore::LeapError),

@@ -257,3 +257,130 @@ fn same_seed_same_output_byte_for_byte_from_the_binary() {
     assert!(!a.is_empty());
     assert_eq!(a, b, "two runs with the same seed differ");
 }
+
+/// `ttbench sim` refuses scenarios whose values are out of range: a clear error naming the key
+/// and its line, a non-zero exit, no panic and no hang. Each case is the baseline with one
+/// value changed, so the valid baseline (shown accepted first) is the control.
+#[test]
+fn invalid_scenarios_are_refused_naming_the_key_and_line() {
+    let base = "name = \"bad\"\nduration-s = 5.0\n\n[[master]]\nkind = \"gps\"\n\
+                [[master]]\nkind = \"gps\"\n[[master]]\nkind = \"gps\"\n\n[hosts]\ncount = 2\n\
+                poll-interval-s = 1.0\nfreq-offset-ppm = 50.0\n\n[network]\n\
+                delay-us = [50.0, 150.0]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, src: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, src).unwrap();
+        let t0 = std::time::Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ttbench"))
+            .args(["sim", "--json", "--scenario"])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A hang is a failure, not a stuck test: kill it after 20 s (a refusal takes
+        // milliseconds; the bound only keeps a regression from blocking the suite).
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("{name}: still running after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            t0.elapsed(),
+        )
+    };
+    let (ok, err, _) = run("baseline", base);
+    assert!(ok.success(), "the control must run: {err}");
+
+    // (what, the line replaced, its replacement, the key the error must name, the line).
+    let cases = [
+        (
+            "negative freq offset",
+            "freq-offset-ppm = 50.0",
+            "freq-offset-ppm = -80",
+            "hosts.freq-offset-ppm",
+            14,
+        ),
+        (
+            "zero poll interval",
+            "poll-interval-s = 1.0",
+            "poll-interval-s = 0.0",
+            "hosts.poll-interval-s",
+            13,
+        ),
+        ("no hosts", "count = 2", "count = 0", "hosts.count", 12),
+        (
+            "empty delay range",
+            "delay-us = [50.0, 150.0]",
+            "delay-us = [150.0, 50.0]",
+            "network.delay-us[1]",
+            17,
+        ),
+        (
+            "negative duration",
+            "duration-s = 5.0",
+            "duration-s = -1",
+            "duration-s",
+            2,
+        ),
+        (
+            "NaN duration",
+            "duration-s = 5.0",
+            "duration-s = nan",
+            "duration-s",
+            2,
+        ),
+        (
+            "loss above 1",
+            "delay-us = [50.0, 150.0]",
+            "delay-us = [50.0, 150.0]\nloss = 1.5",
+            "network.loss",
+            18,
+        ),
+        (
+            "zero burst",
+            "count = 2",
+            "count = 2\nburst = 0",
+            "hosts.burst",
+            13,
+        ),
+        (
+            "too many liars",
+            "count = 2",
+            "count = 2\nmax-liars = 2",
+            "hosts.max-liars",
+            13,
+        ),
+        (
+            "partition of a master that does not exist",
+            "delay-us = [50.0, 150.0]",
+            "delay-us = [50.0, 150.0]\npartitions = [[1.0, 1.0, 0.0, 7.0]]",
+            "network.partitions[0] last-master",
+            18,
+        ),
+        (
+            "trace host out of range",
+            "duration-s = 5.0",
+            "duration-s = 5.0\ntrace-host = 9",
+            "trace-host",
+            3,
+        ),
+    ];
+    for (what, from, to, key, line) in cases {
+        assert!(base.contains(from), "{what}: {from:?} not in the base");
+        let (st, err, took) = run(what, &base.replace(from, to));
+        assert!(!st.success(), "{what}: accepted");
+        assert!(!err.contains("panicked"), "{what}: panicked: {err}");
+        assert!(
+            err.contains(key) && err.contains(&format!("line {line}")),
+            "{what}: the error must name {key} and line {line}: {err}"
+        );
+        eprintln!("{what}: refused in {took:?}: {}", err.trim());
+    }
+}

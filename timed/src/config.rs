@@ -207,13 +207,14 @@ impl Config {
         if self.poll_jitter_pct > 50 {
             return bad("poll-jitter-pct", "must be at most 50");
         }
-        if let Some(m) = self
+        if let Some((i, m)) = self
             .masters
             .iter()
-            .find(|m| !ttsys::config::valid_host_port(&m.addr))
+            .enumerate()
+            .find(|(_, m)| !ttsys::config::valid_host_port(&m.addr))
         {
             return Err(InvalidKey::new(
-                "master.addr",
+                format!("master[{i}].addr"),
                 format!("{:?} is not host:port", m.addr),
             ));
         }

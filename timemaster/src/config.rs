@@ -352,13 +352,14 @@ impl Config {
                 "must be positive and at most half of max-epsilon-ns",
             );
         }
-        if let Some(p) = self
+        if let Some((i, p)) = self
             .peers
             .iter()
-            .find(|p| !ttsys::config::valid_host_port(&p.addr))
+            .enumerate()
+            .find(|(_, p)| !ttsys::config::valid_host_port(&p.addr))
         {
             return Err(InvalidKey::new(
-                "peer.addr",
+                format!("peer[{i}].addr"),
                 format!("{:?} is not host:port", p.addr),
             ));
         }

@@ -366,6 +366,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if let Some(h) = hosts {
                 sc.hosts.count = h;
             }
+            sc.check().map_err(|e| {
+                anyhow::anyhow!("{}: with --duration/--hosts: {e}", scenario.display())
+            })?;
             if !lie_ms.is_empty() {
                 return liar_sweep(&sc, &lie_ms, json);
             }

@@ -350,3 +350,24 @@ pub(super) mod ntp {
         }
     }
 }
+
+/// A fleet scenario: parsed and checked, then, if accepted, run for at most 2 virtual seconds
+/// with at most 2 hosts (the values themselves untouched, so every accepted combination of
+/// faults, network and oscillators is exercised by the real simulator).
+pub(super) fn fleet_scenario(s: &str) -> String {
+    let mut sc = match crate::sim::FleetScenario::from_toml(s, "fuzz.toml") {
+        Ok(sc) => sc,
+        Err(crate::error::Error::Config(ttsys::config::ConfigError::Invalid { .. })) => {
+            return "err:out-of-range".into();
+        }
+        Err(e) => return format!("err:{}", super::kind(&e)),
+    };
+    sc.duration_s = sc.duration_s.min(2.0);
+    sc.hosts.count = sc.hosts.count.min(2);
+    sc.trace_host = sc.trace_host.filter(|&h| h < sc.hosts.count);
+    // An accepted scenario that cannot run is a finding, like a panic (the hook saves it).
+    if let Err(e) = crate::sim::run(&sc) {
+        panic!("an accepted scenario failed to run: {e}");
+    }
+    "ok-ran".into()
+}

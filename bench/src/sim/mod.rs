@@ -29,6 +29,7 @@ use ttcore::host::{FrequencyMode, HostClock, HostParams, MasterSample, RoundNote
 use ttcore::ntp::{Client, RawStamp, ReplyOutcome, SentReply};
 use ttcore::osc::{Oscillator, OscillatorParams, PhaseStep};
 use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span};
+use ttsys::config::InvalidKey;
 
 const S: i64 = NANOS_PER_SEC;
 /// Default start: 2026-09-21T13:33:20Z as TAI.
@@ -223,18 +224,191 @@ impl FleetScenario {
         sc
     }
 
-    /// Parses a scenario file's text.
+    /// Parses a scenario file's text and [`check`](Self::check)s every value; an error names
+    /// the file, the line and the key.
     pub fn from_toml(src: &str, path: &str) -> Result<Self, Error> {
-        let s: FleetScenario = toml::from_str(src).map_err(|e| Error::at(path, e))?;
-        if s.masters.is_empty() || s.hosts.count == 0 || s.duration_s <= 0.0 {
-            return Err(Error::failed(format!(
-                "{path}: needs masters, hosts and a positive duration-s"
-            )));
-        }
+        let s: FleetScenario = ttsys::config::parse(src, path, FleetScenario::check)?;
         for (i, m) in s.masters.iter().enumerate() {
-            DeviceScenario::from_toml(&m.devices, &format!("{path}: master {i} devices"))?;
+            DeviceScenario::from_toml(&m.devices, &format!("{path}: master[{i}].devices"))?;
         }
         Ok(s)
+    }
+
+    /// Every value in its range, so that a scenario that is accepted runs and ends: the first
+    /// key out of range, and why. Limits keep a run finite (a poll interval of 0 would never
+    /// advance virtual time) and every random draw defined (a negative magnitude is an empty
+    /// range).
+    pub fn check(&self) -> Result<(), InvalidKey> {
+        if self.name.trim().is_empty() {
+            return Err(InvalidKey::new("name", "must not be empty"));
+        }
+        within("duration-s", self.duration_s, 1e-3, MAX_DURATION_S)?;
+        within(
+            "sample-interval-s",
+            self.sample_interval_s,
+            1e-3,
+            MAX_DURATION_S,
+        )?;
+        within("warm-up-s", self.warm_up_s, 0.0, MAX_DURATION_S)?;
+        if !(1..=MAX_MASTERS).contains(&self.masters.len()) {
+            return Err(InvalidKey::new(
+                "master",
+                format!(
+                    "{} [[master]] tables; 1 to {MAX_MASTERS} are needed",
+                    self.masters.len()
+                ),
+            ));
+        }
+        for (i, m) in self.masters.iter().enumerate() {
+            within(&format!("master[{i}].lie-ms"), m.lie_ms, -1e6, 1e6)?;
+            windows(&format!("master[{i}].down"), &m.down, MAX_DURATION_S)?;
+        }
+        self.hosts.check(self.masters.len())?;
+        self.network.check(self.masters.len())?;
+        if let Some(h) = self.trace_host
+            && h >= self.hosts.count
+        {
+            return Err(InvalidKey::new(
+                "trace-host",
+                format!("host {h} of {} (0-based)", self.hosts.count),
+            ));
+        }
+        if let Some(u) = &self.start_utc
+            && ttcore::UtcLabel::parse_iso(u)
+                .and_then(|l| ttcore::LeapTable::builtin().utc_to_tai_ns(&l).ok())
+                .is_none()
+        {
+            return Err(InvalidKey::new(
+                "start-utc",
+                format!("{u:?} is not YYYY-MM-DDTHH:MM:SSZ"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The longest run a scenario may ask for (s): 30 days of virtual time.
+pub const MAX_DURATION_S: f64 = 30.0 * 86_400.0;
+/// The most masters a scenario may have.
+pub const MAX_MASTERS: usize = 64;
+/// The most hosts a scenario may have.
+pub const MAX_HOSTS: usize = 100_000;
+
+/// `v` is finite and in `[lo, hi]`, or `key` is refused saying so.
+fn within(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), InvalidKey> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(InvalidKey::new(key, format!("{v} is not in [{lo}, {hi}]")))
+    }
+}
+
+/// `[[at-s, duration], …]` windows: each starts within the longest run (s) and lasts from 0 to
+/// `max_duration` (in the key's own unit).
+fn windows(key: &str, v: &[[f64; 2]], max_duration: f64) -> Result<(), InvalidKey> {
+    for (i, w) in v.iter().enumerate() {
+        within(&format!("{key}[{i}] at-s"), w[0], 0.0, MAX_DURATION_S)?;
+        within(&format!("{key}[{i}] duration"), w[1], 0.0, max_duration)?;
+    }
+    Ok(())
+}
+
+impl HostSpec {
+    /// [`FleetScenario::check`] for `[hosts]`, with `masters` configured.
+    fn check(&self, masters: usize) -> Result<(), InvalidKey> {
+        let key = |k: &str| format!("hosts.{k}");
+        if !(1..=MAX_HOSTS).contains(&self.count) {
+            return Err(InvalidKey::new(
+                key("count"),
+                format!("{} is not in 1..={MAX_HOSTS}", self.count),
+            ));
+        }
+        // timed's own limits: polls of at least 10 ms, drift in (0, 1000] ppm, 1..=16 a burst.
+        within(
+            &key("poll-interval-s"),
+            self.poll_interval_s,
+            0.01,
+            86_400.0,
+        )?;
+        within(&key("max-drift-ppm"), self.max_drift_ppm, 1e-6, 1000.0)?;
+        if !(1..=16).contains(&self.burst) {
+            return Err(InvalidKey::new(
+                key("burst"),
+                format!("{} is not in 1..=16", self.burst),
+            ));
+        }
+        if let Some(f) = self.max_liars
+            && 2 * f >= masters
+        {
+            return Err(InvalidKey::new(
+                key("max-liars"),
+                format!("tolerating {f} liars needs more than {} masters", 2 * f),
+            ));
+        }
+        within(
+            &key("freq-window-s"),
+            self.freq_window_s,
+            2.0,
+            MAX_DURATION_S,
+        )?;
+        within(&key("max-epsilon-ms"), self.max_epsilon_ms, 1e-6, 1e6)?;
+        within(&key("freq-offset-ppm"), self.freq_offset_ppm, 0.0, 1e4)?;
+        within(
+            &key("wander-ppm-per-sqrt-s"),
+            self.wander_ppm_per_sqrt_s,
+            0.0,
+            1e3,
+        )?;
+        within(&key("temperature-ppm"), self.temperature_ppm, 0.0, 1e4)?;
+        within(
+            &key("temperature-period-s"),
+            self.temperature_period_s,
+            1.0,
+            1e9,
+        )?;
+        for (i, s) in self.steps.iter().enumerate() {
+            within(&key(&format!("steps[{i}] at-s")), s[0], 0.0, MAX_DURATION_S)?;
+            within(&key(&format!("steps[{i}] step-ms")), s[1], -1e9, 1e9)?;
+        }
+        windows(&key("stalls"), &self.stalls, 1e9)?;
+        windows(&key("vm-pauses"), &self.vm_pauses, 1e9)?;
+        for (i, &t) in self.restart_at_s.iter().enumerate() {
+            within(&key(&format!("restart-at-s[{i}]")), t, 0.0, MAX_DURATION_S)?;
+        }
+        Ok(())
+    }
+}
+
+impl NetworkSpec {
+    /// [`FleetScenario::check`] for `[network]`, with `masters` configured.
+    fn check(&self, masters: usize) -> Result<(), InvalidKey> {
+        let key = |k: &str| format!("network.{k}");
+        within(&key("delay-us[0]"), self.delay_us[0], 0.0, 1e7)?;
+        within(&key("delay-us[1]"), self.delay_us[1], self.delay_us[0], 1e7)?;
+        within(&key("jitter-us"), self.jitter_us, 0.0, 1e7)?;
+        within(
+            &key("asymmetry-us"),
+            self.asymmetry_us,
+            -self.delay_us[0],
+            1e7,
+        )?;
+        within(&key("loss"), self.loss, 0.0, 1.0)?;
+        within(&key("send-path-us"), self.send_path_us, 0.0, 1e7)?;
+        let last = masters.saturating_sub(1) as f64;
+        for (i, p) in self.partitions.iter().enumerate() {
+            let k = |what: &str| key(&format!("partitions[{i}] {what}"));
+            within(&k("at-s"), p[0], 0.0, MAX_DURATION_S)?;
+            within(&k("duration-s"), p[1], 0.0, MAX_DURATION_S)?;
+            within(&k("first-master"), p[2], 0.0, last)?;
+            within(&k("last-master"), p[3], p[2], last)?;
+            if p[2].fract() != 0.0 || p[3].fract() != 0.0 {
+                return Err(InvalidKey::new(
+                    key(&format!("partitions[{i}]")),
+                    "master indices must be whole numbers",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -316,7 +490,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
         // Thundering herd: every host's timed restarts at once.
         while next_restart < restarts.len() && restarts[next_restart] <= t {
             for host in hosts.iter_mut() {
-                host.clock = HostClock::new(hp, true);
+                host.clock = HostClock::new(hp);
             }
             next_restart += 1;
         }
