@@ -4,6 +4,7 @@
 use crate::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use ttsys::process::die_with_parent;
 
 /// A running chronyd; killed on drop.
 pub struct Chronyd {
@@ -42,7 +43,7 @@ impl Chronyd {
                 d = dir.display()
             ),
         )?;
-        let child = Command::new(bin)
+        let child = die_with_parent(&mut Command::new(bin))
             .args(["-x", "-d", "-u", "root", "-f"])
             .arg(&path)
             .stdout(Stdio::null())

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use ttproto::v1;
+use ttsys::process::die_with_parent;
 
 /// Lab options.
 #[derive(Clone, Debug)]
@@ -261,7 +262,7 @@ impl Lab {
 
     fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<(), Error> {
         let log = std::fs::File::create(self.opts.dir.join(format!("{name}.log")))?;
-        let child = cmd
+        let child = die_with_parent(cmd)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -279,7 +280,7 @@ impl Lab {
         std::fs::create_dir_all(&dir)?;
         let sc = dir.join("scenario.toml");
         std::fs::write(&sc, scenario)?;
-        let mut child = Command::new(self.bins.join("firmware-sim"))
+        let mut child = die_with_parent(&mut Command::new(self.bins.join("firmware-sim")))
             .arg("run")
             .arg("--scenario")
             .arg(&sc)
@@ -428,6 +429,8 @@ impl Lab {
             "latest_ns": l,
             "epsilon_ns": eps,
             "status": st.as_str(),
+            // Why, as timed says it (e.g. "no successful round yet" before the first sync).
+            "reason": status.map(|s| s.reason.as_str()),
             "truth_ns": truth,
             "contains_truth": e <= truth && truth <= l,
             "masters": masters,
@@ -508,7 +511,7 @@ impl SimulatedMaster {
         tweak(&mut c);
         std::fs::write(&cfg, toml::to_string(&c)?)?;
         let log = dir.join(format!("{id}.log"));
-        let child = Command::new(bins.join("timemaster"))
+        let child = die_with_parent(&mut Command::new(bins.join("timemaster")))
             .args(["run", "--simulate", "-c"])
             .arg(&cfg)
             .arg("--sim-dir")

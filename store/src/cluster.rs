@@ -168,7 +168,8 @@ impl LocalCluster {
             .create(true)
             .append(true)
             .open(self.cfg.dir.join(format!("node{id}.log")))?;
-        let child = Command::new(&self.cfg.exe)
+        // Nodes die with the cluster's owner, even when it is SIGKILLed.
+        let child = ttsys::process::die_with_parent(&mut Command::new(&self.cfg.exe))
             .args(&args)
             .env(
                 "RUST_LOG",

@@ -1,7 +1,8 @@
 //! OS-facing helpers shared by the daemons and the SDK. `unsafe` lives only in [`pps`] (the
 //! RFC 2783 ioctl), [`shm`] (the shared-memory page views), [`steer`] (adjtimex), [`clock`]
 //! (one `clock_gettime` call), [`udp`] (socket timestamping), [`ntp`] (one `getrandom` call
-//! seeding the request cookies) and [`vmclock`] (volatile reads of the hypervisor's page),
+//! seeding the request cookies), [`process`] (one `pre_exec` hook setting the parent-death
+//! signal) and [`vmclock`] (volatile reads of the hypervisor's page),
 //! documented in each.
 
 pub mod clock;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod ntp;
 pub mod port;
 pub mod pps;
+pub mod process;
 pub mod shm;
 pub mod steer;
 pub mod udp;

@@ -2,6 +2,7 @@
 //! (`ip netns`, veth pairs), links cut and healed, and restartable daemons inside them.
 
 use super::*;
+use ttsys::process::die_with_parent;
 
 pub(super) fn ip(args: &[&str]) -> Result<(), Error> {
     let out = Command::new("ip").args(args).output().map_err(|e| {
@@ -101,7 +102,8 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new("ip")
+        // `ip netns exec` execs the daemon, which keeps the parent-death signal.
+        let child = die_with_parent(&mut Command::new("ip"))
             .args(["netns", "exec", &self.ns])
             .args(&self.argv)
             .env("RUST_LOG", "info")
