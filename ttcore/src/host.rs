@@ -166,8 +166,6 @@ impl fmt::Display for Inconsistency {
 /// Why the host dropped its model (the status is disrupted until the next fresh sync).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disturbance {
-    /// The daemon (re)started: the clock may have been stepped while nobody watched.
-    Restart,
     /// The raw clock was disrupted (suspend, stall, step, the hypervisor's marker).
     Clock(Disruption),
     /// The host clock was stepped on purpose (timed's test knob), by this much (ns).
@@ -179,7 +177,6 @@ pub enum Disturbance {
 impl fmt::Display for Disturbance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Disturbance::Restart => f.write_str("restarted; waiting for the first fresh sync"),
             Disturbance::Clock(d) => write!(f, "{d}"),
             Disturbance::Stepped(ns) => write!(f, "test knob stepped the host clock by {ns} ns"),
             Disturbance::Inconsistent(i) => write!(f, "{i}"),
@@ -239,7 +236,7 @@ impl fmt::Display for HostReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HostReason::Disturbed(d) => write!(f, "{d}"),
-            HostReason::NotYetSynchronized => f.write_str("not synchronized yet"),
+            HostReason::NotYetSynchronized => f.write_str("no successful round yet"),
             HostReason::EpsilonBeyondMax(max) => write!(f, "{EPSILON_BEYOND_MAX} {max}"),
             HostReason::NoFreshSync(ns) => {
                 write!(f, "no fresh sync for {:.1} s", *ns as f64 / 1e9)
@@ -277,15 +274,16 @@ pub struct HostClock {
 }
 
 impl HostClock {
-    /// A host that has not synchronized yet. `restarted` marks it disrupted until the first
-    /// fresh sync (a daemon restart).
-    pub fn new(p: HostParams, restarted: bool) -> Self {
+    /// A host that has not synchronized yet: `unsynchronized` ([`HostReason::NotYetSynchronized`])
+    /// until its first successful round. A daemon's (re)start is not a disruption: there is no
+    /// model yet to have been disrupted, and the first model is built from fresh rounds only.
+    pub fn new(p: HostParams) -> Self {
         HostClock {
             p,
             model: None,
             history: VecDeque::new(),
             last_sync_raw: None,
-            disrupted: restarted.then_some(Disturbance::Restart),
+            disrupted: None,
             syncs: 0,
             freq_bounds: None,
         }
@@ -572,7 +570,7 @@ mod tests {
 
     #[test]
     fn one_liar_of_three_is_rejected() {
-        let mut h = HostClock::new(HostParams::default(), false);
+        let mut h = HostClock::new(HostParams::default());
         let r = h.on_round(
             RawReading::from_nanos(10 * S),
             &[
@@ -610,27 +608,24 @@ mod tests {
             sample(80_000, 50_000, 10 * S),
             None,
         ];
-        let mut h = HostClock::new(HostParams::default(), false);
+        let mut h = HostClock::new(HostParams::default());
         let sel = h
             .on_round(RawReading::from_nanos(10 * S), &round)
             .selected
             .expect("selects");
         assert!(sel.lo.as_nanos() <= 0 && sel.hi.as_nanos() >= 0, "{sel:?}");
         // Negative control: the same answers as a fleet of four (f = 1) lose the truth.
-        let mut four = HostClock::new(HostParams::default(), false);
+        let mut four = HostClock::new(HostParams::default());
         let sel = four
             .on_round(RawReading::from_nanos(10 * S), &round[..4])
             .selected
             .expect("selects");
         assert!(sel.lo.as_nanos() > 0, "{sel:?}");
         // A configured max-liars is held strictly: with no more than f answering, refuse.
-        let mut strict = HostClock::new(
-            HostParams {
-                max_liars: Some(2),
-                ..Default::default()
-            },
-            false,
-        );
+        let mut strict = HostClock::new(HostParams {
+            max_liars: Some(2),
+            ..Default::default()
+        });
         let r = strict.on_round(
             RawReading::from_nanos(10 * S),
             &[
@@ -659,19 +654,16 @@ mod tests {
         // So by default is a last master standing (it may be the liar of three); with
         // max-liars = 0 it is used.
         let alone = [sample(0, 50_000, 10 * S), None, None];
-        let mut last = HostClock::new(HostParams::default(), false);
+        let mut last = HostClock::new(HostParams::default());
         assert!(
             last.on_round(RawReading::from_nanos(10 * S), &alone)
                 .selected
                 .is_none()
         );
-        let mut trusting = HostClock::new(
-            HostParams {
-                max_liars: Some(0),
-                ..Default::default()
-            },
-            false,
-        );
+        let mut trusting = HostClock::new(HostParams {
+            max_liars: Some(0),
+            ..Default::default()
+        });
         assert!(
             trusting
                 .on_round(RawReading::from_nanos(10 * S), &alone)
@@ -683,13 +675,10 @@ mod tests {
     #[test]
     fn untrustworthy_and_unreachable_are_not_used() {
         // max-liars = 0: the one trustworthy answer alone may be used.
-        let mut h = HostClock::new(
-            HostParams {
-                max_liars: Some(0),
-                ..Default::default()
-            },
-            false,
-        );
+        let mut h = HostClock::new(HostParams {
+            max_liars: Some(0),
+            ..Default::default()
+        });
         let bad = Some(MasterSample {
             bounds: iv(0, 10),
             at_raw: RawReading::from_nanos(0),
@@ -715,15 +704,16 @@ mod tests {
     }
 
     #[test]
-    fn statuses_over_time_and_restart() {
+    fn statuses_over_time_from_start() {
         let p = HostParams {
             max_epsilon: Span::from_millis(10),
             ..Default::default()
         };
-        let mut h = HostClock::new(p, true);
+        let mut h = HostClock::new(p);
+        // A fresh start is not a fault: unsynchronized, with a reason saying why.
         assert_eq!(
-            h.status_at(RawReading::from_nanos(0)).0,
-            ClockStatus::Disrupted
+            h.status_at(RawReading::from_nanos(0)),
+            (ClockStatus::Unsynchronized, HostReason::NotYetSynchronized)
         );
         let _ = h.on_round(RawReading::from_nanos(S), &[sample(0, 1000, S)]);
         assert_eq!(
@@ -749,7 +739,7 @@ mod tests {
 
     #[test]
     fn inconsistent_prediction_restarts_the_model() {
-        let mut h = HostClock::new(HostParams::default(), false);
+        let mut h = HostClock::new(HostParams::default());
         let _ = h.on_round(RawReading::from_nanos(S), &[sample(0, 1000, S)]);
         let _ = h.on_round(RawReading::from_nanos(2 * S), &[sample(0, 1000, 2 * S)]);
         // A 5 ms jump the model cannot explain.
@@ -789,7 +779,7 @@ mod tests {
             frequency: FrequencyMode::Assumed,
             ..Default::default()
         };
-        let mut h = HostClock::new(p, false);
+        let mut h = HostClock::new(p);
         for k in 1..5 {
             // The clock runs 50 ppm fast: measured mode would learn it; assumed mode must not.
             let _ = h.on_round(
@@ -802,7 +792,7 @@ mod tests {
         assert_eq!(m.drift_bound, Rate::from_ppm(200));
         assert_eq!(h.exchange_drift(), Rate::from_ppm(200));
         // Measured mode learns the rate and bounds only the wander (plus the estimate's error).
-        let mut h = HostClock::new(HostParams::default(), false);
+        let mut h = HostClock::new(HostParams::default());
         for k in 1..5 {
             let _ = h.on_round(
                 RawReading::from_nanos(k * S),
@@ -827,14 +817,11 @@ mod tests {
             0,
             1,
         );
-        let mut h = HostClock::new(
-            HostParams {
-                max_drift: Rate::from_ppm(1),
-                max_epsilon: Span::from_secs(1),
-                ..Default::default()
-            },
-            false,
-        );
+        let mut h = HostClock::new(HostParams {
+            max_drift: Rate::from_ppm(1),
+            max_epsilon: Span::from_secs(1),
+            ..Default::default()
+        });
         let mut violations = 0;
         for k in 1..200i64 {
             let t = k * 5 * S;
@@ -867,7 +854,7 @@ mod tests {
             poll_s in 1i64..30,
         ) {
             let mut osc = Oscillator::new(OscillatorParams { freq_offset_ppm: freq, wander_ppm_per_sqrt_s: wander, ..Default::default() }, 0, seed);
-            let mut h = HostClock::new(HostParams { max_epsilon: Span::from_secs(1), ..Default::default() }, false);
+            let mut h = HostClock::new(HostParams { max_epsilon: Span::from_secs(1), ..Default::default() });
             let radius = 100_000i64;
             for k in 1..40i64 {
                 let t = k * poll_s * S; // true time of the poll

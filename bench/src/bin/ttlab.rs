@@ -120,7 +120,10 @@ fn main() -> ExitCode {
                             ttcore::Span::from_nanos(truth - (e / 2 + l / 2))
                         ),
                         (Some("synchronized" | "holdover"), false) => "OUTSIDE".to_string(),
-                        _ => "(no trustworthy interval)".to_string(),
+                        _ => format!(
+                            "(no trustworthy interval: {})",
+                            j["reason"].as_str().unwrap_or("timed not answering")
+                        ),
                     },
                 );
             }

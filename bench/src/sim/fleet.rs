@@ -225,7 +225,7 @@ pub(super) fn build_hosts(
             let raw0 = osc.reading_at(start);
             Host {
                 osc,
-                clock: HostClock::new(hp, true),
+                clock: HostClock::new(hp),
                 clients: (0..n_masters).map(|_| Client::new()).collect(),
                 check: dis.clocks(raw0, raw0 - start, start),
                 boot_offset: raw0 - start,

@@ -98,9 +98,9 @@ pub struct State {
 }
 
 impl State {
-    /// timed's state at raw reading `now`, publishing through `writer` (and `clockbound`): a
-    /// (re)start is a disruption until the first fresh sync. The VMClock device is opened from
-    /// the configuration.
+    /// timed's state at raw reading `now`, publishing through `writer` (and `clockbound`):
+    /// unsynchronized, "no successful round yet", until the first fresh sync. The VMClock device
+    /// is opened from the configuration.
     pub fn new(
         config: Config,
         params: HostParams,
@@ -113,7 +113,7 @@ impl State {
         State {
             page: ArcSwap::from_pointee(PageData::unsynchronized(now)),
             masters: Mutex::new(Vec::new()),
-            host: Mutex::new(HostClock::new(params, true)),
+            host: Mutex::new(HostClock::new(params)),
             knob: Mutex::new(Knob::default()),
             writer: Mutex::new(writer),
             clockbound: clockbound.map(Mutex::new),
@@ -571,6 +571,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ttcore::host::HostReason;
 
     /// Keeps what is published, for the test to look at.
     #[derive(Clone)]
@@ -621,11 +622,20 @@ mod tests {
         state.publish(now + 1_000);
         let pages = page.0.lock().unwrap().clone();
         assert_eq!(pages.len(), 2);
-        // A fresh start holds no model: nothing trustworthy, and the page says why.
+        // A fresh start holds no model: unsynchronized (not disrupted: nothing went wrong), and
+        // the status says why.
         assert!(
-            pages.iter().all(|d| !d.status.is_trustworthy()),
+            pages
+                .iter()
+                .all(|d| d.status == ClockStatus::Unsynchronized),
             "{pages:?}"
         );
+        let answer = state.now();
+        assert_eq!(
+            ttproto::status_from_wire(answer.status),
+            ClockStatus::Unsynchronized
+        );
+        assert_eq!(answer.reason, HostReason::NotYetSynchronized.to_string());
         assert_eq!(pages[0].writer_pid, std::process::id() as i64);
         assert_eq!(pages[1].knob.step_ns, 5_000);
         assert_eq!(pages[1].void_after_raw, now + 1_000 + 10_000_000_000);
@@ -635,8 +645,9 @@ mod tests {
         // ClockBound's clients get the same refusal, with no usable bound.
         let cbs = cb.0.lock().unwrap().clone();
         assert_eq!(cbs.len(), 2);
+        // ClockBound's own daemon writes Unknown until it has a bound; so do we.
         assert!(
-            cbs.iter().all(|d| d.status != cb_status::SYNCHRONIZED),
+            cbs.iter().all(|d| d.status == cb_status::UNKNOWN),
             "{cbs:?}"
         );
     }
