@@ -27,8 +27,9 @@ pub struct ServerStats {
     pub interleaved: AtomicU64,
     /// Dropped: not a well-formed NTP packet (truncated, oversized, bad version or field).
     pub malformed: AtomicU64,
-    /// Dropped: unknown extension field.
-    pub unknown_field: AtomicU64,
+    /// Answered in basic mode: the request asked for the TrueTime field but was smaller than
+    /// its reply (a reply is never larger than its request).
+    pub downsized: AtomicU64,
     /// Dropped: not a client request.
     pub wrong_mode: AtomicU64,
     /// Receive stamps from the kernel.
@@ -219,17 +220,25 @@ impl Worker {
             let res = if len > MAX_DATAGRAM {
                 Err(Refusal::Malformed(ttcore::ntp::PacketError::Oversized(len)))
             } else {
-                answer(req, rx, tx_raw, &lookup, &v, &mut self.replies[i])
+                answer(
+                    req,
+                    req.len(),
+                    rx,
+                    tx_raw,
+                    &lookup,
+                    &v,
+                    &mut self.replies[i],
+                )
             };
             match res {
                 Ok(a) => {
+                    if a.downsized {
+                        stats.downsized.fetch_add(1, Ordering::Relaxed);
+                    }
                     if rx.kernel {
                         stats.kernel_rx.fetch_add(1, Ordering::Relaxed);
                     }
                     self.out.push((r.src, i, a.tt_client, a.interleaved));
-                }
-                Err(Refusal::Malformed(ttcore::ntp::PacketError::UnknownField(_))) => {
-                    stats.unknown_field.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(Refusal::Malformed(_)) => {
                     stats.malformed.fetch_add(1, Ordering::Relaxed);

@@ -291,7 +291,17 @@ pub(super) mod ntp {
             raw: 2_000_000_000,
             kernel: true,
         };
-        if answer(&req, stamp, 2_000_010_000, &prev, &view(), &mut rep).is_ok() {
+        if answer(
+            &req,
+            req.len(),
+            stamp,
+            2_000_010_000,
+            &prev,
+            &view(),
+            &mut rep,
+        )
+        .is_ok()
+        {
             out.push(rep);
         }
         out
@@ -311,7 +321,15 @@ pub(super) mod ntp {
                     raw: raw.get(),
                     kernel: raw.get() & 1 == 0,
                 };
-                match answer(b, rx, rx.raw.saturating_add(3_000), &prev, &v, &mut out) {
+                match answer(
+                    b,
+                    b.len(),
+                    rx,
+                    rx.raw.saturating_add(3_000),
+                    &prev,
+                    &v,
+                    &mut out,
+                ) {
                     Ok(_) => {
                         // What we send must be a well-formed server reply.
                         let p = Packet::decode(&out).expect("our reply decodes");

@@ -43,6 +43,7 @@ pub(super) fn exchange(
     let sent = &m.sent;
     let a = ttcore::ntp::answer(
         &req,
+        req.len(),
         RawStamp {
             raw: r2,
             kernel: true,

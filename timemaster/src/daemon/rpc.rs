@@ -136,7 +136,7 @@ impl Service {
             answered: g(&t.answered),
             interleaved: g(&t.interleaved),
             malformed: g(&t.malformed),
-            unknown_field: g(&t.unknown_field),
+            downsized: g(&t.downsized),
             wrong_mode: g(&t.wrong_mode),
             kernel_rx: g(&t.kernel_rx),
             kernel_tx: g(&t.kernel_tx),

@@ -116,7 +116,7 @@ fn master_json(s: &v1::MasterStatus) -> serde_json::Value {
         "transfer": s.transfer.as_ref().map(|t| json!({
             "transport": "udp", "listen": t.listen, "stamping": t.stamping, "threads": t.threads,
             "received": t.received, "answered": t.answered, "interleaved": t.interleaved,
-            "malformed": t.malformed, "unknown_field": t.unknown_field, "wrong_mode": t.wrong_mode,
+            "malformed": t.malformed, "downsized": t.downsized, "wrong_mode": t.wrong_mode,
             "kernel_rx": t.kernel_rx, "kernel_tx": t.kernel_tx, "send_errors": t.send_errors,
         })),
     })
@@ -165,8 +165,8 @@ fn master_report(s: &v1::MasterStatus) -> String {
     o.push_str(&format!("Uptime          : {:.0} s\n", s.uptime_s));
     if let Some(t) = &s.transfer {
         o.push_str(&format!(
-            "Time transfer   : udp {} ({} stamps, {} thread(s)): {} received, {} answered ({} interleaved); dropped {} malformed, {} unknown field, {} wrong mode; {} send errors\n",
-            t.listen, t.stamping, t.threads, t.received, t.answered, t.interleaved, t.malformed, t.unknown_field, t.wrong_mode, t.send_errors
+            "Time transfer   : udp {} ({} stamps, {} thread(s)): {} received, {} answered ({} interleaved, {} downsized to basic); dropped {} malformed, {} wrong mode; {} send errors\n",
+            t.listen, t.stamping, t.threads, t.received, t.answered, t.interleaved, t.downsized, t.malformed, t.wrong_mode, t.send_errors
         ));
     }
     o.push_str("Inputs:\n");

@@ -335,7 +335,7 @@ mod tests {
             let tx_user = t + 42_000 - 5_000_000;
             let lookup =
                 |t2: i64, c: u64| prev.filter(|p| p.0 == c && p.1.t2_ns == t2).map(|p| p.1);
-            let a = answer(&req, rx, tx_user, &lookup, &v, &mut rep).unwrap();
+            let a = answer(&req, req.len(), rx, tx_user, &lookup, &v, &mut rep).unwrap();
             assert!(a.tt_client);
             prev = Some((
                 cookie,
@@ -376,7 +376,7 @@ mod tests {
             raw: 1_000_000_000,
             kernel: false,
         };
-        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        answer(&req, req.len(), rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
         assert_eq!(
             c.on_reply(&rep, 8, 0, 10, false, Rate::ZERO).unwrap_err(),
             ReplyError::NotOurs
@@ -387,7 +387,7 @@ mod tests {
         ));
         // The master answering a reply: refused.
         assert!(matches!(
-            answer(&rep, rx, 0, &none, &v, &mut Vec::new()),
+            answer(&rep, rep.len(), rx, 0, &none, &v, &mut Vec::new()),
             Err(super::super::server::Refusal::NotClient(Mode::Server))
         ));
         // A plain NTP reply (no TrueTime field).
@@ -397,7 +397,7 @@ mod tests {
             tt: None,
         }
         .encode(&mut plain);
-        answer(&plain, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        answer(&plain, plain.len(), rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
         assert_eq!(rep.len(), 48, "a plain request gets a plain reply");
         assert_eq!(
             c.on_reply(&rep, 0, 0, 10, false, Rate::ZERO).unwrap_err(),
@@ -418,7 +418,7 @@ mod tests {
             raw: 1_000_000_000,
             kernel: true,
         };
-        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        answer(&req, req.len(), rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
         let p = Packet::decode(&rep).unwrap();
         assert_eq!(p.header.leap, LeapIndicator::Unsynchronized);
         assert_eq!(p.header.stratum, 1);
@@ -430,17 +430,17 @@ mod tests {
         // ε beyond max-epsilon: unsynchronized too; no model: stratum 16.
         let mut v = view();
         v.max_epsilon = Span::from_nanos(100);
-        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        answer(&req, req.len(), rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
         assert_eq!(
             Packet::decode(&rep).unwrap().header.leap,
             LeapIndicator::Unsynchronized
         );
         v.model = None;
-        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        answer(&req, req.len(), rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
         assert_eq!(Packet::decode(&rep).unwrap().header.stratum, 16);
         // Root dispersion ≥ ε, in 2⁻¹⁶ s units rounded up.
         let v = view();
-        answer(&req, rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
+        answer(&req, req.len(), rx, 1_000_000_100, &none, &v, &mut rep).unwrap();
         let p = Packet::decode(&rep).unwrap();
         assert!(super::super::packet::short_to_ns(p.header.root_dispersion) >= 301);
     }
@@ -473,7 +473,7 @@ mod tests {
                 let t3_user = t2 + residences[k];
                 let t3_kernel = t3_user + send_path[k];
                 let lookup = |t2: i64, c: u64| prev.filter(|p: &(u64, super::super::server::SentReply)| p.0 == c && p.1.t2_ns == t2).map(|p| p.1);
-                let a = answer(&req, RawStamp { raw: m_raw(t2), kernel: true }, m_raw(t3_user), &lookup, &v, &mut rep).unwrap();
+                let a = answer(&req, req.len(), RawStamp { raw: m_raw(t2), kernel: true }, m_raw(t3_user), &lookup, &v, &mut rep).unwrap();
                 prev = Some((cookie, sent_reply(&v, a.t2_ns, m_raw(t3_kernel), true)));
                 let t4 = t3_kernel + downs[k];
                 let out = c.on_reply(&rep, cookie, t + host_off, t4 + host_off, true, Rate::from_ppm(1)).unwrap();

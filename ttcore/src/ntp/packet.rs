@@ -308,8 +308,12 @@ pub enum TtField {
     Reply(TtReply),
 }
 
+/// Body of the TrueTime request field as first defined (no padding); still accepted.
 const TT_REQ_BODY: usize = 28;
 const TT_REPLY_BODY: usize = 84;
+/// Body of the TrueTime request field as sent: the request's 28 bytes and zeros up to the
+/// reply's size, so that a TrueTime request is as large as its reply (no amplification).
+const TT_REQ_PADDED_BODY: usize = TT_REPLY_BODY;
 
 /// A decoded packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -336,9 +340,6 @@ pub enum PacketError {
     /// trailing bytes that are no field, such as a MAC).
     #[error("malformed extension field at byte {0}")]
     BadField(usize),
-    /// An extension field of a type we do not know.
-    #[error("unknown extension field type {0:#06x}")]
-    UnknownField(u16),
     /// The TrueTime field of an unknown layout version, kind or length.
     #[error("malformed TrueTime field")]
     BadTtField,
@@ -357,11 +358,11 @@ impl Packet {
         match &self.tt {
             None => {}
             Some(TtField::Request(r)) => {
-                put_field_header(out, TT_REQ_BODY);
+                put_field_header(out, TT_REQ_PADDED_BODY);
                 out.extend_from_slice(&[TT_FIELD_VERSION, 1, 0, 0]);
                 out.extend_from_slice(&r.prev_t2_ns.to_be_bytes());
                 out.extend_from_slice(&r.prev_cookie.to_be_bytes());
-                out.extend_from_slice(&[0u8; 8]);
+                out.extend_from_slice(&[0u8; 8 + TT_REQ_PADDED_BODY - TT_REQ_BODY]);
             }
             Some(TtField::Reply(r)) => {
                 put_field_header(out, TT_REPLY_BODY);
@@ -412,15 +413,13 @@ impl Packet {
             if len < 16 || len % 4 != 0 || len > b.len() - at {
                 return Err(PacketError::BadField(at));
             }
-            let body = &b[at + 4..at + len];
-            match ty {
-                TT_FIELD_TYPE => {
-                    if tt.is_some() {
-                        return Err(PacketError::DuplicateTtField);
-                    }
-                    tt = Some(decode_tt(body)?);
+            // RFC 7822: a field of any other type is skipped (NTS fields, which the NTS layer
+            // reads, ClockBound's 0xFEC2, future ones); its length was checked above.
+            if ty == TT_FIELD_TYPE {
+                if tt.is_some() {
+                    return Err(PacketError::DuplicateTtField);
                 }
-                other => return Err(PacketError::UnknownField(other)),
+                tt = Some(decode_tt(&b[at + 4..at + len])?);
             }
             at += len;
         }
@@ -443,7 +442,7 @@ fn decode_tt(body: &[u8]) -> Result<TtField, PacketError> {
         i64::from_be_bytes(a)
     };
     match (body[1], body.len()) {
-        (1, TT_REQ_BODY) => Ok(TtField::Request(TtRequest {
+        (1, TT_REQ_BODY | TT_REQ_PADDED_BODY) => Ok(TtField::Request(TtRequest {
             prev_t2_ns: i64_at(4),
             prev_cookie: i64_at(12) as u64,
         })),
@@ -521,6 +520,8 @@ mod tests {
             };
             let n = p.encode(&mut buf);
             assert_eq!(n % 4, 0);
+            // A TrueTime request is as large as a TrueTime reply.
+            assert!(n == 48 || n == 48 + 4 + TT_REPLY_BODY, "{n}");
             assert!(n == 48 || n >= 48 + 28, "RFC 7822: last field ≥ 28 bytes");
             assert_eq!(Packet::decode(&buf).unwrap(), p);
         }
@@ -557,10 +558,17 @@ mod tests {
             Packet::decode(&mac),
             Err(PacketError::BadField(48))
         ));
+        // A field of a type we do not know is skipped (RFC 7822), not refused.
         let mut unk = buf.clone();
         unk[48] = 0x01;
         unk[49] = 0x04;
-        assert_eq!(Packet::decode(&unk), Err(PacketError::UnknownField(0x0104)));
+        assert_eq!(
+            Packet::decode(&unk),
+            Ok(Packet {
+                header: Header::client(1),
+                tt: None
+            })
+        );
         let mut dup = buf.clone();
         dup.extend_from_slice(&buf[48..]);
         assert_eq!(Packet::decode(&dup), Err(PacketError::DuplicateTtField));

@@ -88,6 +88,9 @@ pub struct Answered {
     pub tt_client: bool,
     /// The reply carries the transmit stamp of the previous one (interleaved mode).
     pub interleaved: bool,
+    /// The request asked for the TrueTime field but was too small to carry its reply: it got
+    /// a basic reply instead (a reply is never larger than its request).
+    pub downsized: bool,
 }
 
 /// The master's status and ε at raw reading `raw`, with the max-ε downgrade applied.
@@ -101,8 +104,15 @@ pub fn status_at(view: &MasterView, raw: i64) -> (ClockStatus, Option<Span>) {
     }
 }
 
-/// Builds the reply to `req` into `out`.
+/// Builds the reply to `req` into `out`, at most `limit` bytes long.
 ///
+/// **No amplification:** the reply carries the TrueTime field only when it fits in `limit`
+/// (the request's length, less what an authenticating layer will add); otherwise it is the
+/// basic 48-byte reply, which never exceeds a request. Our clients pad their TrueTime request
+/// to the reply's size, so they always get the field; fields the master does not know are
+/// ignored (RFC 7822), so a request that carries one still gets a reply within its size.
+///
+/// * `limit` — the most bytes the reply may have (at least 48 for any answer);
 /// * `rx` — when the request arrived (rounded late);
 /// * `tx_raw` — a raw reading taken before the reply is handed to the kernel;
 /// * `prev` — looks up what was remembered of a reply by its `(t2_ns, origin cookie)`; the
@@ -112,6 +122,7 @@ pub fn status_at(view: &MasterView, raw: i64) -> (ClockStatus, Option<Span>) {
 // interleaving): one sequence, as RFC 5905 describes it.
 pub fn answer(
     req: &[u8],
+    limit: usize,
     rx: RawStamp,
     tx_raw: i64,
     prev: &dyn Fn(i64, u64) -> Option<SentReply>,
@@ -191,12 +202,19 @@ pub fn answer(
             id: view.id,
         })
     });
-    Packet { header, tt }.encode(out);
+    let mut downsized = false;
+    let full = Packet { header, tt }.encode(out);
+    if full > limit {
+        Packet { header, tt: None }.encode(out);
+        downsized = true;
+        interleaved = false;
+    }
     Ok(Answered {
         t2_ns: t2,
         status,
-        tt_client: tt_req.is_some(),
+        tt_client: tt_req.is_some() && !downsized,
         interleaved,
+        downsized,
     })
 }
 
