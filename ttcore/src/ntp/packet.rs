@@ -403,28 +403,49 @@ impl Packet {
             return Err(PacketError::Version(header.version));
         }
         let mut tt = None;
-        let mut at = HEADER_LEN;
-        while at < b.len() {
-            if b.len() - at < 16 {
-                return Err(PacketError::BadField(at));
-            }
-            let ty = u16::from_be_bytes([b[at], b[at + 1]]);
-            let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
-            if len < 16 || len % 4 != 0 || len > b.len() - at {
-                return Err(PacketError::BadField(at));
-            }
+        for f in fields(b) {
+            let (_, ty, body) = f?;
             // RFC 7822: a field of any other type is skipped (NTS fields, which the NTS layer
-            // reads, ClockBound's 0xFEC2, future ones); its length was checked above.
+            // reads, ClockBound's 0xFEC2, future ones).
             if ty == TT_FIELD_TYPE {
                 if tt.is_some() {
                     return Err(PacketError::DuplicateTtField);
                 }
-                tt = Some(decode_tt(&b[at + 4..at + len])?);
+                tt = Some(decode_tt(body)?);
             }
-            at += len;
         }
         Ok(Packet { header, tt })
     }
+}
+
+/// The extension fields after the header of `b` (at most [`MAX_PACKET_LEN`] bytes), in order:
+/// `(offset, type, body)`, or the error at the first malformed one (a length under 16, not a
+/// multiple of 4, or past the end: which is also how a trailing MAC looks).
+pub(crate) fn fields(b: &[u8]) -> impl Iterator<Item = Result<(usize, u16, &[u8]), PacketError>> {
+    let mut at = HEADER_LEN;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || at >= b.len() {
+            return None;
+        }
+        let rest = b.len() - at;
+        let len = if rest < 16 {
+            0
+        } else {
+            u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize
+        };
+        if len < 16 || len % 4 != 0 || len > rest {
+            failed = true;
+            return Some(Err(PacketError::BadField(at)));
+        }
+        let item = (
+            at,
+            u16::from_be_bytes([b[at], b[at + 1]]),
+            &b[at + 4..at + len],
+        );
+        at += len;
+        Some(Ok(item))
+    })
 }
 
 fn put_field_header(out: &mut Vec<u8>, body: usize) {
