@@ -175,6 +175,21 @@ pub fn markdown() -> String {
         &fields(TIMEMASTER_SRC, "PeerConfig"),
         &toml::Table::new(),
     );
+    let mut nts = as_table(&timemaster::config::NtsConfig::new(
+        ([0, 0, 0, 0], 0).into(),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    ));
+    for required in ["ke-listen", "certificate", "private-key", "key-file"] {
+        nts.remove(required);
+    }
+    table(
+        &mut out,
+        "`[nts]` (NTS for the time served)",
+        &fields(TIMEMASTER_SRC, "NtsConfig"),
+        &nts,
+    );
     out.push_str(
         "`pps` is `{ source = \"sock\", path = … }` (gpsd/chrony SOCK datagrams), `{ source = \"kernel\", device = \"/dev/ppsN\" }` or `{ source = \"gpio\", chip = \"/dev/gpiochipN\", line = N }`. `lock-line` is `{ source = \"gpio\", chip, line, active-low }` or `{ source = \"file\", path }` (a file holding 0 or 1).\n",
     );

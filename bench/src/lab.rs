@@ -204,9 +204,7 @@ impl Lab {
         let peers = |of: usize| -> Vec<PeerConfig> {
             (0..addrs.len())
                 .filter(|&p| p != of && (cross || (of == 2 && p == 0)))
-                .map(|p| PeerConfig {
-                    addr: addrs[p].clone(),
-                })
+                .map(|p| PeerConfig::new(&addrs[p]))
                 .collect()
         };
         let listen = |i: usize| -> Result<std::net::SocketAddr, Error> {

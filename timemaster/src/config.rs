@@ -150,6 +150,70 @@ fn default_atomic_jitter() -> f64 {
 pub struct PeerConfig {
     /// `host:port` of the peer's UDP time-transfer service (its `ntp-listen`).
     pub addr: String,
+    /// `host:port` of the peer's NTS-KE server: its time is then authenticated with NTS and
+    /// unauthenticated replies are refused (needs `nts-trusted-certs`). Absent: plain, shown as
+    /// unauthenticated.
+    pub nts_ke: Option<String>,
+}
+
+impl PeerConfig {
+    /// A plain peer at `addr`.
+    pub fn new(addr: &str) -> PeerConfig {
+        PeerConfig {
+            addr: addr.into(),
+            nts_ke: None,
+        }
+    }
+}
+
+/// `[nts]`: NTS (RFC 8915) for the time this master serves. Requests that carry NTS fields are
+/// answered authenticated; plain requests are still answered, unauthenticated.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NtsConfig {
+    /// NTS-KE listen address (TLS 1.3 over TCP; 4460 is the IANA port).
+    pub ke_listen: SocketAddr,
+    /// PEM certificate chain (leaf first) for NTS-KE; clients check it names the address they
+    /// dial.
+    pub certificate: PathBuf,
+    /// PEM private key of that certificate.
+    pub private_key: PathBuf,
+    /// File of the master keys that seal cookies; created (mode 0600) when missing; refused when
+    /// group or others may access it.
+    pub key_file: PathBuf,
+    /// A new master key after this long (s).
+    #[serde(default = "default_rotate")]
+    pub rotate_after_s: u64,
+    /// Master keys kept (the newest and older ones, whose cookies stay valid): old cookies are
+    /// accepted for (keep-keys − 1) × rotate-after-s.
+    #[serde(default = "default_keep_keys")]
+    pub keep_keys: usize,
+}
+
+impl NtsConfig {
+    /// NTS-KE on `ke_listen` with this certificate, key and key file; rotation at its defaults.
+    pub fn new(
+        ke_listen: SocketAddr,
+        certificate: PathBuf,
+        private_key: PathBuf,
+        key_file: PathBuf,
+    ) -> NtsConfig {
+        NtsConfig {
+            ke_listen,
+            certificate,
+            private_key,
+            key_file,
+            rotate_after_s: default_rotate(),
+            keep_keys: default_keep_keys(),
+        }
+    }
+}
+
+fn default_rotate() -> u64 {
+    86_400
+}
+fn default_keep_keys() -> usize {
+    3
 }
 
 /// The whole file.
@@ -201,6 +265,10 @@ pub struct Config {
     /// Peer masters.
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerConfig>,
+    /// NTS for the time served (absent: plain NTP only).
+    pub nts: Option<NtsConfig>,
+    /// PEM file of the CA certificates trusted for peers' NTS-KE.
+    pub nts_trusted_certs: Option<PathBuf>,
 }
 
 fn default_max_eps() -> i64 {
@@ -282,6 +350,8 @@ impl Config {
             gps: None,
             atomic: None,
             peers: Vec::new(),
+            nts: None,
+            nts_trusted_certs: None,
         }
     }
 
@@ -362,6 +432,30 @@ impl Config {
                 format!("peer[{i}].addr"),
                 format!("{:?} is not host:port", p.addr),
             ));
+        }
+        if let Some(n) = &self.nts {
+            if n.rotate_after_s < 60 {
+                return bad("nts.rotate-after-s", "must be at least 60");
+            }
+            if !(1..=100).contains(&n.keep_keys) {
+                return bad("nts.keep-keys", "must be in 1..=100");
+            }
+        }
+        if let Some(i) = self.peers.iter().position(|p| {
+            p.nts_ke
+                .as_deref()
+                .is_some_and(|k| !ttsys::config::valid_host_port(k))
+        }) {
+            return Err(InvalidKey::new(
+                format!("peer[{i}].nts-ke"),
+                "not host:port",
+            ));
+        }
+        if self.peers.iter().any(|p| p.nts_ke.is_some()) && self.nts_trusted_certs.is_none() {
+            return bad(
+                "nts-trusted-certs",
+                "a peer with nts-ke needs the CA certificates to trust",
+            );
         }
         if self.ntp_threads == Some(0) || self.ntp_threads.is_some_and(|n| n > 64) {
             return bad("ntp-threads", "must be in 1..=64");

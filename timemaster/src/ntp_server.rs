@@ -2,7 +2,8 @@
 //! transmit stamps for TrueTime clients, and batched `recvmmsg` / `sendmmsg`. One thread per
 //! `SO_REUSEPORT` socket; the kernel spreads clients over them by address, so a client's
 //! interleave record stays with one thread. The replies themselves are built by the pure
-//! [`ttcore::ntp::answer`].
+//! [`ttcore::ntp::answer`]; with NTS configured, requests carrying NTS fields are opened and
+//! their replies protected by the pure [`ttcore::ntp::nts`].
 
 use crate::core::master::{MasterKind, Snapshot};
 use arc_swap::ArcSwap;
@@ -120,14 +121,42 @@ impl Interleave {
     }
 }
 
-/// The length of a reply with the TrueTime field (what the error queue's frames end with).
+/// The length of a reply with the TrueTime field (what the error queue's frames end with, before
+/// any NTS fields).
 const TT_REPLY_LEN: usize = 48 + 88;
+
+/// The NTS master keys and counters a serving thread uses.
+pub type NtsServe = (
+    Arc<ArcSwap<ttcore::ntp::nts::KeyRing>>,
+    Arc<crate::daemon::nts::NtsStats>,
+);
+
+/// NTS fields after a TrueTime reply to one of our clients (32-byte unique identifier), by the
+/// number of cookies it carries: where in an error-queue frame the TrueTime reply starts.
+fn nts_suffixes() -> impl Iterator<Item = usize> {
+    (0..=ttcore::ntp::nts::KE_COOKIES).map(|k| {
+        if k == 0 {
+            0
+        } else {
+            ttcore::ntp::nts::Request {
+                unique_id: vec![0; ttcore::ntp::nts::UNIQUE_ID_LEN],
+                keys: ttcore::ntp::nts::Keys {
+                    c2s: [0; 32],
+                    s2c: [0; 32],
+                },
+                cookies_wanted: k,
+            }
+            .reply_overhead()
+        }
+    })
+}
 
 /// Serves until `stop`: one thread's loop over its socket.
 pub fn serve(
     sock: TsSocket,
     view: Arc<ArcSwap<MasterView>>,
     stats: Arc<ServerStats>,
+    nts: Option<NtsServe>,
     stop: Arc<AtomicBool>,
 ) {
     let _ = sock
@@ -147,6 +176,11 @@ pub fn serve(
         stamps: Vec::new(),
         pending: 0,
         out: Vec::with_capacity(BATCH),
+        nts,
+        rng: {
+            use rand::SeedableRng;
+            rand_chacha::ChaCha20Rng::from_seed(ttsys::random::bytes())
+        },
     };
     while !stop.load(Ordering::Relaxed) {
         match w.sock.recv_batch(&mut w.bufs, &mut w.msgs, true) {
@@ -187,6 +221,10 @@ struct Worker {
     pending: usize,
     /// Replies to send: (destination, reply index, wants a transmit stamp, interleaved).
     out: Vec<(std::net::SocketAddr, usize, bool, bool)>,
+    /// NTS, when configured.
+    nts: Option<NtsServe>,
+    /// Nonces for NTS (a CSPRNG seeded from the kernel).
+    rng: rand_chacha::ChaCha20Rng,
 }
 
 impl Worker {
@@ -217,18 +255,34 @@ impl Worker {
             let req = &self.bufs[i][..r.len.min(MAX_DATAGRAM)];
             let table = &self.table;
             let lookup = |t2: i64, c: u64| table.get((t2, c));
+            let reply = &mut self.replies[i];
             let res = if len > MAX_DATAGRAM {
                 Err(Refusal::Malformed(ttcore::ntp::PacketError::Oversized(len)))
-            } else {
-                answer(
+            } else if let Some((ring, nts_stats)) = &self.nts {
+                match answer_nts(
                     req,
-                    req.len(),
                     rx,
                     tx_raw,
                     &lookup,
                     &v,
-                    &mut self.replies[i],
-                )
+                    reply,
+                    &ring.load(),
+                    &mut self.rng,
+                ) {
+                    Ok(Some(a)) => {
+                        nts_stats.authenticated.fetch_add(1, Ordering::Relaxed);
+                        Ok(a)
+                    }
+                    Ok(None) => answer(req, req.len(), rx, tx_raw, &lookup, &v, reply),
+                    Err(NtsOutcome::Nak) => {
+                        nts_stats.refused.fetch_add(1, Ordering::Relaxed);
+                        self.out.push((r.src, i, false, false));
+                        continue;
+                    }
+                    Err(NtsOutcome::Drop(e)) => Err(e),
+                }
+            } else {
+                answer(req, req.len(), rx, tx_raw, &lookup, &v, reply)
             };
             match res {
                 Ok(a) => {
@@ -293,14 +347,17 @@ impl Worker {
             let v = self.view.load();
             for s in &self.stamps {
                 let (off, len) = s.data;
-                if len < TT_REPLY_LEN {
-                    continue;
-                }
-                let frame = &self.errq[off + len - TT_REPLY_LEN..off + len];
-                let Ok(p) = Packet::decode(frame) else {
-                    continue;
-                };
-                let Some(TtField::Reply(r)) = p.tt else {
+                // The frame ends with the reply: a TrueTime reply, then NTS fields if any.
+                let found = nts_suffixes().find_map(|suffix| {
+                    let end = (off + len).checked_sub(suffix)?;
+                    let start = end.checked_sub(TT_REPLY_LEN).filter(|&st| st >= off)?;
+                    let p = Packet::decode(&self.errq[start..end]).ok()?;
+                    match p.tt {
+                        Some(TtField::Reply(r)) => Some((p, r)),
+                        _ => None,
+                    }
+                });
+                let Some((p, r)) = found else {
                     continue;
                 };
                 if p.header.mode != Mode::Server {
@@ -314,6 +371,67 @@ impl Worker {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Why an NTS request gets no time.
+enum NtsOutcome {
+    /// Its cookie or authenticator failed: the reply (already written) is an NTS NAK.
+    Nak,
+    /// Malformed: dropped, counted as such.
+    Drop(Refusal),
+}
+
+/// A request under NTS: `Ok(None)` for a plain request (answer it as such), the protected reply
+/// for an authenticated one, a NAK or a drop otherwise. The reply is never larger than the
+/// request: the time part gets the request's length less what the NTS fields will add.
+#[allow(clippy::too_many_arguments)]
+fn answer_nts(
+    req: &[u8],
+    rx: RawStamp,
+    tx_raw: i64,
+    prev: &dyn Fn(i64, u64) -> Option<SentReply>,
+    view: &MasterView,
+    out: &mut Vec<u8>,
+    ring: &ttcore::ntp::nts::KeyRing,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> Result<Option<ttcore::ntp::server::Answered>, NtsOutcome> {
+    use rand::RngCore;
+    use ttcore::ntp::nts::{self, Opened};
+    let nonce = |rng: &mut rand_chacha::ChaCha20Rng| {
+        let mut n = [0u8; nts::NONCE_LEN];
+        rng.fill_bytes(&mut n);
+        n
+    };
+    let malformed = |e: nts::NtsError| match e {
+        nts::NtsError::Packet(p) => NtsOutcome::Drop(Refusal::Malformed(p)),
+        _ => NtsOutcome::Drop(Refusal::Malformed(ttcore::ntp::PacketError::BadField(0))),
+    };
+    match nts::open_request(req, ring).map_err(malformed)? {
+        Opened::Plain => Ok(None),
+        Opened::Refused { unique_id, why } => {
+            if unique_id.is_empty() || req.len() < ttcore::ntp::packet::HEADER_LEN {
+                return Err(NtsOutcome::Drop(Refusal::Malformed(
+                    ttcore::ntp::PacketError::BadField(0),
+                )));
+            }
+            tracing::debug!("nts: refused a request: {why}");
+            let header: &[u8; ttcore::ntp::packet::HEADER_LEN] = req
+                [..ttcore::ntp::packet::HEADER_LEN]
+                .try_into()
+                .expect("48 bytes");
+            nts::nak(header, &unique_id, out);
+            Err(NtsOutcome::Nak)
+        }
+        Opened::Authenticated(r) => {
+            let limit = req.len().saturating_sub(r.reply_overhead());
+            let a = answer(req, limit, rx, tx_raw, prev, view, out).map_err(NtsOutcome::Drop)?;
+            let cookies: Vec<Vec<u8>> = (0..r.cookies_wanted)
+                .map(|_| ring.seal(&r.keys, nonce(rng)))
+                .collect();
+            nts::protect_reply(out, &r, &cookies, nonce(rng));
+            Ok(Some(a))
         }
     }
 }

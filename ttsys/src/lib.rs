@@ -1,16 +1,18 @@
 //! OS-facing helpers shared by the daemons and the SDK. `unsafe` lives only in [`pps`] (the
 //! RFC 2783 ioctl), [`shm`] (the shared-memory page views), [`steer`] (adjtimex), [`clock`]
-//! (one `clock_gettime` call), [`udp`] (socket timestamping), [`ntp`] (one `getrandom` call
-//! seeding the request cookies), [`process`] (one `pre_exec` hook setting the parent-death
+//! (one `clock_gettime` call), [`udp`] (socket timestamping), [`random`] (one `getrandom`
+//! call), [`process`] (one `pre_exec` hook setting the parent-death
 //! signal) and [`vmclock`] (volatile reads of the hypervisor's page),
 //! documented in each.
 
 pub mod clock;
 pub mod config;
 pub mod ntp;
+pub mod nts;
 pub mod port;
 pub mod pps;
 pub mod process;
+pub mod random;
 pub mod shm;
 pub mod steer;
 pub mod udp;

@@ -28,6 +28,10 @@ pub enum ExchangeError {
     /// The reply was refused by the checks.
     #[error("reply refused: {0}")]
     Reply(#[from] ReplyError),
+    /// NTS: no association (NTS-KE failed), or no reply that authenticated (forged, altered,
+    /// or a NAK: the next burst runs NTS-KE again).
+    #[error("NTS: {0}")]
+    Nts(String),
 }
 
 impl ExchangeError {
@@ -49,7 +53,55 @@ pub struct Source {
     client: Client,
     map: RealtimeMap,
     rng: u64,
+    nts: Option<NtsSource>,
 }
+
+/// NTS for one source (RFC 8915): where NTS-KE runs, the TLS configuration to reach it, and the
+/// association (keys and unused cookies) once established.
+pub struct NtsSource {
+    /// NTS-KE server (`host:port`).
+    pub ke_addr: String,
+    /// The name its certificate must carry.
+    pub server_name: String,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    keys: Option<ttcore::ntp::nts::Keys>,
+    cookies: Vec<Vec<u8>>,
+    /// NTS-KE sessions run so far.
+    pub key_exchanges: u64,
+}
+
+impl std::fmt::Debug for NtsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "NtsSource({}, {} cookies)",
+            self.ke_addr,
+            self.cookies.len()
+        )
+    }
+}
+
+impl NtsSource {
+    /// NTS through the NTS-KE server at `ke_addr`, whose certificate names `server_name`, trusted
+    /// through `tls`.
+    pub fn new(
+        ke_addr: &str,
+        server_name: &str,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Self {
+        NtsSource {
+            ke_addr: ke_addr.into(),
+            server_name: server_name.into(),
+            tls,
+            keys: None,
+            cookies: Vec::new(),
+            key_exchanges: 0,
+        }
+    }
+}
+
+/// How long an NTS-KE may take.
+const KE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a burst gave.
 #[derive(Clone, Debug, Default)]
@@ -66,21 +118,56 @@ impl Source {
     /// A source at `target` (`host:port`; resolved and connected on the first burst, again
     /// after a socket error).
     pub fn new(target: &str) -> Self {
-        let mut seed = [0u8; 8];
-        // SAFETY: getrandom writes at most 8 bytes into our array.
-        let got = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), 8, 0) };
-        let rng = if got == 8 {
-            u64::from_ne_bytes(seed)
-        } else {
-            raw_ns() as u64 ^ ((std::process::id() as u64) << 32)
-        };
+        let rng = u64::from_ne_bytes(crate::random::bytes());
         Source {
             target: target.to_string(),
             sock: None,
             client: Client::new(),
             map: RealtimeMap::new(),
             rng,
+            nts: None,
         }
+    }
+
+    /// The same source with its time authenticated by NTS (unauthenticated replies refused).
+    pub fn with_nts(mut self, nts: NtsSource) -> Self {
+        self.nts = Some(nts);
+        self
+    }
+
+    /// Its NTS state, when NTS is on.
+    pub fn nts(&self) -> Option<&NtsSource> {
+        self.nts.as_ref()
+    }
+
+    /// NTS: establishes the association when there is none (or no cookie is left); on
+    /// agreement the NTP server and port the server named replace the configured target.
+    fn ensure_nts(&mut self) -> Result<(), ExchangeError> {
+        let Some(n) = self.nts.as_mut() else {
+            return Ok(());
+        };
+        if n.keys.is_some() && !n.cookies.is_empty() {
+            return Ok(());
+        }
+        n.key_exchanges += 1;
+        let e = crate::nts::key_exchange(&n.ke_addr, &n.server_name, n.tls.clone(), KE_TIMEOUT)
+            .map_err(|e| ExchangeError::Nts(format!("NTS-KE with {}: {e}", n.ke_addr)))?;
+        n.keys = Some(e.keys);
+        n.cookies = e.agreed.cookies;
+        if e.agreed.server.is_some() || e.agreed.port.is_some() {
+            let host = e.agreed.server.unwrap_or_else(|| {
+                n.ke_addr
+                    .rsplit_once(':')
+                    .map_or(n.ke_addr.clone(), |(h, _)| h.to_string())
+            });
+            let target = format!("{host}:{}", e.agreed.port.unwrap_or(123));
+            if target != self.target {
+                self.target = target;
+                self.sock = None;
+            }
+        }
+        self.client.reset();
+        Ok(())
     }
 
     /// Forgets the interleaving state (after a clock disruption).
@@ -109,6 +196,10 @@ impl Source {
         host: &dyn Fn(i64) -> i64,
     ) -> Burst {
         let mut out = Burst::default();
+        if let Err(e) = self.ensure_nts() {
+            out.errors.push(e.to_string());
+            return out;
+        }
         if self.sock.is_none() {
             use std::net::ToSocketAddrs;
             let addr = match self.target.to_socket_addrs().map(|mut a| a.next()) {
@@ -165,22 +256,65 @@ impl Source {
     ) -> Result<ReplyOutcome, ExchangeError> {
         let cookie = self.cookie();
         self.client.request(cookie, req);
+        // NTS: the request's fields after ours, one cookie spent and placeholders for as many
+        // as it takes to hold eight again.
+        let uid: [u8; ttcore::ntp::nts::UNIQUE_ID_LEN] = crate::random::bytes();
+        if let Some(n) = self.nts.as_mut() {
+            let (Some(keys), Some(c)) = (n.keys.as_ref(), n.cookies.pop()) else {
+                return Err(ExchangeError::Nts("no cookie left".into()));
+            };
+            let placeholders = (ttcore::ntp::nts::KE_COOKIES - 1).saturating_sub(n.cookies.len());
+            ttcore::ntp::nts::protect_request(
+                req,
+                &uid,
+                &c,
+                placeholders,
+                keys,
+                crate::random::bytes(),
+            );
+        }
         let _ = self.map.now(); // clears the step detector: a step from here on is seen below
         let sock = self.sock.as_mut().ok_or(ExchangeError::NoSocket)?;
         let u1 = raw_ns();
         let key = sock.send(req).map_err(ExchangeError::Send)?;
         let deadline = Instant::now() + timeout;
+        // Under NTS, a reply that does not authenticate is not the answer: wait on for one that
+        // does (a forger on the path must not be able to end the exchange), and say why if none
+        // comes.
+        let mut refused: Option<ttcore::ntp::nts::NtsError> = None;
         let got = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break Err(ExchangeError::Timeout(timeout.as_millis()));
+                break Err(match refused.take() {
+                    Some(e) => ExchangeError::Nts(format!("no authentic reply: {e}")),
+                    None => ExchangeError::Timeout(timeout.as_millis()),
+                });
             }
             match sock.recv(buf, left) {
                 Ok((n, rx)) => {
                     // A late reply to an earlier request: skip it, keep waiting.
                     match ttcore::ntp::Packet::decode(&buf[..n]) {
                         Ok(p) if p.header.origin_ts.0 != cookie => continue,
-                        _ => break Ok((n, rx)),
+                        _ => {}
+                    }
+                    let Some(nts) = self.nts.as_mut() else {
+                        break Ok((n, rx));
+                    };
+                    let keys = nts.keys.as_ref().expect("keys before a protected request");
+                    match ttcore::ntp::nts::open_reply(&buf[..n], &uid, keys) {
+                        Ok(fresh) => {
+                            nts.cookies.extend(fresh);
+                            break Ok((n, rx));
+                        }
+                        Err(ttcore::ntp::nts::NtsError::Nak) => {
+                            // Forgeable, so it only costs a new NTS-KE, never a wrong time.
+                            nts.keys = None;
+                            nts.cookies.clear();
+                            break Err(ExchangeError::Nts(
+                                "the server refused our cookie (NAK)".into(),
+                            ));
+                        }
+                        Err(e) => refused = Some(e),
                     }
                 }
                 Err(e) if is_timeout(&e) => {}

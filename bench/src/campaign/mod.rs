@@ -362,9 +362,7 @@ fn start_masters(
             // Liars have no peers (so they never evict themselves); the others cross-check all.
             peers: (0..o.masters)
                 .filter(|&p| p != m && !lies)
-                .map(|p| PeerConfig {
-                    addr: format!("{}:{PORT}", addr(p)),
-                })
+                .map(|p| PeerConfig::new(&format!("{}:{PORT}", addr(p))))
                 .collect(),
             ..MasterConfig::new(
                 &format!("m{m}"),

@@ -6,13 +6,15 @@
 //!   the transfer view, which everything else loads without locking;
 //! - [`peers`]: polls the other masters for the cross-check;
 //! - [`rpc`] and [`metrics`]: the gRPC status and the OpenMetrics endpoint;
-//! - [`crate::ntp_server`]: the UDP time transfer, answering from the published view.
+//! - [`crate::ntp_server`]: the UDP time transfer, answering from the published view;
+//! - [`nts`]: NTS-KE and the master keys that seal cookies, when `[nts]` is configured.
 //!
 //! [`run`] binds every socket first (a taken port is a start-up error), then starts them all.
 
 pub mod core_loop;
 pub mod inputs;
 pub mod metrics;
+pub mod nts;
 pub mod peers;
 pub mod rpc;
 
@@ -63,6 +65,9 @@ pub enum DaemonError {
     /// The gRPC server failed.
     #[error("gRPC: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// NTS could not be set up (key file, certificate, key, trusted CAs).
+    #[error(transparent)]
+    Nts(#[from] nts::NtsSetupError),
 }
 
 /// What the core thread publishes.
@@ -96,6 +101,18 @@ pub struct Shared {
     pub view: Arc<ArcSwap<MasterView>>,
     /// The time-transfer server's counters.
     pub transfer: Arc<ServerStats>,
+    /// NTS, when configured: the master keys' ring (shared with the time server) and counters.
+    pub nts: Option<NtsState>,
+    /// TLS client configuration for peers' NTS-KE (`nts-trusted-certs`).
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// NTS's shared state on a master.
+pub struct NtsState {
+    /// The master keys that open cookies (the newest seals them).
+    pub ring: Arc<ArcSwap<ttcore::ntp::nts::KeyRing>>,
+    /// Counters.
+    pub stats: Arc<nts::NtsStats>,
 }
 
 impl Shared {
@@ -130,6 +147,34 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
             source,
         })?;
     let max_eps = Span::from_nanos(config.max_epsilon_ns);
+    // NTS: the key file, the certificate and the KE socket, all checked before anything runs.
+    let nts_setup = match &config.nts {
+        Some(c) => {
+            let keys = nts::Keys::open(c, nts::unix_now_s())?;
+            let tls =
+                ttsys::nts::server_config(&c.certificate, &c.private_key, ttcore::ntp::nts::ALPN)
+                    .map_err(nts::NtsSetupError::from)?;
+            let listener =
+                std::net::TcpListener::bind(c.ke_listen).map_err(|source| DaemonError::Bind {
+                    what: "nts.ke-listen",
+                    addr: c.ke_listen,
+                    source,
+                })?;
+            Some((keys, tls, listener))
+        }
+        None => None,
+    };
+    let peer_tls = match &config.nts_trusted_certs {
+        Some(ca) => Some(
+            ttsys::nts::client_config(ca, ttcore::ntp::nts::ALPN)
+                .map_err(nts::NtsSetupError::from)?,
+        ),
+        None => None,
+    };
+    let nts_state = nts_setup.as_ref().map(|(k, _, _)| NtsState {
+        ring: Arc::new(ArcSwap::from_pointee(k.ring())),
+        stats: Arc::new(nts::NtsStats::default()),
+    });
     let shared = Arc::new(Shared {
         published: ArcSwap::from_pointee(Published {
             snap: core.snapshot(ttcore::RawReading::from_nanos(started_raw)),
@@ -148,6 +193,8 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
             max_eps,
         ))),
         transfer: Arc::new(ServerStats::default()),
+        nts: nts_state,
+        peer_tls,
     });
     let (tx, rx) = channel();
     let mut threads = spawn_inputs(&config, &tx, &shared);
@@ -166,8 +213,12 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
             shared.transfer.clone(),
             shared.stop.clone(),
         );
+        let nts = shared
+            .nts
+            .as_ref()
+            .map(|n| (n.ring.clone(), n.stats.clone()));
         threads.push(std::thread::spawn(move || {
-            crate::ntp_server::serve(sock, v, st, stop)
+            crate::ntp_server::serve(sock, v, st, nts, stop)
         }));
     }
     tracing::info!(
@@ -178,7 +229,12 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
         let (s, t) = (shared.clone(), tx.clone());
         threads.push(std::thread::spawn(move || peers::peer_thread(s, t)));
     }
-    let result = serve_rpc(&config, Arc::new(Service::new(shared.clone())), &stop);
+    let result = serve_rpc(
+        &config,
+        Arc::new(Service::new(shared.clone())),
+        nts_setup.map(|(k, tls, l)| (k, tls, l, ntp_addr.port())),
+        &stop,
+    );
     stop.store(true, Ordering::Relaxed);
     drop(tx);
     for t in threads {
@@ -242,6 +298,12 @@ fn spawn_inputs(config: &Config, tx: &Sender<Input>, shared: &Arc<Shared>) -> Ve
 fn serve_rpc(
     config: &Config,
     svc: Arc<Service>,
+    nts_ke: Option<(
+        nts::Keys,
+        Arc<rustls::ServerConfig>,
+        std::net::TcpListener,
+        u16,
+    )>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), DaemonError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -250,6 +312,30 @@ fn serve_rpc(
         .build()
         .map_err(DaemonError::Runtime)?;
     rt.block_on(async {
+        if let (Some((keys, tls, listener, port)), Some(state)) = (nts_ke, &svc.shared().nts) {
+            listener
+                .set_nonblocking(true)
+                .map_err(DaemonError::Runtime)?;
+            let l = tokio::net::TcpListener::from_std(listener).map_err(DaemonError::Runtime)?;
+            tracing::info!(
+                "NTS-KE on {} (cookies for udp port {port})",
+                l.local_addr().map_err(DaemonError::Runtime)?
+            );
+            tokio::spawn(nts::serve_ke(
+                l,
+                tls,
+                state.ring.clone(),
+                port,
+                state.stats.clone(),
+                stop.clone(),
+            ));
+            tokio::spawn(nts::rotate(
+                keys,
+                state.ring.clone(),
+                state.stats.clone(),
+                stop.clone(),
+            ));
+        }
         if let Some(m) = config.metrics_listen {
             match tokio::net::TcpListener::bind(m).await {
                 Ok(l) => {

@@ -47,7 +47,17 @@ pub(super) fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
     let mut sources: Vec<ttsys::ntp::Source> = cfg
         .peers
         .iter()
-        .map(|p| ttsys::ntp::Source::new(&p.addr))
+        .map(|p| {
+            let src = ttsys::ntp::Source::new(&p.addr);
+            match (&p.nts_ke, &shared.peer_tls) {
+                (Some(ke), Some(tls)) => src.with_nts(ttsys::ntp::NtsSource::new(
+                    ke,
+                    ke.rsplit_once(':').map_or(ke.as_str(), |(h, _)| h),
+                    tls.clone(),
+                )),
+                _ => src,
+            }
+        })
         .collect();
     let period = Duration::from_millis(cfg.peer_poll_interval_ms);
     let mut next = Instant::now();

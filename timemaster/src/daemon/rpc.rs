@@ -21,6 +21,11 @@ impl Service {
         Service { shared }
     }
 
+    /// The state it answers from.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The full status at the current instant.
     // One struct literal: the status message, field by field.
     pub fn status_now(&self) -> v1::MasterStatus {
