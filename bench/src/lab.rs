@@ -233,7 +233,7 @@ impl Lab {
         lab.start_master("arm-c", &toml::to_string(&arm)?)?;
         let masters = addrs
             .iter()
-            .map(|a| timed::config::MasterConfig { addr: a.clone() })
+            .map(|a| timed::config::MasterConfig::new(a))
             .collect();
         let tcfg = timed::config::Config {
             listen: lab

@@ -41,6 +41,29 @@ pub enum Steer {
 pub struct MasterConfig {
     /// `host:port` of the master's UDP time-transfer service (its `ntp-listen`).
     pub addr: String,
+    /// `host:port` of the master's NTS-KE server: its time is then authenticated with NTS
+    /// (RFC 8915) and any reply that does not authenticate is refused, the master counting as
+    /// unreachable (needs `nts-trusted-certs`). Absent: plain NTP, shown as unauthenticated.
+    pub nts_ke: Option<String>,
+    /// The name the master's NTS-KE certificate must carry (default: the host of `nts-ke`).
+    pub nts_server_name: Option<String>,
+}
+
+impl MasterConfig {
+    /// A plain (unauthenticated) master at `addr`.
+    pub fn new(addr: &str) -> MasterConfig {
+        MasterConfig {
+            addr: addr.into(),
+            nts_ke: None,
+            nts_server_name: None,
+        }
+    }
+
+    /// The same master with NTS through the NTS-KE server at `ke`.
+    pub fn with_nts(mut self, ke: &str) -> MasterConfig {
+        self.nts_ke = Some(ke.into());
+        self
+    }
 }
 
 /// The file. Each default is defined once, in the `default_*` function its field names; a
@@ -100,6 +123,8 @@ pub struct Config {
     /// rests on the assumption that the raw clock is never paused unnoticed, and status says so.
     #[serde(default = "default_vmclock")]
     pub vmclock: PathBuf,
+    /// PEM file of the CA certificates trusted for masters' NTS-KE.
+    pub nts_trusted_certs: Option<PathBuf>,
     /// Masters.
     #[serde(rename = "master")]
     pub masters: Vec<MasterConfig>,
@@ -126,6 +151,7 @@ impl Config {
             steer: Steer::default(),
             allow_test_knob: false,
             vmclock: default_vmclock(),
+            nts_trusted_certs: None,
             masters,
         }
     }
@@ -217,6 +243,22 @@ impl Config {
                 format!("master[{i}].addr"),
                 format!("{:?} is not host:port", m.addr),
             ));
+        }
+        if let Some(i) = self.masters.iter().position(|m| {
+            m.nts_ke
+                .as_deref()
+                .is_some_and(|k| !ttsys::config::valid_host_port(k))
+        }) {
+            return Err(InvalidKey::new(
+                format!("master[{i}].nts-ke"),
+                "not host:port",
+            ));
+        }
+        if self.masters.iter().any(|m| m.nts_ke.is_some()) && self.nts_trusted_certs.is_none() {
+            return bad(
+                "nts-trusted-certs",
+                "a master with nts-ke needs the CA certificates to trust",
+            );
         }
         if !(1..=16).contains(&self.burst) {
             return bad("burst", "must be in 1..=16");

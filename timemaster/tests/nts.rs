@@ -105,9 +105,17 @@ fn our_client_gets_authenticated_time_and_a_stranger_ca_gets_none() {
     );
 
     // Plain clients are still served, unauthenticated.
+    let before = transfer(m.ntp);
     let mut plain = Source::new(&format!("127.0.0.1:{}", m.ntp));
     let b = plain.burst(2, Duration::from_millis(500), drift, &|r| r);
     assert!(!b.samples.is_empty(), "{:?}", b.errors);
+    let after = transfer(m.ntp);
+    assert!(after.nts && after.nts_authenticated >= 30, "{after:?}");
+    assert_eq!(
+        after.nts_authenticated, before.nts_authenticated,
+        "plain is not NTS"
+    );
+    assert!(after.answered >= before.answered + 2);
 }
 
 /// A real chronyd (as a one-shot NTS client, `-Q`) authenticates to the master with NTS-KE and
@@ -170,4 +178,24 @@ fn chronyd_uses_the_master_over_nts() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no offset in {line:?}"));
     assert!(off.abs() < 0.001, "offset {off} s over NTS");
+    // And it was NTS: the master counts chronyd's key exchange and authenticated requests.
+    let t = transfer(m.ntp);
+    assert!(
+        t.nts && t.nts_ke_ok >= 1 && t.nts_authenticated >= 1,
+        "{t:?}"
+    );
+}
+
+/// The master's transfer counters, over gRPC.
+fn transfer(port: u16) -> ttproto::v1::TransferStats {
+    rt().block_on(async {
+        client(port)
+            .await
+            .status(ttproto::v1::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .transfer
+            .expect("transfer stats")
+    })
 }

@@ -412,9 +412,7 @@ fn start_hosts(
         std::fs::create_dir_all(&dir)?;
         let page = dir.join("page");
         let masters = (0..o.masters)
-            .map(|m| timed::config::MasterConfig {
-                addr: format!("{}:{PORT}", addr(m)),
-            })
+            .map(|m| timed::config::MasterConfig::new(&format!("{}:{PORT}", addr(m))))
             .collect();
         let cfg = timed::config::Config {
             listen: sock_addr(&addr(i), TIMED_PORT)?,

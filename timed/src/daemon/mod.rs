@@ -58,6 +58,8 @@ pub struct MasterView {
     pub interleaved: bool,
     /// Usable samples in the last burst.
     pub samples: u32,
+    /// "nts" (authenticated) or "none" (plain: unauthenticated).
+    pub auth: &'static str,
     /// Half-width of the selected sample's offset interval (ns).
     pub radius_ns: i64,
 }
@@ -93,6 +95,8 @@ pub struct State {
     pub started_raw: i64,
     /// Status stream.
     pub watch: tokio::sync::watch::Sender<v1::DaemonStatus>,
+    /// TLS configuration for masters' NTS-KE (`nts-trusted-certs`), loaded at start.
+    pub nts_tls: Option<Arc<rustls::ClientConfig>>,
     /// Stop flag.
     pub stop: Arc<AtomicBool>,
 }
@@ -126,6 +130,7 @@ impl State {
             started_raw: now,
             watch,
             stop,
+            nts_tls: None,
         }
     }
 
@@ -365,6 +370,7 @@ impl State {
                     interleaved: m.interleaved,
                     samples: m.samples,
                     radius_ns: m.radius_ns,
+                    auth: m.auth.into(),
                 })
                 .collect(),
             shm_path: self.config.shm_path.display().to_string(),
@@ -490,6 +496,9 @@ pub enum DaemonError {
     /// The gRPC server failed.
     #[error("gRPC: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// `nts-trusted-certs` could not be loaded.
+    #[error("nts-trusted-certs: {0}")]
+    Nts(#[from] ttsys::nts::NtsKeError),
 }
 
 /// Runs timed until SIGINT/SIGTERM.
@@ -516,15 +525,21 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Startup)?;
     }
+    let nts_tls = match &config.nts_trusted_certs {
+        Some(ca) => Some(ttsys::nts::client_config(ca, ttcore::ntp::nts::ALPN)?),
+        None => None,
+    };
     let now = clock::raw_ns();
-    let state = Arc::new(State::new(
+    let mut state = State::new(
         config.clone(),
         params,
         writer,
         clockbound,
         stop.clone(),
         now,
-    ));
+    );
+    state.nts_tls = nts_tls;
+    let state = Arc::new(state);
     state.publish(now);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

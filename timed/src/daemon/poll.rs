@@ -23,7 +23,6 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> V
     };
     let burst = cfg.burst as usize;
     let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());
-    let addrs: Vec<String> = sources.iter().map(|s| s.target.clone()).collect();
     let joined = tokio::task::spawn_blocking(move || {
         let mut sources = sources;
         let host = move |r: i64| knob.apply(r);
@@ -43,7 +42,7 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> V
         Ok(v) => v,
         Err(e) => {
             tracing::error!("poll: {e}");
-            return addrs.iter().map(|a| Source::new(a)).collect();
+            return sources_of(state);
         }
     };
     let _ = state.check_clock();
@@ -97,6 +96,11 @@ pub(super) fn burst_results(
     for (i, b) in bursts.iter().enumerate() {
         let mut v = MasterView {
             addr: masters[i].addr.clone(),
+            auth: if masters[i].nts_ke.is_some() {
+                "nts"
+            } else {
+                "none"
+            },
             ..Default::default()
         };
         if let Some(info) = &b.info {
@@ -149,13 +153,28 @@ pub(super) fn steer_system_clock(state: &State) {
     }
 }
 
-pub(super) async fn poll_task(state: Arc<State>) {
-    let mut sources: Vec<Source> = state
+/// A source per configured master, with NTS where the master has `nts-ke`.
+pub(super) fn sources_of(state: &State) -> Vec<Source> {
+    state
         .config
         .masters
         .iter()
-        .map(|m| Source::new(&m.addr))
-        .collect();
+        .map(|m| {
+            let src = Source::new(&m.addr);
+            match (&m.nts_ke, &state.nts_tls) {
+                (Some(ke), Some(tls)) => {
+                    let host = ke.rsplit_once(':').map_or(ke.as_str(), |(h, _)| h);
+                    let name = m.nts_server_name.as_deref().unwrap_or(host);
+                    src.with_nts(ttsys::ntp::NtsSource::new(ke, name, tls.clone()))
+                }
+                _ => src,
+            }
+        })
+        .collect()
+}
+
+pub(super) async fn poll_task(state: Arc<State>) {
+    let mut sources: Vec<Source> = sources_of(&state);
     let mut seen_disruptions = 0;
     let base = state.config.poll_interval_ms as f64;
     let jitter = state.config.poll_jitter_pct as f64 / 100.0;

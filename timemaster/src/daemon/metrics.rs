@@ -49,6 +49,12 @@ struct IdStatus {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IdAuth {
+    id: Escaped,
+    auth: Escaped,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IdPeer {
     id: Escaped,
     peer: Escaped,
@@ -113,6 +119,65 @@ pub fn metrics_text(s: &v1::MasterStatus) -> String {
         let c = Family::<Id, Counter>::default();
         c.get_or_create(&id()).inc_by(v);
         reg.register(format!("timemaster_{name}"), help, c);
+    }
+    if let Some(t) = &s.transfer {
+        // Time replies by authentication: NTS-protected, NAKs, and plain (unauthenticated).
+        let replies = Family::<IdAuth, Counter>::default();
+        let plain = t
+            .answered
+            .saturating_sub(t.nts_authenticated)
+            .saturating_sub(t.nts_refused);
+        for (auth, v) in [
+            ("nts", t.nts_authenticated),
+            ("nts-nak", t.nts_refused),
+            ("none", plain),
+        ] {
+            let labels = IdAuth {
+                id: Escaped(s.id.clone()),
+                auth: Escaped(auth.into()),
+            };
+            replies.get_or_create(&labels).inc_by(v);
+        }
+        reg.register(
+            "timemaster_time_replies",
+            "Time replies sent, by authentication (nts, nts-nak, none = unauthenticated)",
+            replies,
+        );
+        let nts = [
+            (
+                "nts_ke_ok",
+                "NTS-KE sessions that handed out cookies",
+                t.nts_ke_ok,
+            ),
+            (
+                "nts_ke_failed",
+                "NTS-KE sessions that failed",
+                t.nts_ke_failed,
+            ),
+            (
+                "nts_ke_shed",
+                "NTS-KE connections closed at once (too many)",
+                t.nts_ke_shed,
+            ),
+            (
+                "nts_key_rotations",
+                "NTS master key rotations",
+                t.nts_rotations,
+            ),
+            (
+                "time_requests_malformed",
+                "Time requests dropped as malformed",
+                t.malformed,
+            ),
+        ];
+        for (name, help, v) in nts {
+            let c = Family::<Id, Counter>::default();
+            c.get_or_create(&id()).inc_by(v);
+            reg.register(format!("timemaster_{name}"), help, c);
+        }
+        let on = Family::<Id, Gauge>::default();
+        on.get_or_create(&id()).set(i64::from(t.nts));
+        reg.register("timemaster_nts_enabled", "1 when NTS is configured", on);
     }
     let agrees = Family::<IdPeer, Gauge>::default();
     for p in &s.peers {

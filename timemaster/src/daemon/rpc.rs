@@ -118,6 +118,17 @@ impl Service {
                     status: s.status.map_or(0, |x| ttproto::status_to_wire(x) as i32),
                     error: s.error.clone(),
                     stamping: s.stamping.clone(),
+                    auth: if self
+                        .shared
+                        .config
+                        .peers
+                        .iter()
+                        .any(|p| p.addr == s.addr && p.nts_ke.is_some())
+                    {
+                        "nts".into()
+                    } else {
+                        "none".into()
+                    },
                 })
                 .collect(),
             earliest_ns: earliest,
@@ -132,6 +143,7 @@ impl Service {
     /// The time-transfer server's counters.
     pub fn transfer_stats(&self) -> v1::TransferStats {
         let t = &self.shared.transfer;
+        let n = self.shared.nts.as_ref().map(|n| &*n.stats);
         let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         v1::TransferStats {
             listen: self.shared.config.ntp_addr().to_string(),
@@ -146,6 +158,13 @@ impl Service {
             kernel_rx: g(&t.kernel_rx),
             kernel_tx: g(&t.kernel_tx),
             send_errors: g(&t.send_errors),
+            nts: n.is_some(),
+            nts_authenticated: n.map_or(0, |n| g(&n.authenticated)),
+            nts_refused: n.map_or(0, |n| g(&n.refused)),
+            nts_ke_ok: n.map_or(0, |n| g(&n.ke_ok)),
+            nts_ke_failed: n.map_or(0, |n| g(&n.ke_failed)),
+            nts_ke_shed: n.map_or(0, |n| g(&n.ke_shed)),
+            nts_rotations: n.map_or(0, |n| g(&n.rotations)),
         }
     }
 }

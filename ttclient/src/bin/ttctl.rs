@@ -9,6 +9,8 @@
 //! ```
 
 #![forbid(unsafe_code)]
+// The status objects are large json! literals.
+#![recursion_limit = "256"]
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -111,6 +113,7 @@ fn master_json(s: &v1::MasterStatus) -> serde_json::Value {
             "addr": p.addr, "id": p.id, "reachable": p.reachable, "agrees": p.agrees,
             "offset_ns": p.offset_ns, "delay_ns": p.delay_ns, "epsilon_ns": p.epsilon_ns,
             "status": status_name(p.status), "error": p.error, "stamping": p.stamping,
+            "auth": p.auth,
         })).collect::<Vec<_>>(),
         "events": s.events,
         "transfer": s.transfer.as_ref().map(|t| json!({
@@ -118,7 +121,17 @@ fn master_json(s: &v1::MasterStatus) -> serde_json::Value {
             "received": t.received, "answered": t.answered, "interleaved": t.interleaved,
             "malformed": t.malformed, "downsized": t.downsized, "wrong_mode": t.wrong_mode,
             "kernel_rx": t.kernel_rx, "kernel_tx": t.kernel_tx, "send_errors": t.send_errors,
+            "nts": nts_json(t),
         })),
+    })
+}
+
+/// The master's NTS counters (`enabled` false: every reply is unauthenticated).
+fn nts_json(t: &v1::TransferStats) -> serde_json::Value {
+    json!({
+        "enabled": t.nts, "authenticated": t.nts_authenticated, "refused": t.nts_refused,
+        "ke_ok": t.nts_ke_ok, "ke_failed": t.nts_ke_failed, "ke_shed": t.nts_ke_shed,
+        "rotations": t.nts_rotations,
     })
 }
 
@@ -168,6 +181,14 @@ fn master_report(s: &v1::MasterStatus) -> String {
             "Time transfer   : udp {} ({} stamps, {} thread(s)): {} received, {} answered ({} interleaved, {} downsized to basic); dropped {} malformed, {} wrong mode; {} send errors\n",
             t.listen, t.stamping, t.threads, t.received, t.answered, t.interleaved, t.downsized, t.malformed, t.wrong_mode, t.send_errors
         ));
+        o.push_str(&if t.nts {
+            format!(
+                "NTS             : on: {} authenticated, {} refused (NAK); NTS-KE {} ok, {} failed, {} shed; {} key rotations; plain requests answered unauthenticated\n",
+                t.nts_authenticated, t.nts_refused, t.nts_ke_ok, t.nts_ke_failed, t.nts_ke_shed, t.nts_rotations
+            )
+        } else {
+            "NTS             : off: every reply is unauthenticated\n".to_string()
+        });
     }
     o.push_str("Inputs:\n");
     for i in &s.inputs {
@@ -185,11 +206,12 @@ fn master_report(s: &v1::MasterStatus) -> String {
         o.push_str("Peers:\n");
         for p in &s.peers {
             o.push_str(&format!(
-                "  {:<22} {:<10} {:<14} {:<9} offset {:>12} delay {:>10} ε {:>10} {}\n",
+                "  {:<22} {:<10} {:<14} {:<9} {:<5} offset {:>12} delay {:>10} ε {:>10} {}\n",
                 p.addr,
                 p.id,
                 status_name(p.status),
                 if p.agrees { "agrees" } else { "DISAGREES" },
+                p.auth,
                 ns(p.offset_ns),
                 ns(p.delay_ns),
                 ns(p.epsilon_ns),
@@ -289,7 +311,7 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
             "selected": m.selected, "reason": m.reason, "offset_ns": m.offset_ns,
             "delay_ns": m.delay_ns, "epsilon_ns": m.epsilon_ns, "status": status_name(m.status),
             "transport": m.transport, "stamping": m.stamping, "interleaved": m.interleaved,
-            "samples": m.samples, "radius_ns": m.radius_ns,
+            "samples": m.samples, "radius_ns": m.radius_ns, "auth": m.auth,
         })).collect::<Vec<_>>(),
     })
 }
@@ -341,10 +363,10 @@ fn status_report(s: &v1::DaemonStatus) -> String {
         ));
     }
     o.push_str("Masters:\n");
-    o.push_str("  S address                id         status          offset    round trip      ε      stamps            reason\n");
+    o.push_str("  S address                id         status          offset    round trip      ε      auth stamps            reason\n");
     for m in &s.masters {
         o.push_str(&format!(
-            "  {} {:<22} {:<10} {:<15} {:>12} {:>10} {:>10}  {} {:<10} {}\n",
+            "  {} {:<22} {:<10} {:<15} {:>12} {:>10} {:>10}  {:<4} {} {:<10} {}\n",
             if m.selected {
                 '*'
             } else if m.reachable {
@@ -358,6 +380,7 @@ fn status_report(s: &v1::DaemonStatus) -> String {
             ns(m.offset_ns),
             ns(m.delay_ns),
             ns(m.epsilon_ns),
+            m.auth,
             m.transport,
             format!(
                 "{}{}",
