@@ -33,6 +33,9 @@ pub struct LabOptions {
     pub bin_dir: Option<PathBuf>,
     /// timed's VMClock device (default: timed's own default, `/dev/vmclock0`).
     pub vmclock: Option<PathBuf>,
+    /// NTS everywhere time moves: a throwaway CA and certificate, NTS-KE on every master, timed
+    /// and the peer cross-checks on NTS (unauthenticated replies refused).
+    pub secure: bool,
 }
 
 impl Default for LabOptions {
@@ -47,6 +50,7 @@ impl Default for LabOptions {
             max_drift_ppm: 15.0,
             bin_dir: None,
             vmclock: None,
+            secure: false,
         }
     }
 }
@@ -201,10 +205,37 @@ impl Lab {
         };
         let cross = lab.opts.liar_ns.is_none();
         let addrs: Vec<String> = lab.masters.iter().map(|m| m.1.clone()).collect();
+        // --secure: one NTS-KE port per master, certificates from a throwaway CA.
+        let secure = match lab.opts.secure {
+            true => {
+                let pki = ttsys::nts::throwaway_pki(&d, &["127.0.0.1"])
+                    .map_err(|e| Error::failed(format!("certificates: {e}")))?;
+                let ke: Vec<String> = (0..addrs.len())
+                    .map(|_| Ok(format!("127.0.0.1:{}", port()?)))
+                    .collect::<Result<_, Error>>()?;
+                Some((pki, ke))
+            }
+            false => None,
+        };
+        let nts_of = |i: usize| {
+            secure.as_ref().map(|(pki, ke)| {
+                timemaster::config::NtsConfig::new(
+                    ke[i].parse().expect("a socket address we formatted"),
+                    pki.cert.clone(),
+                    pki.key.clone(),
+                    d.join(format!("nts-keys-{i}")),
+                )
+            })
+        };
+        let ke_of = |i: usize| secure.as_ref().map(|(_, ke)| ke[i].clone());
+        let trusted = secure.as_ref().map(|(pki, _)| pki.ca.clone());
         let peers = |of: usize| -> Vec<PeerConfig> {
             (0..addrs.len())
                 .filter(|&p| p != of && (cross || (of == 2 && p == 0)))
-                .map(|p| PeerConfig::new(&addrs[p]))
+                .map(|p| PeerConfig {
+                    nts_ke: ke_of(p),
+                    ..PeerConfig::new(&addrs[p])
+                })
                 .collect()
         };
         let listen = |i: usize| -> Result<std::net::SocketAddr, Error> {
@@ -217,6 +248,8 @@ impl Lab {
                 gps: Some(gps(simname)),
                 atomic: Some(atomic(simname)),
                 peers: peers(i),
+                nts: nts_of(i),
+                nts_trusted_certs: trusted.clone(),
                 ..MasterConfig::new(name, ttcore::MasterKind::Gps, listen(i)?)
             };
             lab.start_master(name, &toml::to_string(&cfg)?)?;
@@ -228,12 +261,18 @@ impl Lab {
             armageddon_max_peer_radius_ns: 2_000_000,
             atomic: Some(atomic("sim-c")),
             peers: peers(2),
+            nts: nts_of(2),
+            nts_trusted_certs: trusted.clone(),
             ..MasterConfig::new("arm-c", ttcore::MasterKind::Armageddon, listen(2)?)
         };
         lab.start_master("arm-c", &toml::to_string(&arm)?)?;
         let masters = addrs
             .iter()
-            .map(|a| timed::config::MasterConfig::new(a))
+            .enumerate()
+            .map(|(i, a)| timed::config::MasterConfig {
+                nts_ke: ke_of(i),
+                ..timed::config::MasterConfig::new(a)
+            })
             .collect();
         let tcfg = timed::config::Config {
             listen: lab
@@ -250,6 +289,7 @@ impl Lab {
                 .vmclock
                 .clone()
                 .unwrap_or_else(|| ttsys::vmclock::DEFAULT_PATH.into()),
+            nts_trusted_certs: trusted,
             ..timed::config::Config::new(masters)
         };
         let tcfg = toml::to_string(&tcfg)?;
@@ -420,7 +460,7 @@ impl Lab {
             Err(_) => (0, 0, i64::MAX, ttcore::ClockStatus::Unsynchronized),
         };
         let masters: Vec<serde_json::Value> = status
-            .map(|s| s.masters.iter().map(|m| json!({"id": m.id, "addr": m.addr, "selected": m.selected, "reason": m.reason})).collect())
+            .map(|s| s.masters.iter().map(|m| json!({"id": m.id, "addr": m.addr, "selected": m.selected, "reason": m.reason, "auth": m.auth})).collect())
             .unwrap_or_default();
         json!({
             "earliest_ns": e,

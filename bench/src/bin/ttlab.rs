@@ -33,6 +33,10 @@ struct Cli {
     /// so timed has to reject it).
     #[arg(long)]
     liar_ms: Option<f64>,
+    /// NTS on every time transfer (timed ↔ masters and the masters' cross-checks), with a
+    /// throwaway CA: unauthenticated replies are refused.
+    #[arg(long)]
+    secure: bool,
 }
 
 // The lab's main loop: start, then one line per second until Ctrl-C or the duration, reporting
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
     let mut opts = bench::lab::LabOptions {
         keep: cli.keep,
         liar_ns: cli.liar_ms.map(|ms| (ms * 1e6) as i64),
+        secure: cli.secure,
         ..Default::default()
     };
     if let Some(d) = cli.dir {

@@ -28,7 +28,7 @@ pub use mutate::mutate;
 use targets::*;
 
 /// Every target, by name.
-pub const TARGETS: [&str; 13] = [
+pub const TARGETS: [&str; 16] = [
     "nmea",
     "sock",
     "telemetry",
@@ -39,6 +39,9 @@ pub const TARGETS: [&str; 13] = [
     "scenario-fleet",
     "ntp-request",
     "ntp-reply",
+    "nts-ke",
+    "nts-request",
+    "nts-reply",
     "grpc-requests",
     "vmclock",
     "store-requests",
@@ -261,6 +264,9 @@ fn harness(target: &str) -> Result<Harness, Error> {
         "scenario-fleet" => text_target(seeds, "bench/scenarios", targets::fleet_scenario),
         "ntp-request" => ntp::request(seeds),
         "ntp-reply" => ntp::reply(seeds),
+        "nts-ke" => nts::ke(seeds),
+        "nts-request" => nts::request(seeds),
+        "nts-reply" => nts::reply(seeds),
         "grpc-requests" => grpc(seeds),
         "store-requests" => store(seeds),
         "vmclock" => {

@@ -389,3 +389,141 @@ pub(super) fn fleet_scenario(s: &str) -> String {
     }
     "ok-ran".into()
 }
+
+/// NTS (RFC 8915): the NTS-KE record stream both ways, a master opening requests, a client
+/// opening replies. Seeds are valid messages made with fixed keys, so mutations start from
+/// something that authenticates.
+pub(in crate::fuzz) mod nts {
+    use super::*;
+    use ttcore::ntp::nts::{self as n, KeyRing, Keys, MasterKey, Opened, ke};
+    use ttcore::ntp::packet::{Header, Packet, TtField, TtRequest};
+
+    fn keys() -> Keys {
+        Keys {
+            c2s: [1; n::KEY_LEN],
+            s2c: [2; n::KEY_LEN],
+        }
+    }
+    fn ring() -> KeyRing {
+        KeyRing::new(vec![MasterKey {
+            id: 7,
+            key: [7; n::KEY_LEN],
+        }])
+        .expect("one key")
+    }
+    const UID: [u8; n::UNIQUE_ID_LEN] = [5; n::UNIQUE_ID_LEN];
+
+    /// A protected TrueTime request with `placeholders` placeholders.
+    fn request_seed(placeholders: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        Packet {
+            header: Header::client(42),
+            tt: Some(TtField::Request(TtRequest::default())),
+        }
+        .encode(&mut v);
+        let cookie = ring().seal(&keys(), [3; n::NONCE_LEN]);
+        n::protect_request(
+            &mut v,
+            &UID,
+            &cookie,
+            placeholders,
+            &keys(),
+            [4; n::NONCE_LEN],
+        );
+        v
+    }
+
+    pub(in crate::fuzz) fn ke(mut s: Vec<Vec<u8>>) -> Harness {
+        s.push(ke::client_request());
+        let (req, _) = ke::decode(&ke::client_request())
+            .ok()
+            .flatten()
+            .expect("our request decodes");
+        let (resp, _) = ke::server_response(&req, Some(123), || vec![9; n::COOKIE_LEN]);
+        let mut wire = Vec::new();
+        ke::encode(&resp, &mut wire);
+        s.push(wire);
+        Harness {
+            seeds: s,
+            text: false,
+            // The stream as either side reads it: the server answers it, the client reads it
+            // as a response.
+            step: Box::new(|b| match ke::decode(b) {
+                Ok(Some((records, used))) => {
+                    assert!(used <= b.len());
+                    let (resp, agreed) =
+                        ke::server_response(&records, Some(123), || vec![9; n::COOKIE_LEN]);
+                    assert!(resp.last().is_some_and(|r| r.ty == ke::ty::END));
+                    let _ = agreed;
+                    match ke::client_response(&records) {
+                        Ok(_) => "accepted-response".into(),
+                        Err(e) => format!("ok-request:{}", kind(&e)),
+                    }
+                }
+                Ok(None) => "incomplete".into(),
+                Err(e) => format!("err:{}", kind(&e)),
+            }),
+            fixup: no_fixup,
+        }
+    }
+
+    pub(in crate::fuzz) fn request(mut s: Vec<Vec<u8>>) -> Harness {
+        s.extend([request_seed(0), request_seed(3)]);
+        let ring = ring();
+        Harness {
+            seeds: s,
+            text: false,
+            // The master's side: open, and for an authenticated request build the protected
+            // reply, which must not be larger than the request.
+            step: Box::new(move |b| match n::open_request(b, &ring) {
+                Ok(Opened::Plain) => "accepted-plain".into(),
+                Ok(Opened::Authenticated(r)) => {
+                    let mut out = b[..48].to_vec();
+                    let cookies: Vec<Vec<u8>> = (0..r.cookies_wanted)
+                        .map(|i| ring.seal(&r.keys, [i as u8; n::NONCE_LEN]))
+                        .collect();
+                    n::protect_reply(&mut out, &r, &cookies, [8; n::NONCE_LEN]);
+                    assert!(out.len() <= b.len(), "NTS reply larger than its request");
+                    "accepted-authenticated".into()
+                }
+                Ok(Opened::Refused { why, .. }) => format!("refused:{}", kind(&why)),
+                Err(e) => format!("err:{}", kind(&e)),
+            }),
+            fixup: no_fixup,
+        }
+    }
+
+    pub(in crate::fuzz) fn reply(mut s: Vec<Vec<u8>>) -> Harness {
+        let Opened::Authenticated(r) = n::open_request(&request_seed(2), &ring()).expect("seed")
+        else {
+            unreachable!("the seed authenticates")
+        };
+        let mut rep = Vec::new();
+        Packet {
+            header: Header::client(42),
+            tt: None,
+        }
+        .encode(&mut rep);
+        let cookies: Vec<Vec<u8>> = (0..3)
+            .map(|_| ring().seal(&keys(), [1; n::NONCE_LEN]))
+            .collect();
+        n::protect_reply(&mut rep, &r, &cookies, [8; n::NONCE_LEN]);
+        s.push(rep);
+        let mut nak = Vec::new();
+        n::nak(
+            request_seed(0)[..48].try_into().expect("48 bytes"),
+            &UID,
+            &mut nak,
+        );
+        s.push(nak);
+        Harness {
+            seeds: s,
+            text: false,
+            step: Box::new(|b| match n::open_reply(b, &UID, &keys()) {
+                Ok(c) => format!("accepted-{}-cookies", c.len().min(9)),
+                Err(e) => format!("err:{}", kind(&e)),
+            }),
+            fixup: no_fixup,
+        }
+    }
+}
