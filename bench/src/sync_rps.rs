@@ -7,7 +7,10 @@
 //! `recvmmsg`, for `duration` seconds after a warm-up. Two request
 //! kinds: plain 48-byte NTPv4 client requests (what both servers answer, so the comparison is
 //! like for like), and TrueTime requests (the extension field; the master then also fetches
-//! the kernel's transmit stamp of every reply for interleaving), ours only.
+//! the kernel's transmit stamp of every reply for interleaving), ours only. With `--nts`, also
+//! NTS requests (RFC 8915: a cookie, an authenticator, one fresh cookie back) to our master and
+//! to a chronyd NTS server, each after one real NTS-KE with it: the same generator, the same
+//! request layout (the header and the NTS fields chrony itself sends).
 
 use crate::chrony::{Chronyd, chronyd_path};
 use crate::error::Error;
@@ -34,8 +37,56 @@ pub struct Load {
     pub window: usize,
     /// Measured seconds.
     pub duration_s: f64,
-    /// Send TrueTime requests (else plain NTP).
-    pub truetime: bool,
+    /// What to send.
+    pub kind: Kind,
+}
+
+/// The requests of a load.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// Plain 48-byte NTPv4 client requests.
+    Plain,
+    /// TrueTime requests (padded to the reply's size).
+    TrueTime,
+    /// NTS-protected plain requests, built once from an NTS-KE (their cookies are reused: the
+    /// servers' cookies are stateless, and each request costs the server the same work).
+    Nts(Arc<Vec<Vec<u8>>>),
+}
+
+impl Kind {
+    /// The request templates of generator thread `t`.
+    fn templates(&self, t: usize) -> Vec<Vec<u8>> {
+        match self {
+            Kind::Plain | Kind::TrueTime => (0..BATCH)
+                .map(|i| {
+                    request(
+                        matches!(self, Kind::TrueTime),
+                        ((t as u64) << 32) | i as u64 | 1 << 63,
+                    )
+                })
+                .collect(),
+            Kind::Nts(r) => r.iter().cycle().skip(t).take(BATCH).cloned().collect(),
+        }
+    }
+}
+
+/// `n` NTS requests (no TrueTime field, as chrony sends them) from one NTS-KE's keys and cookies.
+pub fn nts_requests(e: &ttsys::nts::Established, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut v = request(false, (i as u64) | 1 << 62);
+            let cookie = &e.agreed.cookies[i % e.agreed.cookies.len()];
+            ttcore::ntp::nts::protect_request(
+                &mut v,
+                &ttsys::random::bytes(),
+                cookie,
+                0,
+                &e.keys,
+                ttsys::random::bytes(),
+            );
+            v
+        })
+        .collect()
 }
 
 /// Result of one load run.
@@ -84,9 +135,7 @@ pub fn run(load: &Load) -> Result<Rate, Error> {
         );
         let l = load.clone();
         hs.push(std::thread::spawn(move || {
-            let reqs: Vec<Vec<u8>> = (0..BATCH)
-                .map(|i| request(l.truetime, ((t as u64) << 32) | i as u64 | 1 << 63))
-                .collect();
+            let reqs: Vec<Vec<u8>> = l.kind.templates(t);
             let per = l.window.div_ceil(SOCKETS_PER_THREAD).max(1);
             let mut bufs = vec![[0u8; MAX_DATAGRAM]; BATCH];
             let mut got = Vec::new();
@@ -150,13 +199,27 @@ pub fn run(load: &Load) -> Result<Rate, Error> {
 }
 
 /// Starts a chronyd server (`local stratum 1`) on UDP `port` of 127.0.0.1, waiting until it
-/// answers a plain NTP request.
-pub fn chronyd_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, Error> {
+/// answers a plain NTP request; with `nts` (certificate files and an NTS-KE port) it also serves
+/// NTS.
+pub fn chronyd_server(
+    bin: &Path,
+    dir: &Path,
+    port: u16,
+    nts: Option<(&ttsys::nts::Pki, u16)>,
+) -> Result<Chronyd, Error> {
+    let nts_conf = nts.map_or(String::new(), |(pki, ke)| {
+        format!(
+            "ntsservercert {}\nntsserverkey {}\nntsport {ke}\nntsdumpdir {}\n",
+            pki.cert.display(),
+            pki.key.display(),
+            dir.display()
+        )
+    });
     let c = Chronyd::start(
         bin,
         dir,
         &format!(
-            "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 1\ndriftfile {d}/drift\nclientloglimit 100000000\n",
+            "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 1\ndriftfile {d}/drift\nclientloglimit 100000000\n{nts_conf}",
             d = dir.display()
         ),
     )?;
@@ -177,38 +240,86 @@ pub fn chronyd_server(bin: &Path, dir: &Path, port: u16) -> Result<Chronyd, Erro
     Err(Error::failed("chronyd did not answer within 10 s"))
 }
 
-/// Full `sync-rps` report: our master (plain and TrueTime requests) and chronyd (plain).
+/// NTS-KE with the server at `ke` (its certificate names 127.0.0.1, issued by `pki`'s CA),
+/// retried for a few seconds while it starts.
+fn key_exchange(ke: SocketAddr, pki: &ttsys::nts::Pki) -> Result<ttsys::nts::Established, Error> {
+    let tls = ttsys::nts::client_config(&pki.ca, ttcore::ntp::nts::ALPN)
+        .map_err(|e| Error::failed(e.to_string()))?;
+    let t0 = Instant::now();
+    loop {
+        match ttsys::nts::key_exchange(
+            &ke.to_string(),
+            "127.0.0.1",
+            tls.clone(),
+            Duration::from_secs(3),
+        ) {
+            Ok(e) => return Ok(e),
+            Err(e) if t0.elapsed() > Duration::from_secs(10) => {
+                return Err(Error::failed(format!("NTS-KE with {ke}: {e}")));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Full `sync-rps` report: our master (plain and TrueTime requests, and NTS when `nts` names its
+/// NTS-KE address and the PKI) and chronyd (plain, and NTS with the same PKI).
 pub fn report(
     ours: SocketAddr,
     threads: usize,
     window: usize,
     duration_s: f64,
     chronyd_dir: &Path,
+    nts: Option<(SocketAddr, &ttsys::nts::Pki)>,
 ) -> Result<serde_json::Value, Error> {
-    let load = |addr, truetime| Load {
+    let load = |addr, kind| Load {
         addr,
         threads,
         window,
         duration_s,
-        truetime,
+        kind,
     };
-    let plain = run(&load(ours, false))?;
-    let tt = run(&load(ours, true))?;
+    let nts_kind = |ke| -> Result<Kind, Error> {
+        let pki = nts.map(|n| n.1).ok_or(Error::failed("no PKI"))?;
+        let e = key_exchange(ke, pki)?;
+        Ok(Kind::Nts(Arc::new(nts_requests(&e, 4 * BATCH))))
+    };
+    let plain = run(&load(ours, Kind::Plain))?;
+    let tt = run(&load(ours, Kind::TrueTime))?;
+    let ours_nts = match nts {
+        Some((ke, _)) => Some(run(&load(ours, nts_kind(ke)?))?),
+        None => None,
+    };
     let chrony = match chronyd_path() {
         Some(bin) => {
             let port = crate::lab::free_udp_port()?;
-            match chronyd_server(&bin, chronyd_dir, port) {
+            let ke = crate::lab::free_port()?;
+            match chronyd_server(&bin, chronyd_dir, port, nts.map(|(_, pki)| (pki, ke))) {
                 Ok(c) => {
                     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-                    let r = run(&load(addr, false))?;
+                    let r = run(&load(addr, Kind::Plain))?;
+                    let r_nts = match nts {
+                        Some(_) => {
+                            let ke: SocketAddr =
+                                format!("127.0.0.1:{ke}").parse().expect("address");
+                            Some(nts_kind(ke).and_then(|k| run(&load(addr, k))))
+                        }
+                        None => None,
+                    };
                     drop(c);
-                    Ok(r)
+                    Ok((r, r_nts))
                 }
                 Err(e) => Err(e),
             }
         }
         None => Err(Error::failed("chronyd is not installed")),
     };
+    let chrony_nts = match &chrony {
+        Ok((_, Some(Ok(r)))) => Some(Ok(r.clone())),
+        Ok((_, Some(Err(e)))) => Some(Err(e.to_string())),
+        _ => None,
+    };
+    let chrony = chrony.map(|(r, _)| r);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(json!({
         "transport": "udp",
@@ -217,9 +328,18 @@ pub fn report(
         "chronyd_per_s": chrony.as_ref().ok().map(|r| r.per_s.round()),
         "chronyd_error": chrony.as_ref().err().map(|e| e.to_string()),
         "ratio_to_chronyd": chrony.as_ref().ok().map(|r| (plain.per_s / r.per_s * 100.0).round() / 100.0),
+        "nts_exchanges_per_s": ours_nts.as_ref().map(|r| r.per_s.round()),
+        "nts_ratio_to_plain": ours_nts.as_ref().map(|r| (r.per_s / plain.per_s * 100.0).round() / 100.0),
+        "chronyd_nts_per_s": chrony_nts.as_ref().and_then(|r| r.as_ref().ok()).map(|r| r.per_s.round()),
+        "chronyd_nts_error": chrony_nts.as_ref().and_then(|r| r.as_ref().err()),
+        "nts_ratio_to_chronyd_nts": match (&ours_nts, &chrony_nts) {
+            (Some(o), Some(Ok(c))) => Some((o.per_s / c.per_s * 100.0).round() / 100.0),
+            _ => None,
+        },
         "requests_sent": {
             "ours_plain": plain.sent,
             "ours_truetime": tt.sent,
+            "ours_nts": ours_nts.as_ref().map(|r| r.sent),
             "chronyd": chrony.as_ref().ok().map(|r| r.sent),
         },
         "client_sockets": threads * SOCKETS_PER_THREAD,

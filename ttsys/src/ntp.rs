@@ -263,7 +263,9 @@ impl Source {
             let (Some(keys), Some(c)) = (n.keys.as_ref(), n.cookies.pop()) else {
                 return Err(ExchangeError::Nts("no cookie left".into()));
             };
-            let placeholders = (ttcore::ntp::nts::KE_COOKIES - 1).saturating_sub(n.cookies.len());
+            let placeholders = (ttcore::ntp::nts::KE_COOKIES - 1)
+                .saturating_sub(n.cookies.len())
+                .min(ttcore::ntp::nts::MAX_PLACEHOLDERS);
             ttcore::ntp::nts::protect_request(
                 req,
                 &uid,

@@ -176,6 +176,25 @@ enum Cmd {
     },
     /// Time exchanges per second one master answers over UDP, beside a chronyd server under
     /// the same load in the same run.
+    /// An attacker, as its own process (loopback only), until killed: `relay` forges every
+    /// reply of one master, shifting its time (see bench/src/attack.rs).
+    Attack {
+        /// Where clients send time requests.
+        #[arg(long)]
+        udp_listen: std::net::SocketAddr,
+        /// The master's time service.
+        #[arg(long)]
+        udp_upstream: std::net::SocketAddr,
+        /// Relay NTS-KE from this address ...
+        #[arg(long, requires = "tcp_upstream")]
+        tcp_listen: Option<std::net::SocketAddr>,
+        /// ... to this one (the master's NTS-KE).
+        #[arg(long)]
+        tcp_upstream: Option<std::net::SocketAddr>,
+        /// How much later the forged replies say it is (ms).
+        #[arg(long, allow_negative_numbers = true)]
+        shift_ms: f64,
+    },
     SyncRps {
         /// An existing master's UDP time address; without it a simulated master is started.
         #[arg(long)]
@@ -189,6 +208,10 @@ enum Cmd {
         /// Measured seconds per server and request kind.
         #[arg(long, default_value_t = 5.0)]
         duration: f64,
+        /// Also NTS exchanges (RFC 8915), to our master and to a chronyd NTS server, each after
+        /// a real NTS-KE (a throwaway CA; needs the simulated master, not --addr).
+        #[arg(long, conflicts_with = "addr")]
+        nts: bool,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -204,18 +227,41 @@ fn sibling(name: &str) -> PathBuf {
 }
 
 /// Starts `timemaster run --simulate` on a free port and waits until it is synchronized.
-fn start_master() -> anyhow::Result<(bench::lab::SimulatedMaster, String, tempdir::Dir)> {
+/// A simulated master for `sync-rps`; with `nts`, NTS-KE on a free port with a throwaway CA's
+/// certificate (its address and the PKI returned too).
+type BenchMaster = (
+    bench::lab::SimulatedMaster,
+    String,
+    tempdir::Dir,
+    Option<(std::net::SocketAddr, ttsys::nts::Pki)>,
+);
+
+fn start_master(nts: bool) -> anyhow::Result<BenchMaster> {
     let dir = tempdir::Dir::new()?;
     let bins = sibling("timemaster")
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
-    let m = bench::lab::SimulatedMaster::start(&bins, &dir.0, "bench", |_| {})?;
+    let nts = match nts {
+        true => {
+            let pki = ttsys::nts::throwaway_pki(&dir.0, &["127.0.0.1"])?;
+            let ke: std::net::SocketAddr =
+                format!("127.0.0.1:{}", bench::lab::free_port()?).parse()?;
+            Some((ke, pki))
+        }
+        false => None,
+    };
+    let (n, d) = (nts.clone(), dir.0.clone());
+    let m = bench::lab::SimulatedMaster::start(&bins, &dir.0, "bench", move |c| {
+        c.nts = n.map(|(ke, pki)| {
+            timemaster::config::NtsConfig::new(ke, pki.cert, pki.key, d.join("nts-keys"))
+        });
+    })?;
     m.wait_for(Duration::from_secs(40), |s| {
         ttproto::status_from_wire(s.status).is_trustworthy()
     })?;
     let addr = format!("127.0.0.1:{}", m.port);
-    Ok((m, addr, dir))
+    Ok((m, addr, dir, nts))
 }
 
 mod tempdir {
@@ -406,23 +452,49 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Attack {
+            udp_listen,
+            udp_upstream,
+            tcp_listen,
+            tcp_upstream,
+            shift_ms,
+        } => {
+            let r = bench::attack::Relay {
+                udp_listen,
+                udp_upstream,
+                tcp: tcp_listen.zip(tcp_upstream),
+                shift_ns: (shift_ms * 1e6) as i64,
+            };
+            eprintln!(
+                "ttbench attack: forging {udp_upstream} on {udp_listen}, shift {shift_ms} ms"
+            );
+            bench::attack::relay(&r)?;
+            Ok(())
+        }
         Cmd::SyncRps {
             addr,
             threads,
             window,
             duration,
+            nts,
             json,
         } => {
-            let (_master, addr, dir) = match addr {
-                Some(a) => (None, a.to_string(), tempdir::Dir::new()?),
+            let (_master, addr, dir, nts) = match addr {
+                Some(a) => (None, a.to_string(), tempdir::Dir::new()?, None),
                 None => {
-                    let (m, a, d) = start_master()?;
-                    (Some(m), a, d)
+                    let (m, a, d, n) = start_master(nts)?;
+                    (Some(m), a, d, n)
                 }
             };
             let addr: std::net::SocketAddr = addr.parse().with_context(|| addr.clone())?;
-            let report =
-                bench::sync_rps::report(addr, threads, window, duration, &dir.0.join("chronyd"))?;
+            let report = bench::sync_rps::report(
+                addr,
+                threads,
+                window,
+                duration,
+                &dir.0.join("chronyd"),
+                nts.as_ref().map(|(ke, pki)| (*ke, pki)),
+            )?;
             if json {
                 println!("{report}");
             } else {
@@ -594,6 +666,19 @@ fn print_sync_rps(report: &serde_json::Value, threads: usize, window: usize) {
         window,
         report["cores"]
     );
+    if !report["nts_exchanges_per_s"].is_null() {
+        println!(
+            "NTS: timemaster {} exchanges/s ({}× its plain rate), chronyd {} exchanges/s{} ({}× chronyd's NTS rate)",
+            report["nts_exchanges_per_s"],
+            report["nts_ratio_to_plain"],
+            report["chronyd_nts_per_s"],
+            report["chronyd_nts_error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            report["nts_ratio_to_chronyd_nts"]
+        );
+    }
 }
 
 /// The text form of `ttbench sim`'s result.

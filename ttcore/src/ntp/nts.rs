@@ -36,6 +36,10 @@ pub const UNIQUE_ID_LEN: usize = 32;
 pub const COOKIE_LEN: usize = 4 + NONCE_LEN + TAG_LEN + 2 * KEY_LEN;
 /// Cookies handed out by NTS-KE (RFC 8915 suggests 8).
 pub const KE_COOKIES: usize = 8;
+/// The most placeholders a client puts in one request: with our cookies and the TrueTime
+/// field such a request is 628 bytes, well inside the 1024 a server accepts (after many lost
+/// replies a client refills over several exchanges instead of sending one oversized request).
+pub const MAX_PLACEHOLDERS: usize = 3;
 /// The TLS exporter label (RFC 8915 §5.1).
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-network-time-security";
 /// The ALPN protocol id of NTS-KE.
@@ -780,6 +784,22 @@ mod tests {
         assert_eq!(got.cookies_wanted, 3);
         // The TrueTime field is still there for the time layer (fields before it untouched).
         assert!(Packet::decode(&req).unwrap().tt.is_some());
+        // The largest request a client sends fits what a server accepts.
+        let mut big = tt_request(43);
+        protect_request(
+            &mut big,
+            &uid,
+            &cookie,
+            MAX_PLACEHOLDERS,
+            &keys(),
+            [4; NONCE_LEN],
+        );
+        assert!(
+            big.len() <= crate::ntp::packet::MAX_PACKET_LEN,
+            "{}",
+            big.len()
+        );
+        assert!(Packet::decode(&big).is_ok());
         // A reply: a TrueTime-sized body, then uid + authenticator with three cookies.
         let mut rep = Packet {
             header: Header::client(42),

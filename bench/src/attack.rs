@@ -1,0 +1,178 @@
+//! `ttbench attack`: attackers as separate processes, for the attack tests and for trying a
+//! deployment's defences by hand. Loopback only: every address is the caller's.
+//!
+//! `relay` is an on-path forger. It stands between clients and one master: it forwards requests
+//! to the master, and rewrites every reply's time — the header's receive and transmit stamps and
+//! the TrueTime field's `t2`, `t3` and interleaved `t3` — shifted by `shift`, leaving every other
+//! byte as it was (so the NTS authenticator, which it cannot forge, no longer matches). With a
+//! TCP pair it also relays NTS-KE, byte for byte (it cannot read TLS), so that a client on NTS
+//! goes through it exactly as through a router on the path.
+
+use crate::error::Error;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the forger does.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    /// Where clients send their time requests.
+    pub udp_listen: SocketAddr,
+    /// The master's time service.
+    pub udp_upstream: SocketAddr,
+    /// NTS-KE relayed from the first to the second address, if any.
+    pub tcp: Option<(SocketAddr, SocketAddr)>,
+    /// How much later the forged replies say it is (ns; negative: earlier).
+    pub shift_ns: i64,
+}
+
+/// Shifts a 64-bit NTP timestamp at `b[at..at + 8]` by `ns`.
+fn shift_ntp(b: &mut [u8], at: usize, ns: i64) {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    let v = u64::from_be_bytes(a);
+    let d = ((ns as i128) << 32) / 1_000_000_000;
+    b[at..at + 8].copy_from_slice(&((v as i128 + d) as u64).to_be_bytes());
+}
+
+/// Shifts a big-endian i64 at `b[at..at + 8]` by `ns` (a TrueTime field's nanoseconds).
+fn shift_i64(b: &mut [u8], at: usize, ns: i64) {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    let v = i64::from_be_bytes(a);
+    if v != 0 {
+        b[at..at + 8].copy_from_slice(&v.saturating_add(ns).to_be_bytes());
+    }
+}
+
+/// The forged copy of `reply`: every time in it moved by `ns`, nothing else touched.
+pub fn forge(reply: &[u8], ns: i64) -> Vec<u8> {
+    let mut b = reply.to_vec();
+    if b.len() < 48 {
+        return b;
+    }
+    shift_ntp(&mut b, 32, ns);
+    shift_ntp(&mut b, 40, ns);
+    // The TrueTime reply field, when it is the first field: t2, t3, prev t3 (body offsets 12,
+    // 20 and 44 after the 4-byte field header).
+    if b.len() >= 48 + 88 && b[48..50] == ttcore::ntp::packet::TT_FIELD_TYPE.to_be_bytes() {
+        for off in [12, 20, 44] {
+            shift_i64(&mut b, 48 + 4 + off, ns);
+        }
+    }
+    b
+}
+
+/// Runs the forger until the process is killed.
+pub fn relay(r: &Relay) -> Result<(), Error> {
+    let front = Arc::new(UdpSocket::bind(r.udp_listen)?);
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
+    back.connect(r.udp_upstream)?;
+    // Requests are matched to their clients by their transmit timestamp (the reply's origin).
+    let clients: Arc<Mutex<HashMap<[u8; 8], SocketAddr>>> = Arc::default();
+    {
+        let (front, back, clients, shift) =
+            (front.clone(), back.clone(), clients.clone(), r.shift_ns);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = back.recv(&mut buf) {
+                if n < 48 {
+                    continue;
+                }
+                let key: [u8; 8] = buf[24..32].try_into().expect("8 bytes");
+                let to = clients
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                if let Some(to) = to {
+                    let _ = front.send_to(&forge(&buf[..n], shift), to);
+                }
+            }
+        });
+    }
+    if let Some((listen, upstream)) = r.tcp {
+        let l = TcpListener::bind(listen)?;
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let Ok(u) = TcpStream::connect_timeout(&upstream, Duration::from_secs(2))
+                    else {
+                        return;
+                    };
+                    let (Ok(mut c2), Ok(mut u2)) = (c.try_clone(), u.try_clone()) else {
+                        return;
+                    };
+                    let (mut c, mut u) = (c, u);
+                    let t = std::thread::spawn(move || std::io::copy(&mut c2, &mut u2));
+                    let _ = std::io::copy(&mut u, &mut c);
+                    let _ = c.shutdown(std::net::Shutdown::Both);
+                    let _ = t.join();
+                });
+            }
+        });
+    }
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, from) = front.recv_from(&mut buf)?;
+        if n < 48 {
+            continue;
+        }
+        let key: [u8; 8] = buf[40..48].try_into().expect("8 bytes");
+        {
+            let mut c = clients.lock().unwrap_or_else(|e| e.into_inner());
+            if c.len() > 100_000 {
+                c.clear();
+            }
+            c.insert(key, from);
+        }
+        let _ = back.send(&buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ttcore::ntp::packet::{Header, Mode, Packet, TtField, TtReply};
+
+    #[test]
+    fn forged_replies_carry_shifted_time_and_nothing_else_changed() {
+        let mut h = Header::client(7);
+        h.mode = Mode::Server;
+        h.receive_ts = ttcore::ntp::packet::NtpTimestamp::from_unix_ns_floor(1_000_000_000_000);
+        h.transmit_ts = h.receive_ts;
+        let r = TtReply {
+            status: 1,
+            kind: 1,
+            timescale: 1,
+            next_leap_delta: 0,
+            tai_minus_utc_s: 37,
+            flags: 0,
+            t2_ns: 1_000_000_000_000,
+            t3_ns: 1_000_000_001_000,
+            eps_ns: 500,
+            prev_t2_ns: 0,
+            prev_t3_ns: 0,
+            prev_eps_ns: 0,
+            next_leap_posix_s: 0,
+            id: TtReply::id_from("m"),
+        };
+        let mut b = Vec::new();
+        Packet {
+            header: h,
+            tt: Some(TtField::Reply(r)),
+        }
+        .encode(&mut b);
+        let f = Packet::decode(&forge(&b, 20_000_000)).unwrap();
+        let Some(TtField::Reply(fr)) = f.tt else {
+            panic!("no field")
+        };
+        assert_eq!(fr.t2_ns, r.t2_ns + 20_000_000);
+        assert_eq!(fr.t3_ns, r.t3_ns + 20_000_000);
+        assert_eq!(fr.eps_ns, r.eps_ns);
+        assert_eq!(fr.prev_t3_ns, 0, "an absent stamp stays absent");
+        let shifted = f.header.receive_ts.to_unix_ns_near(1_000_000_000_000);
+        assert!((shifted - 1_000_020_000_000).abs() <= 1, "{shifted}");
+        assert_eq!(f.header.origin_ts, h.origin_ts);
+    }
+}

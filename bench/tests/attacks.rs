@@ -1,0 +1,193 @@
+//! Attacks as real processes. An on-path forger (`ttbench attack`, its own process) stands
+//! between timed and its only master and shifts the time of every reply by 20 ms: it answers
+//! for every master at once, which no vote can outvote.
+//!
+//! - Under NTS the forged replies do not authenticate: timed never hands out an interval built
+//!   on them (0 samples outside the interval) and says why.
+//! - The negative control is the same attack on plain NTP: timed synchronizes to the forged
+//!   time and the checker finds truth outside its intervals — the attack works, which is why
+//!   plain mode is shown as unauthenticated.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use ttcore::ClockStatus;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command, log: &std::path::Path) -> Kill {
+    Kill(
+        ttsys::process::die_with_parent(cmd)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// What timed's page said over `secs`: (trustworthy samples, of them outside truth, statuses).
+fn watch(page: &std::path::Path, secs: f64) -> (u64, u64, Vec<ClockStatus>) {
+    let t0 = Instant::now();
+    let mut reader = None;
+    let (mut ok, mut outside, mut seen) = (0, 0, Vec::new());
+    while t0.elapsed().as_secs_f64() < secs {
+        if reader.is_none() {
+            reader = ttsys::shm::PageReader::open(page).ok();
+        }
+        if let Some(r) = &reader
+            && let Ok(d) = r.read()
+        {
+            let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+            let x = d.read_at(raw);
+            if !seen.contains(&x.status) {
+                seen.push(x.status);
+            }
+            if x.status.is_trustworthy() {
+                ok += 1;
+                if !x.interval.contains(ttcore::Timestamp::from_nanos(truth)) {
+                    outside += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (ok, outside, seen)
+}
+
+#[test]
+fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
+    let bins = bench::lab::binaries(None).unwrap();
+    let ttbench = env!("CARGO_BIN_EXE_ttbench");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The master's certificate names the forger's address too: the client dials the forger
+    // (it is on the path) and TLS still ends at the master.
+    let pki = ttsys::nts::throwaway_pki(d, &["127.0.0.1", "127.0.0.2"]).unwrap();
+    let ke = bench::lab::free_port().unwrap();
+    let (p, c) = (pki.clone(), d.to_path_buf());
+    let master = bench::lab::SimulatedMaster::start(&bins, &d.join("m"), "m", move |cfg| {
+        cfg.nts = Some(timemaster::config::NtsConfig::new(
+            ([127, 0, 0, 1], ke).into(),
+            p.cert,
+            p.key,
+            c.join("nts-keys"),
+        ));
+    })
+    .unwrap();
+    master
+        .wait_for(Duration::from_secs(40), |s| {
+            ttproto::status_from_wire(s.status).is_trustworthy()
+        })
+        .unwrap();
+    let port = master.port;
+    // The forger, on 127.0.0.2 with the master's port numbers.
+    let _forger = spawn(
+        Command::new(ttbench).args([
+            "attack",
+            "--udp-listen",
+            &format!("127.0.0.2:{port}"),
+            "--udp-upstream",
+            &format!("127.0.0.1:{port}"),
+            "--tcp-listen",
+            &format!("127.0.0.2:{ke}"),
+            "--tcp-upstream",
+            &format!("127.0.0.1:{ke}"),
+            "--shift-ms",
+            "20",
+        ]),
+        &d.join("forger.log"),
+    );
+    let run_timed = |name: &str, nts: bool| -> (u64, u64, Vec<ClockStatus>, String) {
+        let page = d.join(format!("{name}.page"));
+        let mut m = timed::config::MasterConfig::new(&format!("127.0.0.2:{port}"));
+        if nts {
+            m = m.with_nts(&format!("127.0.0.2:{ke}"));
+        }
+        let listen: std::net::SocketAddr =
+            ([127, 0, 0, 1], bench::lab::free_port().unwrap()).into();
+        let cfg = timed::config::Config {
+            listen,
+            shm_path: page.clone(),
+            nts_trusted_certs: nts.then(|| pki.ca.clone()),
+            vmclock: d.join("no-vmclock"),
+            ..timed::config::Config::new(vec![m])
+        };
+        let path = d.join(format!("{name}.toml"));
+        std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+        let log = d.join(format!("{name}.log"));
+        let t = spawn(
+            Command::new(bins.join("timed"))
+                .args(["run", "-c"])
+                .arg(&path),
+            &log,
+        );
+        // Watch the page for 12 s; every 2 s ask why, as `ttctl status` shows it (the
+        // master's reason and authentication).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (mut ok, mut outside, mut seen, mut why) = (0, 0, Vec::new(), Vec::new());
+        for _ in 0..6 {
+            let r = watch(&page, 2.0);
+            ok += r.0;
+            outside += r.1;
+            for s in r.2 {
+                if !seen.contains(&s) {
+                    seen.push(s);
+                }
+            }
+            why.extend(rt.block_on(async {
+                let mut c = ttproto::v1::time_daemon_client::TimeDaemonClient::connect(format!(
+                    "http://{listen}"
+                ))
+                .await
+                .ok()?;
+                let s = c
+                    .status(ttproto::v1::StatusRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                s.masters
+                    .first()
+                    .map(|m| format!("{} ({})", m.reason, m.auth))
+            }));
+        }
+        drop(t);
+        (ok, outside, seen, why.join(" | "))
+    };
+
+    let (ok, outside, seen, why) = run_timed("nts", true);
+    eprintln!(
+        "NTS behind the forger: {ok} trustworthy samples, {outside} outside truth, statuses {seen:?}; status: {why}"
+    );
+    assert_eq!(outside, 0, "a forged interval was handed out under NTS");
+    assert_eq!(
+        ok, 0,
+        "timed trusted a master it could not authenticate: {seen:?}"
+    );
+    assert!(
+        why.contains("NTS") && why.contains("(nts)"),
+        "the status does not say why: {why:?}"
+    );
+
+    // Negative control: the same forger against plain NTP succeeds.
+    let (ok, outside, seen, why) = run_timed("plain", false);
+    eprintln!(
+        "plain behind the forger: {ok} trustworthy samples, {outside} outside truth, statuses {seen:?}; status: {why}"
+    );
+    assert!(
+        why.contains("(none)"),
+        "plain is shown as unauthenticated: {why:?}"
+    );
+    assert!(
+        outside > 0,
+        "negative control: the forger should move plain NTP's intervals off truth ({ok} samples, {seen:?})"
+    );
+}
