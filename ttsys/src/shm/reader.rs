@@ -225,14 +225,24 @@ pub struct PageReader {
 }
 
 impl PageReader {
-    /// Maps the page at `path` read-only after checking magic, version and size.
+    /// Maps the page at `path` read-only after checking its mode, magic, version and size. A
+    /// page that group or others may write is refused: anyone could have written it, not only
+    /// timed (which creates it 0644).
     pub fn open(path: &Path) -> Result<PageReader, ShmError> {
+        use std::os::unix::fs::PermissionsExt;
         let f = File::open(path).map_err(io(path))?;
-        let len = f.metadata().map_err(io(path))?.len() as usize;
+        let meta = f.metadata().map_err(io(path))?;
+        let len = meta.len() as usize;
         let fmt = |what: String| ShmError::Format {
             path: path.display().to_string(),
             what,
         };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(fmt(format!(
+                "mode {mode:04o}: group or others may write it, so timed is not its only writer"
+            )));
+        }
         if len < PAGE_SIZE {
             return Err(fmt(format!("file is {len} bytes, a page is {PAGE_SIZE}")));
         }

@@ -106,6 +106,61 @@ fn bad_pages_are_refused() {
     // A writer refuses nothing: it replaces junk with a fresh page.
     PageWriter::open(&junk).unwrap();
     assert!(PageReader::open(&junk).is_ok());
+    // A valid page that others may write is not trusted to be timed's.
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = PageReader::open(&junk).err().unwrap().to_string();
+    assert!(e.contains("0666"), "{e}");
+}
+
+/// An unprivileged local user (here `nobody`) can read timed's page but cannot write, truncate,
+/// replace or remove it: the file is 0644 and its directory 0755, both root's. The negative
+/// control opens the file to everyone: the same user then can write it — and readers refuse it.
+#[test]
+#[ignore = "needs root (to act as another, unprivileged user)"]
+fn an_unprivileged_user_cannot_write_or_replace_the_page() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let page = dir.path().join("page");
+    PageWriter::open(&page).unwrap();
+    let p = page.display().to_string();
+    let d = dir.path().display().to_string();
+    let as_nobody = |script: &str| -> bool {
+        std::process::Command::new("sh")
+            .args(["-c", script])
+            .uid(65534)
+            .gid(65534)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(
+        as_nobody(&format!("cat {p} > /dev/null")),
+        "a reader can read"
+    );
+    for (what, script) in [
+        ("write", format!("printf x >> {p}")),
+        ("truncate", format!(": > {p}")),
+        ("remove", format!("rm -f {p}")),
+        (
+            "replace",
+            format!("printf x > {d}/new && mv -f {d}/new {p}"),
+        ),
+        ("symlink over", format!("ln -sf /tmp/x {p}")),
+    ] {
+        assert!(
+            !as_nobody(&script),
+            "an unprivileged user could {what} the page"
+        );
+    }
+    assert!(PageReader::open(&page).is_ok(), "the page is intact");
+    // Negative control: a page anyone may write is written by anyone, and refused by readers.
+    std::fs::set_permissions(&page, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(as_nobody(&format!(
+        "printf x | dd of={p} bs=1 seek=100 conv=notrunc 2>/dev/null"
+    )));
+    assert!(PageReader::open(&page).is_err());
 }
 
 use proptest::prelude::*;
