@@ -130,6 +130,113 @@ pub fn relay(r: &Relay) -> Result<(), Error> {
     }
 }
 
+/// What the flooder sends, for how long.
+#[derive(Clone, Debug)]
+pub struct Flood {
+    /// Garbage and malformed NTP at this UDP time service.
+    pub udp: Option<SocketAddr>,
+    /// NTS-KE handshakes (complete ones, trusting `ca`) and idle connections at this server.
+    pub ke: Option<(SocketAddr, std::path::PathBuf)>,
+    /// How long (s).
+    pub seconds: f64,
+}
+
+/// Counts of what a flood sent.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Flooded {
+    /// UDP datagrams sent.
+    pub datagrams: u64,
+    /// NTS-KE handshakes completed.
+    pub handshakes: u64,
+    /// NTS-KE attempts that failed or were shed.
+    pub handshakes_failed: u64,
+    /// Idle connections opened (and held until they were closed or the flood ended).
+    pub idle_connections: u64,
+}
+
+/// Floods until `seconds` have passed; every loop is bounded by that deadline.
+pub fn flood(f: &Flood) -> Result<Flooded, Error> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(f.seconds);
+    let (dg, hs, hf, idle) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut threads = Vec::new();
+    if let Some(to) = f.udp {
+        let dg = dg.clone();
+        let sock = UdpSocket::bind("127.0.0.1:0")?;
+        threads.push(std::thread::spawn(move || {
+            let mut x = ttsys::clock::raw_ns() as u64 | 1;
+            let mut buf = [0u8; 1100];
+            while std::time::Instant::now() < deadline {
+                for _ in 0..256 {
+                    // xorshift: lengths and bytes all over, a valid-looking header a third of
+                    // the time so the packet parser, not only the length check, is exercised.
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let len = (x % 1100) as usize;
+                    for (i, b) in buf[..len].iter_mut().enumerate() {
+                        *b = (x >> (i % 57)) as u8 ^ i as u8;
+                    }
+                    if len >= 48 && x % 3 == 0 {
+                        buf[0] = 0x23;
+                    }
+                    if sock.send_to(&buf[..len], to).is_ok() {
+                        dg.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    if let Some((ke, ca)) = &f.ke {
+        let tls = ttsys::nts::client_config(ca, ttcore::ntp::nts::ALPN)
+            .map_err(|e| Error::failed(e.to_string()))?;
+        for _ in 0..2 {
+            let (hs, hf, tls, ke) = (hs.clone(), hf.clone(), tls.clone(), *ke);
+            threads.push(std::thread::spawn(move || {
+                while std::time::Instant::now() < deadline {
+                    match ttsys::nts::key_exchange(
+                        &ke.to_string(),
+                        "127.0.0.1",
+                        tls.clone(),
+                        Duration::from_secs(1),
+                    ) {
+                        Ok(_) => hs.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => hf.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }));
+        }
+        let (idle, ke) = (idle.clone(), *ke);
+        threads.push(std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while std::time::Instant::now() < deadline {
+                if held.len() < 400
+                    && let Ok(c) = TcpStream::connect_timeout(&ke, Duration::from_millis(200))
+                {
+                    idle.fetch_add(1, Ordering::Relaxed);
+                    held.push(c);
+                } else {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(Flooded {
+        datagrams: dg.load(Ordering::Relaxed),
+        handshakes: hs.load(Ordering::Relaxed),
+        handshakes_failed: hf.load(Ordering::Relaxed),
+        idle_connections: idle.load(Ordering::Relaxed),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -191,3 +191,103 @@ fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
         "negative control: the forger should move plain NTP's intervals off truth ({ok} samples, {seen:?})"
     );
 }
+
+/// Honest NTS exchanges with a master: one every 100 ms for `secs`; (exchanges, answered,
+/// median half-width of the answered samples in ns).
+fn honest(src: &mut ttsys::ntp::Source, secs: f64) -> (u32, u32, i64) {
+    let t0 = Instant::now();
+    let (mut n, mut ok, mut radii) = (0, 0, Vec::new());
+    while t0.elapsed().as_secs_f64() < secs {
+        n += 1;
+        let b = src.burst(
+            1,
+            Duration::from_millis(500),
+            ttcore::Rate::from_ppm(500),
+            &|r| r,
+        );
+        if let Some(s) = b.samples.iter().min_by_key(|s| s.m.bounds.radius()) {
+            ok += 1;
+            radii.push(s.m.bounds.radius().as_nanos());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    radii.sort();
+    (n, ok, radii.get(radii.len() / 2).copied().unwrap_or(-1))
+}
+
+/// A flood from its own process — random garbage and malformed NTP at the time service, two
+/// threads of complete NTS-KE handshakes and 400 idle connections at NTS-KE — while an honest
+/// NTS client keeps asking. The master keeps answering it (the time service has its own
+/// threads; NTS-KE caps its sessions and their duration), and says what it shed.
+#[test]
+fn a_flooded_master_keeps_serving_honest_nts_clients() {
+    let bins = bench::lab::binaries(None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = ttsys::nts::throwaway_pki(d, &["127.0.0.1"]).unwrap();
+    let ke = bench::lab::free_port().unwrap();
+    let (p, c) = (pki.clone(), d.to_path_buf());
+    let master = bench::lab::SimulatedMaster::start(&bins, &d.join("m"), "m", move |cfg| {
+        cfg.nts = Some(timemaster::config::NtsConfig::new(
+            ([127, 0, 0, 1], ke).into(),
+            p.cert,
+            p.key,
+            c.join("nts-keys"),
+        ));
+    })
+    .unwrap();
+    master
+        .wait_for(Duration::from_secs(40), |s| {
+            ttproto::status_from_wire(s.status).is_trustworthy()
+        })
+        .unwrap();
+    let tls = ttsys::nts::client_config(&pki.ca, ttcore::ntp::nts::ALPN).unwrap();
+    let mut src = ttsys::ntp::Source::new(&format!("127.0.0.1:{}", master.port)).with_nts(
+        ttsys::ntp::NtsSource::new(&format!("127.0.0.1:{ke}"), "127.0.0.1", tls),
+    );
+    let before = honest(&mut src, 3.0);
+    let flood = Command::new(env!("CARGO_BIN_EXE_ttbench"))
+        .args(["flood", "--udp", &format!("127.0.0.1:{}", master.port)])
+        .args(["--ke", &format!("127.0.0.1:{ke}"), "--ca"])
+        .arg(&pki.ca)
+        .args(["--seconds", "8"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = honest(&mut src, 6.0);
+    let out = flood.wait_with_output().unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = rt.block_on(master.status()).unwrap().transfer.unwrap();
+    eprintln!(
+        "honest NTS client: before {}/{} answered, median radius {} ns; during the flood {}/{} \
+         answered, median radius {} ns; flood sent {sent}; master: {} malformed dropped, NTS-KE \
+         {} ok, {} failed, {} shed",
+        before.1,
+        before.0,
+        before.2,
+        during.1,
+        during.0,
+        during.2,
+        t.malformed,
+        t.nts_ke_ok,
+        t.nts_ke_failed,
+        t.nts_ke_shed
+    );
+    // The flood happened, and the master saw it.
+    assert!(sent["datagrams"].as_u64().unwrap_or(0) > 10_000, "{sent}");
+    assert!(sent["handshakes"].as_u64().unwrap_or(0) > 10, "{sent}");
+    assert!(t.malformed > 1_000, "{t:?}");
+    // And the honest client was still served: at least 8 in 10 exchanges answered.
+    assert!(
+        during.1 * 10 >= during.0 * 8,
+        "the honest client lost {} of {} exchanges during the flood",
+        during.0 - during.1,
+        during.0
+    );
+}

@@ -195,6 +195,23 @@ enum Cmd {
         #[arg(long, allow_negative_numbers = true)]
         shift_ms: f64,
     },
+    /// A flooder, as its own process (loopback only), for `seconds`: garbage at a UDP time
+    /// service and/or complete NTS-KE handshakes plus idle connections at an NTS-KE server.
+    /// Prints what it sent as one JSON object.
+    Flood {
+        /// UDP time service to send garbage and malformed NTP to.
+        #[arg(long)]
+        udp: Option<std::net::SocketAddr>,
+        /// NTS-KE server to flood with handshakes (needs --ca).
+        #[arg(long, requires = "ca")]
+        ke: Option<std::net::SocketAddr>,
+        /// The CA that issued the NTS-KE server's certificate.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// How long (s).
+        #[arg(long)]
+        seconds: f64,
+    },
     SyncRps {
         /// An existing master's UDP time address; without it a simulated master is started.
         #[arg(long)]
@@ -469,6 +486,20 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 "ttbench attack: forging {udp_upstream} on {udp_listen}, shift {shift_ms} ms"
             );
             bench::attack::relay(&r)?;
+            Ok(())
+        }
+        Cmd::Flood {
+            udp,
+            ke,
+            ca,
+            seconds,
+        } => {
+            let r = bench::attack::flood(&bench::attack::Flood {
+                udp,
+                ke: ke.zip(ca),
+                seconds,
+            })?;
+            println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
         Cmd::SyncRps {
