@@ -60,18 +60,17 @@ fn watch(page: &std::path::Path, secs: f64) -> (u64, u64, Vec<ClockStatus>) {
     (ok, outside, seen)
 }
 
-#[test]
-fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
-    let bins = bench::lab::binaries(None).unwrap();
-    let ttbench = env!("CARGO_BIN_EXE_ttbench");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // The master's certificate names the forger's address too: the client dials the forger
-    // (it is on the path) and TLS still ends at the master.
-    let pki = ttsys::nts::throwaway_pki(d, &["127.0.0.1", "127.0.0.2"]).unwrap();
+/// A synchronized simulated master in `d` serving NTS, its certificate naming `names`: the
+/// master, the PKI, and its NTS-KE port.
+fn nts_master(
+    bins: &std::path::Path,
+    d: &std::path::Path,
+    names: &[&str],
+) -> (bench::lab::SimulatedMaster, ttsys::nts::Pki, u16) {
+    let pki = ttsys::nts::throwaway_pki(d, names).unwrap();
     let ke = bench::lab::free_port().unwrap();
     let (p, c) = (pki.clone(), d.to_path_buf());
-    let master = bench::lab::SimulatedMaster::start(&bins, &d.join("m"), "m", move |cfg| {
+    let master = bench::lab::SimulatedMaster::start(bins, &d.join("m"), "m", move |cfg| {
         cfg.nts = Some(timemaster::config::NtsConfig::new(
             ([127, 0, 0, 1], ke).into(),
             p.cert,
@@ -85,6 +84,18 @@ fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
             ttproto::status_from_wire(s.status).is_trustworthy()
         })
         .unwrap();
+    (master, pki, ke)
+}
+
+#[test]
+fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
+    let bins = bench::lab::binaries(None).unwrap();
+    let ttbench = env!("CARGO_BIN_EXE_ttbench");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The master's certificate names the forger's address too: the client dials the forger
+    // (it is on the path) and TLS still ends at the master.
+    let (master, pki, ke) = nts_master(&bins, d, &["127.0.0.1", "127.0.0.2"]);
     let port = master.port;
     // The forger, on 127.0.0.2 with the master's port numbers.
     let _forger = spawn(
@@ -223,24 +234,7 @@ fn honest(src: &mut ttsys::ntp::Source, secs: f64) -> (u32, u32, i64) {
 fn a_flooded_master_keeps_serving_honest_nts_clients() {
     let bins = bench::lab::binaries(None).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let pki = ttsys::nts::throwaway_pki(d, &["127.0.0.1"]).unwrap();
-    let ke = bench::lab::free_port().unwrap();
-    let (p, c) = (pki.clone(), d.to_path_buf());
-    let master = bench::lab::SimulatedMaster::start(&bins, &d.join("m"), "m", move |cfg| {
-        cfg.nts = Some(timemaster::config::NtsConfig::new(
-            ([127, 0, 0, 1], ke).into(),
-            p.cert,
-            p.key,
-            c.join("nts-keys"),
-        ));
-    })
-    .unwrap();
-    master
-        .wait_for(Duration::from_secs(40), |s| {
-            ttproto::status_from_wire(s.status).is_trustworthy()
-        })
-        .unwrap();
+    let (master, pki, ke) = nts_master(&bins, dir.path(), &["127.0.0.1"]);
     let tls = ttsys::nts::client_config(&pki.ca, ttcore::ntp::nts::ALPN).unwrap();
     let mut src = ttsys::ntp::Source::new(&format!("127.0.0.1:{}", master.port)).with_nts(
         ttsys::ntp::NtsSource::new(&format!("127.0.0.1:{ke}"), "127.0.0.1", tls),

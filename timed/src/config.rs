@@ -244,22 +244,11 @@ impl Config {
                 format!("{:?} is not host:port", m.addr),
             ));
         }
-        if let Some(i) = self.masters.iter().position(|m| {
-            m.nts_ke
-                .as_deref()
-                .is_some_and(|k| !ttsys::config::valid_host_port(k))
-        }) {
-            return Err(InvalidKey::new(
-                format!("master[{i}].nts-ke"),
-                "not host:port",
-            ));
-        }
-        if self.masters.iter().any(|m| m.nts_ke.is_some()) && self.nts_trusted_certs.is_none() {
-            return bad(
-                "nts-trusted-certs",
-                "a master with nts-ke needs the CA certificates to trust",
-            );
-        }
+        ttsys::config::check_nts_sources(
+            "master",
+            self.masters.iter().map(|m| m.nts_ke.as_deref()),
+            self.nts_trusted_certs.is_some(),
+        )?;
         if !(1..=16).contains(&self.burst) {
             return bad("burst", "must be in 1..=16");
         }

@@ -441,22 +441,11 @@ impl Config {
                 return bad("nts.keep-keys", "must be in 1..=100");
             }
         }
-        if let Some(i) = self.peers.iter().position(|p| {
-            p.nts_ke
-                .as_deref()
-                .is_some_and(|k| !ttsys::config::valid_host_port(k))
-        }) {
-            return Err(InvalidKey::new(
-                format!("peer[{i}].nts-ke"),
-                "not host:port",
-            ));
-        }
-        if self.peers.iter().any(|p| p.nts_ke.is_some()) && self.nts_trusted_certs.is_none() {
-            return bad(
-                "nts-trusted-certs",
-                "a peer with nts-ke needs the CA certificates to trust",
-            );
-        }
+        ttsys::config::check_nts_sources(
+            "peer",
+            self.peers.iter().map(|p| p.nts_ke.as_deref()),
+            self.nts_trusted_certs.is_some(),
+        )?;
         if self.ntp_threads == Some(0) || self.ntp_threads.is_some_and(|n| n > 64) {
             return bad("ntp-threads", "must be in 1..=64");
         }

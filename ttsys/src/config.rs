@@ -143,6 +143,33 @@ pub fn line_of(src: &str, key: &str) -> Option<usize> {
     None
 }
 
+/// The NTS keys of a list of sources (`table`, e.g. `master`, with each entry's `nts-ke`): each
+/// must be `host:port`, and any at all needs `nts-trusted-certs`.
+pub fn check_nts_sources<'a>(
+    table: &str,
+    nts_ke: impl Iterator<Item = Option<&'a str>>,
+    trusted_certs: bool,
+) -> Result<(), InvalidKey> {
+    let mut any = false;
+    for (i, k) in nts_ke.enumerate() {
+        let Some(k) = k else { continue };
+        if !valid_host_port(k) {
+            return Err(InvalidKey::new(
+                format!("{table}[{i}].nts-ke"),
+                format!("{k:?} is not host:port"),
+            ));
+        }
+        any = true;
+    }
+    if any && !trusted_certs {
+        return Err(InvalidKey::new(
+            "nts-trusted-certs",
+            format!("a {table} with nts-ke needs the CA certificates to trust"),
+        ));
+    }
+    Ok(())
+}
+
 /// `host:port` with a non-zero numeric port (the host is resolved at run time).
 pub fn valid_host_port(s: &str) -> bool {
     s.rsplit_once(':')
