@@ -19,6 +19,11 @@ fn validate_accepts_the_shipped_config_and_names_the_bad_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    let shipped_cfg = timed::config::Config::load(std::path::Path::new(shipped)).unwrap();
+    assert!(
+        shipped_cfg.masters.iter().all(|m| m.nts_ke.is_some()),
+        "the example uses NTS for every master"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
