@@ -209,6 +209,7 @@ mod tests {
         t.holdover_after_ms = Some(1);
         t.void_after_ms = Some(1);
         t.max_liars = Some(1);
+        t.nts_trusted_certs = Some("/x".into());
         let serialized: Vec<String> = as_table(&t).keys().cloned().collect();
         let mut documented: Vec<String> = fields(TIMED_SRC, "Config")
             .into_iter()
