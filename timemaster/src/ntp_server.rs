@@ -134,21 +134,8 @@ pub type NtsServe = (
 /// NTS fields after a TrueTime reply to one of our clients (32-byte unique identifier), by the
 /// number of cookies it carries: where in an error-queue frame the TrueTime reply starts.
 fn nts_suffixes() -> impl Iterator<Item = usize> {
-    (0..=ttcore::ntp::nts::KE_COOKIES).map(|k| {
-        if k == 0 {
-            0
-        } else {
-            ttcore::ntp::nts::Request {
-                unique_id: vec![0; ttcore::ntp::nts::UNIQUE_ID_LEN],
-                keys: ttcore::ntp::nts::Keys {
-                    c2s: [0; 32],
-                    s2c: [0; 32],
-                },
-                cookies_wanted: k,
-            }
-            .reply_overhead()
-        }
-    })
+    use ttcore::ntp::nts::{KE_COOKIES, UNIQUE_ID_LEN, reply_overhead};
+    std::iter::once(0).chain((1..=KE_COOKIES).map(|k| reply_overhead(UNIQUE_ID_LEN, k)))
 }
 
 /// Serves until `stop`: one thread's loop over its socket.

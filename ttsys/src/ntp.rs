@@ -258,8 +258,9 @@ impl Source {
         self.client.request(cookie, req);
         // NTS: the request's fields after ours, one cookie spent and placeholders for as many
         // as it takes to hold eight again.
-        let uid: [u8; ttcore::ntp::nts::UNIQUE_ID_LEN] = crate::random::bytes();
+        let mut uid = [0u8; ttcore::ntp::nts::UNIQUE_ID_LEN];
         if let Some(n) = self.nts.as_mut() {
+            uid = crate::random::bytes();
             let (Some(keys), Some(c)) = (n.keys.as_ref(), n.cookies.pop()) else {
                 return Err(ExchangeError::Nts("no cookie left".into()));
             };

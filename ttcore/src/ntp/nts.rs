@@ -242,7 +242,7 @@ fn put_authenticator(out: &mut Vec<u8>, key: &[u8; KEY_LEN], nonce: [u8; NONCE_L
 }
 
 /// The length of an authenticator field carrying `plain_len` bytes of plaintext.
-fn authenticator_len(plain_len: usize) -> usize {
+const fn authenticator_len(plain_len: usize) -> usize {
     4 + 4 + NONCE_LEN + (TAG_LEN + plain_len).div_ceil(4) * 4
 }
 
@@ -330,9 +330,14 @@ pub struct Request {
 impl Request {
     /// Bytes [`protect_reply`] adds after the reply's own fields.
     pub fn reply_overhead(&self) -> usize {
-        4 + self.unique_id.len().div_ceil(4) * 4
-            + authenticator_len(self.cookies_wanted * (4 + COOKIE_LEN))
+        reply_overhead(self.unique_id.len(), self.cookies_wanted)
     }
+}
+
+/// Bytes [`protect_reply`] adds to a reply for a unique identifier of `unique_id_len` bytes
+/// and `cookies` of our cookies.
+pub const fn reply_overhead(unique_id_len: usize, cookies: usize) -> usize {
+    4 + unique_id_len.div_ceil(4) * 4 + authenticator_len(cookies * (4 + COOKIE_LEN))
 }
 
 /// Server: the outcome of reading a request's NTS fields.
