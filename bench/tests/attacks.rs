@@ -237,7 +237,7 @@ fn a_flooded_master_keeps_serving_honest_nts_clients() {
     let (master, pki, ke) = nts_master(&bins, dir.path(), &["127.0.0.1"]);
     let tls = ttsys::nts::client_config(&pki.ca, ttcore::ntp::nts::ALPN).unwrap();
     let mut src = ttsys::ntp::Source::new(&format!("127.0.0.1:{}", master.port)).with_nts(
-        ttsys::ntp::NtsSource::new(&format!("127.0.0.1:{ke}"), "127.0.0.1", tls),
+        ttsys::ntp::NtsSource::new(&format!("127.0.0.1:{ke}"), None, tls),
     );
     let before = honest(&mut src, 3.0);
     let flood = Command::new(env!("CARGO_BIN_EXE_ttbench"))

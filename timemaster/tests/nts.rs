@@ -47,7 +47,7 @@ fn nts_source(m: &NtsMaster, ca: &std::path::Path) -> Source {
     let tls = ttsys::nts::client_config(ca, ttcore::ntp::nts::ALPN).unwrap();
     Source::new(&format!("127.0.0.1:{}", m.ntp)).with_nts(NtsSource::new(
         &format!("127.0.0.1:{}", m.ke),
-        "127.0.0.1",
+        Some("127.0.0.1"),
         tls,
     ))
 }

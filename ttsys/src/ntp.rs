@@ -82,22 +82,27 @@ impl std::fmt::Debug for NtsSource {
 }
 
 impl NtsSource {
-    /// NTS through the NTS-KE server at `ke_addr`, whose certificate names `server_name`, trusted
-    /// through `tls`.
+    /// NTS through the NTS-KE server at `ke_addr`, whose certificate names `server_name`
+    /// (default: the host of `ke_addr`), trusted through `tls`.
     pub fn new(
         ke_addr: &str,
-        server_name: &str,
+        server_name: Option<&str>,
         tls: std::sync::Arc<rustls::ClientConfig>,
     ) -> Self {
         NtsSource {
             ke_addr: ke_addr.into(),
-            server_name: server_name.into(),
+            server_name: server_name.unwrap_or(host_of(ke_addr)).into(),
             tls,
             keys: None,
             cookies: Vec::new(),
             key_exchanges: 0,
         }
     }
+}
+
+/// The host of `host:port` (all of it when there is no port).
+fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h)
 }
 
 /// How long an NTS-KE may take.
@@ -155,11 +160,10 @@ impl Source {
         n.keys = Some(e.keys);
         n.cookies = e.agreed.cookies;
         if e.agreed.server.is_some() || e.agreed.port.is_some() {
-            let host = e.agreed.server.unwrap_or_else(|| {
-                n.ke_addr
-                    .rsplit_once(':')
-                    .map_or(n.ke_addr.clone(), |(h, _)| h.to_string())
-            });
+            let host = e
+                .agreed
+                .server
+                .unwrap_or_else(|| host_of(&n.ke_addr).to_string());
             let target = format!("{host}:{}", e.agreed.port.unwrap_or(123));
             if target != self.target {
                 self.target = target;

@@ -162,11 +162,11 @@ pub(super) fn sources_of(state: &State) -> Vec<Source> {
         .map(|m| {
             let src = Source::new(&m.addr);
             match (&m.nts_ke, &state.nts_tls) {
-                (Some(ke), Some(tls)) => {
-                    let host = ke.rsplit_once(':').map_or(ke.as_str(), |(h, _)| h);
-                    let name = m.nts_server_name.as_deref().unwrap_or(host);
-                    src.with_nts(ttsys::ntp::NtsSource::new(ke, name, tls.clone()))
-                }
+                (Some(ke), Some(tls)) => src.with_nts(ttsys::ntp::NtsSource::new(
+                    ke,
+                    m.nts_server_name.as_deref(),
+                    tls.clone(),
+                )),
                 _ => src,
             }
         })

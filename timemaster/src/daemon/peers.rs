@@ -50,11 +50,9 @@ pub(super) fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
         .map(|p| {
             let src = ttsys::ntp::Source::new(&p.addr);
             match (&p.nts_ke, &shared.peer_tls) {
-                (Some(ke), Some(tls)) => src.with_nts(ttsys::ntp::NtsSource::new(
-                    ke,
-                    ke.rsplit_once(':').map_or(ke.as_str(), |(h, _)| h),
-                    tls.clone(),
-                )),
+                (Some(ke), Some(tls)) => {
+                    src.with_nts(ttsys::ntp::NtsSource::new(ke, None, tls.clone()))
+                }
                 _ => src,
             }
         })
