@@ -101,8 +101,11 @@ impl NtsSource {
 }
 
 /// The host of `host:port` (all of it when there is no port).
-fn host_of(addr: &str) -> &str {
-    addr.rsplit_once(':').map_or(addr, |(h, _)| h)
+pub(crate) fn host_of(addr: &str) -> &str {
+    let h = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    h.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(h)
 }
 
 /// How long an NTS-KE may take.
