@@ -10,6 +10,7 @@ use std::fmt::Write;
 
 const TIMED_SRC: &str = include_str!("../../timed/src/config.rs");
 const TIMEMASTER_SRC: &str = include_str!("../../timemaster/src/config.rs");
+const MGMT_SRC: &str = include_str!("../../ttsys/src/mgmt.rs");
 
 /// One field of a config struct, as its source declares it.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +190,13 @@ pub fn markdown() -> String {
         "`[nts]` (NTS for the time served)",
         &fields(TIMEMASTER_SRC, "NtsConfig"),
         &nts,
+    );
+    out.push_str("## both daemons\n\n");
+    table(
+        &mut out,
+        "`[management]` (the gRPC listener: TLS and the token for state-changing calls)",
+        &fields(MGMT_SRC, "ManagementConfig"),
+        &toml::Table::new(),
     );
     out.push_str(
         "`pps` is `{ source = \"sock\", path = … }` (gpsd/chrony SOCK datagrams), `{ source = \"kernel\", device = \"/dev/ppsN\" }` or `{ source = \"gpio\", chip = \"/dev/gpiochipN\", line = N }`. `lock-line` is `{ source = \"gpio\", chip, line, active-low }` or `{ source = \"file\", path }` (a file holding 0 or 1).\n",

@@ -125,6 +125,10 @@ pub struct Config {
     pub vmclock: PathBuf,
     /// PEM file of the CA certificates trusted for masters' NTS-KE.
     pub nts_trusted_certs: Option<PathBuf>,
+    /// How the gRPC listener is locked: TLS (required beyond loopback) and the token that
+    /// SetClockKnob needs.
+    #[serde(default)]
+    pub management: ttsys::mgmt::ManagementConfig,
     /// Masters.
     #[serde(rename = "master")]
     pub masters: Vec<MasterConfig>,
@@ -152,6 +156,7 @@ impl Config {
             allow_test_knob: false,
             vmclock: default_vmclock(),
             nts_trusted_certs: None,
+            management: Default::default(),
             masters,
         }
     }
@@ -215,6 +220,7 @@ impl Config {
     /// The core's parameters, or (key, why).
     pub fn host_params(&self) -> Result<HostParams, InvalidKey> {
         let bad = |k: &str, m: &str| Err(InvalidKey::new(k, m));
+        self.management.check_key(self.listen)?;
         if self.masters.is_empty() {
             return bad(
                 "master",

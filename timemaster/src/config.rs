@@ -269,6 +269,10 @@ pub struct Config {
     pub nts: Option<NtsConfig>,
     /// PEM file of the CA certificates trusted for peers' NTS-KE.
     pub nts_trusted_certs: Option<PathBuf>,
+    /// How the gRPC listener is locked: TLS (required beyond loopback), optionally mutual, and
+    /// the token any future state-changing call will need (every current call is a read).
+    #[serde(default)]
+    pub management: ttsys::mgmt::ManagementConfig,
 }
 
 fn default_max_eps() -> i64 {
@@ -352,6 +356,7 @@ impl Config {
             peers: Vec::new(),
             nts: None,
             nts_trusted_certs: None,
+            management: Default::default(),
         }
     }
 
@@ -384,6 +389,7 @@ impl Config {
     // parameters: splitting it would scatter the rules.
     pub fn params(&self) -> Result<MasterParams, InvalidKey> {
         let bad = |k: &str, m: &str| Err(InvalidKey::new(k, m));
+        self.management.check_key(self.listen)?;
         if self.id.is_empty() {
             return bad("id", "must not be empty");
         }

@@ -18,6 +18,10 @@ fn the_shipped_master_configs_validate_and_use_nts() {
         let c = timemaster::config::Config::load(std::path::Path::new(&path)).unwrap();
         assert!(c.nts.is_some(), "{name} serves NTS");
         assert!(
+            c.management.certificate.is_some(),
+            "{name}: gRPC beyond loopback serves TLS"
+        );
+        assert!(
             c.peers.iter().all(|p| p.nts_ke.is_some()),
             "{name}: every peer on NTS"
         );

@@ -496,6 +496,9 @@ pub enum DaemonError {
     /// The gRPC server failed.
     #[error("gRPC: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The management credentials could not be set up.
+    #[error("[management] {0}")]
+    Management(#[from] ttsys::mgmt::MgmtError),
     /// `nts-trusted-certs` could not be loaded.
     #[error("nts-trusted-certs: {0}")]
     Nts(#[from] ttsys::nts::NtsKeError),
@@ -541,6 +544,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     state.nts_tls = nts_tls;
     let state = Arc::new(state);
     state.publish(now);
+    let security = config
+        .management
+        .server(config.listen, OPEN_METHODS)
+        .map_err(DaemonError::Management)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -556,13 +563,24 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 source,
             })?;
         tracing::info!(
-            "timed: {} master(s), page {}, gRPC on {}",
+            "timed: {} master(s), page {}, gRPC on {} ({}, {})",
             config.masters.len(),
             config.shm_path.display(),
-            config.listen
+            config.listen,
+            if security.tls() {
+                "TLS"
+            } else {
+                "plaintext, loopback"
+            },
+            if config.management.token_file.is_some() {
+                "SetClockKnob needs the token"
+            } else {
+                "SetClockKnob off: no token-file"
+            }
         );
         let stop2 = stop.clone();
-        tonic::transport::Server::builder()
+        security
+            .builder()?
             .add_service(v1::time_daemon_server::TimeDaemonServer::new(Service(
                 state.clone(),
             )))
@@ -582,6 +600,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     tracing::info!("timed stopped");
     result
 }
+
+/// The gRPC methods anyone who reaches the listener may call (reads); every other method needs
+/// the management token ([`ttsys::mgmt`]).
+pub const OPEN_METHODS: &[&str] = &[
+    "/truetime.v1.TimeDaemon/Now",
+    "/truetime.v1.TimeDaemon/Status",
+    "/truetime.v1.TimeDaemon/WatchStatus",
+];
 
 #[cfg(test)]
 mod tests {

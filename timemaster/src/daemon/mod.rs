@@ -65,6 +65,9 @@ pub enum DaemonError {
     /// The gRPC server failed.
     #[error("gRPC: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The management credentials could not be set up.
+    #[error("[management] {0}")]
+    Management(#[from] ttsys::mgmt::MgmtError),
     /// NTS could not be set up (key file, certificate, key, trusted CAs).
     #[error(transparent)]
     Nts(#[from] nts::NtsSetupError),
@@ -306,6 +309,10 @@ fn serve_rpc(
     )>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), DaemonError> {
+    let security = config
+        .management
+        .server(config.listen, OPEN_METHODS)
+        .map_err(DaemonError::Management)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -353,14 +360,20 @@ fn serve_rpc(
                 source,
             })?;
         tracing::info!(
-            "timemaster {} ({:?}) serving gRPC on {}",
+            "timemaster {} ({:?}) serving gRPC on {} ({})",
             config.id,
             config.kind,
-            config.listen
+            config.listen,
+            if security.tls() {
+                "TLS"
+            } else {
+                "plaintext, loopback"
+            }
         );
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let stop2 = stop.clone();
-        tonic::transport::Server::builder()
+        security
+            .builder()?
             .tcp_nodelay(true)
             .add_service(v1::time_master_server::TimeMasterServer::from_arc(svc))
             .serve_with_incoming_shutdown(incoming, async move {
@@ -372,6 +385,10 @@ fn serve_rpc(
         Ok(())
     })
 }
+
+/// The gRPC methods anyone who reaches the listener may call (reads); every other method needs
+/// the management token ([`ttsys::mgmt`]).
+pub const OPEN_METHODS: &[&str] = &["/truetime.v1.TimeMaster/Status"];
 
 /// The device or socket a pulse source reads, for the status.
 fn pps_path(p: &PpsSource) -> PathBuf {
