@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use ttproto::store as pb;
 use ttstore::checker;
-use ttstore::client::Client;
 use ttstore::cluster::{ClusterConfig, LocalCluster};
 use ttstore::node::Mode;
 use ttstore::workload::{self, WorkloadConfig};
@@ -50,8 +49,8 @@ async fn one(
     cfg.skews_ns = vec![s, -s, 0];
     cfg.max_offset_ms = b.max_offset_ms;
     let mut cluster = LocalCluster::start(cfg)?;
-    let addrs = cluster.addrs();
-    Client::new(&addrs).find_leader().await?;
+    let base = cluster.client()?;
+    base.clone().find_leader().await?;
     let wl = WorkloadConfig {
         clients: b.clients,
         keys: b.keys,
@@ -62,13 +61,13 @@ async fn one(
     // Warm-up (connections, leader's caches): left out of the figures, but part of the history
     // the checker sees (measured reads may return values written during it).
     let stop = Arc::new(AtomicBool::new(false));
-    let t = tokio::spawn(workload::run(addrs.clone(), wl.clone(), stop.clone()));
+    let t = tokio::spawn(workload::run(base.clone(), wl.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let warm = t.await?;
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    let t = tokio::spawn(workload::run(addrs.clone(), wl, stop.clone()));
+    let t = tokio::spawn(workload::run(base.clone(), wl, stop.clone()));
     tokio::time::sleep(b.duration).await;
     stop.store(true, Ordering::Relaxed);
     let samples = t.await?;

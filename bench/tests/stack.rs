@@ -507,7 +507,6 @@ fn the_demo_store_commits_and_reads_on_timeds_real_page() {
     );
     cfg.timed = Some((lab.page.clone(), lab.timed_addr.clone()));
     let mut cluster = ttstore::cluster::LocalCluster::start(cfg).unwrap();
-    let addrs = cluster.addrs();
     let logs = |c: &ttstore::cluster::LocalCluster| {
         (1..=3)
             .map(|id| format!("--- node{id}.log\n{}", c.log(id)))
@@ -515,7 +514,7 @@ fn the_demo_store_commits_and_reads_on_timeds_real_page() {
             .join("\n")
     };
     Lab::rt().block_on(async {
-        let mut c = ttstore::client::Client::new(&addrs);
+        let mut c = cluster.client().unwrap();
         let leader = match c.find_leader().await {
             Ok(l) => l,
             Err(e) => panic!("no leader: {e:?}\n{}", logs(&cluster)),
@@ -544,7 +543,7 @@ fn the_demo_store_commits_and_reads_on_timeds_real_page() {
         // A short concurrent run, checked.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let wl = tokio::spawn(ttstore::workload::run(
-            addrs.clone(),
+            cluster.client().unwrap(),
             ttstore::workload::WorkloadConfig {
                 clients: 3,
                 keys: 3,

@@ -29,6 +29,14 @@ pub enum ClientError {
     },
 }
 
+/// A refusal no retry can change: a bad request, or a missing or wrong credential.
+fn refused(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied
+    )
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh request id (unique across processes on a host and across restarts).
@@ -51,17 +59,27 @@ pub struct Client {
     pub deadline: Duration,
     /// Per-attempt timeout.
     pub attempt_timeout: Duration,
+    /// The CA trusted for the nodes' TLS and the cluster token sent with state-changing calls.
+    security: ttsys::mgmt::ClientSecurity,
 }
 
 impl Client {
-    /// A client that knows the nodes at `addrs` (`host:port`).
+    /// A plaintext client without the cluster token, for the nodes at `addrs` (`host:port`):
+    /// it can read and ask status; writes, membership and fault injection are refused.
     pub fn new(addrs: &[String]) -> Client {
+        Client::with_security(addrs, ttsys::mgmt::ClientSecurity::none())
+    }
+
+    /// A client for the nodes at `addrs` that trusts `security.ca` (TLS) and sends
+    /// `security.token` with every state-changing call.
+    pub fn with_security(addrs: &[String], security: ttsys::mgmt::ClientSecurity) -> Client {
         Client {
             addrs: addrs.to_vec(),
             conns: HashMap::new(),
             leader: None,
             deadline: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(4),
+            security,
         }
     }
 
@@ -74,8 +92,10 @@ impl Client {
         if let Some(c) = self.conns.get(addr) {
             return Ok(c.clone());
         }
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClientError::Rejected(format!("bad address {addr:?}: {e}")))?
+        let ch = self
+            .security
+            .endpoint(addr)
+            .map_err(|e| ClientError::Rejected(e.to_string()))?
             .connect_timeout(Duration::from_millis(500))
             .connect_lazy();
         let c = pb::store_client::StoreClient::new(ch);
@@ -103,7 +123,7 @@ impl Client {
             };
             tries += 1;
             let mut c = self.conn(&addr)?;
-            let mut r = tonic::Request::new(req.clone());
+            let mut r = self.security.request(req.clone());
             r.set_timeout(self.attempt_timeout);
             match c.txn(r).await {
                 Ok(reply) => {
@@ -112,7 +132,7 @@ impl Client {
                 }
                 Err(s) => {
                     last = format!("{addr}: {}", s.message());
-                    if s.code() == Code::InvalidArgument {
+                    if refused(&s) {
                         return Err(ClientError::Rejected(s.message().to_string()));
                     }
                     self.leader = redirect(&s);
@@ -219,17 +239,20 @@ impl Client {
             tries += 1;
             let res = match &add {
                 Some(addr) => {
-                    c.add_node(pb::AddNodeRequest {
+                    c.add_node(self.security.request(pb::AddNodeRequest {
                         id,
                         addr: addr.clone(),
-                    })
+                    }))
                     .await
                 }
-                None => c.remove_node(pb::RemoveNodeRequest { id }).await,
+                None => {
+                    c.remove_node(self.security.request(pb::RemoveNodeRequest { id }))
+                        .await
+                }
             };
             match res {
                 Ok(r) => return Ok(r.into_inner()),
-                Err(s) if matches!(s.code(), Code::InvalidArgument | Code::NotFound) => {
+                Err(s) if refused(&s) || s.code() == Code::NotFound => {
                     return Err(ClientError::Rejected(s.message().to_string()));
                 }
                 Err(s) => {
@@ -253,7 +276,7 @@ impl Client {
         blocked: Vec<u64>,
     ) -> Result<Vec<u64>, ClientError> {
         let mut c = self.conn(addr)?;
-        c.partition(pb::PartitionRequest { blocked })
+        c.partition(self.security.request(pb::PartitionRequest { blocked }))
             .await
             .map(|r| r.into_inner().blocked)
             .map_err(|s| ClientError::Unavailable {

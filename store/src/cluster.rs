@@ -34,6 +34,9 @@ pub struct ClusterConfig {
     pub close_interval_ms: u64,
     /// Snapshot every this many log entries.
     pub snapshot_every: u64,
+    /// Serve TLS with a throwaway CA (`<dir>/pki`); the cluster token (`<dir>/token`) is
+    /// always on.
+    pub tls: bool,
 }
 
 impl ClusterConfig {
@@ -52,6 +55,7 @@ impl ClusterConfig {
             max_offset_ms: 250,
             close_interval_ms: 50,
             snapshot_every: 5000,
+            tls: false,
         }
     }
 }
@@ -66,6 +70,8 @@ struct Proc {
 pub struct LocalCluster {
     cfg: ClusterConfig,
     procs: Vec<Proc>,
+    token_file: PathBuf,
+    pki: Option<ttsys::nts::Pki>,
 }
 
 use ttsys::port::free_port;
@@ -86,11 +92,50 @@ impl LocalCluster {
                 child: None,
             });
         }
-        let mut c = LocalCluster { cfg, procs };
+        // One token for the cluster, kept if the directory already has one (a restart).
+        let token_file = cfg.dir.join("token");
+        if ttsys::mgmt::Token::load(&token_file).is_err() {
+            ttsys::mgmt::Token::generate(&token_file).map_err(io::Error::other)?;
+        }
+        let pki = if cfg.tls {
+            let d = cfg.dir.join("pki");
+            std::fs::create_dir_all(&d)?;
+            Some(ttsys::nts::throwaway_pki(&d, &["127.0.0.1"]).map_err(io::Error::other)?)
+        } else {
+            None
+        };
+        let mut c = LocalCluster {
+            cfg,
+            procs,
+            token_file,
+            pki,
+        };
         for id in 1..=c.cfg.nodes {
             c.spawn(id)?;
         }
         Ok(c)
+    }
+
+    /// The file holding the cluster token (mode 0600).
+    pub fn token_file(&self) -> &Path {
+        &self.token_file
+    }
+
+    /// What a client needs: the CA (with TLS) and the cluster token.
+    pub fn security(&self) -> io::Result<ttsys::mgmt::ClientSecurity> {
+        ttsys::mgmt::ClientSecurity::from_files(
+            self.pki.as_ref().map(|p| p.ca.as_path()),
+            Some(&self.token_file),
+        )
+        .map_err(io::Error::other)
+    }
+
+    /// A client holding the cluster's credentials.
+    pub fn client(&self) -> io::Result<crate::client::Client> {
+        Ok(crate::client::Client::with_security(
+            &self.addrs(),
+            self.security()?,
+        ))
     }
 
     /// Node addresses, by id order.
@@ -124,7 +169,18 @@ impl LocalCluster {
             self.cfg.close_interval_ms.to_string(),
             "--snapshot-every".into(),
             self.cfg.snapshot_every.to_string(),
+            "--token-file".into(),
+            self.token_file.display().to_string(),
         ];
+        if let Some(p) = &self.pki {
+            for (flag, f) in [
+                ("--tls-cert", &p.cert),
+                ("--tls-key", &p.key),
+                ("--tls-ca", &p.ca),
+            ] {
+                a.extend([flag.into(), f.display().to_string()]);
+            }
+        }
         match &self.cfg.timed {
             Some((page, addr)) => {
                 a.extend([

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! ttstore cluster --dir /tmp/ttstore             # three nodes on 127.0.0.1:7301-7303
+//! export TTSTORE_TOKEN_FILE=/tmp/ttstore/token     # the cluster token it wrote (writes need it)
 //! ttstore put k v
 //! ttstore get k --consistency strong --json
 //! ttstore txn --if k=absent --put k=v --read j
@@ -49,6 +50,31 @@ struct Target {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    creds: Creds,
+}
+
+/// A client's credentials.
+#[derive(clap::Args)]
+struct Creds {
+    /// The cluster token (mode 0600), sent with writes, membership changes and fault injection;
+    /// `ttstore cluster` writes it to `<dir>/token`.
+    #[arg(long, env = "TTSTORE_TOKEN_FILE", default_value = "ttstore-data/token")]
+    token_file: PathBuf,
+    /// PEM CA certificates to trust when the nodes serve TLS (`ttstore cluster --tls` writes
+    /// `<dir>/pki/ca.pem`); without it the client speaks plaintext.
+    #[arg(long, env = "TTSTORE_CA")]
+    ca: Option<PathBuf>,
+}
+
+impl Creds {
+    /// A client for `addrs`; the token is read only for calls that change state.
+    fn client(&self, addrs: &[String], changes_state: bool) -> Result<Client, String> {
+        let token = changes_state.then_some(self.token_file.as_path());
+        let sec = ttsys::mgmt::ClientSecurity::from_files(self.ca.as_deref(), token)
+            .map_err(|e| e.to_string())?;
+        Ok(Client::with_security(addrs, sec))
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -99,6 +125,19 @@ enum Cmd {
         /// Initialise the cluster with these members: `1=host:port,2=host:port,…`.
         #[arg(long)]
         init: Option<String>,
+        /// The cluster token (mode 0600, ≥ 32 characters): every call but Read and Status must
+        /// carry it, Raft included, and the node sends it to its peers.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// PEM certificate to serve TLS with (required unless `--listen` is loopback).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of `--tls-cert` (mode 0600).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// PEM CA certificates trusted for the peers' TLS.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
         #[command(flatten)]
         clock: ClockArgs,
     },
@@ -116,6 +155,9 @@ enum Cmd {
         /// Per-node clock skews (ns), comma-separated.
         #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
         skews_ns: Vec<i64>,
+        /// Serve TLS with a throwaway CA written to `<dir>/pki` (clients: `--ca <dir>/pki/ca.pem`).
+        #[arg(long)]
+        tls: bool,
         #[command(flatten)]
         clock: ClockArgs,
     },
@@ -196,6 +238,8 @@ enum Cmd {
         /// Node ids to cut off.
         #[arg(value_delimiter = ',')]
         blocked: Vec<u64>,
+        #[command(flatten)]
+        creds: Creds,
     },
 }
 
@@ -306,6 +350,10 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             listen,
             dir,
             init,
+            token_file,
+            tls_cert,
+            tls_key,
+            tls_ca,
             clock,
         } => {
             let init = match init {
@@ -336,6 +384,17 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 close_interval: Duration::from_millis(clock.close_interval_ms.max(1)),
                 snapshot_every: clock.snapshot_every,
                 init,
+                management: ttsys::mgmt::ManagementConfig {
+                    certificate: tls_cert,
+                    private_key: tls_key,
+                    client_ca: None,
+                    token_file: Some(token_file.clone()),
+                },
+                peers: ttsys::mgmt::ClientSecurity::from_files(
+                    tls_ca.as_deref(),
+                    Some(&token_file),
+                )
+                .map_err(|e| format!("node {id}: {e}"))?,
             };
             let node = Node::start(&opts)
                 .await
@@ -354,6 +413,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             nodes,
             base_port,
             skews_ns,
+            tls,
             clock,
         } => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -368,18 +428,26 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             cfg.close_interval_ms = clock.close_interval_ms;
             cfg.snapshot_every = clock.snapshot_every;
             cfg.timed = clock.page.clone().map(|p| (p, clock.timed.clone()));
+            cfg.tls = tls;
             let mut c = LocalCluster::start(cfg).map_err(|e| format!("starting nodes: {e}"))?;
-            let mut client = Client::new(&c.addrs());
+            let mut client = c.client().map_err(|e| e.to_string())?;
             let leader = client.find_leader().await.map_err(|e| e.to_string())?;
             println!("ttstore cluster: {nodes} nodes, leader at {leader}");
             println!("  export TTSTORE_CLUSTER={}", c.addrs().join(","));
+            println!("  export TTSTORE_TOKEN_FILE={}", c.token_file().display());
+            if tls {
+                println!(
+                    "  export TTSTORE_CA={}",
+                    dir.join("pki").join("ca.pem").display()
+                );
+            }
             println!("  logs and data in {}", dir.display());
             shutdown_signal().await;
             c.stop();
             Ok(())
         }
         Cmd::Put { key, value, target } => {
-            let mut c = Client::new(&target.cluster);
+            let mut c = target.creds.client(&target.cluster, true)?;
             let r = c
                 .txn(pb::TxnRequest {
                     writes: vec![pb::Write {
@@ -428,7 +496,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                     value: None,
                 });
             }
-            let mut c = Client::new(&target.cluster);
+            let mut c = target.creds.client(&target.cluster, true)?;
             let r = c.txn(req).await.map_err(|e| e.to_string())?;
             print_txn(&r, target.json);
             Ok(())
@@ -454,13 +522,13 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 max_staleness_ns: (max_staleness_ms as i64).saturating_mul(1_000_000),
                 session: session.as_deref().map(parse_ts).transpose()?,
             };
-            let mut c = Client::new(&target.cluster);
+            let mut c = target.creds.client(&target.cluster, false)?;
             let r = c.read(node, req).await.map_err(|e| e.to_string())?;
             print_read(&r, target.json);
             Ok(())
         }
         Cmd::Status { target } => {
-            let mut c = Client::new(&target.cluster);
+            let mut c = target.creds.client(&target.cluster, false)?;
             let mut all = Vec::new();
             for a in target.cluster.clone() {
                 match c.status(&a).await {
@@ -472,7 +540,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::AddNode { id, addr, target } => {
-            let mut c = Client::new(&target.cluster);
+            let mut c = target.creds.client(&target.cluster, true)?;
             let r = c
                 .membership(id, Some(addr))
                 .await
@@ -481,13 +549,17 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::RemoveNode { id, target } => {
-            let mut c = Client::new(&target.cluster);
+            let mut c = target.creds.client(&target.cluster, true)?;
             let r = c.membership(id, None).await.map_err(|e| e.to_string())?;
             print_members(&r, target.json);
             Ok(())
         }
-        Cmd::Partition { addr, blocked } => {
-            let mut c = Client::new(std::slice::from_ref(&addr));
+        Cmd::Partition {
+            addr,
+            blocked,
+            creds,
+        } => {
+            let mut c = creds.client(std::slice::from_ref(&addr), true)?;
             let b = c
                 .partition(&addr, blocked)
                 .await

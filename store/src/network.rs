@@ -28,6 +28,8 @@ pub struct Network {
     pub id: NodeId,
     /// Peers cut off by fault injection.
     pub blocked: Blocked,
+    /// The CA trusted for peers' TLS and the cluster token sent with every Raft RPC.
+    pub security: ttsys::mgmt::ClientSecurity,
 }
 
 /// A lazily connected gRPC client to one peer.
@@ -36,13 +38,16 @@ pub struct Conn {
     target: NodeId,
     client: pb::raft_client::RaftClient<tonic::transport::Channel>,
     blocked: Blocked,
+    security: ttsys::mgmt::ClientSecurity,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Conn;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Conn {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr))
+        let channel = self
+            .security
+            .endpoint(&node.addr)
             .unwrap_or_else(|_| tonic::transport::Endpoint::from_static("http://invalid.invalid:1"))
             .connect_timeout(std::time::Duration::from_millis(500))
             .connect_lazy();
@@ -51,6 +56,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             client: pb::raft_client::RaftClient::new(channel),
             blocked: self.blocked.clone(),
+            security: self.security.clone(),
         }
     }
 }
@@ -85,7 +91,7 @@ impl Conn {
         }
         let payload =
             serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut request = tonic::Request::new(pb::RaftMessage {
+        let mut request = self.security.request(pb::RaftMessage {
             from: self.from,
             payload,
         });

@@ -72,13 +72,14 @@ impl Rng {
     }
 }
 
-/// Runs the workload against `addrs` until `stop` is set; returns every client's samples.
-pub async fn run(addrs: Vec<String>, cfg: WorkloadConfig, stop: Arc<AtomicBool>) -> Vec<Sample> {
+/// Runs the workload with clients like `base` (its nodes, CA and token; each client keeps its
+/// own connections and leader) until `stop` is set; returns every client's samples.
+pub async fn run(base: Client, cfg: WorkloadConfig, stop: Arc<AtomicBool>) -> Vec<Sample> {
     let mut tasks = Vec::new();
     for c in 0..cfg.clients {
-        let (addrs, cfg, stop) = (addrs.clone(), cfg.clone(), stop.clone());
+        let (cl, cfg, stop) = (base.clone(), cfg.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            client(c as u32, addrs, cfg, stop).await
+            client(c as u32, cl, cfg, stop).await
         }));
     }
     let mut out = Vec::new();
@@ -94,7 +95,7 @@ pub async fn run(addrs: Vec<String>, cfg: WorkloadConfig, stop: Arc<AtomicBool>)
 // in one place so the recorded history matches what was sent.
 async fn client(
     id: u32,
-    addrs: Vec<String>,
+    mut cl: Client,
     cfg: WorkloadConfig,
     stop: Arc<AtomicBool>,
 ) -> Vec<Sample> {
@@ -103,7 +104,6 @@ async fn client(
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(id as u64 + 1)
         | 1);
-    let mut cl = Client::new(&addrs);
     let mut out = Vec::new();
     let mut n = 0u64;
     let mut session: Option<Ts> = None;

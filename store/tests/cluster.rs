@@ -139,9 +139,10 @@ struct Running {
     task: tokio::task::JoinHandle<Vec<workload::Sample>>,
 }
 
-fn start_workload(addrs: &[String]) -> Running {
+fn start_workload(cluster: &LocalCluster) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
-    let task = tokio::spawn(workload::run(addrs.to_vec(), workload_cfg(), stop.clone()));
+    let base = cluster.client().unwrap();
+    let task = tokio::spawn(workload::run(base, workload_cfg(), stop.clone()));
     Running { stop, task }
 }
 
@@ -172,11 +173,10 @@ fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_parti
         cfg.epsilon_ns = 2_000_000;
         cfg.skews_ns = vec![1_500_000, -1_500_000, 900_000];
         let mut cluster = LocalCluster::start(cfg).unwrap();
-        let addrs = cluster.addrs();
-        let mut admin = Client::new(&addrs);
+        let mut admin = cluster.client().unwrap();
         leader_id(&mut admin).await;
 
-        let wl = start_workload(&addrs);
+        let wl = start_workload(&cluster);
         tokio::time::sleep(Duration::from_secs(2)).await;
 
         // 1. Kill the leader (SIGKILL), let the others elect, bring it back.
@@ -253,11 +253,10 @@ fn negative_control_no_commit_wait_and_skew_beyond_epsilon_is_caught() {
         cfg.epsilon_ns = 1_000_000;
         cfg.skews_ns = vec![50_000_000, 50_000_000, 0];
         let mut cluster = LocalCluster::start(cfg).unwrap();
-        let addrs = cluster.addrs();
-        let mut admin = Client::new(&addrs);
+        let mut admin = cluster.client().unwrap();
         let l = leader_id(&mut admin).await;
         assert_ne!(l, 3, "the scenario needs a skewed leader");
-        let wl = start_workload(&addrs);
+        let wl = start_workload(&cluster);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let samples = wl.finish().await;
         let run = tally(&samples, vec![]);
@@ -282,10 +281,9 @@ fn hlc_mode_is_consistent_within_the_max_offset_and_counts_restarts() {
         // The leader (node 1, which initialises) runs ahead of the other gateways.
         cfg.skews_ns = vec![3_000_000, -2_000_000, -2_000_000];
         let mut cluster = LocalCluster::start(cfg).unwrap();
-        let addrs = cluster.addrs();
-        let mut admin = Client::new(&addrs);
+        let mut admin = cluster.client().unwrap();
         leader_id(&mut admin).await;
-        let wl = start_workload(&addrs);
+        let wl = start_workload(&cluster);
         tokio::time::sleep(Duration::from_secs(4)).await;
         let samples = wl.finish().await;
         let extra = final_reads(&mut admin, 3, 3).await;
@@ -310,7 +308,7 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
         cfg.snapshot_every = 20;
         let mut cluster = LocalCluster::start(cfg).unwrap();
         let addrs = cluster.addrs();
-        let mut c = Client::new(&addrs);
+        let mut c = cluster.client().unwrap();
         leader_id(&mut c).await;
         let put = |k: &str, v: &str| pb::TxnRequest {
             writes: vec![pb::Write {
@@ -441,7 +439,10 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
         assert!(m.members.iter().any(|m| m.id == 4 && m.voter), "{m:?}");
         let m = c.membership(3, None).await.unwrap();
         assert!(!m.members.iter().any(|m| m.id == 3 && m.voter), "{m:?}");
-        let mut c4 = Client::new(&[addrs[0].clone(), addrs[1].clone(), a4.clone()]);
+        let mut c4 = Client::with_security(
+            &[addrs[0].clone(), addrs[1].clone(), a4.clone()],
+            cluster.security().unwrap(),
+        );
         c4.txn(put("c", "after-change")).await.unwrap();
         let r = c4
             .read(2, read(&["a", "c"], pb::Consistency::Strong))
@@ -478,10 +479,12 @@ fn cli_put_get_txn_and_status_speak_json() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = LocalCluster::start(config(dir.path())).unwrap();
     let list = cluster.addrs().join(",");
+    let token = cluster.token_file().to_path_buf();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(exe())
             .args(args)
             .env("TTSTORE_CLUSTER", &list)
+            .env("TTSTORE_TOKEN_FILE", &token)
             .output()
             .unwrap();
         (
@@ -523,6 +526,24 @@ fn cli_put_get_txn_and_status_speak_json() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["succeeded"], true);
     assert_eq!(v["reads"][0]["value"], "v1");
+    // Without the cluster token a write is refused and says why; a read still works.
+    let other = dir.path().join("not-the-token");
+    ttsys::mgmt::Token::generate(&other).unwrap();
+    let out = std::process::Command::new(exe())
+        .args(["put", "k", "stolen"])
+        .env("TTSTORE_CLUSTER", &list)
+        .env("TTSTORE_TOKEN_FILE", &other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a write with the wrong token went through"
+    );
+    assert!(err.contains("token does not match"), "{err}");
+    let (ok, out, _) = run(&["get", "k", "--json"]);
+    assert!(ok);
+    assert!(out.contains("v2"), "the refused write changed k: {out}");
     let (ok, out, _) = run(&["status", "--json"]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

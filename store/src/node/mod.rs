@@ -108,7 +108,16 @@ pub struct NodeOptions {
     pub snapshot_every: u64,
     /// Initial members (id → address): the node initialises the cluster if it is not yet.
     pub init: Option<BTreeMap<NodeId, String>>,
+    /// How the listener is locked (TLS beyond loopback; the token every call but `Read` and
+    /// `Status` needs, Raft included). Nodes of one cluster share the token.
+    pub management: ttsys::mgmt::ManagementConfig,
+    /// How this node reaches its peers (the CA it trusts, the token it sends).
+    pub peers: ttsys::mgmt::ClientSecurity,
 }
+
+/// The methods anyone who reaches a node may call; every other — writes, membership, fault
+/// injection, closing timestamps and the whole Raft service — needs the cluster's token.
+pub const OPEN_METHODS: &[&str] = &["/ttstore.v1.Store/Read", "/ttstore.v1.Store/Status"];
 
 /// Host `CLOCK_REALTIME` in ns since the epoch (the "truth" of simulated sources and of tests).
 pub fn realtime_ns() -> i64 {
@@ -160,6 +169,10 @@ pub struct Node {
     close_now: Notify,
     close_want: std::sync::Mutex<Ts>,
     blocked: Blocked,
+    /// How the listener is locked.
+    management: ttsys::mgmt::ManagementConfig,
+    /// How this node reaches its peers.
+    security: ttsys::mgmt::ClientSecurity,
     peers:
         std::sync::Mutex<HashMap<String, pb::store_client::StoreClient<tonic::transport::Channel>>>,
     ids: AtomicU64,
@@ -242,6 +255,7 @@ impl Node {
         let network = Network {
             id: opts.id,
             blocked: blocked.clone(),
+            security: opts.peers.clone(),
         };
         let raft = Raft::new(opts.id, Arc::new(config), network, log, sm).await?;
         if let Some(members) = &opts.init {
@@ -269,6 +283,8 @@ impl Node {
             close_now: Notify::new(),
             close_want: std::sync::Mutex::new(Ts::default()),
             blocked,
+            management: opts.management.clone(),
+            security: opts.peers.clone(),
             peers: Default::default(),
             ids: AtomicU64::new(0),
         }))
@@ -282,10 +298,12 @@ impl Node {
         close_interval: Duration,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let security = self.management.server(listen, OPEN_METHODS)?;
         let closer = tokio::spawn(self.clone().closer(close_interval));
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let res = tonic::transport::Server::builder()
+        let res = security
+            .builder()?
             .add_service(pb::store_server::StoreServer::new(Svc(self.clone())))
             .add_service(pb::raft_server::RaftServer::new(RaftService {
                 raft: self.raft.clone(),
@@ -349,7 +367,9 @@ impl Node {
         if let Some(c) = peers.get(&addr) {
             return Ok(c.clone());
         }
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        let ch = self
+            .security
+            .endpoint(&addr)
             .map_err(|e| Status::internal(e.to_string()))?
             .connect_timeout(Duration::from_millis(500))
             .connect_lazy();
@@ -425,9 +445,9 @@ impl Node {
         if self.is_leader() {
             self.request_close(r);
         } else if let Ok(mut leader) = self.leader_client() {
-            let req = pb::CloseRequest {
+            let req = self.security.request(pb::CloseRequest {
                 at: Some(ts_to_pb(r)),
-            };
+            });
             tokio::spawn(async move {
                 let _ = leader.close(req).await;
             });
