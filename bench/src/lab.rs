@@ -73,14 +73,22 @@ pub struct Lab {
     pub page: PathBuf,
     /// Binaries.
     pub bins: PathBuf,
+    /// What a management client needs: the CA (with `--secure`, every gRPC listener serves
+    /// TLS) and the token timed's SetClockKnob wants.
+    pub mgmt: ttsys::mgmt::ClientSecurity,
     timed_cfg: PathBuf,
 }
 
 pub use ttsys::port::{free_port, free_udp_port};
 
-/// A gRPC channel to `addr` (`host:port`) with the lab's timeouts (1 s connect, 2 s per call).
-pub(crate) async fn grpc_channel(addr: &str) -> Result<tonic::transport::Channel, Error> {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+/// A gRPC channel to `addr` (`host:port`) with the lab's timeouts (1 s connect, 2 s per call),
+/// over TLS when `sec` trusts a CA.
+pub(crate) async fn grpc_channel(
+    addr: &str,
+    sec: &ttsys::mgmt::ClientSecurity,
+) -> Result<tonic::transport::Channel, Error> {
+    sec.endpoint(addr)
+        .map_err(|e| Error::failed(e.to_string()))?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2))
         .connect()
@@ -169,6 +177,7 @@ impl Lab {
             page: opts.dir.join("page"),
             bins,
             timed_cfg: opts.dir.join("timed.toml"),
+            mgmt: ttsys::mgmt::ClientSecurity::none(),
             opts,
         };
         let d = lab.opts.dir.clone();
@@ -229,6 +238,21 @@ impl Lab {
         };
         let ke_of = |i: usize| secure.as_ref().map(|(_, ke)| ke[i].clone());
         let trusted = secure.as_ref().map(|(pki, _)| pki.ca.clone());
+        // The management plane: a token for timed's knob always; TLS on every gRPC listener
+        // with --secure.
+        let token_file = d.join("mgmt.token");
+        let token = ttsys::mgmt::Token::generate(&token_file)
+            .map_err(|e| Error::failed(format!("management token: {e}")))?;
+        let management = ttsys::mgmt::ManagementConfig {
+            certificate: secure.as_ref().map(|(pki, _)| pki.cert.clone()),
+            private_key: secure.as_ref().map(|(pki, _)| pki.key.clone()),
+            client_ca: None,
+            token_file: Some(token_file),
+        };
+        lab.mgmt = ttsys::mgmt::ClientSecurity {
+            ca: trusted.clone(),
+            token: Some(token),
+        };
         let peers = |of: usize| -> Vec<PeerConfig> {
             (0..addrs.len())
                 .filter(|&p| p != of && (cross || (of == 2 && p == 0)))
@@ -250,6 +274,7 @@ impl Lab {
                 peers: peers(i),
                 nts: nts_of(i),
                 nts_trusted_certs: trusted.clone(),
+                management: management.clone(),
                 ..MasterConfig::new(name, ttcore::MasterKind::Gps, listen(i)?)
             };
             lab.start_master(name, &toml::to_string(&cfg)?)?;
@@ -263,6 +288,7 @@ impl Lab {
             peers: peers(2),
             nts: nts_of(2),
             nts_trusted_certs: trusted.clone(),
+            management: management.clone(),
             ..MasterConfig::new("arm-c", ttcore::MasterKind::Armageddon, listen(2)?)
         };
         lab.start_master("arm-c", &toml::to_string(&arm)?)?;
@@ -290,6 +316,7 @@ impl Lab {
                 .clone()
                 .unwrap_or_else(|| ttsys::vmclock::DEFAULT_PATH.into()),
             nts_trusted_certs: trusted,
+            management,
             ..timed::config::Config::new(masters)
         };
         let tcfg = toml::to_string(&tcfg)?;
@@ -384,7 +411,7 @@ impl Lab {
 
     /// timed's status.
     pub async fn status(&self) -> Result<v1::DaemonStatus, Error> {
-        let ch = grpc_channel(&self.timed_addr).await?;
+        let ch = grpc_channel(&self.timed_addr, &self.mgmt).await?;
         v1::time_daemon_client::TimeDaemonClient::new(ch)
             .status(v1::StatusRequest {})
             .await
@@ -398,11 +425,12 @@ impl Lab {
         skew_ppm: f64,
         step_ns: i64,
     ) -> Result<v1::ClockKnobResponse, Error> {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.timed_addr))?
-            .connect()
-            .await?;
+        let ch = grpc_channel(&self.timed_addr, &self.mgmt).await?;
         v1::time_daemon_client::TimeDaemonClient::new(ch)
-            .set_clock_knob(v1::ClockKnobRequest { skew_ppm, step_ns })
+            .set_clock_knob(
+                self.mgmt
+                    .request(v1::ClockKnobRequest { skew_ppm, step_ns }),
+            )
             .await
             .map(|r| r.into_inner())
             .map_err(Error::from)
@@ -564,7 +592,11 @@ impl SimulatedMaster {
 
     /// Its status over gRPC.
     pub async fn status(&self) -> Result<v1::MasterStatus, Error> {
-        let ch = grpc_channel(&format!("127.0.0.1:{}", self.port)).await?;
+        let ch = grpc_channel(
+            &format!("127.0.0.1:{}", self.port),
+            &ttsys::mgmt::ClientSecurity::none(),
+        )
+        .await?;
         v1::time_master_client::TimeMasterClient::new(ch)
             .status(v1::StatusRequest {})
             .await

@@ -13,6 +13,12 @@ fn fault_campaign_keeps_truth_inside_and_its_negative_control_does_not() {
     let r = common::ttbench_json(&["campaign", "--duration", "100", "--seed", "3", "--json"]);
     eprintln!("campaign: {r}");
     assert_eq!(r["violations"], 0, "first: {}", r["first_violations"]);
+    // Every master every host polls is on NTS, and the status reads went over TLS.
+    let auth = r["master_auth"].as_object().unwrap();
+    assert!(
+        auth.keys().all(|k| k == "nts") && auth.get("nts").and_then(|n| n.as_u64()) > Some(0),
+        "{auth:?}"
+    );
     let samples = r["samples"].as_u64().unwrap();
     assert!(samples >= 2_500, "samples {samples}");
     assert!(

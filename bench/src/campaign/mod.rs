@@ -237,8 +237,9 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
     } else {
         vec![o.masters - 1]
     };
-    let mut masters = start_masters(o, &bins, &net, &liars)?;
-    let (mut hosts, pages, timed_addrs) = start_hosts(o, &bins, &net)?;
+    let sec = Secrets::new(o, &net)?;
+    let mut masters = start_masters(o, &bins, &net, &liars, &sec)?;
+    let (mut hosts, pages, timed_addrs) = start_hosts(o, &bins, &net, &sec)?;
     let rt = crate::lab::Lab::rt();
     let mut readers: Vec<Option<ttclient::TrueTime>> = vec![None; o.hosts];
     let mut stats = Stats::default();
@@ -265,7 +266,14 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
         let now = start.elapsed().as_secs_f64();
         while next < plan.len() && plan[next].0 <= now {
             let (_, a, f) = &plan[next];
-            let r = inject(*a, &mut masters, &mut hosts, &net, &rt, &timed_addrs);
+            let r = inject(
+                *a,
+                &mut masters,
+                &mut hosts,
+                &net,
+                &rt,
+                (&timed_addrs, &sec.client),
+            );
             if let Err(e) = r {
                 // A fault that could not be injected is reported, not hidden.
                 faults.push(Fault {
@@ -284,6 +292,16 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // How the hosts' masters were authenticated at the end, as `ttctl status` shows it (over
+    // TLS, like every other management call here).
+    let mut auth: BTreeMap<String, u64> = BTreeMap::new();
+    for a in &timed_addrs {
+        if let Ok(s) = rt.block_on(status(a, &sec.client)) {
+            for m in s.masters {
+                *auth.entry(m.auth).or_default() += 1;
+            }
+        }
+    }
     let total: u64 = stats.status.values().sum::<u64>().max(1);
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for f in &faults {
@@ -298,6 +316,7 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
         "lying_masters": liars.len(),
         "lie_ms": o.lie_ms,
         "seed": o.seed,
+        "master_auth": auth,
         "samples": stats.samples,
         "trustworthy_samples": stats.trustworthy,
         "violations": stats.violations,
@@ -329,13 +348,53 @@ const PORT: u16 = 7000;
 /// timed's gRPC port, in every host namespace.
 const TIMED_PORT: u16 = 7100;
 
+/// The masters' NTS-KE port, in every namespace.
+const KE_PORT: u16 = 4460;
+
+/// Everything locked, as a fleet would run: a throwaway CA whose one leaf certificate names
+/// every namespace's address (NTS-KE on every master, TLS on every gRPC listener, since none is
+/// loopback), and the management token timed's knob needs.
+struct Secrets {
+    pki: ttsys::nts::Pki,
+    management: ttsys::mgmt::ManagementConfig,
+    client: ttsys::mgmt::ClientSecurity,
+}
+
+impl Secrets {
+    fn new(o: &CampaignOptions, net: &Net) -> Result<Secrets, Error> {
+        let dir = o.dir.join("pki");
+        std::fs::create_dir_all(&dir)?;
+        let names: Vec<&str> = net.nodes.iter().map(|n| n.2.as_str()).collect();
+        let pki = ttsys::nts::throwaway_pki(&dir, &names)
+            .map_err(|e| Error::failed(format!("certificates: {e}")))?;
+        let token_file = dir.join("mgmt.token");
+        let token = ttsys::mgmt::Token::generate(&token_file)
+            .map_err(|e| Error::failed(format!("management token: {e}")))?;
+        Ok(Secrets {
+            management: ttsys::mgmt::ManagementConfig {
+                certificate: Some(pki.cert.clone()),
+                private_key: Some(pki.key.clone()),
+                client_ca: None,
+                token_file: Some(token_file),
+            },
+            client: ttsys::mgmt::ClientSecurity {
+                ca: Some(pki.ca.clone()),
+                token: Some(token),
+            },
+            pki,
+        })
+    }
+}
+
 /// Starts the masters in their namespaces: firmware-sim devices inside each (`--simulate`),
-/// the liars' devices jumped by the lie, and every honest master cross-checking the others.
+/// the liars' devices jumped by the lie, and every honest master cross-checking the others,
+/// all over NTS.
 fn start_masters(
     o: &CampaignOptions,
     bins: &std::path::Path,
     net: &Net,
     liars: &[usize],
+    sec: &Secrets,
 ) -> Result<Vec<Daemon>, Error> {
     let addr = |i: usize| net.nodes[i].2.clone();
     let lie_ns = (o.lie_ms * 1e6) as i64;
@@ -362,8 +421,19 @@ fn start_masters(
             // Liars have no peers (so they never evict themselves); the others cross-check all.
             peers: (0..o.masters)
                 .filter(|&p| p != m && !lies)
-                .map(|p| PeerConfig::new(&format!("{}:{PORT}", addr(p))))
+                .map(|p| PeerConfig {
+                    nts_ke: Some(format!("{}:{KE_PORT}", addr(p))),
+                    ..PeerConfig::new(&format!("{}:{PORT}", addr(p)))
+                })
                 .collect(),
+            nts: Some(timemaster::config::NtsConfig::new(
+                sock_addr(&addr(m), KE_PORT)?,
+                sec.pki.cert.clone(),
+                sec.pki.key.clone(),
+                dir.join("nts-keys"),
+            )),
+            nts_trusted_certs: Some(sec.pki.ca.clone()),
+            management: sec.management.clone(),
             ..MasterConfig::new(
                 &format!("m{m}"),
                 ttcore::MasterKind::Gps,
@@ -401,6 +471,7 @@ fn start_hosts(
     o: &CampaignOptions,
     bins: &std::path::Path,
     net: &Net,
+    sec: &Secrets,
 ) -> Result<(Vec<Daemon>, Vec<std::path::PathBuf>, Vec<String>), Error> {
     let addr = |i: usize| net.nodes[i].2.clone();
     let mut hosts: Vec<Daemon> = Vec::new();
@@ -412,13 +483,18 @@ fn start_hosts(
         std::fs::create_dir_all(&dir)?;
         let page = dir.join("page");
         let masters = (0..o.masters)
-            .map(|m| timed::config::MasterConfig::new(&format!("{}:{PORT}", addr(m))))
+            .map(|m| timed::config::MasterConfig {
+                nts_ke: Some(format!("{}:{KE_PORT}", addr(m))),
+                ..timed::config::MasterConfig::new(&format!("{}:{PORT}", addr(m)))
+            })
             .collect();
         let cfg = timed::config::Config {
             listen: sock_addr(&addr(i), TIMED_PORT)?,
             shm_path: page.clone(),
             allow_test_knob: true,
             vmclock: dir.join("no-vmclock"),
+            nts_trusted_certs: Some(sec.pki.ca.clone()),
+            management: sec.management.clone(),
             ..timed::config::Config::new(masters)
         };
         let path = dir.join("timed.toml");
@@ -479,7 +555,7 @@ fn inject(
     hosts: &mut [Daemon],
     net: &Net,
     rt: &tokio::runtime::Runtime,
-    timed_addrs: &[String],
+    timed: (&[String], &ttsys::mgmt::ClientSecurity),
 ) -> Result<(), Error> {
     match a {
         Action::KillMaster(m) => {
@@ -495,7 +571,7 @@ fn inject(
         Action::Cut(i) => net.link(i, false),
         Action::Heal(i) => net.link(i, true),
         Action::Step(h, ns) => rt
-            .block_on(step(&timed_addrs[h], ns))
+            .block_on(step(&timed.0[h], timed.1, ns))
             .or_else(|e| if hosts[h].running() { Err(e) } else { Ok(()) }),
         _ => Ok(()),
     }
@@ -544,14 +620,24 @@ fn sample(
     Some(r.status)
 }
 
-/// Steps host clock `addr`'s timed sees by `ns` through the test knob.
-async fn step(addr: &str, ns: i64) -> Result<(), Error> {
-    let ch = grpc_channel(addr).await?;
+/// timed's status at `addr`.
+async fn status(addr: &str, sec: &ttsys::mgmt::ClientSecurity) -> Result<v1::DaemonStatus, Error> {
+    let ch = grpc_channel(addr, sec).await?;
     v1::time_daemon_client::TimeDaemonClient::new(ch)
-        .set_clock_knob(v1::ClockKnobRequest {
+        .status(v1::StatusRequest {})
+        .await
+        .map(|r| r.into_inner())
+        .map_err(Error::from)
+}
+
+/// Steps host clock `addr`'s timed sees by `ns` through the test knob.
+async fn step(addr: &str, sec: &ttsys::mgmt::ClientSecurity, ns: i64) -> Result<(), Error> {
+    let ch = grpc_channel(addr, sec).await?;
+    v1::time_daemon_client::TimeDaemonClient::new(ch)
+        .set_clock_knob(sec.request(v1::ClockKnobRequest {
             skew_ppm: 0.0,
             step_ns: ns,
-        })
+        }))
         .await
         .map(|_| ())
         .map_err(Error::from)

@@ -21,6 +21,10 @@ use ttproto::v1;
 #[derive(Parser)]
 #[command(version, about = "TrueTime operator CLI")]
 struct Cli {
+    /// PEM CA certificates to trust when the daemon's gRPC listener serves TLS (its
+    /// `[management] certificate`); without it ttctl speaks plaintext (loopback listeners).
+    #[arg(long, global = true)]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -231,9 +235,13 @@ fn master_report(s: &v1::MasterStatus) -> String {
 /// Why a command failed: printed once by `main`, whatever the cause.
 type Failure = Box<dyn std::error::Error>;
 
-async fn channel(addr: &str, timeout_ms: u64) -> Result<tonic::transport::Channel, Failure> {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("bad address {addr}: {e}"))?
+async fn channel(
+    addr: &str,
+    ca: Option<&std::path::Path>,
+    timeout_ms: u64,
+) -> Result<tonic::transport::Channel, Failure> {
+    ttsys::mgmt::ClientSecurity::from_files(ca, None)?
+        .endpoint(addr)?
         .connect_timeout(Duration::from_millis(timeout_ms))
         .timeout(Duration::from_millis(timeout_ms))
         .connect()
@@ -401,7 +409,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(j) => j,
                 Err(page_err) => {
                     let mut c = v1::time_daemon_client::TimeDaemonClient::new(
-                        channel(&addr, 2000)
+                        channel(&addr, cli.ca.as_deref(), 2000)
                             .await
                             .map_err(|e| format!("{page_err}; and {e}"))?,
                     );
@@ -443,7 +451,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Cmd::Status { addr, json } => {
-            let mut c = v1::time_daemon_client::TimeDaemonClient::new(channel(&addr, 2000).await?);
+            let mut c = v1::time_daemon_client::TimeDaemonClient::new(
+                channel(&addr, cli.ca.as_deref(), 2000).await?,
+            );
             let s = c
                 .status(v1::StatusRequest {})
                 .await
@@ -461,14 +471,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             json,
             timeout_ms,
         } => {
-            let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| format!("bad address {addr}: {e}"))?
-                .connect_timeout(Duration::from_millis(timeout_ms))
-                .timeout(Duration::from_millis(timeout_ms));
-            let ch = ep
-                .connect()
+            let ch = channel(&addr, cli.ca.as_deref(), timeout_ms)
                 .await
-                .map_err(|e| format!("cannot reach master at {addr}: {e}"))?;
+                .map_err(|e| format!("master: {e}"))?;
             let mut c = v1::time_master_client::TimeMasterClient::new(ch);
             let s = c
                 .status(v1::StatusRequest {})
