@@ -7,6 +7,11 @@
 //! byte as it was (so the NTS authenticator, which it cannot forge, no longer matches). With a
 //! TCP pair it also relays NTS-KE, byte for byte (it cannot read TLS), so that a client on NTS
 //! goes through it exactly as through a router on the path.
+//!
+//! With `replay_after` it is a replayer instead: every request still goes to the master (whose
+//! reply is recorded), but the client gets an old recorded reply dressed up as the answer to its
+//! request — the origin stamp and NTS unique identifier copied from the request. Plain NTP cannot
+//! tell; under NTS the authenticator covers both, so the dressed-up reply fails.
 
 use crate::error::Error;
 use std::collections::HashMap;
@@ -25,6 +30,50 @@ pub struct Relay {
     pub tcp: Option<(SocketAddr, SocketAddr)>,
     /// How much later the forged replies say it is (ns; negative: earlier).
     pub shift_ns: i64,
+    /// Replay instead: answer every request with the newest recorded reply at least this old
+    /// (made to look like the answer to this request: its origin stamp, and under NTS its unique
+    /// identifier, rewritten to the request's), and drop the request when none is that old yet.
+    pub replay_after: Option<Duration>,
+}
+
+/// The unique identifier field's type (RFC 8915 §5.3).
+const UID_FIELD: u16 = 0x0104;
+
+/// Where the body of the first extension field of `kind` in `b` lies, if any.
+fn field(b: &[u8], kind: u16) -> Option<std::ops::Range<usize>> {
+    let mut at = 48;
+    while at + 4 <= b.len() {
+        let t = u16::from_be_bytes([b[at], b[at + 1]]);
+        let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
+        if len < 4 || at + len > b.len() {
+            return None;
+        }
+        if t == kind {
+            return Some(at + 4..at + len);
+        }
+        at += len;
+    }
+    None
+}
+
+/// `old` rewritten to answer `request`: its origin stamp is the request's transmit stamp, its
+/// unique identifier (if both carry one of the same length) the request's, and the TrueTime
+/// field's interleaved `t3` cleared (it belongs to another exchange). Every time in it stays old.
+pub fn replay(old: &[u8], request: &[u8]) -> Vec<u8> {
+    let mut b = old.to_vec();
+    if b.len() < 48 || request.len() < 48 {
+        return b;
+    }
+    b[24..32].copy_from_slice(&request[40..48]);
+    if let (Some(mine), Some(theirs)) = (field(&b, UID_FIELD), field(request, UID_FIELD))
+        && mine.len() == theirs.len()
+    {
+        b[mine].copy_from_slice(&request[theirs]);
+    }
+    if b.len() >= 48 + 88 && b[48..50] == ttcore::ntp::packet::TT_FIELD_TYPE.to_be_bytes() {
+        b[48 + 4 + 44..48 + 4 + 52].fill(0);
+    }
+    b
 }
 
 /// Shifts a 64-bit NTP timestamp at `b[at..at + 8]` by `ns`.
@@ -69,24 +118,53 @@ pub fn relay(r: &Relay) -> Result<(), Error> {
     let front = Arc::new(UdpSocket::bind(r.udp_listen)?);
     let back = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
     back.connect(r.udp_upstream)?;
-    // Requests are matched to their clients by their transmit timestamp (the reply's origin).
-    let clients: Arc<Mutex<HashMap<[u8; 8], SocketAddr>>> = Arc::default();
+    // Requests are matched to their clients (and, for replays, to the request itself) by their
+    // transmit timestamp (the reply's origin).
+    type Pending = HashMap<[u8; 8], (SocketAddr, Vec<u8>)>;
+    let clients: Arc<Mutex<Pending>> = Arc::default();
     {
-        let (front, back, clients, shift) =
-            (front.clone(), back.clone(), clients.clone(), r.shift_ns);
+        let (front, back, clients, shift, replay_after) = (
+            front.clone(),
+            back.clone(),
+            clients.clone(),
+            r.shift_ns,
+            r.replay_after,
+        );
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
+            // Replies recorded for replay, oldest first, with when they came.
+            let mut recorded: std::collections::VecDeque<(std::time::Instant, Vec<u8>)> =
+                Default::default();
             while let Ok(n) = back.recv(&mut buf) {
                 if n < 48 {
                     continue;
                 }
                 let key: [u8; 8] = buf[24..32].try_into().expect("8 bytes");
-                let to = clients
+                let pending = clients
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&key);
-                if let Some(to) = to {
-                    let _ = front.send_to(&forge(&buf[..n], shift), to);
+                let Some((to, request)) = pending else {
+                    continue;
+                };
+                let out = match replay_after {
+                    None => Some(forge(&buf[..n], shift)),
+                    Some(age) => {
+                        let now = std::time::Instant::now();
+                        let old = recorded
+                            .iter()
+                            .rev()
+                            .find(|(t, _)| now.duration_since(*t) >= age)
+                            .map(|(_, b)| replay(b, &request));
+                        recorded.push_back((now, buf[..n].to_vec()));
+                        while recorded.len() > 4096 {
+                            recorded.pop_front();
+                        }
+                        old
+                    }
+                };
+                if let Some(out) = out {
+                    let _ = front.send_to(&out, to);
                 }
             }
         });
@@ -124,7 +202,7 @@ pub fn relay(r: &Relay) -> Result<(), Error> {
             if c.len() > 100_000 {
                 c.clear();
             }
-            c.insert(key, from);
+            c.insert(key, (from, buf[..n].to_vec()));
         }
         let _ = back.send(&buf[..n]);
     }

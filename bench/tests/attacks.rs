@@ -7,6 +7,10 @@
 //! - The negative control is the same attack on plain NTP: timed synchronizes to the forged
 //!   time and the checker finds truth outside its intervals — the attack works, which is why
 //!   plain mode is shown as unauthenticated.
+//! - A replayer in the same place answers with old recorded replies dressed up as answers to
+//!   the current requests (origin stamp and NTS unique identifier rewritten): refused under
+//!   NTS, taken as current time by plain NTP (the negative control).
+//! - A flood of garbage and NTS-KE handshakes does not stop the master serving honest clients.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,8 +91,13 @@ fn nts_master(
     (master, pki, ke)
 }
 
-#[test]
-fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
+/// What timed saw behind an attacker: trustworthy samples, of them outside truth, the statuses,
+/// and what `ttctl status` said about the master (reason and authentication).
+type Seen = (u64, u64, Vec<ClockStatus>, String);
+
+/// One master on 127.0.0.1 serving NTS; an attacker (`ttbench attack` with `attack` args) on
+/// 127.0.0.2 with the master's ports; timed behind it for 12 s under NTS, then on plain NTP.
+fn behind_an_attacker(attack: &[&str]) -> (Seen, Seen) {
     let bins = bench::lab::binaries(None).unwrap();
     let ttbench = env!("CARGO_BIN_EXE_ttbench");
     let dir = tempfile::tempdir().unwrap();
@@ -99,19 +108,19 @@ fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
     let port = master.port;
     // The forger, on 127.0.0.2 with the master's port numbers.
     let _forger = spawn(
-        Command::new(ttbench).args([
-            "attack",
-            "--udp-listen",
-            &format!("127.0.0.2:{port}"),
-            "--udp-upstream",
-            &format!("127.0.0.1:{port}"),
-            "--tcp-listen",
-            &format!("127.0.0.2:{ke}"),
-            "--tcp-upstream",
-            &format!("127.0.0.1:{ke}"),
-            "--shift-ms",
-            "20",
-        ]),
+        Command::new(ttbench)
+            .args([
+                "attack",
+                "--udp-listen",
+                &format!("127.0.0.2:{port}"),
+                "--udp-upstream",
+                &format!("127.0.0.1:{port}"),
+                "--tcp-listen",
+                &format!("127.0.0.2:{ke}"),
+                "--tcp-upstream",
+                &format!("127.0.0.1:{ke}"),
+            ])
+            .args(attack),
         &d.join("forger.log"),
     );
     let run_timed = |name: &str, nts: bool| -> (u64, u64, Vec<ClockStatus>, String) {
@@ -174,9 +183,17 @@ fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
         (ok, outside, seen, why.join(" | "))
     };
 
-    let (ok, outside, seen, why) = run_timed("nts", true);
+    let nts = run_timed("nts", true);
+    let plain = run_timed("plain", false);
+    (nts, plain)
+}
+
+/// Checks what timed saw under NTS (refused, and says why) and in the negative control on
+/// plain NTP (the attack works, and the master is shown as unauthenticated).
+fn nts_refuses_and_plain_falls(what: &str, (nts, plain): (Seen, Seen)) {
+    let (ok, outside, seen, why) = nts;
     eprintln!(
-        "NTS behind the forger: {ok} trustworthy samples, {outside} outside truth, statuses {seen:?}; status: {why}"
+        "NTS behind the {what}: {ok} trustworthy samples, {outside} outside truth, statuses {seen:?}; status: {why}"
     );
     assert_eq!(outside, 0, "a forged interval was handed out under NTS");
     assert_eq!(
@@ -188,10 +205,10 @@ fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
         "the status does not say why: {why:?}"
     );
 
-    // Negative control: the same forger against plain NTP succeeds.
-    let (ok, outside, seen, why) = run_timed("plain", false);
+    // Negative control: the same attack on plain NTP succeeds.
+    let (ok, outside, seen, why) = plain;
     eprintln!(
-        "plain behind the forger: {ok} trustworthy samples, {outside} outside truth, statuses {seen:?}; status: {why}"
+        "plain behind the {what}: {ok} trustworthy samples, {outside} outside truth, statuses {seen:?}; status: {why}"
     );
     assert!(
         why.contains("(none)"),
@@ -199,7 +216,23 @@ fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
     );
     assert!(
         outside > 0,
-        "negative control: the forger should move plain NTP's intervals off truth ({ok} samples, {seen:?})"
+        "negative control: the {what} should move plain NTP's intervals off truth ({ok} samples, {seen:?})"
+    );
+}
+
+#[test]
+fn an_on_path_forger_is_refused_under_nts_and_wins_against_plain_ntp() {
+    nts_refuses_and_plain_falls("forger", behind_an_attacker(&["--shift-ms", "20"]));
+}
+
+/// The replayer answers every request with a recorded reply at least 500 ms old, its origin
+/// stamp and unique identifier rewritten to the request's: under NTS the authenticator covers
+/// both and nothing is accepted; plain NTP takes the stale time as current.
+#[test]
+fn replayed_replies_are_refused_under_nts_and_fool_plain_ntp() {
+    nts_refuses_and_plain_falls(
+        "replayer",
+        behind_an_attacker(&["--replay-after-ms", "500"]),
     );
 }
 

@@ -192,8 +192,12 @@ enum Cmd {
         #[arg(long)]
         tcp_upstream: Option<std::net::SocketAddr>,
         /// How much later the forged replies say it is (ms).
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
         shift_ms: f64,
+        /// Replay instead of shifting: answer each request with the newest recorded reply at
+        /// least this old (ms), its origin and NTS unique identifier rewritten to the request's.
+        #[arg(long, conflicts_with = "shift_ms")]
+        replay_after_ms: Option<u64>,
     },
     /// A flooder, as its own process (loopback only), for `seconds`: garbage at a UDP time
     /// service and/or complete NTS-KE handshakes plus idle connections at an NTS-KE server.
@@ -475,16 +479,23 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             tcp_listen,
             tcp_upstream,
             shift_ms,
+            replay_after_ms,
         } => {
             let r = bench::attack::Relay {
                 udp_listen,
                 udp_upstream,
                 tcp: tcp_listen.zip(tcp_upstream),
                 shift_ns: (shift_ms * 1e6) as i64,
+                replay_after: replay_after_ms.map(Duration::from_millis),
             };
-            eprintln!(
-                "ttbench attack: forging {udp_upstream} on {udp_listen}, shift {shift_ms} ms"
-            );
+            match replay_after_ms {
+                Some(ms) => eprintln!(
+                    "ttbench attack: replaying {udp_upstream}'s replies on {udp_listen}, {ms} ms old"
+                ),
+                None => eprintln!(
+                    "ttbench attack: forging {udp_upstream} on {udp_listen}, shift {shift_ms} ms"
+                ),
+            }
             bench::attack::relay(&r)?;
             Ok(())
         }
