@@ -131,11 +131,13 @@ pub fn markdown() -> String {
         &fields(TIMED_SRC, "Config"),
         &as_table(&t),
     );
+    let mut master = as_table(&timed::config::MasterConfig::new(""));
+    master.remove("addr");
     table(
         &mut out,
-        "`[[master]]` (one per master)",
+        "`[[master]]` (one per source: a timemaster, or an NTP server with `kind = \"ntp\"`)",
         &fields(TIMED_SRC, "MasterConfig"),
-        &toml::Table::new(),
+        &master,
     );
     out.push_str("## timemaster (`/etc/timemaster/timemaster.toml`)\n\n");
     let m = MConfig::new("", ttcore::MasterKind::Gps, ([0, 0, 0, 0], 0).into());

@@ -36,6 +36,9 @@ pub struct LabOptions {
     /// NTS everywhere time moves: a throwaway CA and certificate, NTS-KE on every master, timed
     /// and the peer cross-checks on NTS (unauthenticated replies refused).
     pub secure: bool,
+    /// One more source beside the three masters: a real chronyd (`local stratum 1`, serving the
+    /// host clock, never touching it) polled as a plain NTP server (on NTS with `secure`).
+    pub ntp_source: bool,
 }
 
 impl Default for LabOptions {
@@ -51,6 +54,7 @@ impl Default for LabOptions {
             bin_dir: None,
             vmclock: None,
             secure: false,
+            ntp_source: false,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Lab {
     /// What a management client needs: the CA (with `--secure`, every gRPC listener serves
     /// TLS) and the token timed's SetClockKnob wants.
     pub mgmt: ttsys::mgmt::ClientSecurity,
+    /// The chronyd source (`ntp_source`), and its NTP address.
+    pub chronyd: Option<(crate::chrony::Chronyd, String)>,
     timed_cfg: PathBuf,
 }
 
@@ -178,6 +184,7 @@ impl Lab {
             bins,
             timed_cfg: opts.dir.join("timed.toml"),
             mgmt: ttsys::mgmt::ClientSecurity::none(),
+            chronyd: None,
             opts,
         };
         let d = lab.opts.dir.clone();
@@ -292,7 +299,7 @@ impl Lab {
             ..MasterConfig::new("arm-c", ttcore::MasterKind::Armageddon, listen(2)?)
         };
         lab.start_master("arm-c", &toml::to_string(&arm)?)?;
-        let masters = addrs
+        let mut masters: Vec<timed::config::MasterConfig> = addrs
             .iter()
             .enumerate()
             .map(|(i, a)| timed::config::MasterConfig {
@@ -300,6 +307,22 @@ impl Lab {
                 ..timed::config::MasterConfig::new(a)
             })
             .collect();
+        if lab.opts.ntp_source {
+            let bin = crate::chrony::chronyd_path()
+                .ok_or_else(|| Error::failed("--ntp-source needs chronyd (apt install chrony)"))?;
+            let udp = free_udp_port()?;
+            let ke = match &secure {
+                Some((pki, _)) => Some((pki, port()?)),
+                None => None,
+            };
+            let c = crate::sync_rps::chronyd_server(&bin, &d.join("chronyd"), udp, ke)?;
+            let addr = format!("127.0.0.1:{udp}");
+            masters.push(timed::config::MasterConfig {
+                nts_ke: ke.map(|(_, k)| format!("127.0.0.1:{k}")),
+                ..timed::config::MasterConfig::ntp(&addr)
+            });
+            lab.chronyd = Some((c, addr));
+        }
         let tcfg = timed::config::Config {
             listen: lab
                 .timed_addr
@@ -488,7 +511,7 @@ impl Lab {
             Err(_) => (0, 0, i64::MAX, ttcore::ClockStatus::Unsynchronized),
         };
         let masters: Vec<serde_json::Value> = status
-            .map(|s| s.masters.iter().map(|m| json!({"id": m.id, "addr": m.addr, "selected": m.selected, "reason": m.reason, "auth": m.auth})).collect())
+            .map(|s| s.masters.iter().map(|m| json!({"id": m.id, "addr": m.addr, "kind": m.kind, "selected": m.selected, "reason": m.reason, "auth": m.auth, "epsilon_ns": m.epsilon_ns, "radius_ns": m.radius_ns})).collect())
             .unwrap_or_default();
         json!({
             "earliest_ns": e,

@@ -35,12 +35,50 @@ pub enum Steer {
     Adjtimex,
 }
 
-/// `[[master]]`.
+/// What a source is.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// One of our timemasters: the TrueTime field carries its ε.
+    #[default]
+    Timemaster,
+    /// A plain NTP server (chrony, ntpd, a cloud time service): bounded by the root distance
+    /// it states, which is only as honest as its own chain.
+    Ntp,
+}
+
+impl SourceKind {
+    /// What the source's bound rests on, for the status.
+    pub fn assumption(self) -> &'static str {
+        match self {
+            SourceKind::Timemaster => {
+                "the master's ε: its reference's error budget (GPS, atomic, peers)"
+            }
+            SourceKind::Ntp => {
+                "the server's root distance (root delay/2 + root dispersion) covers its error: its own chain is honest"
+            }
+        }
+    }
+}
+
+fn default_max_root_distance_ms() -> u64 {
+    100
+}
+
+/// `[[master]]`: one time source — a timemaster, or with `kind = "ntp"` a plain NTP server.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct MasterConfig {
-    /// `host:port` of the master's UDP time-transfer service (its `ntp-listen`).
+    /// `host:port` of the master's UDP time-transfer service (its `ntp-listen`), or of the NTP
+    /// server.
     pub addr: String,
+    /// `timemaster` (default) or `ntp`: a plain NTPv4 server, asked in basic mode with 48-byte
+    /// requests and bounded by its root distance.
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// `kind = "ntp"`: replies stating a root distance beyond this are refused (ms).
+    #[serde(default = "default_max_root_distance_ms")]
+    pub max_root_distance_ms: u64,
     /// `host:port` of the master's NTS-KE server: its time is then authenticated with NTS
     /// (RFC 8915) and any reply that does not authenticate is refused, the master counting as
     /// unreachable (needs `nts-trusted-certs`). Absent: plain NTP, shown as unauthenticated.
@@ -54,8 +92,28 @@ impl MasterConfig {
     pub fn new(addr: &str) -> MasterConfig {
         MasterConfig {
             addr: addr.into(),
+            kind: SourceKind::Timemaster,
+            max_root_distance_ms: default_max_root_distance_ms(),
             nts_ke: None,
             nts_server_name: None,
+        }
+    }
+
+    /// A plain NTP server at `addr`.
+    pub fn ntp(addr: &str) -> MasterConfig {
+        MasterConfig {
+            kind: SourceKind::Ntp,
+            ..MasterConfig::new(addr)
+        }
+    }
+
+    /// The protocol its source speaks.
+    pub fn protocol(&self) -> ttcore::ntp::client::Protocol {
+        match self.kind {
+            SourceKind::Timemaster => ttcore::ntp::client::Protocol::TrueTime,
+            SourceKind::Ntp => ttcore::ntp::client::Protocol::Ntp {
+                max_root_distance: Span::from_millis(self.max_root_distance_ms as i64),
+            },
         }
     }
 
@@ -248,6 +306,17 @@ impl Config {
             return Err(InvalidKey::new(
                 format!("master[{i}].addr"),
                 format!("{:?} is not host:port", m.addr),
+            ));
+        }
+        if let Some((i, _)) = self
+            .masters
+            .iter()
+            .enumerate()
+            .find(|(_, m)| !(1..=16_000).contains(&m.max_root_distance_ms))
+        {
+            return Err(InvalidKey::new(
+                format!("master[{i}].max-root-distance-ms"),
+                "must be in 1..=16000",
             ));
         }
         ttsys::config::check_nts_sources(

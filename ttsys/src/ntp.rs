@@ -137,6 +137,17 @@ impl Source {
         }
     }
 
+    /// The same source speaking `protocol` (a timemaster by default; a plain NTP server).
+    pub fn with_protocol(mut self, protocol: ttcore::ntp::client::Protocol) -> Self {
+        self.client = match protocol {
+            ttcore::ntp::client::Protocol::TrueTime => Client::new(),
+            ttcore::ntp::client::Protocol::Ntp { max_root_distance } => {
+                Client::ntp(max_root_distance)
+            }
+        };
+        self
+    }
+
     /// The same source with its time authenticated by NTS (unauthenticated replies refused).
     pub fn with_nts(mut self, nts: NtsSource) -> Self {
         self.nts = Some(nts);

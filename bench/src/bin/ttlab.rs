@@ -37,6 +37,10 @@ struct Cli {
     /// throwaway CA: unauthenticated replies are refused.
     #[arg(long)]
     secure: bool,
+    /// One more source beside the three masters: a real chronyd (`local stratum 1`, serving
+    /// this host's clock without touching it), polled as a plain NTP server (NTS with --secure).
+    #[arg(long)]
+    ntp_source: bool,
 }
 
 // The lab's main loop: start, then one line per second until Ctrl-C or the duration, reporting
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         keep: cli.keep,
         liar_ns: cli.liar_ms.map(|ms| (ms * 1e6) as i64),
         secure: cli.secure,
+        ntp_source: cli.ntp_source,
         ..Default::default()
     };
     if let Some(d) = cli.dir {

@@ -60,6 +60,8 @@ pub struct MasterView {
     pub samples: u32,
     /// "nts" (authenticated) or "none" (plain: unauthenticated).
     pub auth: &'static str,
+    /// What its bound rests on.
+    pub assumption: &'static str,
     /// Half-width of the selected sample's offset interval (ns).
     pub radius_ns: i64,
 }
@@ -371,6 +373,7 @@ impl State {
                     samples: m.samples,
                     radius_ns: m.radius_ns,
                     auth: m.auth.into(),
+                    assumption: m.assumption.into(),
                 })
                 .collect(),
             shm_path: self.config.shm_path.display().to_string(),

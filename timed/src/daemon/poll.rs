@@ -2,6 +2,7 @@
 //! each into the core's round, then the page.
 
 use super::*;
+use crate::config::SourceKind;
 
 /// One poll: a burst of UDP exchanges with every master (in parallel, on blocking threads),
 /// the narrowest sample of each into the core's round, then the page.
@@ -101,19 +102,26 @@ pub(super) fn burst_results(
             } else {
                 "none"
             },
+            assumption: masters[i].kind.assumption(),
             ..Default::default()
         };
+        if masters[i].kind == SourceKind::Ntp {
+            v.kind = "ntp".into();
+        }
         if let Some(info) = &b.info {
             v.reachable = true;
             v.id = info.id.clone();
-            v.kind = ttcore::MasterKind::name_of(i64::from(info.kind)).into();
             v.epsilon_ns = info.eps_ns;
             v.status = info.status;
-            v.leap = Some(v1::LeapInfo {
-                tai_minus_utc_s: info.tai_minus_utc_s as i32,
-                next_leap_effective_posix_s: info.next_leap_posix_s,
-                next_leap_delta: info.next_leap_delta as i32,
-            });
+            if masters[i].kind == SourceKind::Timemaster {
+                v.kind = ttcore::MasterKind::name_of(i64::from(info.kind)).into();
+                // Only a timemaster publishes TAI − UTC and the next leap.
+                v.leap = Some(v1::LeapInfo {
+                    tai_minus_utc_s: info.tai_minus_utc_s as i32,
+                    next_leap_effective_posix_s: info.next_leap_posix_s,
+                    next_leap_delta: info.next_leap_delta as i32,
+                });
+            }
         }
         v.samples = b.samples.len() as u32;
         let at = b.samples.iter().map(|s| s.m.at.as_nanos()).max();
@@ -160,7 +168,7 @@ pub(super) fn sources_of(state: &State) -> Vec<Source> {
         .masters
         .iter()
         .map(|m| {
-            let src = Source::new(&m.addr);
+            let src = Source::new(&m.addr).with_protocol(m.protocol());
             match (&m.nts_ke, &state.nts_tls) {
                 (Some(ke), Some(tls)) => src.with_nts(ttsys::ntp::NtsSource::new(
                     ke,

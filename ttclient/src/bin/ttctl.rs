@@ -320,6 +320,7 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
             "delay_ns": m.delay_ns, "epsilon_ns": m.epsilon_ns, "status": status_name(m.status),
             "transport": m.transport, "stamping": m.stamping, "interleaved": m.interleaved,
             "samples": m.samples, "radius_ns": m.radius_ns, "auth": m.auth,
+            "assumption": m.assumption,
         })).collect::<Vec<_>>(),
     })
 }
@@ -370,11 +371,11 @@ fn status_report(s: &v1::DaemonStatus) -> String {
             ns(s.knob_step_ns)
         ));
     }
-    o.push_str("Masters:\n");
-    o.push_str("  S address                id         status          offset    round trip      ε      auth stamps            reason\n");
+    o.push_str("Sources:\n");
+    o.push_str("  S address                kind       id         status          offset    round trip      ε      auth stamps            reason\n");
     for m in &s.masters {
         o.push_str(&format!(
-            "  {} {:<22} {:<10} {:<15} {:>12} {:>10} {:>10}  {:<4} {} {:<10} {}\n",
+            "  {} {:<22} {:<10} {:<10} {:<15} {:>12} {:>10} {:>10}  {:<4} {} {:<10} {}\n",
             if m.selected {
                 '*'
             } else if m.reachable {
@@ -383,6 +384,7 @@ fn status_report(s: &v1::DaemonStatus) -> String {
                 '?'
             },
             m.addr,
+            m.kind,
             m.id,
             status_name(m.status),
             ns(m.offset_ns),
@@ -397,6 +399,15 @@ fn status_report(s: &v1::DaemonStatus) -> String {
             ),
             m.reason
         ));
+    }
+    // What each kind of bound rests on, once per distinct assumption.
+    let mut said: Vec<&str> = Vec::new();
+    for m in &s.masters {
+        if !m.assumption.is_empty() && !said.contains(&m.assumption.as_str()) {
+            said.push(&m.assumption);
+            let kind = if m.kind == "ntp" { "ntp" } else { "master" };
+            o.push_str(&format!("  {kind} bounds assume: {}\n", m.assumption));
+        }
     }
     o
 }

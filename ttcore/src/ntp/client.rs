@@ -3,6 +3,11 @@
 //! exchange completed with the kernel's transmit stamp of the master's previous reply.
 //! timed, timemaster's peer polling and the fleet simulator all run exactly this code.
 //!
+//! Two kinds of server: a timemaster, whose TrueTime field carries its stamps and its own ε,
+//! and a plain NTP server (chrony, ntpd, a cloud time service), whose bound is the RFC 5905
+//! root distance it states: root delay / 2 + root dispersion, plus its clock's precision. That
+//! bound is only as honest as the server's own chain: the assumption `ttctl status` names.
+//!
 //! Client stamps are rounded outward by the caller: `t1` (request left) may only be early, `t4`
 //! (reply arrived) only late.
 
@@ -28,9 +33,28 @@ pub enum ReplyError {
     /// Its origin timestamp is not our request's cookie (stale, duplicate or spoofed).
     #[error("reply does not answer our request (origin mismatch)")]
     NotOurs,
-    /// No TrueTime field: a plain NTP server, which this client does not use (yet).
-    #[error("not a timemaster: the reply has no TrueTime field")]
+    /// No TrueTime field: a plain NTP server, configured as a timemaster.
+    #[error("not a timemaster: the reply has no TrueTime field (an NTP server? kind = \"ntp\")")]
     NoTtField,
+    /// An NTP server that says it is not synchronized (leap indicator 3, stratum 0 or ≥ 16).
+    #[error("the NTP server is not synchronized (leap {leap:?}, stratum {stratum})")]
+    ServerUnsynchronized {
+        /// Its leap indicator.
+        leap: LeapIndicator,
+        /// Its stratum.
+        stratum: u8,
+    },
+    /// A kiss-o'-death packet (stratum 0): the server refuses or asks us to slow down.
+    #[error("kiss code {}", String::from_utf8_lossy(.0))]
+    Kiss([u8; 4]),
+    /// The server's root distance is beyond what this source accepts.
+    #[error("root distance {distance_ns} ns is beyond the maximum {max_ns} ns")]
+    RootDistance {
+        /// Root delay / 2 + root dispersion + precision (ns).
+        distance_ns: i64,
+        /// The maximum configured (ns).
+        max_ns: i64,
+    },
     /// The four timestamps are inconsistent.
     #[error("{0}")]
     Transfer(#[from] TransferError),
@@ -84,7 +108,7 @@ pub struct Sample {
 pub struct MasterInfo {
     /// Its id.
     pub id: String,
-    /// 1 GPS, 2 armageddon.
+    /// 1 GPS, 2 armageddon; 0 for a plain NTP server.
     pub kind: u8,
     /// Its status (`None` for an unknown code: not usable).
     pub status: Option<ClockStatus>,
@@ -133,16 +157,80 @@ struct Completed {
     server_kernel_rx: bool,
 }
 
+/// What a source speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// A timemaster: the TrueTime field (interleaved when the master offers it).
+    #[default]
+    TrueTime,
+    /// A plain NTPv4 server, basic mode; replies whose root distance exceeds the maximum are
+    /// refused.
+    Ntp {
+        /// The largest root distance accepted.
+        max_root_distance: Span,
+    },
+}
+
+/// Unix time the era of an NTP server's 32-bit seconds is resolved around (2030-03-17): right
+/// for stamps from 1962 to 2098. The client has no wall clock of its own to resolve it with.
+pub const NTP_ERA_HINT_UNIX_NS: i64 = 1_900_000_000 * 1_000_000_000;
+
+/// 2^`exp` seconds in ns, rounded up (an NTP precision exponent); exponents of 0 and above
+/// count as one second (no real clock is that coarse and still worth using).
+pub fn precision_ns(exp: i8) -> i64 {
+    if exp >= 0 {
+        return 1_000_000_000;
+    }
+    let shift = (-(exp as i32)).min(62) as u32;
+    1_000_000_000u64.div_ceil(1u64 << shift) as i64
+}
+
+/// An NTP server's stated error bound on its own time: root delay / 2 + root dispersion + the
+/// precision of its clock (ns, rounded up).
+pub fn root_distance_ns(h: &Header) -> i64 {
+    use super::packet::short_to_ns;
+    (short_to_ns(h.root_delay) as u64 + 1).div_ceil(2) as i64
+        + short_to_ns(h.root_dispersion)
+        + 1
+        + precision_ns(h.precision)
+}
+
+/// A reference id as text: ASCII for stratum 1 (`GPS`, `LOCL`), a dotted IPv4 otherwise (and
+/// for a stratum-1 id that is not text, like chrony's local reference 127.127.1.1).
+pub fn reference_id_str(h: &Header) -> String {
+    let r = h.reference_id;
+    let ascii = r.iter().take_while(|&&b| b != 0);
+    if h.stratum <= 1 && ascii.clone().all(u8::is_ascii_graphic) {
+        ascii.map(|&b| b as char).collect()
+    } else {
+        format!("{}.{}.{}.{}", r[0], r[1], r[2], r[3])
+    }
+}
+
 /// Per-master client state (the last completed exchange, for interleaving).
 #[derive(Clone, Debug, Default)]
 pub struct Client {
     last: Option<Completed>,
+    protocol: Protocol,
 }
 
 impl Client {
-    /// A client with no history.
+    /// A client of a timemaster, with no history.
     pub fn new() -> Self {
         Client::default()
+    }
+
+    /// A client of a plain NTP server that refuses root distances beyond `max_root_distance`.
+    pub fn ntp(max_root_distance: Span) -> Self {
+        Client {
+            last: None,
+            protocol: Protocol::Ntp { max_root_distance },
+        }
+    }
+
+    /// What it speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// Forgets the last exchange (after a timeout, a clock disruption or a reconnect).
@@ -151,13 +239,19 @@ impl Client {
     }
 
     /// Writes a request whose transmit timestamp is `cookie` (random, never reused) into `out`.
+    /// An NTP server gets a plain 48-byte request (some, like chrony 4.3, drop requests with
+    /// extension fields they do not know).
     pub fn request(&self, cookie: u64, out: &mut Vec<u8>) {
-        Packet {
-            header: Header::client(cookie),
-            tt: Some(TtField::Request(TtRequest {
+        let tt = match self.protocol {
+            Protocol::TrueTime => Some(TtField::Request(TtRequest {
                 prev_t2_ns: self.last.map_or(0, |c| c.t2_ns),
                 prev_cookie: self.last.map_or(0, |c| c.cookie),
             })),
+            Protocol::Ntp { .. } => None,
+        };
+        Packet {
+            header: Header::client(cookie),
+            tt,
         }
         .encode(out);
     }
@@ -183,6 +277,9 @@ impl Client {
         }
         if p.header.origin_ts != NtpTimestamp(cookie) {
             return Err(ReplyError::NotOurs);
+        }
+        if let Protocol::Ntp { max_root_distance } = self.protocol {
+            return ntp_reply(&p.header, t1_raw, t4_raw, kernel, drift, max_root_distance);
         }
         let r: TtReply = match p.tt {
             Some(TtField::Reply(r)) => r,
@@ -268,6 +365,69 @@ impl Client {
             interleaved,
         })
     }
+}
+
+/// A plain NTP server's reply, basic mode: refused when the server is unsynchronized, sends a
+/// kiss code or states a root distance beyond `max`; otherwise the exchange bounded by its root
+/// distance (its stamps are only as good as its chain, which it states).
+fn ntp_reply(
+    h: &Header,
+    t1_raw: i64,
+    t4_raw: i64,
+    kernel: bool,
+    drift: Rate,
+    max: Span,
+) -> Result<ReplyOutcome, ReplyError> {
+    if h.stratum == 0 {
+        return Err(ReplyError::Kiss(h.reference_id));
+    }
+    if h.leap == LeapIndicator::Unsynchronized || h.stratum >= 16 {
+        return Err(ReplyError::ServerUnsynchronized {
+            leap: h.leap,
+            stratum: h.stratum,
+        });
+    }
+    let distance = root_distance_ns(h);
+    if distance > max.as_nanos() {
+        return Err(ReplyError::RootDistance {
+            distance_ns: distance,
+            max_ns: max.as_nanos(),
+        });
+    }
+    // Stamps rounded down to the ns: `t2` may be up to 1 ns early, which the +1 ns in the
+    // root distance covers; an early `t3` only widens the lower side.
+    let ts = SyncTimestamps {
+        t1: Timestamp::from_nanos(t1_raw),
+        t2: Timestamp::from_nanos(h.receive_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS)),
+        t3: Timestamp::from_nanos(h.transmit_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS)),
+        t4: Timestamp::from_nanos(t4_raw),
+    };
+    let eps = Span::from_nanos(distance);
+    let m = measure(&ts, eps, drift)?;
+    Ok(ReplyOutcome {
+        info: MasterInfo {
+            id: reference_id_str(h),
+            kind: 0,
+            status: Some(ClockStatus::Synchronized),
+            eps_ns: distance,
+            leap: h.leap,
+            tai_minus_utc_s: 0,
+            next_leap_posix_s: 0,
+            next_leap_delta: 0,
+        },
+        basic: Sample {
+            m,
+            eps_master: eps,
+            trustworthy: true,
+            stamping: Stamping {
+                client_kernel: kernel,
+                server_kernel_rx: false,
+                server_kernel_tx: false,
+            },
+            interleaved: false,
+        },
+        interleaved: None,
+    })
 }
 
 /// The narrowest sample of a burst after bringing each to the raw reading `at` (widening by
@@ -483,6 +643,151 @@ mod tests {
                     prop_assert!(i.m.bounds.contains(truth));
                 }
             }
+        }
+    }
+
+    /// A plain NTP server's reply to `cookie`: it received at `t2` and sent at `t3` (Unix ns,
+    /// its own clock), stating `delay_ns` / `disp_ns` as root delay and dispersion.
+    fn ntp_server_reply(
+        cookie: u64,
+        t2: i64,
+        t3: i64,
+        (leap, stratum): (LeapIndicator, u8),
+        delay_ns: i64,
+        disp_ns: i64,
+    ) -> Vec<u8> {
+        use super::super::packet::short_from_ns_ceil;
+        let mut out = Vec::new();
+        Packet {
+            header: Header {
+                leap,
+                version: 4,
+                mode: Mode::Server,
+                stratum,
+                poll: 0,
+                precision: -24,
+                root_delay: short_from_ns_ceil(delay_ns),
+                root_dispersion: short_from_ns_ceil(disp_ns),
+                reference_id: if stratum == 0 { *b"RATE" } else { *b"LOCL" },
+                reference_ts: NtpTimestamp::from_unix_ns_floor(t2 - 1_000_000_000),
+                origin_ts: NtpTimestamp(cookie),
+                receive_ts: NtpTimestamp::from_unix_ns_floor(t2),
+                transmit_ts: NtpTimestamp::from_unix_ns_floor(t3),
+            },
+            tt: None,
+        }
+        .encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn an_ntp_server_gets_a_plain_request_and_its_root_distance_bounds_the_sample() {
+        let mut c = Client::ntp(Span::from_millis(100));
+        let mut req = Vec::new();
+        c.request(7, &mut req);
+        assert_eq!(req.len(), 48, "no extension field for a plain NTP server");
+        // Raw clock = UTC − 1 000 s; 20 µs each way; the server 30 µs fast, stating 100 µs
+        // root delay and 10 µs root dispersion, which NTP's 2⁻¹⁶ s units round up to 106.8
+        // and 15.3 µs: root distance 68.7 µs + precision (60 ns).
+        let off = 1_000_000_000_000i64;
+        let t1 = 1_700_000_000_000_000_000 - off;
+        let t2 = t1 + off + 20_000 + 30_000;
+        let t3 = t2 + 5_000;
+        let t4 = t1 + 20_000 + 5_000 + 20_000;
+        let r = ntp_server_reply(7, t2, t3, (LeapIndicator::None, 2), 100_000, 10_000);
+        let o = c.on_reply(&r, 7, t1, t4, true, Rate::from_ppm(15)).unwrap();
+        let d = o.info.eps_ns;
+        assert!((68_700..68_800).contains(&d), "root distance {d}");
+        assert_eq!(o.info.kind, 0);
+        assert_eq!(o.info.id, "76.79.67.76"); // stratum 2: the reference id as an IPv4 address
+        assert!(
+            o.basic.m.bounds.contains(Span::from_nanos(off)),
+            "{:?}",
+            o.basic.m.bounds
+        );
+        assert!(o.interleaved.is_none());
+        // The same server lying by more than its root distance is not contained: the bound is
+        // exactly the server's statement, no wider.
+        let r = ntp_server_reply(
+            7,
+            t2 + 200_000,
+            t3 + 200_000,
+            (LeapIndicator::None, 2),
+            100_000,
+            10_000,
+        );
+        let o = c.on_reply(&r, 7, t1, t4, true, Rate::from_ppm(15)).unwrap();
+        assert!(!o.basic.m.bounds.contains(Span::from_nanos(off)));
+    }
+
+    #[test]
+    fn unsynchronized_kissing_and_distant_ntp_servers_are_refused() {
+        let mut c = Client::ntp(Span::from_millis(1));
+        let (t1, t4) = (1_000, 101_000);
+        let t2 = 1_700_000_000_000_000_000;
+        let cases = [
+            ((LeapIndicator::Unsynchronized, 2), 0, "not synchronized"),
+            ((LeapIndicator::None, 16), 0, "not synchronized"),
+            ((LeapIndicator::None, 0), 0, "kiss code RATE"),
+            ((LeapIndicator::None, 1), 5_000_000, "root distance"),
+        ];
+        for (lead, disp, want) in cases {
+            let r = ntp_server_reply(9, t2, t2 + 10, lead, 0, disp);
+            let e = c.on_reply(&r, 9, t1, t4, true, Rate::ZERO).unwrap_err();
+            assert!(e.to_string().contains(want), "{lead:?}: {e}");
+        }
+        // A timemaster client given a plain NTP reply says what it probably is.
+        let r = ntp_server_reply(9, t2, t2 + 10, (LeapIndicator::None, 1), 0, 0);
+        let e = Client::new()
+            .on_reply(&r, 9, t1, t4, true, Rate::ZERO)
+            .unwrap_err();
+        assert_eq!(e, ReplyError::NoTtField);
+        assert!(e.to_string().contains("kind = \"ntp\""));
+    }
+
+    #[test]
+    fn precision_and_reference_ids_read_as_chrony_writes_them() {
+        assert_eq!(precision_ns(-20), 954); // 2^-20 s, rounded up
+        assert_eq!(precision_ns(-30), 1);
+        assert_eq!(precision_ns(3), 1_000_000_000);
+        let mut h = Header::client(0);
+        h.stratum = 1;
+        h.reference_id = *b"GPS\0";
+        assert_eq!(reference_id_str(&h), "GPS");
+        h.reference_id = [127, 127, 1, 1];
+        assert_eq!(reference_id_str(&h), "127.127.1.1");
+        h.stratum = 3;
+        h.reference_id = [192, 0, 2, 7];
+        assert_eq!(reference_id_str(&h), "192.0.2.7");
+    }
+
+    proptest! {
+        /// Whatever the offset, path asymmetry and server error, as long as the server's error
+        /// is within the root distance it states, the sample contains the true offset.
+        #[test]
+        fn an_honest_ntp_server_is_always_inside(
+            off in -1_000_000_000_000i64..1_000_000_000_000,
+            up in 0i64..5_000_000,
+            down in 0i64..5_000_000,
+            residence in 0i64..1_000_000,
+            delay_ns in 0i64..2_000_000,
+            disp_ns in 0i64..2_000_000,
+            frac in -1.0f64..1.0,
+        ) {
+            use super::super::packet::{short_from_ns_ceil, short_to_ns};
+            // The largest error the statement allows, shrunk by `frac`.
+            let stated = short_to_ns(short_from_ns_ceil(delay_ns)) / 2
+                + short_to_ns(short_from_ns_ceil(disp_ns));
+            let err = (stated as f64 * frac) as i64;
+            let t1 = 1_000_000_000;
+            let t2 = 1_700_000_000_000_000_000 + t1 + off + up + err;
+            let t3 = t2 + residence;
+            let t4 = t1 + up + residence + down;
+            let mut c = Client::ntp(Span::from_secs(10));
+            let r = ntp_server_reply(3, t2, t3, (LeapIndicator::None, 3), delay_ns, disp_ns);
+            let o = c.on_reply(&r, 3, t1, t4, true, Rate::ZERO).unwrap();
+            let truth = Span::from_nanos(1_700_000_000_000_000_000 + off);
+            prop_assert!(o.basic.m.bounds.contains(truth), "{:?} vs {truth:?}", o.basic.m.bounds);
         }
     }
 }
