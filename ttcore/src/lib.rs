@@ -17,6 +17,7 @@
 //! * [`vmclock`] — the VMClock structure (`/dev/vmclock0`): decoding and the disruption rule.
 //! * [`master_kind`] — [`MasterKind`]: what a master disciplines its time with, and its codes.
 //! * [`ntp`] — time transfer on the NTPv4 wire: packet codec, master reply, client exchange.
+//! * [`phc`] — a PTP hardware clock as a source: bracketed readings and its error bound.
 //!
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
 //! as long as the stated assumptions hold; every rounding widens.
@@ -32,6 +33,7 @@ pub mod marzullo;
 pub mod master_kind;
 pub mod ntp;
 pub mod osc;
+pub mod phc;
 pub mod rate;
 pub mod sock;
 pub mod time;
