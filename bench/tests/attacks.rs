@@ -11,6 +11,13 @@
 //!   the current requests (origin stamp and NTS unique identifier rewritten): refused under
 //!   NTS, taken as current time by plain NTP (the negative control).
 //! - A flood of garbage and NTS-KE handshakes does not stop the master serving honest clients.
+//! - Every state-changing gRPC method refuses callers without the management token
+//!   ([`management`]).
+
+/// Unauthenticated calls to every state-changing RPC (its own module: it shares nothing with
+/// the time attacks above but the binary).
+#[path = "attacks/management.rs"]
+mod management;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

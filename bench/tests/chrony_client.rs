@@ -1,7 +1,14 @@
 //! A real chronyd as a client of two timemasters over the NTPv4 wire (`-x`: it never touches
 //! the clock). The synchronized master is selected (`*`) with an offset within its ε plus the
 //! round trip; the master whose ε is beyond its maximum answers leap 3 and is shown
-//! unsynchronized and never selected. Needs chronyd (installed by `.ci/run`).
+//! unsynchronized and never selected. The other way round, chronyd as a source of timed, is in
+//! [`ntp_sources`]. Needs chronyd (installed by `.ci/run`).
+
+mod common;
+
+/// chronyd as a *source* of timed (`kind = "ntp"`), honest and lying.
+#[path = "chrony_client/ntp_sources.rs"]
+mod ntp_sources;
 
 use bench::chrony::{Chronyd, chronyd_path};
 use bench::lab::SimulatedMaster;

@@ -12,8 +12,7 @@
 //!
 //! Needs chronyd (`.ci/run` installs it), so ignored by default.
 
-mod common;
-
+use crate::common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use ttcore::ClockStatus;
@@ -223,7 +222,7 @@ fn a_lying_ntp_server_is_outvoted_as_a_minority_and_followed_alone() {
 #[ignore = "needs chronyd"]
 fn ttlab_with_a_chronyd_source_beside_the_masters_keeps_truth_inside() {
     let out = Command::new(env!("CARGO_BIN_EXE_ttlab"))
-        .args(["--ntp-source", "--duration", "30", "--json"])
+        .args(["--ntp-source", "--duration", "25", "--json"])
         .output()
         .unwrap();
     assert!(
