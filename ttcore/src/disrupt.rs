@@ -129,6 +129,75 @@ pub fn check(then: ClockPair, now: ClockPair) -> Result<(), Disruption> {
     }
 }
 
+/// What a read-only `adjtimex(2)` says the kernel is doing to `CLOCK_MONOTONIC` (and with it
+/// `CLOCK_BOOTTIME`) against the raw clock: the tick length, the frequency, and the PLL's
+/// remaining offset. An NTP daemon that slews through the tick (chronyd does, up to its
+/// `maxslewrate`, 83,333 ppm by default) or through a large PLL offset makes boot time separate
+/// from the raw clock faster than [`MAX_SLEW`], and the rule reports a disruption — the safe
+/// side, but a host that keeps being disrupted serves nothing. [`KernelSlew::rate`] is what
+/// timed shows, with a warning when it is beyond the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelSlew {
+    /// `timex.tick`: µs per clock tick now.
+    pub tick_us: i64,
+    /// The nominal tick: 1 000 000 / `USER_HZ` µs.
+    pub nominal_tick_us: i64,
+    /// `timex.freq`: the frequency offset in ppm × 2¹⁶.
+    pub freq_scaled_ppm: i64,
+    /// `timex.offset` in ns (µs × 1000 when the kernel is not in `STA_NANO`), when the PLL is
+    /// on (`STA_PLL`); 0 otherwise.
+    pub pll_offset_ns: i64,
+    /// `timex.constant`: the PLL time constant.
+    pub time_constant: i64,
+}
+
+impl KernelSlew {
+    /// An upper bound on the rate at which `CLOCK_MONOTONIC` runs off the raw clock now: the
+    /// tick's deviation, plus the frequency, plus the PLL's per-second correction of its
+    /// offset (`offset / 2^(2 + constant)`, the kernel's `SHIFT_PLL` of 2), each rounded up.
+    pub fn rate(&self) -> Rate {
+        let nominal = self.nominal_tick_us.max(1) as i128;
+        let tick_ppb =
+            ((self.tick_us as i128 - nominal).abs() * 1_000_000_000 + nominal - 1) / nominal;
+        let freq_ppb = (self.freq_scaled_ppm as i128).abs() * 1000 / 65_536 + 1;
+        let shift = (2 + self.time_constant.clamp(0, 10)) as u32;
+        let pll_ppb = ((self.pll_offset_ns as i128).abs() + (1 << shift) - 1) >> shift;
+        Rate::from_ppb((tick_ppb + freq_ppb + pll_ppb).min(i64::MAX as i128) as i64)
+    }
+
+    /// Whether the disruption rule's [`MAX_SLEW`] covers it.
+    pub fn within_rule(&self) -> bool {
+        self.rate() <= MAX_SLEW
+    }
+
+    /// One line for the status: the rate and its parts, and a warning when the rule cannot
+    /// tell this slew from a disruption.
+    pub fn describe(&self) -> String {
+        let parts = format!(
+            "tick {} µs (nominal {}), frequency {:+.3} ppm, PLL offset {} ns",
+            self.tick_us,
+            self.nominal_tick_us,
+            self.freq_scaled_ppm as f64 / 65_536.0,
+            self.pll_offset_ns
+        );
+        if self.within_rule() {
+            format!(
+                "≤ {:.1} ppm ({parts}): within the {} ppm disruption rule",
+                self.rate().as_ppm_f64(),
+                MAX_SLEW.as_ppm_f64()
+            )
+        } else {
+            format!(
+                "WARNING ≤ {:.1} ppm ({parts}): beyond the {} ppm the disruption rule allows, so \
+                 it will be reported as disruptions; if chronyd steers this clock, set \
+                 `maxslewrate 500` in chrony.conf",
+                self.rate().as_ppm_f64(),
+                MAX_SLEW.as_ppm_f64()
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +266,77 @@ mod tests {
     fn the_reason_reads_well() {
         let s = Disruption::Lost { ns: 25_000_000 }.to_string();
         assert!(s.contains("lost") && s.contains("suspend"), "{s}");
+    }
+
+    /// `adjtimex` readings as a host shows them: idle, chronyd trimming the frequency, chronyd
+    /// slewing a 10 ms offset at its default `maxslewrate` (through the tick), and ntpd's PLL
+    /// correcting 0.4 s.
+    #[test]
+    fn recorded_kernel_slews_are_told_apart_from_what_the_rule_allows() {
+        let idle = KernelSlew {
+            tick_us: 10_000,
+            nominal_tick_us: 10_000,
+            freq_scaled_ppm: 0,
+            pll_offset_ns: 0,
+            time_constant: 2,
+        };
+        assert!(idle.within_rule());
+        assert!(
+            idle.describe().contains("within the 500 ppm"),
+            "{}",
+            idle.describe()
+        );
+        // chronyd holding −12.3 ppm through the frequency: fine.
+        let trimmed = KernelSlew {
+            freq_scaled_ppm: -806_093,
+            ..idle
+        };
+        assert!(trimmed.within_rule());
+        assert!((trimmed.rate().as_ppm_f64() - 12.3).abs() < 0.01);
+        // The kernel's own limit, 500 ppm of frequency: still within.
+        let limit = KernelSlew {
+            freq_scaled_ppm: 500 * 65_536 - 66,
+            ..idle
+        };
+        assert!(limit.within_rule(), "{}", limit.describe());
+        // chronyd slewing through the tick at 83,300 ppm.
+        let fast = KernelSlew {
+            tick_us: 10_833,
+            ..idle
+        };
+        assert!(!fast.within_rule());
+        assert!(
+            fast.describe().contains("maxslewrate 500"),
+            "{}",
+            fast.describe()
+        );
+        assert!((fast.rate().as_ppm_f64() - 83_300.0).abs() < 0.01);
+        // A PLL correcting 0.4 s with time constant 2: 0.4 s / 16 per second = 25,000 ppm.
+        let pll = KernelSlew {
+            pll_offset_ns: 400_000_000,
+            ..idle
+        };
+        assert!(!pll.within_rule());
+        assert!((pll.rate().as_ppm_f64() - 25_000.0).abs() < 0.01);
+        // And what such a slew does to the clocks is a disruption under the rule: 83,300 ppm
+        // over 1 s separates boot time from raw by 83 ms.
+        let a = ClockPair {
+            raw: 0,
+            boot: 0,
+            gap: 0,
+        };
+        let b = ClockPair {
+            raw: 1_000_000_000,
+            boot: 1_083_300_000,
+            gap: 0,
+        };
+        assert!(check(a, b).is_err());
+        // ... while the idle host's own 12.3 ppm is not.
+        let c = ClockPair {
+            raw: 1_000_000_000,
+            boot: 1_000_012_300,
+            gap: 0,
+        };
+        assert!(check(a, c).is_ok());
     }
 }

@@ -4,7 +4,8 @@
 //! # Safety
 //!
 //! The only `unsafe` is the `adjtimex` call with a pointer to a fully initialised, stack-owned
-//! `libc::timex` that outlives the call.
+//! `libc::timex` that outlives the call (and `sysconf`, which takes no pointer). The read-only
+//! [`kernel_slew`] (`modes = 0`) needs no capability.
 
 /// Offsets beyond this are stepped (`ADJ_SETOFFSET`) instead of slewed; the kernel PLL accepts
 /// at most ±0.5 s.
@@ -47,6 +48,36 @@ pub fn steer(offset_ns: i64, eps_ns: i64) -> std::io::Result<()> {
     }
 }
 
+/// What the kernel is doing to `CLOCK_MONOTONIC` now, from a read-only `adjtimex` (`modes =
+/// 0`: no capability needed, nothing changed).
+pub fn kernel_slew() -> std::io::Result<ttcore::disrupt::KernelSlew> {
+    // SAFETY: an all-zero timex is a valid value of this plain C struct (integers only).
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: see the module docs; modes = 0 only reads.
+    let r = unsafe { libc::adjtimex(&mut t) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: sysconf takes no pointer.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    let unit = if t.status & libc::STA_NANO != 0 {
+        1
+    } else {
+        1000
+    };
+    Ok(ttcore::disrupt::KernelSlew {
+        tick_us: t.tick as i64,
+        nominal_tick_us: 1_000_000 / hz as i64,
+        freq_scaled_ppm: t.freq as i64,
+        pll_offset_ns: if t.status & libc::STA_PLL != 0 {
+            (t.offset as i64).saturating_mul(unit)
+        } else {
+            0
+        },
+        time_constant: t.constant as i64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +92,12 @@ mod tests {
         let t = request(-2_250_000_000, 1_000);
         assert_eq!(t.modes & libc::ADJ_SETOFFSET, libc::ADJ_SETOFFSET);
         assert_eq!((t.time.tv_sec, t.time.tv_usec), (-3, 750_000_000));
+    }
+
+    #[test]
+    fn this_host_answers_a_read_only_adjtimex() {
+        let k = kernel_slew().unwrap();
+        assert!(k.nominal_tick_us > 0 && k.tick_us > 0, "{k:?}");
+        assert!(!k.describe().is_empty());
     }
 }

@@ -403,6 +403,10 @@ impl State {
                 None => "none: assumes the raw clock is never paused unnoticed (no VMClock device)"
                     .into(),
             },
+            kernel_slew: match ttsys::steer::kernel_slew() {
+                Ok(k) => k.describe(),
+                Err(e) => format!("unknown (adjtimex: {e})"),
+            },
         }
     }
 

@@ -187,7 +187,20 @@ pub(super) async fn poll_task(state: Arc<State>) {
     let base = state.config.poll_interval_ms as f64;
     let jitter = state.config.poll_jitter_pct as f64 / 100.0;
     let mut ready = false;
+    let mut slew_beyond_rule = false;
     while !state.stop.load(Ordering::Relaxed) {
+        // A kernel slewing CLOCK_MONOTONIC faster than the disruption rule allows (chronyd
+        // through the tick) will show up as disruptions: say why, once per change.
+        if let Ok(k) = ttsys::steer::kernel_slew()
+            && k.within_rule() == slew_beyond_rule
+        {
+            slew_beyond_rule = !k.within_rule();
+            if slew_beyond_rule {
+                tracing::warn!("kernel slew {}", k.describe());
+            } else {
+                tracing::info!("kernel slew back {}", k.describe());
+            }
+        }
         // After a disruption the interleaving state refers to a clock that no longer exists.
         let d = state.disruptions.load(Ordering::Relaxed);
         if d != seen_disruptions {

@@ -314,6 +314,7 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
         "epsilon_sync_ns": s.epsilon_sync_ns,
         "burst": s.burst,
         "pause_detection": s.pause_detection,
+        "kernel_slew": s.kernel_slew,
         "masters": s.masters.iter().map(|m| json!({
             "addr": m.addr, "id": m.id, "kind": m.kind, "reachable": m.reachable,
             "selected": m.selected, "reason": m.reason, "offset_ns": m.offset_ns,
@@ -355,6 +356,7 @@ fn status_report(s: &v1::DaemonStatus) -> String {
         s.last_sync_age_s, s.syncs, s.disruptions
     ));
     o.push_str(&format!("VM pauses       : {}\n", s.pause_detection));
+    o.push_str(&format!("Kernel slew     : {}\n", s.kernel_slew));
     o.push_str(&format!(
         "Page            : {}{}\n",
         s.shm_path,
