@@ -79,6 +79,11 @@ pub struct MasterConfig {
     /// `kind = "ntp"`: replies stating a root distance beyond this are refused (ms).
     #[serde(default = "default_max_root_distance_ms")]
     pub max_root_distance_ms: u64,
+    /// `kind = "ntp"`: the server's timescale — `utc` (default; chrony's and ntpd's: leap
+    /// seconds inserted, its stamps corrected onto our 24 h smear and exchanges within 2 s of a
+    /// leap refused) or `smeared` (the same noon-to-noon smear as ours: Google's and AWS's
+    /// public time services).
+    pub timescale: Option<ttcore::ntp::client::ServerTimescale>,
     /// `host:port` of the master's NTS-KE server: its time is then authenticated with NTS
     /// (RFC 8915) and any reply that does not authenticate is refused, the master counting as
     /// unreachable (needs `nts-trusted-certs`). Absent: plain NTP, shown as unauthenticated.
@@ -94,6 +99,7 @@ impl MasterConfig {
             addr: addr.into(),
             kind: SourceKind::Timemaster,
             max_root_distance_ms: default_max_root_distance_ms(),
+            timescale: None,
             nts_ke: None,
             nts_server_name: None,
         }
@@ -113,7 +119,23 @@ impl MasterConfig {
             SourceKind::Timemaster => ttcore::ntp::client::Protocol::TrueTime,
             SourceKind::Ntp => ttcore::ntp::client::Protocol::Ntp {
                 max_root_distance: Span::from_millis(self.max_root_distance_ms as i64),
+                timescale: self.timescale.unwrap_or_default(),
             },
+        }
+    }
+
+    /// What its bound rests on, for the status: the kind's assumption and, for an NTP server,
+    /// its timescale.
+    pub fn assumption(&self) -> &'static str {
+        use ttcore::ntp::client::ServerTimescale;
+        match (self.kind, self.timescale.unwrap_or_default()) {
+            (SourceKind::Timemaster, _) => self.kind.assumption(),
+            (SourceKind::Ntp, ServerTimescale::Utc) => {
+                "the server's root distance (root delay/2 + root dispersion) covers its error: its own chain is honest; it inserts leap seconds (timescale utc): stamps corrected onto the 24 h smear, refused within 2 s of a leap"
+            }
+            (SourceKind::Ntp, ServerTimescale::Smeared) => {
+                "the server's root distance (root delay/2 + root dispersion) covers its error: its own chain is honest; it smears leap seconds noon to noon over 24 h as we do (timescale smeared)"
+            }
         }
     }
 
@@ -319,6 +341,17 @@ impl Config {
                 "must be in 1..=16000",
             ));
         }
+        if let Some((i, _)) = self
+            .masters
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.kind == SourceKind::Timemaster && m.timescale.is_some())
+        {
+            return Err(InvalidKey::new(
+                format!("master[{i}].timescale"),
+                "only for kind = \"ntp\": a timemaster serves the smeared timescale itself",
+            ));
+        }
         ttsys::config::check_nts_sources(
             "master",
             self.masters.iter().map(|m| m.nts_ke.as_deref()),
@@ -409,5 +442,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1") && e.contains("hard"), "{e}");
+    }
+
+    #[test]
+    fn an_ntp_source_names_its_timescale_and_a_timemaster_may_not() {
+        use ttcore::ntp::client::{Protocol, ServerTimescale};
+        let ntp = "[[master]]\naddr = \"10.0.0.9:123\"\nkind = \"ntp\"\n";
+        let c = Config::from_toml(&format!("{GOOD}{ntp}"), "t").unwrap();
+        let want = |timescale| Protocol::Ntp {
+            max_root_distance: Span::from_millis(100),
+            timescale,
+        };
+        assert_eq!(c.masters[3].protocol(), want(ServerTimescale::Utc));
+        assert!(c.masters[3].assumption().contains("timescale utc"));
+        let c = Config::from_toml(&format!("{GOOD}{ntp}timescale = \"smeared\"\n"), "t").unwrap();
+        assert_eq!(c.masters[3].protocol(), want(ServerTimescale::Smeared));
+        assert!(c.masters[3].assumption().contains("timescale smeared"));
+        let e = Config::from_toml(&format!("{GOOD}{ntp}timescale = \"tai\"\n"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 11") && e.contains("tai"), "{e}");
+        let e = Config::from_toml(
+            &GOOD.replacen("7001\"\n", "7001\"\ntimescale = \"utc\"\n", 1),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("master[0].timescale"), "{e}");
     }
 }

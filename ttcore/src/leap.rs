@@ -201,6 +201,10 @@ pub struct LeapTable {
     entries: Vec<LeapSecond>,
 }
 
+/// How far around each leap instant (either side, beyond the repeated second itself) a reading
+/// of a POSIX-kept clock is not mapped onto the timescale: [`LeapTable::posix_to_timescale`].
+pub const LEAP_GUARD: crate::time::Span = crate::time::Span::from_nanos(2 * NANOS_PER_SEC);
+
 /// TAI − UTC before the first leap second in the built-in table (1972-01-01), in seconds.
 pub const TAI_MINUS_UTC_1972: i64 = 10;
 
@@ -431,6 +435,42 @@ impl LeapTable {
         }
     }
 
+    /// Maps a reading of a clock kept the POSIX way — a kernel that *inserts* leap seconds, as
+    /// chrony (`leapsecmode system`, its default) and ntpd serve it, showing `23:59:60` as a
+    /// second `23:59:59` — onto the timescale (ns). Exact outside smear windows; inside, within
+    /// 1 ns (rounded toward −∞), like [`LeapTable::utc_to_timescale`].
+    ///
+    /// `None` within [`LEAP_GUARD`] of a leap second in the table: the repeated second does not
+    /// name one instant, and servers step at slightly different moments, so no reading there is
+    /// mapped. A clock that slews its leap seconds out (chrony's `leapsecmode slew`, `smoothtime`)
+    /// is on neither scale for seconds to minutes after the leap and is not covered.
+    pub fn posix_to_timescale(&self, posix_ns: i64) -> Option<Timestamp> {
+        let guard = LEAP_GUARD.as_nanos() as i128;
+        let ns = posix_ns as i128;
+        let near = self.entries.iter().any(|e| {
+            let m = e.effective_posix_s as i128 * NANOS_PER_SEC as i128;
+            ns >= m - NANOS_PER_SEC as i128 - guard && ns < m + guard
+        });
+        if near {
+            return None;
+        }
+        self.utc_to_timescale(&label_from_posix_ns(ns)).ok()
+    }
+
+    /// The leap second a POSIX-kept server announces with its leap indicator at POSIX instant
+    /// `posix_ns` (`delta` +1 insert, −1 delete): at the end of the month. RFC 5905 says "the
+    /// last minute of the current day", chrony sets it on that day only, ntpd for the whole
+    /// month; leap seconds are only ever scheduled at a month's end, so this reads both right.
+    pub fn announced_at(posix_ns: i64, delta: i8) -> LeapSecond {
+        let days = posix_ns.div_euclid(NANOS_PER_SEC).div_euclid(DAY_S);
+        let (y, m, _) = civil_from_days(days);
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        LeapSecond {
+            effective_posix_s: days_from_civil(ny, nm, 1) * DAY_S,
+            delta,
+        }
+    }
+
     /// Maps a timescale instant back to the UTC label a receiver would print at that true
     /// instant (`23:59:60` during an inserted leap second). Round trip within 1 ns.
     pub fn timescale_to_utc(&self, t: Timestamp) -> UtcLabel {
@@ -520,6 +560,73 @@ mod tests {
         assert_eq!(days_from_civil(2017, 1, 1) * DAY_S, 1_483_228_800);
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+    }
+
+    /// What a kernel that inserts leap seconds shows at timescale instant `t` (POSIX ns):
+    /// `23:59:60` as a second `23:59:59`.
+    fn posix_reading(table: &LeapTable, t: Timestamp) -> i64 {
+        let l = table.timescale_to_utc(t);
+        let s =
+            l.day_start_s() + l.hour as i64 * 3600 + l.minute as i64 * 60 + l.second.min(59) as i64;
+        s * NANOS_PER_SEC + l.nanos as i64
+    }
+
+    #[test]
+    fn a_posix_kept_clock_maps_onto_the_timescale_except_beside_the_leap() {
+        for delta in [1i8, -1] {
+            let m = days_from_civil(2017, 1, 1) * DAY_S;
+            let table = LeapTable::new(vec![LeapSecond {
+                effective_posix_s: m,
+                delta,
+            }])
+            .unwrap();
+            let m_ns = m * NANOS_PER_SEC;
+            // Across the whole window every 61.3 s, and every 10 ms within 5 s of the leap.
+            let coarse = (-13 * 3600 * 1000..13 * 3600 * 1000).step_by(61_300);
+            let fine = (-5_000..5_000).step_by(10);
+            let (mut mapped, mut refused, mut max_gap) = (0, 0, 0i64);
+            for ms in coarse.chain(fine) {
+                let t = Timestamp::from_nanos(m_ns + ms * 1_000_000);
+                let p = posix_reading(&table, t);
+                max_gap = max_gap.max((p - t.as_nanos()).abs());
+                match table.posix_to_timescale(p) {
+                    Some(x) => {
+                        let err = x.as_nanos() - t.as_nanos();
+                        assert!(
+                            (-1..=0).contains(&err),
+                            "δ{delta} at {ms} ms: off by {err} ns"
+                        );
+                        mapped += 1;
+                    }
+                    None => {
+                        let g = LEAP_GUARD.as_nanos();
+                        assert!(
+                            p >= m_ns - NANOS_PER_SEC - g && p < m_ns + g,
+                            "δ{delta} at {ms} ms: refused {} ns from the leap",
+                            p - m_ns
+                        );
+                        refused += 1;
+                    }
+                }
+            }
+            assert!(
+                mapped > 1_500 && refused > 300,
+                "{mapped} mapped, {refused} refused"
+            );
+            // The correction matters: taken as it is, the POSIX reading is up to 0.5 s away.
+            assert!(max_gap > 499_000_000, "largest gap {max_gap} ns");
+        }
+    }
+
+    #[test]
+    fn an_announced_leap_takes_effect_at_the_end_of_the_month() {
+        let at = |y, mo, d| days_from_civil(y, mo, d) * DAY_S * NANOS_PER_SEC + 5;
+        let dec31 = LeapTable::announced_at(at(2016, 12, 31), 1);
+        assert_eq!(dec31.effective_posix_s, 1_483_228_800);
+        assert_eq!(LeapTable::announced_at(at(2016, 12, 1), 1), dec31);
+        let jun = LeapTable::announced_at(at(2015, 6, 30), -1);
+        assert_eq!(jun.effective_posix_s, days_from_civil(2015, 7, 1) * DAY_S);
+        assert_eq!(jun.delta, -1);
     }
 
     #[test]

@@ -139,12 +139,7 @@ impl Source {
 
     /// The same source speaking `protocol` (a timemaster by default; a plain NTP server).
     pub fn with_protocol(mut self, protocol: ttcore::ntp::client::Protocol) -> Self {
-        self.client = match protocol {
-            ttcore::ntp::client::Protocol::TrueTime => Client::new(),
-            ttcore::ntp::client::Protocol::Ntp { max_root_distance } => {
-                Client::ntp(max_root_distance)
-            }
-        };
+        self.client = Client::with_protocol(protocol);
         self
     }
 

@@ -102,7 +102,7 @@ pub(super) fn burst_results(
             } else {
                 "none"
             },
-            assumption: masters[i].kind.assumption(),
+            assumption: masters[i].assumption(),
             ..Default::default()
         };
         if masters[i].kind == SourceKind::Ntp {

@@ -16,6 +16,7 @@ use super::packet::{
     Packet, PacketError, TtField, TtReply, TtRequest,
 };
 use crate::interval::ClockStatus;
+use crate::leap::LeapTable;
 use crate::rate::Rate;
 use crate::time::{Span, Timestamp};
 use crate::transfer::{SyncMeasurement, SyncTimestamps, TransferError, measure};
@@ -54,6 +55,15 @@ pub enum ReplyError {
         distance_ns: i64,
         /// The maximum configured (ns).
         max_ns: i64,
+    },
+    /// A server on POSIX-kept UTC answered within [`crate::leap::LEAP_GUARD`] of a leap
+    /// instant, where its stamps cannot be mapped onto the smeared timescale.
+    #[error(
+        "the NTP server keeps UTC with inserted leap seconds and answered at {server_ns} ns, too near a leap second to map onto the smeared timescale"
+    )]
+    LeapSecond {
+        /// Its transmit stamp (POSIX ns).
+        server_ns: i64,
     },
     /// The four timestamps are inconsistent.
     #[error("{0}")]
@@ -168,7 +178,38 @@ pub enum Protocol {
     Ntp {
         /// The largest root distance accepted.
         max_root_distance: Span,
+        /// The timescale its stamps are on.
+        timescale: ServerTimescale,
     },
+}
+
+/// The timescale of an NTP server's stamps. Ours smears every leap second over the 24 h from
+/// noon to noon ([`crate::leap`]); a server that inserts leap seconds instead is up to 0.5 s
+/// away from it inside that window. Which one a server keeps cannot be read from its replies
+/// (a smearing server says nothing), so it is configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerTimescale {
+    /// UTC kept the POSIX way, with leap seconds inserted by the kernel: chrony's and ntpd's
+    /// default. Its stamps are **corrected** onto ours with the leap table (the built-in one
+    /// plus what the server's leap indicator announces), and exchanges within
+    /// [`crate::leap::LEAP_GUARD`] of a leap instant are **refused**
+    /// ([`ReplyError::LeapSecond`]): the repeated second does not name one instant.
+    #[default]
+    Utc,
+    /// The same 24 h noon-to-noon linear smear as ours (Google's and AWS's public time
+    /// services): stamps taken as they are.
+    Smeared,
+}
+
+impl ServerTimescale {
+    /// `utc` or `smeared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerTimescale::Utc => "utc",
+            ServerTimescale::Smeared => "smeared",
+        }
+    }
 }
 
 /// Unix time the era of an NTP server's 32-bit seconds is resolved around (2030-03-17): right
@@ -212,6 +253,9 @@ pub fn reference_id_str(h: &Header) -> String {
 pub struct Client {
     last: Option<Completed>,
     protocol: Protocol,
+    /// The leap seconds a [`ServerTimescale::Utc`] server's stamps are corrected with: the
+    /// built-in table plus the server's announcements.
+    leaps: Option<Box<LeapTable>>,
 }
 
 impl Client {
@@ -220,12 +264,40 @@ impl Client {
         Client::default()
     }
 
-    /// A client of a plain NTP server that refuses root distances beyond `max_root_distance`.
-    pub fn ntp(max_root_distance: Span) -> Self {
+    /// A client of a plain NTP server on `timescale` that refuses root distances beyond
+    /// `max_root_distance`; a [`ServerTimescale::Utc`] server's stamps are corrected with the
+    /// built-in leap table.
+    pub fn ntp(max_root_distance: Span, timescale: ServerTimescale) -> Self {
+        Client::with_protocol(Protocol::Ntp {
+            max_root_distance,
+            timescale,
+        })
+    }
+
+    /// A client speaking `protocol`, with no history.
+    pub fn with_protocol(protocol: Protocol) -> Self {
+        let leaps = matches!(
+            protocol,
+            Protocol::Ntp {
+                timescale: ServerTimescale::Utc,
+                ..
+            }
+        )
+        .then(|| Box::new(LeapTable::builtin()));
         Client {
             last: None,
-            protocol: Protocol::Ntp { max_root_distance },
+            protocol,
+            leaps,
         }
+    }
+
+    /// The same client correcting with `leaps` instead of the built-in table (a
+    /// [`ServerTimescale::Utc`] server only).
+    pub fn with_leaps(mut self, leaps: LeapTable) -> Self {
+        if self.leaps.is_some() {
+            self.leaps = Some(Box::new(leaps));
+        }
+        self
     }
 
     /// What it speaks.
@@ -278,8 +350,12 @@ impl Client {
         if p.header.origin_ts != NtpTimestamp(cookie) {
             return Err(ReplyError::NotOurs);
         }
-        if let Protocol::Ntp { max_root_distance } = self.protocol {
-            return ntp_reply(&p.header, t1_raw, t4_raw, kernel, drift, max_root_distance);
+        if let Protocol::Ntp {
+            max_root_distance, ..
+        } = self.protocol
+        {
+            let at = (t1_raw, t4_raw, kernel);
+            return ntp_reply(&p.header, at, drift, max_root_distance, &mut self.leaps);
         }
         let r: TtReply = match p.tt {
             Some(TtField::Reply(r)) => r,
@@ -370,13 +446,16 @@ impl Client {
 /// A plain NTP server's reply, basic mode: refused when the server is unsynchronized, sends a
 /// kiss code or states a root distance beyond `max`; otherwise the exchange bounded by its root
 /// distance (its stamps are only as good as its chain, which it states).
+///
+/// With `leaps` (a [`ServerTimescale::Utc`] server), a leap indicator of 1 or 2 adds the
+/// announced leap second to the table, and both server stamps are mapped onto the timescale
+/// with it ([`LeapTable::posix_to_timescale`]), or the exchange is refused near a leap instant.
 fn ntp_reply(
     h: &Header,
-    t1_raw: i64,
-    t4_raw: i64,
-    kernel: bool,
+    (t1_raw, t4_raw, kernel): (i64, i64, bool),
     drift: Rate,
     max: Span,
+    leaps: &mut Option<Box<LeapTable>>,
 ) -> Result<ReplyOutcome, ReplyError> {
     if h.stratum == 0 {
         return Err(ReplyError::Kiss(h.reference_id));
@@ -395,11 +474,38 @@ fn ntp_reply(
         });
     }
     // Stamps rounded down to the ns: `t2` may be up to 1 ns early, which the +1 ns in the
-    // root distance covers; an early `t3` only widens the lower side.
+    // root distance covers; an early `t3` only widens the lower side. Mapped from a POSIX-kept
+    // server's scale, each is within 1 ns more (rounded down again): one more ns.
+    let mut t2 = h.receive_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS);
+    let mut t3 = h.transmit_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS);
+    let mut distance = distance;
+    if let Some(table) = leaps.as_mut() {
+        let delta = match h.leap {
+            LeapIndicator::Insert => 1,
+            LeapIndicator::Delete => -1,
+            _ => 0,
+        };
+        if delta != 0 {
+            let leap = LeapTable::announced_at(t3, delta);
+            // An announcement that contradicts the table (a deletion where an insertion is
+            // known, or too close to another) leaves it as it is.
+            if let Ok(t) = table.with_announced(leap) {
+                **table = t;
+            }
+        }
+        match (table.posix_to_timescale(t2), table.posix_to_timescale(t3)) {
+            (Some(a), Some(b)) => {
+                t2 = a.as_nanos();
+                t3 = b.as_nanos();
+                distance += 1;
+            }
+            _ => return Err(ReplyError::LeapSecond { server_ns: t3 }),
+        }
+    }
     let ts = SyncTimestamps {
         t1: Timestamp::from_nanos(t1_raw),
-        t2: Timestamp::from_nanos(h.receive_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS)),
-        t3: Timestamp::from_nanos(h.transmit_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS)),
+        t2: Timestamp::from_nanos(t2),
+        t3: Timestamp::from_nanos(t3),
         t4: Timestamp::from_nanos(t4_raw),
     };
     let eps = Span::from_nanos(distance);
@@ -682,7 +788,7 @@ mod tests {
 
     #[test]
     fn an_ntp_server_gets_a_plain_request_and_its_root_distance_bounds_the_sample() {
-        let mut c = Client::ntp(Span::from_millis(100));
+        let mut c = Client::ntp(Span::from_millis(100), ServerTimescale::Utc);
         let mut req = Vec::new();
         c.request(7, &mut req);
         assert_eq!(req.len(), 48, "no extension field for a plain NTP server");
@@ -720,9 +826,83 @@ mod tests {
         assert!(!o.basic.m.bounds.contains(Span::from_nanos(off)));
     }
 
+    /// An NTP server that inserts the leap second of 2016-12-31 (announcing it all that day,
+    /// as chrony does) answers a host across the whole smear window, 100 µs wrong inside its
+    /// 200 µs root dispersion; `timescale` is what the host is told. Returns (samples that
+    /// contain the true offset, samples that do not, exchanges refused near the leap).
+    fn across_a_leap(timescale: ServerTimescale, table: LeapTable) -> (u32, u32, u32) {
+        use crate::leap::{LeapTable, days_from_civil};
+        let truth_table = LeapTable::builtin();
+        let m_ns = days_from_civil(2017, 1, 1) * 86_400 * 1_000_000_000;
+        let mut c = Client::ntp(Span::from_millis(100), timescale).with_leaps(table);
+        // The host's raw clock = truth − 1 000 s; 40 µs each way, 10 µs in the server.
+        let off = 1_000_000_000_000i64;
+        let (mut inside, mut outside, mut refused) = (0, 0, 0);
+        // From the start of the last day to 13 h after the leap every 97 s; every 50 ms
+        // within 4 s of it.
+        let coarse = (-24 * 3600 * 1000..13 * 3600 * 1000i64).step_by(97_000);
+        let fine = (-4_000..4_000i64).step_by(50);
+        for (k, ms) in coarse.chain(fine).enumerate() {
+            let t = m_ns + ms * 1_000_000; // true time (the timescale) at t1
+            let posix = |t: i64| {
+                let l = truth_table.timescale_to_utc(Timestamp::from_nanos(t));
+                let s = crate::leap::days_from_civil(l.year, l.month, l.day) * 86_400
+                    + l.hour as i64 * 3600
+                    + l.minute as i64 * 60
+                    + l.second.min(59) as i64;
+                s * 1_000_000_000 + l.nanos as i64 + 100_000
+            };
+            let (t2, t3) = (posix(t + 40_000), posix(t + 50_000));
+            let leap = if t3 < m_ns {
+                LeapIndicator::Insert
+            } else {
+                LeapIndicator::None
+            };
+            let cookie = 1_000 + k as u64;
+            let mut req = Vec::new();
+            c.request(cookie, &mut req);
+            let r = ntp_server_reply(cookie, t2, t3, (leap, 2), 0, 200_000);
+            let (t1, t4) = (t - off, t + 90_000 - off);
+            match c.on_reply(&r, cookie, t1, t4, true, Rate::from_ppm(15)) {
+                Ok(o) if o.basic.m.bounds.contains(Span::from_nanos(off)) => inside += 1,
+                Ok(_) => outside += 1,
+                Err(ReplyError::LeapSecond { .. }) => {
+                    assert!(
+                        (-4_000..3_000).contains(&ms),
+                        "refused {ms} ms from the leap"
+                    );
+                    refused += 1
+                }
+                Err(e) => panic!("{ms} ms: {e}"),
+            }
+        }
+        (inside, outside, refused)
+    }
+
+    #[test]
+    fn a_server_inserting_a_leap_second_is_corrected_onto_the_smear_and_refused_beside_it() {
+        // Told the truth (utc), with the leap second only announced by the server: corrected
+        // across the whole window, refused only within the guard around the leap.
+        let (inside, outside, refused) = across_a_leap(ServerTimescale::Utc, LeapTable::empty());
+        assert_eq!(outside, 0);
+        assert!(
+            inside > 1_000 && refused > 50,
+            "{inside} inside, {refused} refused"
+        );
+        // Negative control: the same server taken as smeared is up to 0.5 s off inside the
+        // window, far beyond its 200 µs: the checker sees it.
+        let (inside, outside, refused) =
+            across_a_leap(ServerTimescale::Smeared, LeapTable::empty());
+        assert_eq!(refused, 0);
+        assert!(
+            outside > 500 && inside > 300,
+            "{inside} inside, {outside} outside"
+        );
+    }
+
     #[test]
     fn unsynchronized_kissing_and_distant_ntp_servers_are_refused() {
-        let mut c = Client::ntp(Span::from_millis(1));
+        let mut c = Client::ntp(Span::from_millis(1), ServerTimescale::Utc);
         let (t1, t4) = (1_000, 101_000);
         let t2 = 1_700_000_000_000_000_000;
         let cases = [
@@ -783,7 +963,7 @@ mod tests {
             let t2 = 1_700_000_000_000_000_000 + t1 + off + up + err;
             let t3 = t2 + residence;
             let t4 = t1 + up + residence + down;
-            let mut c = Client::ntp(Span::from_secs(10));
+            let mut c = Client::ntp(Span::from_secs(10), ServerTimescale::Utc);
             let r = ntp_server_reply(3, t2, t3, (LeapIndicator::None, 3), delay_ns, disp_ns);
             let o = c.on_reply(&r, 3, t1, t4, true, Rate::ZERO).unwrap();
             let truth = Span::from_nanos(1_700_000_000_000_000_000 + off);
