@@ -26,7 +26,7 @@ fn deterministic_part(mut j: serde_json::Value) -> String {
     j.to_string()
 }
 
-const CATALOGUE: [&str; 18] = [
+const CATALOGUE: [&str; 20] = [
     "baseline",
     "datacenter-kernel-stamps",
     "spanner-2012",
@@ -45,10 +45,16 @@ const CATALOGUE: [&str; 18] = [
     "two-close-liars",
     "armageddon-among-close-liars",
     "vm-pause-vmclock",
+    "ntp-servers",
+    "ntp-servers-leap",
 ];
 
 /// Scenarios that break an assumption on purpose and must show violations.
-const NEGATIVE_CONTROLS: [&str; 2] = ["negative-control", "vm-pause-no-vmclock"];
+const NEGATIVE_CONTROLS: [&str; 3] = [
+    "negative-control",
+    "vm-pause-no-vmclock",
+    "ntp-server-lies-alone",
+];
 
 #[test]
 fn the_catalogue_is_complete_and_parses() {
@@ -113,6 +119,54 @@ fn the_negative_control_finds_violations() {
     let v = r.json["violations"].as_u64().unwrap();
     assert!(v > 100, "negative control found only {v} violations");
     assert!(!r.json["first_violations"].as_array().unwrap().is_empty());
+}
+
+/// NTP servers beside masters in one selection: the server whose root distance hides its
+/// error is out-voted among five sources (0 violations above), and alone it is followed — the
+/// negative control, whose violations the same checker counts. A timed with no master at all
+/// runs on honest servers alone.
+#[test]
+fn a_lying_ntp_server_is_out_voted_in_the_mix_and_followed_alone() {
+    let mut sc = load("ntp-servers");
+    sc.duration_s = 600.0;
+    sc.hosts.count = 10;
+    let mixed = run(&sc).unwrap();
+    assert_eq!(
+        mixed.json["violations"], 0,
+        "{}",
+        mixed.json["first_violations"]
+    );
+    assert_eq!(mixed.json["ntp_servers"], 3);
+    // The same fleet without the masters and the honest servers: the liar alone.
+    let alone = run(&load("ntp-server-lies-alone")).unwrap();
+    let v = alone.json["violations"].as_u64().unwrap();
+    assert!(v > 100, "the lying server alone gave only {v} violations");
+    // Honest servers alone (no master): truth inside.
+    let mut honest = sc.clone();
+    honest.masters.clear();
+    honest.ntp_servers.truncate(2);
+    let r = run(&honest).unwrap();
+    assert_eq!(r.json["violations"], 0, "{}", r.json["first_violations"]);
+    assert!(r.json["samples"].as_u64().unwrap() > 400);
+}
+
+/// Across the 2016-12-31 leap second with NTP servers only: servers inserting it are corrected
+/// onto the smear and refused beside it (the rounds refused), 0 violations. Negative control:
+/// the same servers described to timed as smeared are followed up to 0.5 s off.
+#[test]
+fn ntp_servers_across_a_leap_second_are_corrected_and_the_wrong_timescale_is_caught() {
+    let mut sc = load("ntp-servers-leap");
+    sc.hosts.count = 10;
+    let r = run(&sc).unwrap();
+    assert_eq!(r.json["violations"], 0, "{}", r.json["first_violations"]);
+    assert!(r.json["rounds_refused"].as_u64().unwrap() > 0, "{}", r.json);
+    let mut wrong = sc.clone();
+    for n in wrong.ntp_servers.iter_mut() {
+        n.configured_timescale = Some(ttcore::ntp::client::ServerTimescale::Smeared);
+    }
+    let w = run(&wrong).unwrap();
+    let v = w.json["violations"].as_u64().unwrap();
+    assert!(v > 100, "a wrong timescale gave only {v} violations");
 }
 
 /// Raw-clock steps of ±0.1, ±1 and ±25 ms and stalls of 0.1 ms to 2 s, with masters reachable

@@ -207,6 +207,11 @@ pub(super) fn build_hosts(
     dis: &Disruptions,
     n_masters: usize,
 ) -> Vec<Host> {
+    // Its clients: one per master, then one per NTP server, as timed configures them.
+    let clients: Vec<Client> = (0..n_masters)
+        .map(|_| Client::new())
+        .chain(sc.ntp_servers.iter().map(NtpServer::client))
+        .collect();
     (0..sc.hosts.count)
         .map(|h| {
             let p = OscillatorParams {
@@ -226,7 +231,7 @@ pub(super) fn build_hosts(
             Host {
                 osc,
                 clock: HostClock::new(hp),
-                clients: (0..n_masters).map(|_| Client::new()).collect(),
+                clients: clients.clone(),
                 check: dis.clocks(raw0, raw0 - start, start),
                 boot_offset: raw0 - start,
                 watch_phase: rng.random_range(0..WATCH),
@@ -391,7 +396,7 @@ pub(super) fn sample_host(
         return;
     };
     let iv = m.interval_at(raw);
-    let truth = masters[0].vm.truth_at(t);
+    let truth = truth_at(masters, t);
     tally.samples += 1;
     if !iv.contains(truth) {
         tally.violations += 1;
@@ -411,13 +416,14 @@ pub(super) fn sample_host(
 }
 
 /// A poll by host `h` at true time `t` (raw reading `raw`): a burst of exchanges with each
-/// master, the narrowest sample of each into the core's round.
+/// source (the masters, then the NTP servers), the narrowest sample of each into the core's
+/// one round.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn poll_host(
     sc: &FleetScenario,
     host: &mut Host,
     h: usize,
-    masters: &mut [Master],
+    (masters, servers): (&mut [Master], &[NtpServer]),
     net: &Network,
     dis: &Disruptions,
     t: i64,
@@ -427,10 +433,14 @@ pub(super) fn poll_host(
 ) {
     let drift = host.clock.exchange_drift();
     let carry = host.clock.carry_rate();
-    let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(masters.len());
+    let nm = masters.len();
+    let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(nm + servers.len());
     let mut last_t4 = raw;
-    for (mi, m) in masters.iter_mut().enumerate() {
-        let reachable = net.reachable(m, mi, t);
+    for mi in 0..nm + servers.len() {
+        let reachable = match mi.checked_sub(nm) {
+            None => net.reachable(&masters[mi], mi, t),
+            Some(si) => servers[si].reachable(t),
+        };
         let mut samples = Vec::new();
         let mut t_send = t;
         for _ in 0..sc.hosts.burst.max(1) {
@@ -448,16 +458,30 @@ pub(super) fn poll_host(
             let cookie = rng.random::<u64>();
             let osc = &mut host.osc;
             let boot_offset = host.boot_offset;
-            if let Some(o) = exchange(
-                m,
-                &mut host.clients[mi],
-                cookie,
-                t_send,
-                (up, down, send_path),
-                Span::from_millis(1),
-                drift,
-                &mut |tt| dis.clocks(osc.reading_at(tt), boot_offset, tt).raw,
-            ) {
+            let mut client_raw = |tt| dis.clocks(osc.reading_at(tt), boot_offset, tt).raw;
+            let out = match mi.checked_sub(nm) {
+                None => exchange(
+                    &mut masters[mi],
+                    &mut host.clients[mi],
+                    cookie,
+                    t_send,
+                    (up, down, send_path),
+                    Span::from_millis(1),
+                    drift,
+                    &mut client_raw,
+                ),
+                Some(si) => ntp_exchange(
+                    &servers[si],
+                    masters,
+                    &mut host.clients[mi],
+                    cookie,
+                    t_send,
+                    (up, down),
+                    drift,
+                    &mut client_raw,
+                ),
+            };
+            if let Some(o) = out {
                 samples.push(o.basic);
                 samples.extend(o.interleaved);
             }

@@ -26,6 +26,7 @@ use timemaster::core::master::{MasterKind, MasterParams};
 use timemaster::sim::VirtualMaster;
 use ttcore::disrupt::ClockPair;
 use ttcore::host::{FrequencyMode, HostClock, HostParams, MasterSample, RoundNote};
+use ttcore::ntp::client::ServerTimescale;
 use ttcore::ntp::{Client, RawStamp, ReplyOutcome, SentReply};
 use ttcore::osc::{Oscillator, OscillatorParams, PhaseStep};
 use ttcore::{ClockStatus, NANOS_PER_SEC, OffsetInterval, Rate, Span};
@@ -56,8 +57,12 @@ pub struct FleetScenario {
     #[serde(default = "sixty")]
     pub warm_up_s: f64,
     /// Masters.
-    #[serde(rename = "master")]
+    #[serde(rename = "master", default)]
     pub masters: Vec<MasterSpec>,
+    /// Plain NTP servers the hosts poll beside the masters (timed's `kind = "ntp"`), in one
+    /// selection with them.
+    #[serde(rename = "ntp-server", default)]
+    pub ntp_servers: Vec<NtpServerSpec>,
     /// Hosts.
     pub hosts: HostSpec,
     /// Network.
@@ -92,6 +97,36 @@ pub struct MasterSpec {
     /// Unreachable (crashed) during these windows: `[[at-s, duration-s], …]`.
     #[serde(default)]
     pub down: Vec<[f64; 2]>,
+}
+
+/// A plain NTP server (chrony, ntpd, a cloud time service), answered with plain NTPv4 replies:
+/// its clock follows true time with an error that swings within ±`error-ms`, and every reply
+/// states `root-distance-ms`. Honest while the stated root distance covers the error; a server
+/// whose root distance is below its error is the liar the negative control needs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NtpServerSpec {
+    /// Amplitude of its clock's error (ms): a sine of this amplitude with a random phase.
+    #[serde(default)]
+    pub error_ms: f64,
+    /// The sine's period (s).
+    #[serde(default = "error_period")]
+    pub error_period_s: f64,
+    /// The root distance its replies state (ms; as root dispersion, with root delay 0).
+    pub root_distance_ms: f64,
+    /// The timescale it keeps: `utc` (leap seconds inserted: it announces a leap on its last
+    /// day and repeats 23:59:59) or `smeared` (the same 24 h smear as ours).
+    #[serde(default)]
+    pub timescale: ServerTimescale,
+    /// What the hosts' timed is told (its `timescale` key); default: the truth.
+    pub configured_timescale: Option<ServerTimescale>,
+    /// Unreachable during these windows: `[[at-s, duration-s], …]`.
+    #[serde(default)]
+    pub down: Vec<[f64; 2]>,
+}
+
+fn error_period() -> f64 {
+    1_800.0
 }
 
 /// The hosts.
@@ -250,20 +285,32 @@ impl FleetScenario {
             MAX_DURATION_S,
         )?;
         within("warm-up-s", self.warm_up_s, 0.0, MAX_DURATION_S)?;
-        if !(1..=MAX_MASTERS).contains(&self.masters.len()) {
+        if self.masters.len() > MAX_MASTERS || self.ntp_servers.len() > MAX_MASTERS {
             return Err(InvalidKey::new(
                 "master",
-                format!(
-                    "{} [[master]] tables; 1 to {MAX_MASTERS} are needed",
-                    self.masters.len()
-                ),
+                format!("at most {MAX_MASTERS} [[master]] and {MAX_MASTERS} [[ntp-server]] tables"),
+            ));
+        }
+        if self.masters.is_empty() && self.ntp_servers.is_empty() {
+            return Err(InvalidKey::new(
+                "master",
+                "no [[master]] and no [[ntp-server]]: the hosts need a source",
             ));
         }
         for (i, m) in self.masters.iter().enumerate() {
             within(&format!("master[{i}].lie-ms"), m.lie_ms, -1e6, 1e6)?;
             windows(&format!("master[{i}].down"), &m.down, MAX_DURATION_S)?;
         }
-        self.hosts.check(self.masters.len())?;
+        for (i, n) in self.ntp_servers.iter().enumerate() {
+            let k = |what: &str| format!("ntp-server[{i}].{what}");
+            within(&k("error-ms"), n.error_ms, 0.0, 1e6)?;
+            within(&k("error-period-s"), n.error_period_s, 1.0, 1e9)?;
+            // timed's own limit on max-root-distance-ms: replies beyond it are refused anyway.
+            within(&k("root-distance-ms"), n.root_distance_ms, 0.0, 16_000.0)?;
+            windows(&k("down"), &n.down, MAX_DURATION_S)?;
+        }
+        self.hosts
+            .check(self.masters.len() + self.ntp_servers.len())?;
         self.network.check(self.masters.len())?;
         if let Some(h) = self.trace_host
             && h >= self.hosts.count
@@ -314,7 +361,8 @@ fn windows(key: &str, v: &[[f64; 2]], max_duration: f64) -> Result<(), InvalidKe
 }
 
 impl HostSpec {
-    /// [`FleetScenario::check`] for `[hosts]`, with `masters` configured.
+    /// [`FleetScenario::check`] for `[hosts]`, with `masters` sources (masters and NTP
+    /// servers) configured.
     fn check(&self, masters: usize) -> Result<(), InvalidKey> {
         let key = |k: &str| format!("hosts.{k}");
         if !(1..=MAX_HOSTS).contains(&self.count) {
@@ -342,7 +390,7 @@ impl HostSpec {
         {
             return Err(InvalidKey::new(
                 key("max-liars"),
-                format!("tolerating {f} liars needs more than {} masters", 2 * f),
+                format!("tolerating {f} liars needs more than {} sources", 2 * f),
             ));
         }
         within(
@@ -413,9 +461,11 @@ impl NetworkSpec {
 }
 
 mod fleet;
+mod ntp_server;
 mod transfer;
 
 use fleet::*;
+use ntp_server::*;
 use transfer::*;
 
 /// Summary of a run.
@@ -451,7 +501,12 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
         .collect();
     let dis = disruptions(sc, start, &steps);
     let mut hosts = build_hosts(sc, &mut rng, start, hp, &steps, &dis, masters.len());
-    let net = Network::new(sc, &mut rng, start, masters.len());
+    let net = Network::new(sc, &mut rng, start, masters.len() + sc.ntp_servers.len());
+    let servers: Vec<NtpServer> = sc
+        .ntp_servers
+        .iter()
+        .map(|n| NtpServer::new(n, &mut rng, start))
+        .collect();
     let restarts: Vec<i64> = sc
         .hosts
         .restart_at_s
@@ -541,7 +596,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
                     sc,
                     host,
                     h,
-                    &mut masters,
+                    (&mut masters, &servers),
                     &net,
                     &dis,
                     t,
@@ -575,6 +630,7 @@ fn report(sc: &FleetScenario, masters: &[Master], tally: Tally, wall_s: f64) -> 
         "scenario": sc.name,
         "seed": sc.seed,
         "masters": masters.len(),
+        "ntp_servers": sc.ntp_servers.len(),
         "hosts": sc.hosts.count,
         "samples": tally.samples,
         "violations": tally.violations,
