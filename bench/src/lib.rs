@@ -1,6 +1,7 @@
 //! Benchmarks, the lab launcher (`ttlab`), the deterministic fleet simulator, and a real
 //! chronyd to measure against.
 
+pub mod anchor;
 pub mod attack;
 pub mod campaign;
 pub mod chrony;

@@ -153,6 +153,23 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         lie_ms: Vec<f64>,
     },
+    /// timed's interval beside AWS ClockBound's over the same chronyd, sampled together: each
+    /// bound's p50/p99 and whether truth was inside (bench/scripts/anchor-clockbound.sh starts
+    /// chronyd, clock-bound-d and timed, then runs this).
+    AnchorClockbound {
+        /// timed's page.
+        #[arg(long)]
+        page: PathBuf,
+        /// ClockBound's segment.
+        #[arg(long, default_value = "/var/run/clockbound/shm0")]
+        clockbound: PathBuf,
+        /// How long to sample (s).
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// Between samples (ms).
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+    },
     /// Cost of TrueTime::now() through the page vs clock_gettime(CLOCK_REALTIME), 1 and 2 threads.
     NowLatency {
         /// timed's page (default: a synthetic page written for the run).
@@ -449,6 +466,21 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print_sim(&r.json);
             }
+            Ok(())
+        }
+        Cmd::AnchorClockbound {
+            page,
+            clockbound,
+            duration,
+            interval_ms,
+        } => {
+            let r = bench::anchor::run(
+                &page,
+                &clockbound,
+                Duration::from_secs_f64(duration.max(0.1)),
+                Duration::from_millis(interval_ms.max(1)),
+            )?;
+            println!("{r}");
             Ok(())
         }
         Cmd::NowLatency {
