@@ -8,7 +8,8 @@
 //! outward. Everything that decides what the reading is worth lives here:
 //!
 //! - the narrowest bracket of the readings is used;
-//! - the PHC's timescale is configuration: a TAI PHC is brought to UTC by a stated TAI − UTC;
+//! - the PHC's timescale is configuration: a TAI or UTC PHC is mapped onto ours (UTC with the
+//!   24 h leap smear) with the leap table;
 //! - the PHC's own error is either configured or published by the device (AWS ENA:
 //!   `phc_error_bound`, in ns). A published bound describes the device's latest reading, so it
 //!   must be read *after* the PHC and soon after: read later than `max_bound_delay` after the
@@ -18,6 +19,7 @@
 //! bound `ρ` of the raw clock: `UTC − raw ∈ [P − e − a − ρ(a − b), P + e − b + ρ(a − b)]` at raw
 //! reading `a`. Every rounding widens it.
 
+use crate::leap::LeapTable;
 use crate::rate::Rate;
 use crate::time::{Span, Timestamp};
 use crate::transfer::{OffsetInterval, SyncMeasurement};
@@ -34,16 +36,19 @@ pub struct Bracketed {
     pub raw_after: i64,
 }
 
-/// The PHC's timescale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The PHC's timescale: configuration, since nothing on the device says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Timescale {
-    /// The PHC counts UTC (as Unix time).
+    /// TAI, counted from 1970-01-01T00:00:00 TAI (PTP's own timescale, what `ptp4l` and
+    /// `phc2sys` keep a PHC on): mapped onto ours exactly with the leap table, leap seconds
+    /// included.
+    Tai,
+    /// UTC kept the POSIX way (leap seconds inserted): mapped with the leap table, and
+    /// refused within [`crate::leap::LEAP_GUARD`] of a leap.
     Utc,
-    /// The PHC counts TAI (PTP's native timescale); UTC = TAI − `tai_minus_utc_s`.
-    Tai {
-        /// TAI − UTC in seconds (37 since 2017).
-        tai_minus_utc_s: i64,
-    },
+    /// UTC smeared over 24 h noon to noon, as ours: taken as it is.
+    Smeared,
 }
 
 /// The PHC's own error bound.
@@ -104,6 +109,9 @@ pub enum PhcError {
     /// A bound that is negative or absurd (over one second).
     #[error("the PHC's error bound {0} ns is not a bound")]
     BoundInvalid(i64),
+    /// A UTC PHC read within [`crate::leap::LEAP_GUARD`] of a leap second.
+    #[error("the PHC keeps UTC with inserted leap seconds and was read too near a leap second")]
+    LeapSecond,
     /// The arithmetic overflowed (a corrupt reading).
     #[error("the PHC reading is out of range")]
     Overflow,
@@ -124,11 +132,13 @@ pub fn narrowest(readings: &[Bracketed], max: Span) -> Result<Bracketed, PhcErro
     }
 }
 
-/// The offset interval (UTC − raw) a PHC gives from `readings` and its error `bound`.
+/// The offset interval (timescale − raw) a PHC gives from `readings` and its error `bound`;
+/// `leaps` maps a TAI or UTC PHC onto the timescale.
 pub fn measure(
     readings: &[Bracketed],
     bound: ErrorBound,
     p: &PhcParams,
+    leaps: &LeapTable,
 ) -> Result<SyncMeasurement, PhcError> {
     let r = narrowest(readings, p.max_bracket)?;
     let e = match bound {
@@ -152,13 +162,24 @@ pub fn measure(
     if !(0..=1_000_000_000).contains(&e) {
         return Err(PhcError::BoundInvalid(e));
     }
-    let utc = match p.timescale {
-        Timescale::Utc => Some(r.phc_ns),
-        Timescale::Tai { tai_minus_utc_s } => tai_minus_utc_s
-            .checked_mul(1_000_000_000)
-            .and_then(|d| r.phc_ns.checked_sub(d)),
-    }
-    .ok_or(PhcError::Overflow)?;
+    // A mapped value is within 1 ns below the exact one (inside a smear window): 1 ns more.
+    let (utc, e) = match p.timescale {
+        Timescale::Smeared => (r.phc_ns, e),
+        Timescale::Tai => (
+            leaps
+                .tai_to_timescale(r.phc_ns)
+                .map_err(|_| PhcError::Overflow)?
+                .as_nanos(),
+            e + 1,
+        ),
+        Timescale::Utc => (
+            leaps
+                .posix_to_timescale(r.phc_ns)
+                .ok_or(PhcError::LeapSecond)?
+                .as_nanos(),
+            e + 1,
+        ),
+    };
     let width = Span::from_nanos(r.raw_after - r.raw_before);
     let drift = p
         .drift
@@ -194,7 +215,7 @@ mod tests {
 
     fn params() -> PhcParams {
         PhcParams {
-            timescale: Timescale::Utc,
+            timescale: Timescale::Smeared,
             max_bound_delay: Span::from_millis(10),
             drift: Rate::from_ppm(15),
             max_bracket: Span::from_micros(50),
@@ -231,6 +252,7 @@ mod tests {
             &recorded(),
             ErrorBound::Configured(Span::from_micros(2)),
             &params(),
+            &LeapTable::builtin(),
         )
         .unwrap();
         let truth = Span::from_nanos(UTC - 10_000_000_000);
@@ -247,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tai_phc_is_brought_to_utc() {
+    fn a_tai_phc_is_mapped_with_the_leap_table() {
         let tai: Vec<Bracketed> = recorded()
             .into_iter()
             .map(|r| Bracketed {
@@ -256,21 +278,70 @@ mod tests {
             })
             .collect();
         let p = PhcParams {
-            timescale: Timescale::Tai {
-                tai_minus_utc_s: 37,
-            },
+            timescale: Timescale::Tai,
             ..params()
         };
-        let m = measure(&tai, ErrorBound::Configured(Span::from_micros(1)), &p).unwrap();
+        let m = measure(
+            &tai,
+            ErrorBound::Configured(Span::from_micros(1)),
+            &p,
+            &LeapTable::builtin(),
+        )
+        .unwrap();
         assert!(m.bounds.contains(Span::from_nanos(UTC - 10_000_000_000)));
-        // Misconfigured as UTC, it is 37 s off: the timescale is not a detail.
+        // Misconfigured as smeared UTC, it is 37 s off: the timescale is not a detail.
         let m = measure(
             &tai,
             ErrorBound::Configured(Span::from_micros(1)),
             &params(),
+            &LeapTable::builtin(),
         )
         .unwrap();
         assert!(!m.bounds.contains(Span::from_nanos(UTC - 10_000_000_000)));
+    }
+
+    #[test]
+    fn across_a_leap_second_tai_is_exact_and_utc_is_refused_beside_it() {
+        use crate::leap::{UtcLabel, days_from_civil};
+        let leaps = LeapTable::builtin();
+        let m_ns = days_from_civil(2017, 1, 1) * 86_400 * 1_000_000_000;
+        let (mut refused, mut n) = (0, 0);
+        for ms in (-20_000..20_000i64).step_by(100) {
+            let truth = m_ns + ms * 1_000_000; // the timescale
+            let l: UtcLabel = leaps.timescale_to_utc(Timestamp::from_nanos(truth));
+            let tai = leaps.utc_to_tai_ns(&l).unwrap();
+            let posix = (days_from_civil(l.year, l.month, l.day) * 86_400
+                + l.hour as i64 * 3600
+                + l.minute as i64 * 60
+                + l.second.min(59) as i64)
+                * 1_000_000_000
+                + l.nanos as i64;
+            // The raw clock reads the timescale − 10 s; a 200 ns bracket around the read.
+            let raw = truth - 10_000_000_000;
+            let read = |phc_ns| {
+                [Bracketed {
+                    raw_before: raw - 100,
+                    phc_ns,
+                    raw_after: raw + 100,
+                }]
+            };
+            let bound = ErrorBound::Configured(Span::from_nanos(50));
+            let off = Span::from_nanos(10_000_000_000);
+            let p = |timescale| PhcParams {
+                timescale,
+                ..params()
+            };
+            let t = measure(&read(tai), bound, &p(Timescale::Tai), &leaps).unwrap();
+            assert!(t.bounds.contains(off), "TAI at {ms} ms: {:?}", t.bounds);
+            match measure(&read(posix), bound, &p(Timescale::Utc), &leaps) {
+                Ok(u) => assert!(u.bounds.contains(off), "UTC at {ms} ms: {:?}", u.bounds),
+                Err(PhcError::LeapSecond) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+            n += 1;
+        }
+        // 2 s either side of the repeated second, which itself passes twice: 6 s, at 100 ms.
+        assert!((55..=65).contains(&refused), "{refused} of {n} refused");
     }
 
     #[test]
@@ -281,14 +352,14 @@ mod tests {
             ns: 3_000,
             read_raw: 50_600 + 2_000_000,
         };
-        assert!(measure(&r, ok, &params()).is_ok());
+        assert!(measure(&r, ok, &params(), &LeapTable::builtin()).is_ok());
         // Read 50 ms after: stale.
         let stale = ErrorBound::Published {
             ns: 3_000,
             read_raw: 50_600 + 50_000_000,
         };
         assert!(matches!(
-            measure(&r, stale, &params()),
+            measure(&r, stale, &params(), &LeapTable::builtin()),
             Err(PhcError::BoundStale { .. })
         ));
         // Read before the PHC: it cannot cover this reading.
@@ -297,7 +368,7 @@ mod tests {
             read_raw: 50_000,
         };
         assert!(matches!(
-            measure(&r, early, &params()),
+            measure(&r, early, &params(), &LeapTable::builtin()),
             Err(PhcError::BoundUnavailable(_))
         ));
         for bad in [-1, 2_000_000_000] {
@@ -305,7 +376,10 @@ mod tests {
                 ns: bad,
                 read_raw: 50_700,
             };
-            assert_eq!(measure(&r, b, &params()), Err(PhcError::BoundInvalid(bad)));
+            assert_eq!(
+                measure(&r, b, &params(), &LeapTable::builtin()),
+                Err(PhcError::BoundInvalid(bad))
+            );
         }
     }
 
@@ -323,7 +397,13 @@ mod tests {
                 raw_after: 5,
             },
         ];
-        let e = measure(&r, ErrorBound::Configured(Span::ZERO), &params()).unwrap_err();
+        let e = measure(
+            &r,
+            ErrorBound::Configured(Span::ZERO),
+            &params(),
+            &LeapTable::builtin(),
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             PhcError::NoReading {
@@ -331,7 +411,13 @@ mod tests {
                 max_ns: 50_000
             }
         );
-        let e = measure(&[], ErrorBound::Configured(Span::ZERO), &params()).unwrap_err();
+        let e = measure(
+            &[],
+            ErrorBound::Configured(Span::ZERO),
+            &params(),
+            &LeapTable::builtin(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no usable reading"), "{e}");
     }
 
@@ -353,7 +439,7 @@ mod tests {
                 phc_ns: read_at + off + err,
                 raw_after: read_at + after,
             };
-            let m = measure(&[r], ErrorBound::Configured(Span::from_nanos(bound)), &params())
+            let m = measure(&[r], ErrorBound::Configured(Span::from_nanos(bound)), &params(), &LeapTable::builtin())
                 .unwrap();
             prop_assert!(m.bounds.contains(Span::from_nanos(off)));
         }

@@ -13,9 +13,10 @@
 //! `unsafe`: the three `ioctl` calls, each on an open descriptor with a pointer to a live,
 //! correctly sized struct.
 
+use crate::clock::RealtimeMap;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use ttcore::phc::Bracketed;
 
 /// `struct ptp_clock_time`.
@@ -282,6 +283,146 @@ pub fn read_error_bound(path: &Path) -> Result<i64, String> {
     })
 }
 
+/// Where a PHC's own error bound comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BoundSource {
+    /// A bound the operator states (ns).
+    Configured(ttcore::Span),
+    /// A file the device publishes its bound in (one integer, ns), read after every PHC read
+    /// (AWS ENA: `/sys/bus/pci/devices/<slot>/phc_error_bound`).
+    Published(PathBuf),
+}
+
+/// A PHC as one of timed's sources: opened on first use and again after any failure, read with
+/// the best ioctl it answers, each read judged by [`ttcore::phc::measure`] into the same kind
+/// of sample a network source gives.
+pub struct PhcSource {
+    path: PathBuf,
+    reader: Option<PhcReader<PtpDevice>>,
+    bound: BoundSource,
+    params: ttcore::phc::PhcParams,
+    samples: usize,
+    leaps: ttcore::LeapTable,
+    map: RealtimeMap,
+}
+
+impl PhcSource {
+    /// A source reading `path` (`samples` readings a poll), judged with `params` (its `drift`
+    /// is replaced by each poll's) and mapped onto the timescale with `leaps`.
+    pub fn new(
+        path: &Path,
+        bound: BoundSource,
+        params: ttcore::phc::PhcParams,
+        samples: usize,
+        leaps: ttcore::LeapTable,
+    ) -> Self {
+        PhcSource {
+            path: path.to_path_buf(),
+            reader: None,
+            bound,
+            params,
+            samples,
+            leaps,
+            map: RealtimeMap::new(),
+        }
+    }
+
+    /// The ioctl in use, once the device answered one.
+    pub fn method(&self) -> Option<Method> {
+        self.reader.as_ref().map(PhcReader::method)
+    }
+
+    /// One poll: a read of the PHC bracketed on the raw clock, its bound, and the sample they
+    /// give; `drift` bounds the raw clock over the bracket, `host` maps raw readings as timed's
+    /// view of the host clock does. Failures are in the result's `errors` (the device is
+    /// opened again next time).
+    pub fn burst(&mut self, drift: ttcore::Rate, host: &dyn Fn(i64) -> i64) -> crate::ntp::Burst {
+        let mut out = crate::ntp::Burst::default();
+        match self.sample(drift, host) {
+            Ok((sample, eps_ns)) => {
+                out.info = Some(ttcore::ntp::MasterInfo {
+                    id: format!("{:?}", self.method().unwrap_or(Method::Basic)).to_lowercase(),
+                    kind: 0,
+                    status: Some(ttcore::ClockStatus::Synchronized),
+                    eps_ns,
+                    leap: ttcore::ntp::packet::LeapIndicator::None,
+                    tai_minus_utc_s: 0,
+                    next_leap_posix_s: 0,
+                    next_leap_delta: 0,
+                });
+                out.samples.push(sample);
+            }
+            Err(e) => out.errors.push(format!("{}: {e}", self.path.display())),
+        }
+        out
+    }
+
+    fn sample(
+        &mut self,
+        drift: ttcore::Rate,
+        host: &dyn Fn(i64) -> i64,
+    ) -> Result<(ttcore::ntp::Sample, i64), ttcore::phc::PhcError> {
+        use ttcore::phc::{ErrorBound, PhcError};
+        if self.reader.is_none() {
+            let dev = PtpDevice::open(&self.path).map_err(|e| PhcError::Read(e.to_string()))?;
+            self.reader = Some(PhcReader::new(dev, self.samples));
+        }
+        let reader = self.reader.as_mut().expect("opened above");
+        // Realtime stamps (extended, basic) are mapped with a pair taken after the read.
+        let map = std::cell::RefCell::new(&mut self.map);
+        let mapping = std::cell::OnceCell::new();
+        let to_raw = |rt: i64, late: bool| {
+            mapping
+                .get_or_init(|| map.borrow_mut().now())
+                .to_raw(rt, late)
+        };
+        let got = reader.read(&to_raw);
+        let mut readings = match got {
+            Ok(r) => r,
+            Err(e) => {
+                self.reader = None;
+                return Err(e);
+            }
+        };
+        for r in &mut readings {
+            r.raw_before = host(r.raw_before);
+            r.raw_after = host(r.raw_after);
+        }
+        let bound = match &self.bound {
+            BoundSource::Configured(s) => ErrorBound::Configured(*s),
+            BoundSource::Published(p) => {
+                let ns = read_error_bound(p).map_err(PhcError::BoundUnavailable)?;
+                ErrorBound::Published {
+                    ns,
+                    read_raw: host(crate::clock::raw_ns()),
+                }
+            }
+        };
+        let params = ttcore::phc::PhcParams {
+            drift,
+            ..self.params
+        };
+        let m = ttcore::phc::measure(&readings, bound, &params, &self.leaps)?;
+        let eps = match bound {
+            ErrorBound::Configured(s) => s.as_nanos(),
+            ErrorBound::Published { ns, .. } => ns,
+        };
+        let precise = self.method() == Some(Method::Precise);
+        let sample = ttcore::ntp::Sample {
+            m,
+            eps_master: ttcore::Span::from_nanos(eps),
+            trustworthy: true,
+            stamping: ttcore::ntp::Stamping {
+                client_kernel: true,
+                server_kernel_rx: precise,
+                server_kernel_tx: precise,
+            },
+            interleaved: false,
+        };
+        Ok((sample, eps))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,15 +494,14 @@ mod tests {
         );
         // The recorded TAI PHC, 37 s ahead, judged by the core: truth inside.
         let p = PhcParams {
-            timescale: Timescale::Tai {
-                tai_minus_utc_s: 37,
-            },
+            timescale: Timescale::Tai,
             max_bound_delay: Span::from_millis(10),
             drift: Rate::from_ppm(15),
             max_bracket: Span::from_micros(50),
         };
-        let m =
-            ttcore::phc::measure(&got, ErrorBound::Configured(Span::from_nanos(500)), &p).unwrap();
+        let leaps = ttcore::LeapTable::builtin();
+        let bound = ErrorBound::Configured(Span::from_nanos(500));
+        let m = ttcore::phc::measure(&got, bound, &p, &leaps).unwrap();
         assert!(
             m.bounds.contains(Span::from_nanos(1_000_000_000_000)),
             "{:?}",
