@@ -67,6 +67,7 @@ fn unit(key: &str) -> &'static str {
     let suffixes = [
         ("-ms", "ms"),
         ("-ns", "ns"),
+        ("-us", "µs"),
         ("-ppm", "ppm"),
         ("-ppb", "ppb"),
         ("-ppt", "ppt (10⁻¹²)"),
@@ -138,6 +139,20 @@ pub fn markdown() -> String {
         "`[[master]]` (one per source: a timemaster, or an NTP server with `kind = \"ntp\"`)",
         &fields(TIMED_SRC, "MasterConfig"),
         &master,
+    );
+    let mut phc = as_table(&timed::config::PhcConfig::new(
+        std::path::Path::new(""),
+        ttcore::phc::Timescale::Tai,
+        0,
+    ));
+    for required in ["device", "timescale", "error-bound-ns"] {
+        phc.remove(required);
+    }
+    table(
+        &mut out,
+        "`[[phc]]` (one per PTP hardware clock, in the same selection as the masters)",
+        &fields(TIMED_SRC, "PhcConfig"),
+        &phc,
     );
     out.push_str("## timemaster (`/etc/timemaster/timemaster.toml`)\n\n");
     let m = MConfig::new("", ttcore::MasterKind::Gps, ([0, 0, 0, 0], 0).into());

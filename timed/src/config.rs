@@ -146,6 +146,123 @@ impl MasterConfig {
     }
 }
 
+fn default_phc_max_bracket_us() -> u64 {
+    50
+}
+fn default_phc_max_bound_delay_us() -> u64 {
+    1_000
+}
+fn default_phc_samples() -> usize {
+    5
+}
+
+/// `[[phc]]`: a PTP hardware clock (`/dev/ptpN`) as a source, in the same selection as the
+/// masters. Read with `PTP_SYS_OFFSET_PRECISE`, else `_EXTENDED`, else the basic ioctl;
+/// bounded by the read's bracket on the raw clock plus the PHC's own error bound.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PhcConfig {
+    /// The device (`/dev/ptp0`; a udev name like `/dev/ptp_ena` works too).
+    pub device: PathBuf,
+    /// Its timescale, required (nothing on the device says it): `tai` (what `ptp4l` and
+    /// `phc2sys` keep), `utc` (leap seconds inserted: refused within 2 s of a leap) or
+    /// `smeared` (the same 24 h smear as ours).
+    pub timescale: ttcore::phc::Timescale,
+    /// The PHC's own error bound when the operator knows it (ns) — or:
+    pub error_bound_ns: Option<u64>,
+    /// A file where the device publishes its bound (one integer, ns), read after every PHC
+    /// read: AWS ENA's `/sys/bus/pci/devices/<slot>/phc_error_bound`. Exactly one of the two.
+    pub error_bound_path: Option<PathBuf>,
+    /// Readings whose bracket on the raw clock is wider than this are refused (µs).
+    #[serde(default = "default_phc_max_bracket_us")]
+    pub max_bracket_us: u64,
+    /// A published bound read later than this after the PHC is stale, and refused (µs).
+    #[serde(default = "default_phc_max_bound_delay_us")]
+    pub max_bound_delay_us: u64,
+    /// Readings per poll with the extended and basic ioctls (1–25; the narrowest is used).
+    #[serde(default = "default_phc_samples")]
+    pub samples: usize,
+}
+
+impl PhcConfig {
+    /// A PHC at `device` on `timescale` with a configured bound of `error_bound_ns`.
+    pub fn new(device: &Path, timescale: ttcore::phc::Timescale, error_bound_ns: u64) -> Self {
+        PhcConfig {
+            device: device.to_path_buf(),
+            timescale,
+            error_bound_ns: Some(error_bound_ns),
+            error_bound_path: None,
+            max_bracket_us: default_phc_max_bracket_us(),
+            max_bound_delay_us: default_phc_max_bound_delay_us(),
+            samples: default_phc_samples(),
+        }
+    }
+
+    /// Its source for timed's poll.
+    pub fn source(&self) -> ttsys::phc::PhcSource {
+        let bound = match (&self.error_bound_path, self.error_bound_ns) {
+            (Some(p), _) => ttsys::phc::BoundSource::Published(p.clone()),
+            (None, ns) => ttsys::phc::BoundSource::Configured(Span::from_nanos(
+                ns.unwrap_or(0).min(1_000_000_000) as i64,
+            )),
+        };
+        let params = ttcore::phc::PhcParams {
+            timescale: self.timescale,
+            max_bound_delay: Span::from_micros(self.max_bound_delay_us as i64),
+            drift: Rate::ZERO,
+            max_bracket: Span::from_micros(self.max_bracket_us as i64),
+        };
+        ttsys::phc::PhcSource::new(
+            &self.device,
+            bound,
+            params,
+            self.samples,
+            ttcore::LeapTable::builtin(),
+        )
+    }
+
+    /// What its bound rests on, for the status.
+    pub fn assumption(&self) -> &'static str {
+        if self.error_bound_path.is_some() {
+            "the error bound the device publishes covers the PHC's error (its discipline is honest), and the timescale configured is the PHC's"
+        } else {
+            "the configured error bound covers the PHC's error (its discipline, e.g. ptp4l/phc2sys, is honest), and the timescale configured is the PHC's"
+        }
+    }
+
+    fn check(&self, i: usize) -> Result<(), InvalidKey> {
+        let k = |what: &str| format!("phc[{i}].{what}");
+        match (self.error_bound_ns, &self.error_bound_path) {
+            (None, None) | (Some(_), Some(_)) => {
+                return Err(InvalidKey::new(
+                    k("error-bound-ns"),
+                    "exactly one of error-bound-ns and error-bound-path is needed",
+                ));
+            }
+            (Some(ns), None) if ns > 1_000_000_000 => {
+                return Err(InvalidKey::new(k("error-bound-ns"), "at most 1 s"));
+            }
+            _ => {}
+        }
+        if !(1..=1_000_000).contains(&self.max_bracket_us) {
+            return Err(InvalidKey::new(
+                k("max-bracket-us"),
+                "must be in 1..=1000000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_bound_delay_us) {
+            return Err(InvalidKey::new(
+                k("max-bound-delay-us"),
+                "must be in 1..=1000000",
+            ));
+        }
+        if !(1..=25).contains(&self.samples) {
+            return Err(InvalidKey::new(k("samples"), "must be in 1..=25"));
+        }
+        Ok(())
+    }
+}
+
 /// The file. Each default is defined once, in the `default_*` function its field names; a
 /// [`Config::new`] has them all, and `docs/CONFIG.md` is generated from this struct.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -186,8 +303,9 @@ pub struct Config {
     pub holdover_after_ms: Option<u64>,
     /// The page is void when not updated for this long (ms). Default 10 polls, at least 5 s.
     pub void_after_ms: Option<u64>,
-    /// Liars tolerated among the masters configured (default ⌊(N−1)/2⌋), held when some fall
-    /// silent: a round with no more than this many answering refuses. 0: trust any master.
+    /// Liars tolerated among the sources configured (masters, NTP servers, PHCs; default
+    /// ⌊(N−1)/2⌋), held when some fall silent: a round with no more than this many answering
+    /// refuses. 0: trust any source.
     pub max_liars: Option<usize>,
     /// Frequency estimate window (s).
     #[serde(default = "default_window")]
@@ -209,9 +327,12 @@ pub struct Config {
     /// SetClockKnob needs.
     #[serde(default)]
     pub management: ttsys::mgmt::ManagementConfig,
-    /// Masters.
-    #[serde(rename = "master")]
+    /// Masters (and NTP servers).
+    #[serde(rename = "master", default)]
     pub masters: Vec<MasterConfig>,
+    /// PTP hardware clocks, in the same selection after the masters.
+    #[serde(rename = "phc", default)]
+    pub phcs: Vec<PhcConfig>,
 }
 
 impl Config {
@@ -238,6 +359,7 @@ impl Config {
             nts_trusted_certs: None,
             management: Default::default(),
             masters,
+            phcs: Vec::new(),
         }
     }
 }
@@ -297,15 +419,23 @@ impl Config {
         )
     }
 
+    /// How many sources the selection is over: masters, NTP servers and PHCs.
+    pub fn sources(&self) -> usize {
+        self.masters.len() + self.phcs.len()
+    }
+
     /// The core's parameters, or (key, why).
     pub fn host_params(&self) -> Result<HostParams, InvalidKey> {
         let bad = |k: &str, m: &str| Err(InvalidKey::new(k, m));
         self.management.check_key(self.listen)?;
-        if self.masters.is_empty() {
+        if self.sources() == 0 {
             return bad(
                 "master",
-                "at least one [[master]] is needed (three or more to tolerate a liar)",
+                "at least one [[master]] or [[phc]] is needed (three or more sources to tolerate a liar)",
             );
+        }
+        for (i, p) in self.phcs.iter().enumerate() {
+            p.check(i)?;
         }
         if !(self.max_drift_ppm > 0.0 && self.max_drift_ppm <= 1000.0) {
             return bad("max-drift-ppm", "must be in (0, 1000]");
@@ -364,9 +494,12 @@ impl Config {
             return bad("request-timeout-ms", "must be positive");
         }
         if let Some(f) = self.max_liars
-            && 2 * f >= self.masters.len()
+            && 2 * f >= self.sources()
         {
-            return bad("max-liars", "tolerating f liars needs more than 2f masters");
+            return bad(
+                "max-liars",
+                "tolerating f liars needs more than 2f sources ([[master]] and [[phc]])",
+            );
         }
         if self.void_after() <= Span::from_millis(self.poll_interval_ms as i64) {
             return bad("void-after-ms", "must be longer than the poll interval");
@@ -442,6 +575,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1") && e.contains("hard"), "{e}");
+    }
+
+    #[test]
+    fn a_phc_needs_its_timescale_and_one_bound_and_counts_as_a_source() {
+        let phc = "[[phc]]\ndevice = \"/dev/ptp0\"\n";
+        let ok = format!("{phc}timescale = \"tai\"\nerror-bound-ns = 200\n");
+        let c = Config::from_toml(&ok, "t").unwrap();
+        assert_eq!(c.phcs.len(), 1);
+        assert_eq!(c.phcs[0].timescale, ttcore::phc::Timescale::Tai);
+        assert_eq!(c.phcs[0].max_bracket_us, 50);
+        assert_eq!(c.sources(), 1);
+        assert!(c.phcs[0].assumption().contains("configured error bound"));
+        let e = Config::from_toml(&format!("{phc}error-bound-ns = 200\n"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timescale"), "{e}");
+        for bad in [
+            format!("{phc}timescale = \"tai\"\n"),
+            format!("{ok}error-bound-path = \"/sys/x\"\n"),
+        ] {
+            let e = Config::from_toml(&bad, "t.toml").unwrap_err().to_string();
+            assert!(e.contains("phc[0].error-bound-ns"), "{e}");
+        }
+        let e = Config::from_toml(&format!("{ok}samples = 30\n"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("phc[0].samples"), "{e}");
+        // Three masters and a PHC: four sources, so one liar is all that can be tolerated.
+        let c = Config::from_toml(&format!("max-liars = 1\n{GOOD}{ok}"), "t").unwrap();
+        assert_eq!(c.sources(), 4);
+        let e = Config::from_toml(&format!("max-liars = 2\n{GOOD}{ok}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max-liars"), "{e}");
+        let e = Config::from_toml("shm-path = \"/tmp/p\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[phc]]"), "{e}");
     }
 
     #[test]

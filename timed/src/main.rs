@@ -45,9 +45,10 @@ fn main() -> ExitCode {
         Cmd::Validate { config } => timed::config::Config::load(&config)
             .map(|c| {
                 println!(
-                    "{}: ok ({} master(s), page {}, max-drift {} ppm)",
+                    "{}: ok ({} master(s), {} PHC(s), page {}, max-drift {} ppm)",
                     config.display(),
                     c.masters.len(),
+                    c.phcs.len(),
                     c.shm_path.display(),
                     c.max_drift_ppm
                 );

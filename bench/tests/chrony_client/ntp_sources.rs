@@ -64,13 +64,23 @@ fn timed(
     name: &str,
     sources: Vec<timed::config::MasterConfig>,
 ) -> (Kill, std::path::PathBuf, String) {
+    timed_with(bins, d, name, timed::config::Config::new(sources))
+}
+
+/// A timed in `d` named `name` run with `cfg` (its listen address, page and VMClock set here).
+fn timed_with(
+    bins: &std::path::Path,
+    d: &std::path::Path,
+    name: &str,
+    cfg: timed::config::Config,
+) -> (Kill, std::path::PathBuf, String) {
     let page = d.join(format!("{name}.page"));
     let listen: std::net::SocketAddr = ([127, 0, 0, 1], bench::lab::free_port().unwrap()).into();
     let cfg = timed::config::Config {
         listen,
         shm_path: page.clone(),
         vmclock: d.join("no-vmclock"),
-        ..timed::config::Config::new(sources)
+        ..cfg
     };
     let path = d.join(format!("{name}.toml"));
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
@@ -259,4 +269,60 @@ fn ttlab_with_a_chronyd_source_beside_the_masters_keeps_truth_inside() {
         kinds.contains(&"ntp") && kinds.contains(&"gps"),
         "{kinds:?}"
     );
+}
+
+/// `[[phc]]` beside an NTP source: this machine has no PTP hardware clock, so the two PHCs are
+/// a missing device and a regular file (every offset ioctl refused with ENOTTY, after the
+/// fallback from PRECISE through EXTENDED to the basic one). timed runs on the chronyd (with
+/// `max-liars = 0`: any one source may be trusted), truth stays inside, and `ttctl status`
+/// shows each PHC as kind `phc` with why it gave nothing, and the assumption its bound would
+/// rest on. The reading of a real PHC is untested here (see the README).
+#[test]
+#[ignore = "needs chronyd"]
+fn phc_sources_that_cannot_be_read_are_shown_and_the_rest_runs_on() {
+    use timed::config::PhcConfig;
+    use ttcore::phc::Timescale;
+    let bins = bench::lab::binaries(None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let servers = chronyds(d, 1);
+    let not_a_phc = d.join("not-a-phc");
+    std::fs::write(&not_a_phc, b"").unwrap();
+    let cfg = timed::config::Config {
+        max_liars: Some(0),
+        phcs: vec![
+            PhcConfig::new(&d.join("ptp-missing"), Timescale::Tai, 100),
+            PhcConfig::new(&not_a_phc, Timescale::Utc, 100),
+        ],
+        ..timed::config::Config::new(vec![timed::config::MasterConfig::ntp(&format!(
+            "127.0.0.1:{}",
+            servers[0].1
+        ))])
+    };
+    let (_t, page, addr) = timed_with(&bins, d, "phc", cfg);
+    wait_trustworthy(&page);
+    let (ok, outside, seen, _) = watch(&page, 5.0);
+    assert!(ok > 100, "{ok} trustworthy samples, {seen:?}");
+    assert_eq!(outside, 0);
+    let s = common::json_ok(
+        Command::new(bins.join("ttctl")).args(["status", "--addr", &addr, "--json"]),
+    );
+    let m = s["masters"].as_array().unwrap();
+    assert_eq!(m.len(), 3, "{s}");
+    assert_eq!(m[0]["selected"], true, "{s}");
+    for (p, why) in [(&m[1], "No such file"), (&m[2], "Inappropriate ioctl")] {
+        assert_eq!(p["kind"], "phc", "{s}");
+        assert_eq!(p["transport"], "ioctl", "{s}");
+        assert_eq!(p["reachable"], false, "{s}");
+        assert!(p["reason"].as_str().unwrap().contains(why), "{s}");
+        assert!(
+            p["assumption"].as_str().unwrap().contains("error bound"),
+            "{s}"
+        );
+    }
+    let text = String::from_utf8(common::stdout_ok(
+        Command::new(bins.join("ttctl")).args(["status", "--addr", &addr]),
+    ))
+    .unwrap();
+    assert!(text.contains("phc bounds assume:"), "{text}");
 }

@@ -367,7 +367,7 @@ impl State {
                     epsilon_ns: m.epsilon_ns,
                     status: m.status.map_or(0, |s| ttproto::status_to_wire(s) as i32),
                     kind: m.kind.clone(),
-                    transport: "udp".into(),
+                    transport: if m.kind == "phc" { "ioctl" } else { "udp" }.into(),
                     stamping: m.stamping.clone(),
                     interleaved: m.interleaved,
                     samples: m.samples,
@@ -514,10 +514,10 @@ pub enum DaemonError {
 /// Runs timed until SIGINT/SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let params = config.host_params().map_err(DaemonError::Config)?;
-    if config.masters.len() < 3 {
+    if config.sources() < 3 {
         tracing::warn!(
-            "only {} master(s) configured: a lying master cannot be outvoted with fewer than three",
-            config.masters.len()
+            "only {} source(s) configured: a lying source cannot be outvoted with fewer than three",
+            config.sources()
         );
     }
     if let Some(d) = config.shm_path.parent() {
@@ -570,8 +570,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 source,
             })?;
         tracing::info!(
-            "timed: {} master(s), page {}, gRPC on {} ({}, {})",
+            "timed: {} master(s), {} PHC(s), page {}, gRPC on {} ({}, {})",
             config.masters.len(),
+            config.phcs.len(),
             config.shm_path.display(),
             config.listen,
             if security.tls() {

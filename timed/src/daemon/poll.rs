@@ -3,10 +3,38 @@
 
 use super::*;
 use crate::config::SourceKind;
+use ttsys::phc::PhcSource;
+
+/// One of timed's sources: a master or NTP server over UDP, or a PTP hardware clock.
+pub(super) enum TimeSource {
+    Net(Box<Source>),
+    Phc(Box<PhcSource>),
+}
+
+impl TimeSource {
+    fn burst(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        drift: Rate,
+        host: &dyn Fn(i64) -> i64,
+    ) -> Burst {
+        match self {
+            TimeSource::Net(s) => s.burst(n, timeout, drift, host),
+            TimeSource::Phc(p) => p.burst(drift, host),
+        }
+    }
+
+    fn reset(&mut self) {
+        if let TimeSource::Net(s) = self {
+            s.reset();
+        }
+    }
+}
 
 /// One poll: a burst of UDP exchanges with every master (in parallel, on blocking threads),
 /// the narrowest sample of each into the core's round, then the page.
-pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> Vec<Source> {
+pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<TimeSource>) -> Vec<TimeSource> {
     // A disruption before the burst forgets the model first (the page's write after the round
     // checks again, so one during the burst forgets the round's result too).
     let _ = state.check_clock();
@@ -14,7 +42,7 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> V
     // dropped (and the interleaving state with it), never fed to a freshly reset model.
     let epoch = state.disruptions.load(Ordering::Relaxed);
     if state.poll_epoch.swap(epoch, Ordering::Relaxed) != epoch {
-        sources.iter_mut().for_each(Source::reset);
+        sources.iter_mut().for_each(TimeSource::reset);
     }
     let cfg = &state.config;
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
@@ -51,10 +79,10 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> V
         || *state.knob.lock().unwrap_or_else(|e| e.into_inner()) != knob
     {
         tracing::info!("poll dropped: the host clock was disrupted or re-knobbed during it");
-        sources.iter_mut().for_each(Source::reset);
+        sources.iter_mut().for_each(TimeSource::reset);
         return sources;
     }
-    let (samples, mut views) = burst_results(&cfg.masters, &bursts, carry);
+    let (samples, mut views) = burst_results(cfg, &bursts, carry);
     let raw = state.host_raw();
     let round = {
         let mut h = state.host.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,36 +112,34 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<Source>) -> V
     sources
 }
 
-/// Each master's burst → its sample for the round (the narrowest, carried at `carry`) and its
-/// view for the status.
+/// Each source's burst (masters, then PHCs) → its sample for the round (the narrowest, carried
+/// at `carry`) and its view for the status.
 pub(super) fn burst_results(
-    masters: &[crate::config::MasterConfig],
+    cfg: &Config,
     bursts: &[Burst],
     carry: Rate,
 ) -> (Vec<Option<MasterSample>>, Vec<MasterView>) {
+    let masters = &cfg.masters;
     let n = bursts.len();
     let mut samples = Vec::with_capacity(n);
     let mut views = Vec::with_capacity(n);
     for (i, b) in bursts.iter().enumerate() {
-        let mut v = MasterView {
-            addr: masters[i].addr.clone(),
-            auth: if masters[i].nts_ke.is_some() {
-                "nts"
-            } else {
-                "none"
+        let mut v = match cfg.phcs.get(i.wrapping_sub(masters.len())) {
+            Some(p) if i >= masters.len() => MasterView {
+                addr: p.device.display().to_string(),
+                kind: "phc".into(),
+                auth: "local",
+                assumption: p.assumption(),
+                ..Default::default()
             },
-            assumption: masters[i].assumption(),
-            ..Default::default()
+            _ => master_view(&masters[i]),
         };
-        if masters[i].kind == SourceKind::Ntp {
-            v.kind = "ntp".into();
-        }
         if let Some(info) = &b.info {
             v.reachable = true;
             v.id = info.id.clone();
             v.epsilon_ns = info.eps_ns;
             v.status = info.status;
-            if masters[i].kind == SourceKind::Timemaster {
+            if v.kind.is_empty() {
                 v.kind = ttcore::MasterKind::name_of(i64::from(info.kind)).into();
                 // Only a timemaster publishes TAI − UTC and the next leap.
                 v.leap = Some(v1::LeapInfo {
@@ -123,30 +149,55 @@ pub(super) fn burst_results(
                 });
             }
         }
-        v.samples = b.samples.len() as u32;
-        let at = b.samples.iter().map(|s| s.m.at.as_nanos()).max();
-        let best = at.and_then(|at| ttcore::ntp::narrowest(&b.samples, at, carry));
-        match best {
-            Some(s) => {
-                v.delay_ns = s.m.delay.as_nanos();
-                v.offset_ns = s.m.offset.as_nanos();
-                v.stamping = s.stamping.as_str().into();
-                v.interleaved = s.interleaved;
-                v.radius_ns = s.m.bounds.radius().as_nanos();
-                samples.push(Some(MasterSample {
-                    bounds: s.m.bounds,
-                    at_raw: RawReading::from_nanos(s.m.at.as_nanos()),
-                    trustworthy: s.trustworthy,
-                }));
-            }
-            None => {
-                v.error = b.errors.last().cloned().unwrap_or_default();
-                samples.push(None);
-            }
-        }
+        burst_sample(&mut v, b, carry, &mut samples);
         views.push(v);
     }
     (samples, views)
+}
+
+/// A master's (or NTP server's) view before its burst is known.
+fn master_view(m: &crate::config::MasterConfig) -> MasterView {
+    MasterView {
+        addr: m.addr.clone(),
+        auth: if m.nts_ke.is_some() { "nts" } else { "none" },
+        assumption: m.assumption(),
+        kind: if m.kind == SourceKind::Ntp {
+            "ntp".into()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    }
+}
+
+/// The narrowest sample of a burst into the round, and what it was into the view.
+fn burst_sample(
+    v: &mut MasterView,
+    b: &Burst,
+    carry: Rate,
+    samples: &mut Vec<Option<MasterSample>>,
+) {
+    v.samples = b.samples.len() as u32;
+    let at = b.samples.iter().map(|s| s.m.at.as_nanos()).max();
+    let best = at.and_then(|at| ttcore::ntp::narrowest(&b.samples, at, carry));
+    match best {
+        Some(s) => {
+            v.delay_ns = s.m.delay.as_nanos();
+            v.offset_ns = s.m.offset.as_nanos();
+            v.stamping = s.stamping.as_str().into();
+            v.interleaved = s.interleaved;
+            v.radius_ns = s.m.bounds.radius().as_nanos();
+            samples.push(Some(MasterSample {
+                bounds: s.m.bounds,
+                at_raw: RawReading::from_nanos(s.m.at.as_nanos()),
+                trustworthy: s.trustworthy,
+            }));
+        }
+        None => {
+            v.error = b.errors.last().cloned().unwrap_or_default();
+            samples.push(None);
+        }
+    }
 }
 
 /// After a round: with `steer = "adjtimex"`, slews the system clock toward the page's midpoint.
@@ -161,28 +212,29 @@ pub(super) fn steer_system_clock(state: &State) {
     }
 }
 
-/// A source per configured master, with NTS where the master has `nts-ke`.
-pub(super) fn sources_of(state: &State) -> Vec<Source> {
-    state
+/// A source per configured master, with NTS where the master has `nts-ke`, then one per PHC.
+pub(super) fn sources_of(state: &State) -> Vec<TimeSource> {
+    let net = state.config.masters.iter().map(|m| {
+        let src = Source::new(&m.addr).with_protocol(m.protocol());
+        TimeSource::Net(Box::new(match (&m.nts_ke, &state.nts_tls) {
+            (Some(ke), Some(tls)) => src.with_nts(ttsys::ntp::NtsSource::new(
+                ke,
+                m.nts_server_name.as_deref(),
+                tls.clone(),
+            )),
+            _ => src,
+        }))
+    });
+    let phc = state
         .config
-        .masters
+        .phcs
         .iter()
-        .map(|m| {
-            let src = Source::new(&m.addr).with_protocol(m.protocol());
-            match (&m.nts_ke, &state.nts_tls) {
-                (Some(ke), Some(tls)) => src.with_nts(ttsys::ntp::NtsSource::new(
-                    ke,
-                    m.nts_server_name.as_deref(),
-                    tls.clone(),
-                )),
-                _ => src,
-            }
-        })
-        .collect()
+        .map(|p| TimeSource::Phc(Box::new(p.source())));
+    net.chain(phc).collect()
 }
 
 pub(super) async fn poll_task(state: Arc<State>) {
-    let mut sources: Vec<Source> = sources_of(&state);
+    let mut sources: Vec<TimeSource> = sources_of(&state);
     let mut seen_disruptions = 0;
     let base = state.config.poll_interval_ms as f64;
     let jitter = state.config.poll_jitter_pct as f64 / 100.0;
@@ -204,7 +256,7 @@ pub(super) async fn poll_task(state: Arc<State>) {
         // After a disruption the interleaving state refers to a clock that no longer exists.
         let d = state.disruptions.load(Ordering::Relaxed);
         if d != seen_disruptions {
-            sources.iter_mut().for_each(Source::reset);
+            sources.iter_mut().for_each(TimeSource::reset);
             seen_disruptions = d;
         }
         sources = poll_once(&state, sources).await;

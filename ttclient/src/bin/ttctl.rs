@@ -407,7 +407,10 @@ fn status_report(s: &v1::DaemonStatus) -> String {
     for m in &s.masters {
         if !m.assumption.is_empty() && !said.contains(&m.assumption.as_str()) {
             said.push(&m.assumption);
-            let kind = if m.kind == "ntp" { "ntp" } else { "master" };
+            let kind = match m.kind.as_str() {
+                k @ ("ntp" | "phc") => k,
+                _ => "master",
+            };
             o.push_str(&format!("  {kind} bounds assume: {}\n", m.assumption));
         }
     }
