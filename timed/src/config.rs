@@ -64,6 +64,9 @@ impl SourceKind {
 fn default_max_root_distance_ms() -> u64 {
     100
 }
+fn default_xleave() -> bool {
+    true
+}
 
 /// `[[master]]`: one time source — a timemaster, or with `kind = "ntp"` a plain NTP server.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -84,6 +87,11 @@ pub struct MasterConfig {
     /// leap refused) or `smeared` (the same noon-to-noon smear as ours: Google's and AWS's
     /// public time services).
     pub timescale: Option<ttcore::ntp::client::ServerTimescale>,
+    /// `kind = "ntp"`: ask for the interleaved mode (RFC 9769, chrony's `xleave`), in which the
+    /// server's transmit stamp of each reply is the one taken after it left; a server without
+    /// it answers in basic mode.
+    #[serde(default = "default_xleave")]
+    pub xleave: bool,
     /// `host:port` of the master's NTS-KE server: its time is then authenticated with NTS
     /// (RFC 8915) and any reply that does not authenticate is refused, the master counting as
     /// unreachable (needs `nts-trusted-certs`). Absent: plain NTP, shown as unauthenticated.
@@ -100,6 +108,7 @@ impl MasterConfig {
             kind: SourceKind::Timemaster,
             max_root_distance_ms: default_max_root_distance_ms(),
             timescale: None,
+            xleave: default_xleave(),
             nts_ke: None,
             nts_server_name: None,
         }
@@ -120,6 +129,7 @@ impl MasterConfig {
             SourceKind::Ntp => ttcore::ntp::client::Protocol::Ntp {
                 max_root_distance: Span::from_millis(self.max_root_distance_ms as i64),
                 timescale: self.timescale.unwrap_or_default(),
+                interleave: self.xleave,
             },
         }
     }
@@ -623,6 +633,7 @@ mod tests {
         let want = |timescale| Protocol::Ntp {
             max_root_distance: Span::from_millis(100),
             timescale,
+            interleave: true,
         };
         assert_eq!(c.masters[3].protocol(), want(ServerTimescale::Utc));
         assert!(c.masters[3].assumption().contains("timescale utc"));

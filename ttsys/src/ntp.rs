@@ -308,9 +308,16 @@ impl Source {
             }
             match sock.recv(buf, left) {
                 Ok((n, rx)) => {
-                    // A late reply to an earlier request: skip it, keep waiting.
+                    // A late reply to an earlier request: skip it, keep waiting. (An NTP
+                    // server's interleaved reply echoes the request's second cookie.)
                     match ttcore::ntp::Packet::decode(&buf[..n]) {
-                        Ok(p) if p.header.origin_ts.0 != cookie => continue,
+                        Ok(p)
+                            if p.header.origin_ts.0 != cookie
+                                && p.header.origin_ts.0
+                                    != ttcore::ntp::client::interleave_cookie(cookie) =>
+                        {
+                            continue;
+                        }
                         _ => {}
                     }
                     let Some(nts) = self.nts.as_mut() else {

@@ -161,11 +161,14 @@ fn timed_on_a_chronyd_alone_contains_truth_and_names_its_assumption() {
         "{s}"
     );
     assert!(m["epsilon_ns"].as_i64().unwrap() > 0, "{s}");
+    // chronyd answers the interleaved mode (RFC 9769) timed asks for.
+    assert_eq!(m["interleaved"], true, "{s}");
     let text = String::from_utf8(common::stdout_ok(
         Command::new(bins.join("ttctl")).args(["status", "--addr", &addr]),
     ))
     .unwrap();
     assert!(text.contains("ntp bounds assume:"), "{text}");
+    assert!(text.contains(",xleave"), "{text}");
 }
 
 #[test]

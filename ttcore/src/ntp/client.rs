@@ -173,13 +173,18 @@ pub enum Protocol {
     /// A timemaster: the TrueTime field (interleaved when the master offers it).
     #[default]
     TrueTime,
-    /// A plain NTPv4 server, basic mode; replies whose root distance exceeds the maximum are
-    /// refused.
+    /// A plain NTPv4 server, basic or interleaved mode; replies whose root distance exceeds
+    /// the maximum are refused.
     Ntp {
         /// The largest root distance accepted.
         max_root_distance: Span,
         /// The timescale its stamps are on.
         timescale: ServerTimescale,
+        /// Ask for the interleaved mode (RFC 9769; chrony's `xleave`): each request names
+        /// the server's receive stamp of the previous one, and a server that keeps it answers
+        /// with the transmit stamp of its previous reply taken after it left (in the kernel),
+        /// completing the previous exchange. A server that does not answers in basic mode.
+        interleave: bool,
     },
 }
 
@@ -256,6 +261,31 @@ pub struct Client {
     /// The leap seconds a [`ServerTimescale::Utc`] server's stamps are corrected with: the
     /// built-in table plus the server's announcements.
     leaps: Option<Box<LeapTable>>,
+    /// The last exchange with an NTP server, for its interleaved mode.
+    ntp_last: Option<NtpPrev>,
+}
+
+/// The last completed exchange with an NTP server: what its interleaved reply completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NtpPrev {
+    t1_raw: i64,
+    t4_raw: i64,
+    /// The server's receive stamp as it sent it: the next request's origin.
+    server_rx: NtpTimestamp,
+    /// The root distance it stated then (ns).
+    distance_ns: i64,
+    client_kernel: bool,
+}
+
+/// The second cookie of an interleaved request (its receive field), which an interleaved
+/// reply echoes as its origin: a fixed mix of the transmit cookie (SplitMix64's finalizer),
+/// never equal to it.
+pub fn interleave_cookie(cookie: u64) -> u64 {
+    let mut z = cookie.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z == cookie { z ^ 1 } else { z }
 }
 
 impl Client {
@@ -265,12 +295,13 @@ impl Client {
     }
 
     /// A client of a plain NTP server on `timescale` that refuses root distances beyond
-    /// `max_root_distance`; a [`ServerTimescale::Utc`] server's stamps are corrected with the
-    /// built-in leap table.
+    /// `max_root_distance`, asking for the interleaved mode; a [`ServerTimescale::Utc`]
+    /// server's stamps are corrected with the built-in leap table.
     pub fn ntp(max_root_distance: Span, timescale: ServerTimescale) -> Self {
         Client::with_protocol(Protocol::Ntp {
             max_root_distance,
             timescale,
+            interleave: true,
         })
     }
 
@@ -288,6 +319,7 @@ impl Client {
             last: None,
             protocol,
             leaps,
+            ntp_last: None,
         }
     }
 
@@ -308,24 +340,32 @@ impl Client {
     /// Forgets the last exchange (after a timeout, a clock disruption or a reconnect).
     pub fn reset(&mut self) {
         self.last = None;
+        self.ntp_last = None;
     }
 
     /// Writes a request whose transmit timestamp is `cookie` (random, never reused) into `out`.
     /// An NTP server gets a plain 48-byte request (some, like chrony 4.3, drop requests with
     /// extension fields they do not know).
+    ///
+    /// An interleaved request to an NTP server (after a completed exchange) carries the
+    /// server's previous receive stamp as its origin and [`interleave_cookie`] as its receive
+    /// stamp.
     pub fn request(&self, cookie: u64, out: &mut Vec<u8>) {
+        let mut header = Header::client(cookie);
         let tt = match self.protocol {
             Protocol::TrueTime => Some(TtField::Request(TtRequest {
                 prev_t2_ns: self.last.map_or(0, |c| c.t2_ns),
                 prev_cookie: self.last.map_or(0, |c| c.cookie),
             })),
-            Protocol::Ntp { .. } => None,
+            Protocol::Ntp { interleave, .. } => {
+                if let (true, Some(prev)) = (interleave, self.ntp_last) {
+                    header.origin_ts = prev.server_rx;
+                    header.receive_ts = NtpTimestamp(interleave_cookie(cookie));
+                }
+                None
+            }
         };
-        Packet {
-            header: Header::client(cookie),
-            tt,
-        }
-        .encode(out);
+        Packet { header, tt }.encode(out);
     }
 
     /// Checks a reply to the request with `cookie`, sent at our raw reading `t1_raw` (early)
@@ -347,15 +387,44 @@ impl Client {
         if p.header.mode != Mode::Server {
             return Err(ReplyError::NotServer(p.header.mode));
         }
-        if p.header.origin_ts != NtpTimestamp(cookie) {
-            return Err(ReplyError::NotOurs);
-        }
         if let Protocol::Ntp {
-            max_root_distance, ..
+            max_root_distance,
+            interleave,
+            ..
         } = self.protocol
         {
+            // Basic: our transmit cookie echoed. Interleaved: the receive cookie of a request
+            // that named a previous exchange.
+            let prev = match self.ntp_last {
+                _ if p.header.origin_ts == NtpTimestamp(cookie) => None,
+                Some(prev)
+                    if interleave
+                        && p.header.origin_ts == NtpTimestamp(interleave_cookie(cookie)) =>
+                {
+                    Some(prev)
+                }
+                _ => return Err(ReplyError::NotOurs),
+            };
             let at = (t1_raw, t4_raw, kernel);
-            return ntp_reply(&p.header, at, drift, max_root_distance, &mut self.leaps);
+            let r = ntp_reply(
+                &p.header,
+                at,
+                prev,
+                drift,
+                max_root_distance,
+                &mut self.leaps,
+            );
+            self.ntp_last = r.as_ref().ok().map(|_| NtpPrev {
+                t1_raw,
+                t4_raw,
+                server_rx: p.header.receive_ts,
+                distance_ns: root_distance_ns(&p.header),
+                client_kernel: kernel,
+            });
+            return r;
+        }
+        if p.header.origin_ts != NtpTimestamp(cookie) {
+            return Err(ReplyError::NotOurs);
         }
         let r: TtReply = match p.tt {
             Some(TtField::Reply(r)) => r,
@@ -450,9 +519,15 @@ impl Client {
 /// With `leaps` (a [`ServerTimescale::Utc`] server), a leap indicator of 1 or 2 adds the
 /// announced leap second to the table, and both server stamps are mapped onto the timescale
 /// with it ([`LeapTable::posix_to_timescale`]), or the exchange is refused near a leap instant.
+///
+/// With `prev` (an interleaved reply), the sample is the previous exchange's — its stamps, the
+/// server's receive stamp of then, and this reply's transmit stamp, which is when the previous
+/// reply left — bounded by the larger of the two root distances; it is the outcome's only
+/// sample (`basic`, marked interleaved), since this reply carries no transmit stamp of its own.
 fn ntp_reply(
     h: &Header,
     (t1_raw, t4_raw, kernel): (i64, i64, bool),
+    prev: Option<NtpPrev>,
     drift: Rate,
     max: Span,
     leaps: &mut Option<Box<LeapTable>>,
@@ -476,7 +551,17 @@ fn ntp_reply(
     // Stamps rounded down to the ns: `t2` may be up to 1 ns early, which the +1 ns in the
     // root distance covers; an early `t3` only widens the lower side. Mapped from a POSIX-kept
     // server's scale, each is within 1 ns more (rounded down again): one more ns.
-    let mut t2 = h.receive_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS);
+    let (t1_raw, t4_raw, kernel, rx, distance) = match prev {
+        None => (t1_raw, t4_raw, kernel, h.receive_ts, distance),
+        Some(p) => (
+            p.t1_raw,
+            p.t4_raw,
+            p.client_kernel,
+            p.server_rx,
+            distance.max(p.distance_ns),
+        ),
+    };
+    let mut t2 = rx.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS);
     let mut t3 = h.transmit_ts.to_unix_ns_near(NTP_ERA_HINT_UNIX_NS);
     let mut distance = distance;
     if let Some(table) = leaps.as_mut() {
@@ -530,7 +615,7 @@ fn ntp_reply(
                 server_kernel_rx: false,
                 server_kernel_tx: false,
             },
-            interleaved: false,
+            interleaved: prev.is_some(),
         },
         interleaved: None,
     })
@@ -824,6 +909,101 @@ mod tests {
         );
         let o = c.on_reply(&r, 7, t1, t4, true, Rate::from_ppm(15)).unwrap();
         assert!(!o.basic.m.bounds.contains(Span::from_nanos(off)));
+    }
+
+    /// An RFC 9769 server (chrony's): it keeps the kernel transmit stamp of each reply under
+    /// the receive stamp of its request, and answers a request whose origin names one of those
+    /// in interleaved mode. Its clock is exact; it states 1 µs of root dispersion.
+    struct XleaveServer {
+        saved: std::collections::HashMap<u64, i64>,
+        supports: bool,
+    }
+
+    impl XleaveServer {
+        fn answer(&mut self, req: &[u8], t2: i64, t3_user: i64, t3_kernel: i64) -> Vec<u8> {
+            let q = Packet::decode(req).unwrap().header;
+            let rx = NtpTimestamp::from_unix_ns_floor(t2);
+            let saved = self.saved.get(&q.origin_ts.0).copied();
+            let (origin, tx) = match saved {
+                Some(k) if self.supports && q.origin_ts.0 != 0 => (q.receive_ts, k),
+                _ => (q.transmit_ts, t3_user),
+            };
+            self.saved.insert(rx.0, t3_kernel);
+            let mut r = ntp_server_reply(0, t2, tx, (LeapIndicator::None, 2), 0, 1_000);
+            r[24..32].copy_from_slice(&origin.0.to_be_bytes());
+            r[40..48].copy_from_slice(&NtpTimestamp::from_unix_ns_floor(tx).0.to_be_bytes());
+            r
+        }
+    }
+
+    /// Four exchanges a second apart with an interleaving server: 30 µs each way, the reply
+    /// read in user space 10 µs after the request arrived and leaving 8 µs later. Returns each
+    /// outcome's sample and the requests sent.
+    fn xleave_run(supports: bool) -> (Vec<Sample>, Vec<Header>) {
+        let mut server = XleaveServer {
+            saved: Default::default(),
+            supports,
+        };
+        let mut c = Client::ntp(Span::from_millis(100), ServerTimescale::Smeared);
+        let off = 5_000_000_000i64; // raw = truth − 5 s
+        let (mut out, mut reqs) = (Vec::new(), Vec::new());
+        for k in 0..4i64 {
+            let t1 = 1_800_000_000_000_000_000 + k * 1_000_000_000;
+            let cookie = 0x1234_0000 + k as u64;
+            let mut req = Vec::new();
+            c.request(cookie, &mut req);
+            reqs.push(Packet::decode(&req).unwrap().header);
+            let rep = server.answer(&req, t1 + 30_000, t1 + 40_000, t1 + 48_000);
+            let o = c
+                .on_reply(&rep, cookie, t1 - off, t1 + 78_000 - off, true, Rate::ZERO)
+                .unwrap();
+            assert!(
+                o.basic.m.bounds.contains(Span::from_nanos(off)),
+                "{k}: {o:?}"
+            );
+            out.push(o.basic);
+        }
+        (out, reqs)
+    }
+
+    #[test]
+    fn an_interleaving_ntp_server_completes_the_previous_exchange_with_its_late_stamp() {
+        let (samples, reqs) = xleave_run(true);
+        // The first exchange is basic; every later request names the previous one and is
+        // answered interleaved, with the tighter bound of the stamp taken after the reply left.
+        assert_eq!(reqs[0].origin_ts.0, 0);
+        assert!(!samples[0].interleaved);
+        for k in 1..4 {
+            assert_ne!(reqs[k].origin_ts.0, 0);
+            assert_eq!(
+                reqs[k].receive_ts.0,
+                interleave_cookie(0x1234_0000 + k as u64)
+            );
+            assert!(samples[k].interleaved, "{k}");
+            assert!(samples[k].m.bounds.radius() < samples[0].m.bounds.radius());
+        }
+        // A server without the mode answers every request in basic mode, all usable.
+        let (samples, _) = xleave_run(false);
+        assert!(samples.iter().all(|s| !s.interleaved));
+    }
+
+    #[test]
+    fn a_reply_echoing_neither_cookie_is_not_ours() {
+        let mut c = Client::ntp(Span::from_millis(100), ServerTimescale::Smeared);
+        let t2 = 1_800_000_000_000_000_000;
+        let mut r = ntp_server_reply(7, t2, t2 + 10, (LeapIndicator::None, 2), 0, 1_000);
+        // No previous exchange: an "interleaved" origin is refused.
+        r[24..32].copy_from_slice(&interleave_cookie(7).to_be_bytes());
+        assert_eq!(
+            c.on_reply(&r, 7, 0, 100_000, true, Rate::ZERO),
+            Err(ReplyError::NotOurs)
+        );
+        r[24..32].copy_from_slice(&8u64.to_be_bytes());
+        assert_eq!(
+            c.on_reply(&r, 7, 0, 100_000, true, Rate::ZERO),
+            Err(ReplyError::NotOurs)
+        );
+        assert_ne!(interleave_cookie(0), 0);
     }
 
     /// An NTP server that inserts the leap second of 2016-12-31 (announcing it all that day,
