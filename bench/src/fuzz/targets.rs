@@ -343,9 +343,54 @@ pub(super) mod ntp {
         }
     }
 
+    /// Plain NTP replies to cookie 42: basic, interleaved (the second cookie echoed), and one
+    /// a second before the leap second of 2016-12-31 (refused by a `utc` client).
+    fn ntp_seeds() -> Vec<Vec<u8>> {
+        let mut req = Vec::new();
+        Packet {
+            header: Header::client(42),
+            tt: None,
+        }
+        .encode(&mut req);
+        let mut rep = Vec::new();
+        let stamp = RawStamp {
+            raw: 2_000_000_000,
+            kernel: true,
+        };
+        if answer(
+            &req,
+            req.len(),
+            stamp,
+            2_000_010_000,
+            &prev,
+            &view(),
+            &mut rep,
+        )
+        .is_err()
+        {
+            return Vec::new();
+        }
+        let mut xleave = rep.clone();
+        let c = ttcore::ntp::client::interleave_cookie(42);
+        xleave[24..32].copy_from_slice(&c.to_be_bytes());
+        let mut leap = rep.clone();
+        let t = ttcore::ntp::packet::NtpTimestamp::from_unix_ns_floor(1_483_228_799_500_000_000);
+        leap[32..40].copy_from_slice(&t.0.to_be_bytes());
+        leap[40..48].copy_from_slice(&t.0.to_be_bytes());
+        vec![rep, xleave, leap]
+    }
+
     pub(in crate::fuzz) fn reply(mut s: Vec<Vec<u8>>) -> Harness {
         s.extend(seeds());
-        let mut client = Client::new();
+        s.extend(ntp_seeds());
+        use ttcore::ntp::client::ServerTimescale;
+        // A timemaster's client, and NTP servers' on each timescale (interleaved once one
+        // exchange has completed).
+        let mut clients = [
+            Client::new(),
+            Client::ntp(Span::from_secs(16), ServerTimescale::Utc),
+            Client::ntp(Span::from_secs(16), ServerTimescale::Smeared),
+        ];
         let mut k = 0u64;
         Harness {
             seeds: s,
@@ -356,6 +401,7 @@ pub(super) mod ntp {
                 let cookie = if k % 4 == 0 { k } else { 42 };
                 let t1 = (k >> 3) as i64;
                 let t4 = t1.saturating_add((k % 10_000_000) as i64);
+                let client = &mut clients[(k % 3) as usize];
                 match client.on_reply(b, cookie, t1, t4, k & 2 == 0, Rate::from_ppm(15)) {
                     Ok(o) => {
                         assert!(o.basic.m.bounds.lo <= o.basic.m.bounds.hi);
