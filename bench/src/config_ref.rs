@@ -235,6 +235,7 @@ mod tests {
         t.void_after_ms = Some(1);
         t.max_liars = Some(1);
         t.nts_trusted_certs = Some("/x".into());
+        t.metrics_listen = Some(([127, 0, 0, 1], 9100).into());
         let serialized: Vec<String> = as_table(&t).keys().cloned().collect();
         let mut documented: Vec<String> = fields(TIMED_SRC, "Config")
             .into_iter()

@@ -82,6 +82,8 @@ pub struct Lab {
     pub mgmt: ttsys::mgmt::ClientSecurity,
     /// The chronyd source (`ntp_source`), and its NTP address.
     pub chronyd: Option<(crate::chrony::Chronyd, String)>,
+    /// Every daemon's OpenMetrics endpoint: (`gps-a` … `timed`, `http://…/metrics`).
+    pub metrics: Vec<(String, String)>,
     timed_cfg: PathBuf,
 }
 
@@ -185,8 +187,20 @@ impl Lab {
             timed_cfg: opts.dir.join("timed.toml"),
             mgmt: ttsys::mgmt::ClientSecurity::none(),
             chronyd: None,
+            metrics: Vec::new(),
             opts,
         };
+        // Each daemon's metrics on a port of its own.
+        let mut metrics_at = |name: &str| -> Result<std::net::SocketAddr, Error> {
+            let a: std::net::SocketAddr = ([127, 0, 0, 1], port()?).into();
+            lab.metrics
+                .push((name.into(), format!("http://{a}/metrics")));
+            Ok(a)
+        };
+        let metrics_of: Vec<std::net::SocketAddr> = ["gps-a", "gps-b", "arm-c", "timed"]
+            .iter()
+            .map(|n| metrics_at(n))
+            .collect::<Result<_, _>>()?;
         let d = lab.opts.dir.clone();
         let b_scenario = match lab.opts.liar_ns {
             Some(ns) => {
@@ -282,6 +296,7 @@ impl Lab {
                 nts: nts_of(i),
                 nts_trusted_certs: trusted.clone(),
                 management: management.clone(),
+                metrics_listen: Some(metrics_of[i]),
                 ..MasterConfig::new(name, ttcore::MasterKind::Gps, listen(i)?)
             };
             lab.start_master(name, &toml::to_string(&cfg)?)?;
@@ -296,6 +311,7 @@ impl Lab {
             nts: nts_of(2),
             nts_trusted_certs: trusted.clone(),
             management: management.clone(),
+            metrics_listen: Some(metrics_of[2]),
             ..MasterConfig::new("arm-c", ttcore::MasterKind::Armageddon, listen(2)?)
         };
         lab.start_master("arm-c", &toml::to_string(&arm)?)?;
@@ -340,6 +356,7 @@ impl Lab {
                 .unwrap_or_else(|| ttsys::vmclock::DEFAULT_PATH.into()),
             nts_trusted_certs: trusted,
             management,
+            metrics_listen: Some(metrics_of[3]),
             ..timed::config::Config::new(masters)
         };
         let tcfg = toml::to_string(&tcfg)?;

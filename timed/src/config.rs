@@ -286,6 +286,9 @@ pub struct Config {
     pub shm_path: PathBuf,
     /// Also write an AWS ClockBound v2 segment here.
     pub clockbound_shm_path: Option<PathBuf>,
+    /// OpenMetrics (`GET /metrics`): read-only and unauthenticated, so an address only the
+    /// scraper reaches.
+    pub metrics_listen: Option<SocketAddr>,
     /// Poll interval (ms).
     #[serde(default = "default_poll")]
     pub poll_interval_ms: u64,
@@ -352,6 +355,7 @@ impl Config {
             listen: default_listen(),
             shm_path: default_shm(),
             clockbound_shm_path: None,
+            metrics_listen: None,
             poll_interval_ms: default_poll(),
             poll_jitter_pct: default_jitter(),
             request_timeout_ms: default_timeout(),

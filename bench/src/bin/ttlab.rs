@@ -77,6 +77,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !cli.json {
+        for (name, url) in &lab.metrics {
+            eprintln!("ttlab: {name} metrics at {url}");
+        }
+    }
     let rt = bench::lab::Lab::rt();
     let t0 = Instant::now();
     let mut reader = None;

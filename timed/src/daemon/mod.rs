@@ -24,6 +24,7 @@ use ttsys::vmclock::VmClock;
 mod poll;
 mod rpc;
 
+mod metrics;
 use poll::poll_task;
 pub use rpc::Service;
 
@@ -562,6 +563,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Startup)?;
     let result = rt.block_on(async {
         tokio::spawn(poll_task(state.clone()));
+        if let Some(m) = config.metrics_listen {
+            let st = state.clone();
+            tokio::spawn(ttsys::metrics::serve(
+                m,
+                Arc::new(move || metrics::metrics_text(&st.status())),
+            ));
+        }
         tokio::spawn(watch_task(state.clone()));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

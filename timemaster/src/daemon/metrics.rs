@@ -1,41 +1,17 @@
-//! The OpenMetrics endpoint: `GET /metrics` on `metrics-listen`, served by axum (the HTTP stack
-//! tonic already brings) and encoded by `prometheus-client`, from the same status the gRPC
-//! service answers with.
+//! The master's OpenMetrics text (`GET /metrics` on `metrics-listen`, served by
+//! [`ttsys::metrics`]), from the same status the gRPC service answers with.
 
 use super::rpc::Service;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use ttcore::ClockStatus;
 use ttproto::v1;
-
-/// The OpenMetrics content type.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// A label value escaped as the OpenMetrics text format requires (`\\`, `\"`, `\n`):
-/// `prometheus-client` writes label values as they are, and ids and peer addresses come from
-/// configuration.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct Escaped(String);
-
-impl EncodeLabelValue for Escaped {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        for c in self.0.chars() {
-            match c {
-                '\\' => e.write_str("\\\\")?,
-                '"' => e.write_str("\\\"")?,
-                '\n' => e.write_str("\\n")?,
-                c => e.write_char(c)?,
-            }
-        }
-        Ok(())
-    }
-}
+use ttsys::metrics::Escaped;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Id {
@@ -192,30 +168,12 @@ pub fn metrics_text(s: &v1::MasterStatus) -> String {
         "1 when the peer is in the agreeing set",
         agrees,
     );
-    let mut o = String::new();
-    // Writing into a String cannot fail; the encoder's only errors are the writer's.
-    let _ = prometheus_client::encoding::text::encode(&mut o, &reg);
-    o
+    ttsys::metrics::encode(&reg)
 }
 
-/// Serves `/metrics` on `listener` until the runtime shuts down.
-pub async fn serve(listener: tokio::net::TcpListener, svc: Arc<Service>) {
-    use axum::http::header;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let svc = svc.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, CONTENT_TYPE)],
-                    metrics_text(&svc.status_now()),
-                )
-            }
-        }),
-    );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!("metrics: {e}; metrics are off");
-    }
+/// What a scrape of this master answers.
+pub fn render(svc: Arc<Service>) -> ttsys::metrics::Render {
+    Arc::new(move || metrics_text(&svc.status_now()))
 }
 
 #[cfg(test)]

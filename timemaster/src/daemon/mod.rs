@@ -344,13 +344,7 @@ fn serve_rpc(
             ));
         }
         if let Some(m) = config.metrics_listen {
-            match tokio::net::TcpListener::bind(m).await {
-                Ok(l) => {
-                    tracing::info!("metrics on http://{m}/metrics");
-                    tokio::spawn(metrics::serve(l, svc.clone()));
-                }
-                Err(e) => tracing::error!("metrics: cannot listen on {m}: {e}; metrics are off"),
-            }
+            tokio::spawn(ttsys::metrics::serve(m, metrics::render(svc.clone())));
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
