@@ -565,3 +565,154 @@ fn the_demo_store_commits_and_reads_on_timeds_real_page() {
     cluster.stop();
     lab.stop();
 }
+
+/// `GET` of an OpenMetrics endpoint (`http://host:port/metrics`): the names of its samples.
+fn scrape(url: &str) -> std::collections::BTreeSet<String> {
+    use std::io::{Read, Write};
+    let hostport = url
+        .strip_prefix("http://")
+        .and_then(|u| u.split_once('/'))
+        .map(|(h, _)| h)
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(hostport).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{url}: {body}");
+    body.lines()
+        .filter(|l| l.starts_with("timed_") || l.starts_with("timemaster_"))
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect()
+}
+
+/// Every `timed_…` / `timemaster_…` name in `text` (PromQL expressions).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    for prefix in ["timed_", "timemaster_"] {
+        for (i, _) in text.match_indices(prefix) {
+            if i > 0 && word(b[i - 1]) {
+                continue;
+            }
+            let end = (i..b.len()).find(|&j| !word(b[j])).unwrap_or(b.len());
+            out.insert(text[i..end].to_string());
+        }
+    }
+    out
+}
+
+/// The metric names the dashboard's queries and the alert rules' expressions use.
+fn dashboard_and_alert_names() -> std::collections::BTreeSet<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("grafana-truetime.json")).unwrap())
+            .unwrap();
+    fn exprs(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match x {
+                        serde_json::Value::String(s) if k == "expr" || k == "query" => {
+                            out.push_str(s);
+                            out.push('\n');
+                        }
+                        _ => exprs(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| exprs(x, out)),
+            _ => {}
+        }
+    }
+    let mut text = String::new();
+    exprs(&dash, &mut text);
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    for l in rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("expr:"))
+    {
+        text.push_str(l);
+        text.push('\n');
+    }
+    metric_names(&text)
+}
+
+/// Every metric the Grafana dashboard and the alert rules name is in a live scrape of the lab
+/// (three masters and timed, each with its `metrics-listen`), and the same check reports a
+/// name that is not (the negative control).
+#[test]
+fn every_metric_the_dashboard_and_alerts_use_is_in_a_live_scrape() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (lab, _d) = lab(LabOptions::default());
+    lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    let mut scraped = std::collections::BTreeSet::new();
+    for (name, url) in &lab.metrics {
+        let names = scrape(url);
+        let own = if name == "timed" {
+            "timed_"
+        } else {
+            "timemaster_"
+        };
+        assert!(
+            names.iter().any(|n| n.starts_with(own)),
+            "{name}: {names:?}"
+        );
+        scraped.extend(names);
+    }
+    let used = dashboard_and_alert_names();
+    assert!(used.len() > 20, "{used:?}");
+    let missing: Vec<&String> = used.difference(&scraped).collect();
+    assert!(
+        missing.is_empty(),
+        "named by the dashboard or alerts but not scraped: {missing:?}"
+    );
+    let mut bogus = used.clone();
+    bogus.insert("timed_epsilon_nanoseconds".into());
+    assert_eq!(
+        bogus.difference(&scraped).collect::<Vec<_>>(),
+        vec!["timed_epsilon_nanoseconds"]
+    );
+}
+
+/// `promtool check rules` and `promtool test rules` on the alert rules: each alert fires on the
+/// series that should fire it and not on the others; a rule file whose ε threshold was moved
+/// fails the same tests (the negative control).
+#[test]
+#[ignore = "needs promtool (.ci/run installs Debian's prometheus package)"]
+fn the_alert_rules_pass_promtool_and_a_moved_threshold_fails_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
+    let promtool = |args: &[&str], cwd: &std::path::Path| {
+        Command::new("promtool")
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .expect("promtool runs")
+    };
+    let check = promtool(&["check", "rules", "alerts.yml"], &dir);
+    assert!(check.status.success(), "{check:?}");
+    let test = promtool(&["test", "rules", "alerts_test.yml"], &dir);
+    assert!(test.status.success(), "{test:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    let moved = rules.replace("timed_epsilon_ns > 1e6", "timed_epsilon_ns > 1e7");
+    assert_ne!(moved, rules);
+    std::fs::write(tmp.path().join("alerts.yml"), moved).unwrap();
+    std::fs::copy(
+        dir.join("alerts_test.yml"),
+        tmp.path().join("alerts_test.yml"),
+    )
+    .unwrap();
+    let test = promtool(&["test", "rules", "alerts_test.yml"], tmp.path());
+    assert!(!test.status.success(), "{test:?}");
+    // promtool names the alert that did not fire as expected.
+    assert!(
+        String::from_utf8_lossy(&test.stderr).contains("alertname: TrueTimeEpsilonHigh"),
+        "{test:?}"
+    );
+}
