@@ -330,14 +330,34 @@ impl TrueTime {
     /// one (see the crate docs).
     #[inline]
     pub fn now(&self) -> Result<TTInterval, TtError> {
+        self.now_reading().map(|r| r.interval)
+    }
+
+    /// [`TrueTime::now`] with the status it may be used under (`Synchronized` or `Holdover`)
+    /// and its source, from the same single read.
+    #[inline]
+    pub fn now_reading(&self) -> Result<Reading, TtError> {
         let r = self.reading()?;
         if r.status.is_trustworthy() {
-            Ok(r.interval)
+            Ok(r)
         } else {
             Err(TtError::NotUsable {
                 status: r.status,
                 reason: not_usable_reason(r.status),
             })
+        }
+    }
+
+    /// Why the page's interval is not usable beyond its written status, read now:
+    /// [`ttsys::shm::Degraded::Void`] when timed stopped updating it, `EpsilonTooLarge`,
+    /// `Stale`; `None` for sources other than the page, or when it cannot be read.
+    pub fn page_degraded(&self) -> Option<ttsys::shm::Degraded> {
+        match &self.inner.source {
+            Source::Shm(r, _) => r
+                .read()
+                .ok()
+                .map(|d| d.read_at(ttsys::clock::raw_ns()).degraded),
+            _ => None,
         }
     }
 
