@@ -15,16 +15,21 @@
 //! 3. `I` is intersected with the current model's prediction (both are honest under the
 //!    assumptions, so their intersection is too). An empty intersection means an assumption
 //!    broke: the prediction is dropped and `I` alone is used.
-//! 4. Frequency: from the oldest interval kept in the window (up to `freq_window`) to `I`, the
-//!    average rate of the offset lies in `[(lo₂ − hi₁)/Δ, (hi₂ − lo₁)/Δ]`. Its midpoint is the
-//!    estimate, its half-width is added to the drift bound — so the estimate's own error is
-//!    covered, not assumed.
+//! 4. Frequency: from each interval kept in the window (up to `freq_window`, at least 1 s
+//!    before) to `I`, the average rate of the offset over that span lies in
+//!    `[(lo₂ − hi₁)/Δ, (hi₂ − lo₁)/Δ]`: the true offset was inside the old interval and is
+//!    inside `I`. Each such bound is honest on its own; the narrowest is used (usually the
+//!    oldest, since the width falls as 1/Δ — but not when an early round was wide, e.g. while a
+//!    liar was still being voted out, which would otherwise widen the estimate until that round
+//!    left the window). Its midpoint is the estimate, its half-width is added to the drift bound
+//!    — so the estimate's own error is covered, not assumed.
 //! 5. The model: reference `(raw, raw + mid)`, `ε_ref = radius`, drift bound
 //!    `max_drift + half-width`.
 //!
 //! # Assumptions (visible in status output)
 //!
-//! * the local oscillator's rate stays within `max_drift` of its average over the window;
+//! * the local oscillator's rate stays within `max_drift` of its average over any span of the
+//!   window that ends at the latest sync (the span the estimate was taken over);
 //! * fewer than half of the masters selected from are wrong at once;
 //! * each master's error is within its published ε; delays are positive.
 
@@ -483,9 +488,9 @@ impl HostClock {
         }
     }
 
-    /// Step 4: the frequency estimate and its half-width, from the oldest interval kept in the
-    /// window to `measured` (which joins the window). Assumed mode: zero, with the assumption
-    /// alone as the bound.
+    /// Step 4: the frequency estimate and its half-width, from the interval kept in the window
+    /// that gives the narrowest bound on the average rate up to `measured` (which joins the
+    /// window). Assumed mode: zero, with the assumption alone as the bound.
     fn frequency(&mut self, raw: i64, measured: OffsetInterval) -> (Rate, Rate) {
         self.history.push_back((raw, measured));
         while let Some(&(r0, _)) = self.history.front() {
@@ -495,22 +500,19 @@ impl HostClock {
                 break;
             }
         }
-        match self.history.front() {
-            _ if self.p.frequency == FrequencyMode::Assumed => (Rate::ZERO, Rate::ZERO),
-            Some(&(r0, i0)) if raw - r0 >= 1_000_000_000 => {
-                let d = (raw - r0) as i128;
-                let lo = ((measured.lo.as_nanos() as i128 - i0.hi.as_nanos() as i128)
-                    * 1_000_000_000_000)
-                    .div_euclid(d);
-                let hi = ((measured.hi.as_nanos() as i128 - i0.lo.as_nanos() as i128)
-                    * 1_000_000_000_000
-                    + d
-                    - 1)
-                .div_euclid(d);
-                let (lo, hi) = (
-                    lo.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
-                    hi.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
-                );
+        if self.p.frequency == FrequencyMode::Assumed {
+            return (Rate::ZERO, Rate::ZERO);
+        }
+        // Every baseline at least 1 s old bounds the average rate since it; keep the narrowest
+        // (the oldest on ties, the longest span).
+        let best = self
+            .history
+            .iter()
+            .filter(|&&(r0, _)| raw - r0 >= 1_000_000_000)
+            .map(|&(r0, i0)| rate_bounds(raw - r0, i0, measured))
+            .min_by_key(|&(lo, hi)| hi as i128 - lo as i128);
+        match best {
+            Some((lo, hi)) => {
                 self.freq_bounds = Some((lo, hi));
                 let mid = lo / 2 + hi / 2;
                 (
@@ -548,6 +550,20 @@ impl HostClock {
     }
 }
 
+/// Bounds (ppt, outward-rounded) on the average rate of the offset over `d` ns, from the
+/// interval `i0` at its start to `i1` at its end: `[(lo₁ − hi₀)/d, (hi₁ − lo₀)/d]`.
+fn rate_bounds(d: i64, i0: OffsetInterval, i1: OffsetInterval) -> (i64, i64) {
+    let d = d as i128;
+    let lo =
+        ((i1.lo.as_nanos() as i128 - i0.hi.as_nanos() as i128) * 1_000_000_000_000).div_euclid(d);
+    let hi = ((i1.hi.as_nanos() as i128 - i0.lo.as_nanos() as i128) * 1_000_000_000_000 + d - 1)
+        .div_euclid(d);
+    (
+        lo.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+        hi.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,6 +582,33 @@ mod tests {
             at_raw: RawReading::from_nanos(at),
             trustworthy: true,
         })
+    }
+
+    /// One wide early round (±5 ms, as while a liar is voted out) no longer sets the frequency
+    /// bound for the whole window: the narrowest baseline does. Before, the estimate's
+    /// half-width stayed ≈ 5 ms / Δ (500 ppm at 10 s) until that round left the window.
+    #[test]
+    fn one_wide_round_does_not_poison_the_frequency() {
+        let mut h = HostClock::new(HostParams::default());
+        let _ = h.on_round(RawReading::from_nanos(S), &[sample(0, 5_000_000, S)]);
+        for k in 2..=11 {
+            let _ = h.on_round(RawReading::from_nanos(k * S), &[sample(0, 1_000, k * S)]);
+        }
+        let m = h.model().unwrap();
+        // The narrowest baseline is the round at 2 s: 2 µs over 9 s, ≈ 0.22 ppm.
+        assert!(
+            m.drift_bound <= Rate::from_ppm(15).saturating_add(Rate::from_ppb(300)),
+            "drift bound {:?}",
+            m.drift_bound
+        );
+        // Still honest: the true offset (0) is inside.
+        assert!(
+            m.interval_at(12 * S)
+                .contains(Timestamp::from_nanos(12 * S))
+        );
+        // The oldest baseline alone would have given 5 ms over 10 s: 500 ppm.
+        let (lo, hi) = rate_bounds(10 * S, iv(-5_000_000, 5_000_000), iv(-1_000, 1_000));
+        assert!(hi - lo > 1_000_000_000, "{lo}..{hi} ppt");
     }
 
     #[test]
@@ -852,11 +895,15 @@ mod tests {
             wander in 0.0f64..0.002,
             liar_offset in -50_000_000i64..50_000_000,
             poll_s in 1i64..30,
+            wide_at in 1i64..40,
+            wide in 100_000i64..5_000_000,
         ) {
             let mut osc = Oscillator::new(OscillatorParams { freq_offset_ppm: freq, wander_ppm_per_sqrt_s: wander, ..Default::default() }, 0, seed);
             let mut h = HostClock::new(HostParams { max_epsilon: Span::from_secs(1), ..Default::default() });
-            let radius = 100_000i64;
             for k in 1..40i64 {
+                // One round (any) much wider than the others: the frequency estimate must
+                // stay honest whichever baseline it then picks.
+                let radius = if k == wide_at { wide } else { 100_000i64 };
                 let t = k * poll_s * S; // true time of the poll
                 let raw = osc.reading_at(t);
                 let off = t - raw; // true offset timescale − raw
