@@ -16,58 +16,23 @@
 
 /// Unauthenticated calls to every state-changing RPC (its own module: it shares nothing with
 /// the time attacks above but the binary).
+mod common;
+
 #[path = "attacks/management.rs"]
 mod management;
 
-use std::process::{Child, Command, Stdio};
+use common::Kill;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use ttcore::ClockStatus;
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn(cmd: &mut Command, log: &std::path::Path) -> Kill {
-    Kill(
-        ttsys::process::die_with_parent(cmd)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
+    common::spawn_logged(cmd, log)
 }
 
 /// What timed's page said over `secs`: (trustworthy samples, of them outside truth, statuses).
 fn watch(page: &std::path::Path, secs: f64) -> (u64, u64, Vec<ClockStatus>) {
-    let t0 = Instant::now();
-    let mut reader = None;
-    let (mut ok, mut outside, mut seen) = (0, 0, Vec::new());
-    while t0.elapsed().as_secs_f64() < secs {
-        if reader.is_none() {
-            reader = ttsys::shm::PageReader::open(page).ok();
-        }
-        if let Some(r) = &reader
-            && let Ok(d) = r.read()
-        {
-            let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
-            let x = d.read_at(raw);
-            if !seen.contains(&x.status) {
-                seen.push(x.status);
-            }
-            if x.status.is_trustworthy() {
-                ok += 1;
-                if !x.interval.contains(ttcore::Timestamp::from_nanos(truth)) {
-                    outside += 1;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (ok, outside, seen, _) = common::watch_page(page, secs);
     (ok, outside, seen)
 }
 

@@ -14,8 +14,9 @@
 //! The methods come from the protos, so a new RPC is covered the day it is added: if it is not a
 //! read listed here, it must refuse callers without the token.
 
+use crate::common::Kill;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use ttproto::store as pb;
 use ttproto::v1;
@@ -75,14 +76,6 @@ fn methods() -> Vec<Method> {
         }
     }
     out
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Calls `path` with an empty message (every request message decodes from zero bytes), with

@@ -13,49 +13,9 @@
 //! Needs chronyd (`.ci/run` installs it), so ignored by default.
 
 use crate::common;
-use std::process::{Child, Command, Stdio};
+use common::{Kill, watch_page as watch};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use ttcore::ClockStatus;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What timed's page said over `secs`: trustworthy samples, of them outside truth, the
-/// statuses seen, and the half-widths of the trustworthy ones (ns).
-fn watch(page: &std::path::Path, secs: f64) -> (u64, u64, Vec<ClockStatus>, Vec<i64>) {
-    let t0 = Instant::now();
-    let mut reader = None;
-    let (mut ok, mut outside, mut seen, mut eps) = (0, 0, Vec::new(), Vec::new());
-    while t0.elapsed().as_secs_f64() < secs {
-        if reader.is_none() {
-            reader = ttsys::shm::PageReader::open(page).ok();
-        }
-        if let Some(r) = &reader
-            && let Ok(d) = r.read()
-        {
-            let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
-            let x = d.read_at(raw);
-            if !seen.contains(&x.status) {
-                seen.push(x.status);
-            }
-            if x.status.is_trustworthy() {
-                ok += 1;
-                eps.push(x.interval.epsilon().as_nanos());
-                if !x.interval.contains(ttcore::Timestamp::from_nanos(truth)) {
-                    outside += 1;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eps.sort();
-    (ok, outside, seen, eps)
-}
 
 /// A timed in `d` named `name` polling `sources`; its page and gRPC address.
 fn timed(
