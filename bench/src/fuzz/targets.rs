@@ -285,14 +285,21 @@ pub(super) mod ntp {
             .encode(&mut b);
             out.push(b);
         }
+        if let Some(rep) = seed_reply(&out[1]) {
+            out.push(rep);
+        }
+        out
+    }
+
+    /// The fuzz master's reply to `req`, received at raw 2 s and sent 10 µs later.
+    fn seed_reply(req: &[u8]) -> Option<Vec<u8>> {
         let mut rep = Vec::new();
-        let req = out[1].clone();
         let stamp = RawStamp {
             raw: 2_000_000_000,
             kernel: true,
         };
-        if answer(
-            &req,
+        answer(
+            req,
             req.len(),
             stamp,
             2_000_010_000,
@@ -300,11 +307,8 @@ pub(super) mod ntp {
             &view(),
             &mut rep,
         )
-        .is_ok()
-        {
-            out.push(rep);
-        }
-        out
+        .ok()?;
+        Some(rep)
     }
 
     pub(in crate::fuzz) fn request(mut s: Vec<Vec<u8>>) -> Harness {
@@ -352,24 +356,9 @@ pub(super) mod ntp {
             tt: None,
         }
         .encode(&mut req);
-        let mut rep = Vec::new();
-        let stamp = RawStamp {
-            raw: 2_000_000_000,
-            kernel: true,
-        };
-        if answer(
-            &req,
-            req.len(),
-            stamp,
-            2_000_010_000,
-            &prev,
-            &view(),
-            &mut rep,
-        )
-        .is_err()
-        {
+        let Some(rep) = seed_reply(&req) else {
             return Vec::new();
-        }
+        };
         let mut xleave = rep.clone();
         let c = ttcore::ntp::client::interleave_cookie(42);
         xleave[24..32].copy_from_slice(&c.to_be_bytes());
