@@ -399,14 +399,9 @@ fn a_listener_beyond_loopback_needs_tls_to_start() {
         ..cfg
     };
     std::fs::write(&path, toml::to_string(&ok).unwrap()).unwrap();
-    let out = Command::new(bins.join("timed"))
-        .args(["validate", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::common::stdout_ok(
+        Command::new(bins.join("timed"))
+            .args(["validate", "-c"])
+            .arg(&path),
     );
 }

@@ -194,16 +194,13 @@ fn a_lying_ntp_server_is_outvoted_as_a_minority_and_followed_alone() {
 #[test]
 #[ignore = "needs chronyd"]
 fn ttlab_with_a_chronyd_source_beside_the_masters_keeps_truth_inside() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ttlab"))
-        .args(["--ntp-source", "--duration", "25", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let out = common::stdout_ok(Command::new(env!("CARGO_BIN_EXE_ttlab")).args([
+        "--ntp-source",
+        "--duration",
+        "25",
+        "--json",
+    ]));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
