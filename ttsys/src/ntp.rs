@@ -189,13 +189,11 @@ impl Source {
     }
 
     fn cookie(&mut self) -> u64 {
-        // splitmix64: cookies need only be unpredictable to an off-path sender (NTS will
+        // SplitMix64: cookies need only be unpredictable to an off-path sender (NTS will
         // authenticate replies).
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        use ttcore::ntp::client::{SPLITMIX64_GAMMA, splitmix64};
+        self.rng = self.rng.wrapping_add(SPLITMIX64_GAMMA);
+        splitmix64(self.rng)
     }
 
     /// Runs `n` exchanges back to back, each waiting at most `timeout`. `host` maps a raw

@@ -278,14 +278,23 @@ struct NtpPrev {
 }
 
 /// The second cookie of an interleaved request (its receive field), which an interleaved
-/// reply echoes as its origin: a fixed mix of the transmit cookie (SplitMix64's finalizer),
-/// never equal to it.
+/// reply echoes as its origin: a fixed mix of the transmit cookie ([`splitmix64`]), never
+/// equal to it.
 pub fn interleave_cookie(cookie: u64) -> u64 {
-    let mut z = cookie.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let z = splitmix64(cookie.wrapping_add(SPLITMIX64_GAMMA));
+    if z == cookie { z ^ 1 } else { z }
+}
+
+/// SplitMix64's increment: a sequence `s, s + γ, s + 2γ, …` through [`splitmix64`] gives
+/// well-mixed values.
+pub const SPLITMIX64_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's finalizer: a bijection of `u64` that mixes every input bit into every output
+/// bit. Not cryptographic: cookies need only be unpredictable to an off-path sender.
+pub fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    if z == cookie { z ^ 1 } else { z }
+    z ^ (z >> 31)
 }
 
 impl Client {
