@@ -529,6 +529,57 @@ impl Config {
     }
 }
 
+/// The configuration reference's tables for `timed.toml`, from these structs' source and
+/// defaults: `docs/CONFIG.md` and `timed.toml(5)` are both rendered from it.
+pub fn reference() -> Vec<ttsys::docs::Section> {
+    use ttsys::docs::{Section, as_table};
+    const SRC: &str = include_str!("config.rs");
+    let mut master = as_table(&MasterConfig::new(""));
+    master.remove("addr");
+    let mut phc = as_table(&PhcConfig::new(
+        Path::new(""),
+        ttcore::phc::Timescale::Tai,
+        0,
+    ));
+    for required in ["device", "timescale", "error-bound-ns"] {
+        phc.remove(required);
+    }
+    vec![
+        Section::new(
+            "top level",
+            SRC,
+            "Config",
+            as_table(&Config::new(Vec::new())),
+        ),
+        Section::new(
+            "`[[master]]` (one per source: a timemaster, or an NTP server with `kind = \"ntp\"`)",
+            SRC,
+            "MasterConfig",
+            master,
+        ),
+        Section::new(
+            "`[[phc]]` (one per PTP hardware clock, in the same selection as the masters)",
+            SRC,
+            "PhcConfig",
+            phc,
+        ),
+    ]
+}
+
+/// `timed.toml(5)`: the man page of the configuration file.
+pub fn manual() -> ttsys::docs::ConfigPage {
+    let mut sections = reference();
+    sections.push(ttsys::mgmt::reference());
+    ttsys::docs::ConfigPage {
+        name: "timed.toml",
+        daemon: "timed",
+        path: "/etc/truetime/timed.toml",
+        summary: "configuration of the TrueTime per-host daemon",
+        sections,
+        notes: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

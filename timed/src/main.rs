@@ -7,7 +7,7 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,6 +32,13 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Write this program's man pages and shell completions under DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory (man/, completions/{bash,zsh,fish}/).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +61,15 @@ fn main() -> ExitCode {
                 );
             })
             .map_err(|e| e.to_string()),
+        Cmd::GenerateDocs { out } => ttsys::docs::write_docs(
+            Cli::command(),
+            "8",
+            Some(&timed::config::manual()),
+            &[("FILES", "`/etc/truetime/timed.toml`: the configuration, described in `timed.toml`(5).\n\n`/run/timed/page`: the TT.now() page (read it with `ttctl now`, libtruetime or the SDKs)."), ("SEE ALSO", "`timed.toml`(5), `ttctl`(1), `timemaster`(8); `timed.service` runs `timed run`, `timed-wait.service` holds `time-sync.target` until the page is trustworthy.")],
+            &out,
+        )
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", out.display())),
         Cmd::Run { config } => timed::config::Config::load(&config)
             .map_err(|e| e.to_string())
             .and_then(|c| timed::daemon::run(c).map_err(|e| e.to_string())),

@@ -503,6 +503,64 @@ impl Config {
     }
 }
 
+/// The configuration reference's tables for `timemaster.toml`, from these structs' source and
+/// defaults: `docs/CONFIG.md` and `timemaster.toml(5)` are both rendered from it.
+pub fn reference() -> Vec<ttsys::docs::Section> {
+    use ttsys::docs::{Section, as_table};
+    const SRC: &str = include_str!("config.rs");
+    let mut top = as_table(&Config::new("", MasterKind::Gps, ([0, 0, 0, 0], 0).into()));
+    for required in ["id", "kind", "listen"] {
+        top.remove(required);
+    }
+    let pps = || PpsSource::Sock {
+        path: Default::default(),
+    };
+    let mut gps = as_table(&GpsConfig::new(Default::default(), pps()));
+    gps.remove("nmea-device");
+    gps.remove("pps");
+    let mut atomic = as_table(&AtomicConfig::new(pps(), 0));
+    atomic.remove("pps");
+    atomic.remove("drift-ppt");
+    let mut nts = as_table(&NtsConfig::new(
+        ([0, 0, 0, 0], 0).into(),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    ));
+    for required in ["ke-listen", "certificate", "private-key", "key-file"] {
+        nts.remove(required);
+    }
+    vec![
+        Section::new("top level", SRC, "Config", top),
+        Section::new("`[gps]`", SRC, "GpsConfig", gps),
+        Section::new("`[atomic]`", SRC, "AtomicConfig", atomic),
+        Section::new(
+            "`[[peer]]` (one per peer master)",
+            SRC,
+            "PeerConfig",
+            toml::Table::new(),
+        ),
+        Section::new("`[nts]` (NTS for the time served)", SRC, "NtsConfig", nts),
+    ]
+}
+
+/// How `pps` and `lock-line` are written (the reference's closing note).
+pub const PPS_NOTE: &str = "`pps` is `{ source = \"sock\", path = … }` (gpsd/chrony SOCK datagrams), `{ source = \"kernel\", device = \"/dev/ppsN\" }` or `{ source = \"gpio\", chip = \"/dev/gpiochipN\", line = N }`. `lock-line` is `{ source = \"gpio\", chip, line, active-low }` or `{ source = \"file\", path }` (a file holding 0 or 1).";
+
+/// `timemaster.toml(5)`: the man page of the configuration file.
+pub fn manual() -> ttsys::docs::ConfigPage {
+    let mut sections = reference();
+    sections.push(ttsys::mgmt::reference());
+    ttsys::docs::ConfigPage {
+        name: "timemaster.toml",
+        daemon: "timemaster",
+        path: "/etc/truetime/timemaster.toml",
+        summary: "configuration of the TrueTime time master",
+        sections,
+        notes: vec![PPS_NOTE],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use timemaster::config::{AtomicConfig, Config, GpsConfig, LockLine, PpsSource};
@@ -46,6 +46,13 @@ enum Cmd {
         /// Configuration file.
         #[arg(short, long)]
         config: PathBuf,
+    },
+    /// Write this program's man pages and shell completions under DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory (man/, completions/{bash,zsh,fish}/).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -92,6 +99,15 @@ fn real_main(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Cmd::GenerateDocs { out } => ttsys::docs::write_docs(
+            Cli::command(),
+            "8",
+            Some(&timemaster::config::manual()),
+            &[("FILES", "`/etc/truetime/timemaster.toml`: the configuration, described in `timemaster.toml`(5).\n\n`/var/lib/timemaster`: state (the NTS master keys)."), ("SEE ALSO", "`timemaster.toml`(5), `timed`(8), `ttctl`(1); `timemaster.service` runs `timemaster run`.")],
+            &out,
+        )
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", out.display())),
         Cmd::Run {
             config,
             simulate,

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod docs;
 pub mod metrics;
 pub mod mgmt;
 pub mod ntp;

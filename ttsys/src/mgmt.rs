@@ -406,6 +406,17 @@ impl ClientSecurity {
     }
 }
 
+/// The `[management]` table of the configuration reference (`docs/CONFIG.md` and the config
+/// files' man pages), from [`ManagementConfig`]'s source.
+pub fn reference() -> crate::docs::Section {
+    crate::docs::Section::new(
+        "`[management]` (the gRPC listener: TLS and the token for state-changing calls)",
+        include_str!("mgmt.rs"),
+        "ManagementConfig",
+        toml::Table::new(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,14 +12,14 @@
 // The status objects are large json! literals.
 #![recursion_limit = "256"]
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::Duration;
 use ttproto::v1;
 
 #[derive(Parser)]
-#[command(version, about = "TrueTime operator CLI")]
+#[command(name = "ttctl", version, about = "TrueTime operator CLI")]
 struct Cli {
     /// PEM CA certificates to trust when the daemon's gRPC listener serves TLS (its
     /// `[management] certificate`); without it ttctl speaks plaintext (loopback listeners).
@@ -31,6 +31,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Write this program's man pages and shell completions under DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory (man/, completions/{bash,zsh,fish}/).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// TT.now(): the interval, from timed's shared-memory page (or its gRPC service when the page
     /// is absent).
     Now {
@@ -420,6 +427,17 @@ fn status_report(s: &v1::DaemonStatus) -> String {
 // One arm per subcommand: a dispatch table; the output formats are in their own functions.
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
+        Cmd::GenerateDocs { out } => {
+            ttsys::docs::write_docs(
+                Cli::command(),
+                "1",
+                None,
+                &[("SEE ALSO", "`timed`(8), `timed.toml`(5), `timemaster`(8).")],
+                &out,
+            )
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+            Ok(())
+        }
         Cmd::Now { page, addr, json } => {
             let j = match now_from_page(&page) {
                 Ok(j) => j,
