@@ -12,6 +12,9 @@ fn verify(unit_text: &str, name: &str) -> (bool, String) {
     std::fs::write(&p, unit_text).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
+        // The units' Documentation= man pages exist once the packages install them
+        // (packaging/check-debs verifies the installed units with that check on).
+        .arg("--man=no")
         .arg(&p)
         .output()
         .expect("systemd-analyze");
@@ -94,6 +97,9 @@ fn timed_units_verify() {
     for unit in ["timed.service", "timed-wait.service"] {
         let out = Command::new("systemd-analyze")
             .arg("verify")
+        // The units' Documentation= man pages exist once the packages install them
+        // (packaging/check-debs verifies the installed units with that check on).
+        .arg("--man=no")
             .arg(dir.path().join(unit))
             .output()
             .unwrap();

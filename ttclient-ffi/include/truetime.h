@@ -1,5 +1,5 @@
 /*
- * truetime.h — the TrueTime client C ABI (libttclient.so).
+ * truetime.h — the TrueTime client C ABI (libtruetime.so; `pkg-config --cflags --libs truetime`).
  *
  * Every interval returned with TT_OK contains true time under the assumptions timed publishes;
  * when the status is unsynchronized (3) or disrupted (4), calls return TT_ERR_NOT_USABLE instead.
