@@ -97,9 +97,9 @@ fn timed_units_verify() {
     for unit in ["timed.service", "timed-wait.service"] {
         let out = Command::new("systemd-analyze")
             .arg("verify")
-        // The units' Documentation= man pages exist once the packages install them
-        // (packaging/check-debs verifies the installed units with that check on).
-        .arg("--man=no")
+            // The units' Documentation= man pages exist once the packages install them
+            // (packaging/check-debs verifies the installed units with that check on).
+            .arg("--man=no")
             .arg(dir.path().join(unit))
             .output()
             .unwrap();
