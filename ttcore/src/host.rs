@@ -334,7 +334,7 @@ impl HostClock {
         match (self.p.frequency, &self.model) {
             (FrequencyMode::Assumed, _) => self.p.max_drift,
             (_, Some(m)) => m.freq.abs().saturating_add(m.drift_bound),
-            (_, None) => Rate::from_ppm(1000),
+            (_, None) => crate::RAW_CLOCK_MAX_RATE,
         }
     }
 
@@ -521,7 +521,7 @@ impl HostClock {
                 )
             }
             // No baseline yet: no frequency knowledge beyond "a raw clock is within 1000 ppm".
-            _ => (Rate::ZERO, Rate::from_ppm(1000)),
+            _ => (Rate::ZERO, crate::RAW_CLOCK_MAX_RATE),
         }
     }
 

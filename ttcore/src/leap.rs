@@ -391,6 +391,14 @@ impl LeapTable {
         l
     }
 
+    /// TAI (ns) at a timescale instant: [`LeapTable::timescale_to_utc`] then
+    /// [`LeapTable::utc_to_tai_ns`]; within 1 ns inside smear windows, exact outside them.
+    /// Atomic clocks tick SI seconds, so their pulses keep a fixed phase in TAI, not in the
+    /// smeared timescale.
+    pub fn timescale_to_tai_ns(&self, t: Timestamp) -> Result<i64, LeapError> {
+        self.utc_to_tai_ns(&self.timescale_to_utc(t))
+    }
+
     /// The project timescale (ns) at a TAI instant: [`LeapTable::tai_to_utc`] then
     /// [`LeapTable::utc_to_timescale`].
     pub fn tai_to_timescale(&self, tai_ns: i64) -> Result<Timestamp, LeapError> {

@@ -45,6 +45,6 @@ pub use interval::{ClockStatus, EPSILON_BEYOND_MAX, IntervalError, TTInterval};
 pub use leap::{LeapError, LeapSecond, LeapTable, UtcLabel};
 pub use marzullo::{MarzulloError, Selection};
 pub use master_kind::MasterKind;
-pub use rate::Rate;
+pub use rate::{RAW_CLOCK_MAX_RATE, Rate};
 pub use time::{NANOS_PER_SEC, RawReading, Span, Timestamp};
 pub use transfer::{OffsetInterval, SyncMeasurement, SyncTimestamps, TransferError};

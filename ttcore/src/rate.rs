@@ -10,6 +10,12 @@ use std::fmt;
 /// Parts per 10¹² in one part.
 pub const PPT_PER_UNIT: i128 = 1_000_000_000_000;
 
+/// How far any raw clock (an undisciplined crystal, `CLOCK_MONOTONIC_RAW`) may run from true
+/// time: 1000 ppm, ten times a poor crystal's tolerance. It stands in where nothing better is
+/// known yet: before a host has measured its frequency, and to check that a master's start-up
+/// pulses step with its local clock.
+pub const RAW_CLOCK_MAX_RATE: Rate = Rate::from_ppm(1000);
+
 /// A frequency error or drift rate in parts per 10¹² (1 ppm = 10⁶ ppt, 1 ppb = 10³ ppt).
 ///
 /// Positive means "runs fast". As a *bound* it is used through its magnitude.

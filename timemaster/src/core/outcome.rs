@@ -1,13 +1,39 @@
-//! What the master core says, as data: why its status is what it is ([`MasterReason`]), what
-//! happened ([`MasterEvent`]), and why an input was refused ([`NmeaRefusal`]). Each has a
-//! `Display` for logs and `ttctl`. The daemon and tests match on the variants, never on text.
+//! What the master core says, as data: what its time rests on ([`Reference`]), why its status is
+//! what it is ([`MasterReason`]), what happened ([`MasterEvent`]), and why an input was refused
+//! ([`NmeaRefusal`]). Each has a `Display` for logs and `ttctl`. The daemon and tests match on the
+//! variants, never on text.
 
-use super::master::Reference;
 use super::nmea::NmeaError;
 use std::fmt;
 use ttcore::disrupt::Disruption;
 use ttcore::leap::LeapSecond;
 use ttcore::{EPSILON_BEYOND_MAX, LeapError, Rate, Span, Timestamp, UtcLabel};
+
+/// What the master's time currently rests on (published; the discipline state behind it is the
+/// master core's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// Nothing yet.
+    None,
+    /// GPS pulses.
+    Gps,
+    /// The atomic clock's 1PPS.
+    Atomic,
+    /// The local quartz oscillator alone (holdover).
+    Quartz,
+}
+
+impl Reference {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reference::None => "none",
+            Reference::Gps => "gps",
+            Reference::Atomic => "atomic",
+            Reference::Quartz => "quartz",
+        }
+    }
+}
 
 /// Why the master's status is what it is.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -5,74 +5,71 @@ use super::*;
 use ttcore::RawReading;
 
 impl MasterCore {
+    /// The reference's part of ε at `raw` (ns) and its components; infinite while acquiring.
+    /// Each state carries its own terms: none is ever taken as zero for want of data.
     pub(super) fn base_eps_at(&self, raw: i64) -> (f64, EpsilonComponents) {
         let mut c = EpsilonComponents::default();
-        let base = match (self.reference, self.p.kind) {
-            (Reference::Gps, _) => {
-                let g = self.p.gps.unwrap_or(GpsParams {
-                    cable_delay_ns: 0,
-                    calibration_error_ns: 0,
-                    qerr_ns: 0,
-                    jitter_floor_ns: 0.0,
-                });
+        let base = match &self.discipline {
+            Discipline::Gps { gps: g, .. } => {
                 c.calibration_ns = g.calibration_error_ns;
                 c.qerr_ns = g.qerr_ns;
-                c.pps_jitter_ns = self.jitter_bound().ceil() as i64;
-                self.gps_base_ns()
+                c.pps_jitter_ns = self.jitter_bound(g).ceil() as i64;
+                self.gps_base_ns(g)
             }
-            (Reference::Atomic, MasterKind::Armageddon) => {
-                let a = self
-                    .p
-                    .atomic
-                    .map_or((Rate::ZERO, 0.0), |a| (a.drift, a.jitter_ns));
-                let (since, peer) = match self.peer_start {
-                    PeerStart::Started { at, eps_ns } => (at, eps_ns),
-                    PeerStart::Waiting(_) => (raw, 0.0),
-                };
-                let grown =
-                    a.0.bound_over(Span::from_nanos((raw - since).max(0)))
-                        .as_nanos() as f64;
-                c.peer_ns = peer.ceil() as i64;
-                c.pps_jitter_ns = a.1.ceil() as i64;
+            Discipline::PeerTime {
+                atomic, at, eps_ns, ..
+            } => {
+                let grown = atomic
+                    .drift
+                    .bound_over(Span::from_nanos((raw - at).max(0)))
+                    .as_nanos() as f64;
+                c.peer_ns = eps_ns.ceil() as i64;
+                c.pps_jitter_ns = atomic.jitter_ns.ceil() as i64;
                 c.holdover_ns = grown as i64;
-                peer + a.1 + grown
+                eps_ns + atomic.jitter_ns + grown
             }
-            (Reference::Atomic | Reference::Quartz, _) => {
-                let h = self.holdover.as_ref().map_or(0.0, |h| h.eps_at(raw));
-                let j = if self.reference == Reference::Atomic {
-                    self.p.atomic.map_or(0.0, |a| a.jitter_ns)
-                } else {
-                    0.0
+            Discipline::Holdover { on, seg, .. } => {
+                let h = seg.eps_at(raw);
+                let j = match on {
+                    HoldoverOn::Atomic(a) => a.jitter_ns,
+                    HoldoverOn::Quartz => 0.0,
                 };
                 c.holdover_ns = h.ceil() as i64;
                 c.pps_jitter_ns = j.ceil() as i64;
                 h + j
             }
-            (Reference::None, _) => f64::INFINITY,
+            Discipline::Acquiring(_) | Discipline::Disrupted(_) => f64::INFINITY,
         };
         (base, c)
     }
 
+    /// The filter's phase uncertainty k·σ (ns); infinite without a filter.
     pub(super) fn filter_eps(&self) -> f64 {
-        self.kf
-            .as_ref()
+        self.discipline
+            .kf()
             .map_or(f64::INFINITY, |k| self.p.sigma_k * k.phase_sigma_ns())
     }
 
     /// The drift bound of the published model (per raw ns).
     pub(super) fn drift_rate(&self) -> Rate {
-        let Some(kf) = self.kf.as_ref() else {
+        let Some(kf) = self.discipline.kf() else {
+            // No model, nothing published: there is no drift to bound.
             return Rate::ZERO;
         };
         let filt = Rate::bound_from_ppm_f64(self.p.sigma_k * kf.freq_sigma() * 1e6)
             .unwrap_or(Rate::from_ppm(1_000_000));
         let mut r = filt.saturating_add(self.p.local_wander);
-        match self.reference {
-            Reference::Quartz => r = r.saturating_add(self.p.quartz_holdover),
-            Reference::Atomic => {
-                r = r.saturating_add(self.p.atomic.map_or(Rate::ZERO, |a| a.drift))
+        match &self.discipline {
+            Discipline::Holdover {
+                on: HoldoverOn::Quartz,
+                ..
+            } => r = r.saturating_add(self.p.quartz_holdover),
+            Discipline::Holdover {
+                on: HoldoverOn::Atomic(a),
+                ..
             }
-            _ => {}
+            | Discipline::PeerTime { atomic: a, .. } => r = r.saturating_add(a.drift),
+            Discipline::Gps { .. } | Discipline::Acquiring(_) | Discipline::Disrupted(_) => {}
         }
         // Within 2 s of a smear boundary the timescale's rate changes by 1/86400: cover it.
         if let Some(t) = self.estimate(kf.ref_raw()) {
@@ -99,7 +96,7 @@ impl MasterCore {
     }
 
     pub(super) fn model(&self) -> Option<ClockModel> {
-        let kf = self.kf.as_ref()?;
+        let kf = self.discipline.kf()?;
         let r = kf.ref_raw();
         let (base, _) = self.base_eps_at(r);
         let eps = base + self.filter_eps();
@@ -121,7 +118,7 @@ impl MasterCore {
     pub fn snapshot(&self, now_raw: RawReading) -> Snapshot {
         let now_raw = now_raw.as_nanos();
         let model = self.model();
-        let r = self.kf.as_ref().map_or(now_raw, |k| k.ref_raw());
+        let r = self.discipline.kf().map_or(now_raw, |k| k.ref_raw());
         let (_, mut components) = self.base_eps_at(r);
         components.filter_ns = self.filter_eps().min(1e18).ceil() as i64;
         if let Some(m) = &model {
@@ -130,27 +127,25 @@ impl MasterCore {
                 .bound_over(m.age_at(now_raw).saturating_abs())
                 .as_nanos();
         }
-        let freq_ppm = self.kf.as_ref().map_or(0.0, |k| k.freq() * 1e6);
-        let holdover_s = self
-            .holdover
-            .as_ref()
-            .map_or(0.0, |h| (now_raw - h.since_raw) as f64 / 1e9);
+        let freq_ppm = self.discipline.kf().map_or(0.0, |k| k.freq() * 1e6);
+        let holdover_s = match &self.discipline {
+            Discipline::Holdover { seg, .. } => (now_raw - seg.since_raw) as f64 / 1e9,
+            _ => 0.0,
+        };
         let eps_now = model.as_ref().map(|m| m.epsilon_at(now_raw));
         let (status, reason) = self.status_with_reason(model.is_some(), eps_now, freq_ppm);
         Snapshot {
             model,
             status,
             reason,
-            reference: self.reference,
+            reference: self.discipline.reference(),
             components,
             holdover_s,
             evicted: matches!(self.standing, Standing::Evicted { .. }),
             freq_ppm,
             tai_minus_utc: self.tai_minus_utc,
             next_leap: self
-                .kf
-                .as_ref()
-                .and_then(|_| self.estimate(now_raw))
+                .estimate(now_raw)
                 .and_then(|t| self.leap.next_leap(Timestamp::from_nanos(t))),
         }
     }
@@ -164,13 +159,17 @@ impl MasterCore {
         freq_ppm: f64,
     ) -> (ClockStatus, MasterReason) {
         use MasterReason as R;
-        if self.disrupted {
+        if let Discipline::Disrupted(_) = self.discipline {
             return (ClockStatus::Disrupted, R::Disrupted);
         }
         if !has_model {
+            let started = self
+                .discipline
+                .acquisition()
+                .is_some_and(|a| !a.startup.is_empty());
             let why = match self.p.kind {
-                MasterKind::Gps if self.startup.is_empty() => R::WaitingForGps,
-                MasterKind::Gps => R::AcquiringGps,
+                MasterKind::Gps if started => R::AcquiringGps,
+                MasterKind::Gps => R::WaitingForGps,
                 MasterKind::Armageddon if self.peer_offer().is_none() => R::WaitingForPeers,
                 MasterKind::Armageddon => R::WaitingForAtomicPulse,
             };
@@ -189,14 +188,20 @@ impl MasterCore {
                 },
             );
         }
-        let (status, reason) = match (self.reference, self.p.kind) {
-            (Reference::Gps, _) => (ClockStatus::Synchronized, R::Gps),
-            (Reference::Atomic, MasterKind::Armageddon) => {
-                (ClockStatus::Synchronized, R::AtomicFromPeers)
+        let (status, reason) = match &self.discipline {
+            Discipline::Gps { .. } => (ClockStatus::Synchronized, R::Gps),
+            Discipline::PeerTime { .. } => (ClockStatus::Synchronized, R::AtomicFromPeers),
+            d @ Discipline::Holdover { .. } => (ClockStatus::Holdover, R::Holdover(d.reference())),
+            // A model without a reference cannot happen (acquiring has no filter); should it,
+            // nothing is promised.
+            Discipline::Acquiring(_) | Discipline::Disrupted(_) => {
+                return (ClockStatus::Unsynchronized, R::WaitingForGps);
             }
-            (r, _) => (ClockStatus::Holdover, R::Holdover(r)),
         };
-        let eps = eps_now.unwrap_or(Span::ZERO);
+        // With a model there is an ε; without one (unreachable here) nothing is promised.
+        let Some(eps) = eps_now else {
+            return (ClockStatus::Unsynchronized, reason);
+        };
         match status.within(eps, self.p.max_epsilon) {
             s if s == status => (status, reason),
             s => (s, R::EpsilonBeyondMax(self.p.max_epsilon)),

@@ -2,7 +2,37 @@
 //! refusal of jumps.
 
 use super::*;
-use ttcore::RawReading;
+use ttcore::{RAW_CLOCK_MAX_RATE, RawReading};
+
+/// Unpaired pulses kept waiting for their label; older ones are dropped as rejected.
+const PENDING_PULSES: usize = 4;
+/// NMEA labels kept waiting for their pulse.
+const PENDING_LABELS: usize = 8;
+/// A label belongs to the pulse it follows by at least this much (ns): receivers send the
+/// sentences for a second after its pulse…
+const LABEL_AFTER_PULSE_MIN_NS: i64 = 50_000_000;
+/// …and before the next one (ns).
+const LABEL_AFTER_PULSE_MAX_NS: i64 = 990_000_000;
+/// A pulse without a label this long (ns) is numbered by the model, or dropped.
+const UNLABELLED_AFTER_NS: i64 = NANOS_PER_SEC;
+/// The model numbers an unlabelled pulse only within this long (ns) of the last accepted one.
+const NUMBERING_FRESH_NS: i64 = 3 * NANOS_PER_SEC;
+/// Labels older than this (ns) are dropped.
+const LABEL_MAX_AGE_NS: i64 = 2 * NANOS_PER_SEC;
+/// Filter innovations needed before the jitter bound is measured rather than assumed.
+const JITTER_MIN_SAMPLES: usize = 8;
+/// The pulse jitter bound assumed until then (ns).
+const JITTER_ASSUMED_NS: f64 = 1_000.0;
+/// The jitter bound covers the largest innovation seen, with this margin.
+const JITTER_MAX_MARGIN: f64 = 1.2;
+/// The smallest pulse noise the filter is told of (ns, one σ).
+const PULSE_SIGMA_MIN_NS: f64 = 5.0;
+/// The narrowest gate a locked pulse must fall in (ns), however small σ gets.
+const GATE_MIN_NS: f64 = 2_000.0;
+/// Start-up pulses step with the local clock within [`RAW_CLOCK_MAX_RATE`] plus this (ns).
+const STARTUP_SLACK_NS: i64 = 1_000_000;
+/// Start-up pulses needed before the first model.
+const STARTUP_PULSES: usize = 3;
 
 impl MasterCore {
     /// A GPS pulse edge captured at local raw reading `edge_raw`.
@@ -13,7 +43,7 @@ impl MasterCore {
         }
         self.counters.pulses_seen += 1;
         self.pending_pulses.push_back(edge_raw);
-        while self.pending_pulses.len() > 4 {
+        while self.pending_pulses.len() > PENDING_PULSES {
             self.pending_pulses.pop_front();
             self.counters.pulses_rejected += 1;
         }
@@ -44,7 +74,7 @@ impl MasterCore {
                         {
                             self.labels.push_back((receipt_raw, t));
                         }
-                        while self.labels.len() > 8 {
+                        while self.labels.len() > PENDING_LABELS {
                             self.labels.pop_front();
                         }
                         self.try_pair();
@@ -85,7 +115,9 @@ impl MasterCore {
             let matches: Vec<Timestamp> = self
                 .labels
                 .iter()
-                .filter(|(r, _)| *r - p >= 50_000_000 && *r - p <= 990_000_000)
+                .filter(|(r, _)| {
+                    *r - p >= LABEL_AFTER_PULSE_MIN_NS && *r - p <= LABEL_AFTER_PULSE_MAX_NS
+                })
                 .map(|(_, t)| *t)
                 .collect();
             if matches.is_empty() {
@@ -108,16 +140,16 @@ impl MasterCore {
     pub fn tick(&mut self, now_raw: RawReading) {
         let now_raw = now_raw.as_nanos();
         while let Some(&p) = self.pending_pulses.front() {
-            if now_raw - p <= 1_000_000_000 {
+            if now_raw - p <= UNLABELLED_AFTER_NS {
                 break;
             }
             self.pending_pulses.pop_front();
             // No label arrived: number the pulse by our own model when that is unambiguous.
             let fresh = self
                 .last_accept_raw
-                .is_some_and(|a| p - a < 3 * NANOS_PER_SEC);
-            match (self.reference, self.estimate(p), self.p.gps) {
-                (Reference::Gps, Some(est), Some(g)) if fresh => {
+                .is_some_and(|a| p - a < NUMBERING_FRESH_NS);
+            match (&self.discipline, self.estimate(p)) {
+                (Discipline::Gps { gps: g, .. }, Some(est)) if fresh => {
                     let sec =
                         (est - g.cable_delay_ns + NANOS_PER_SEC / 2).div_euclid(NANOS_PER_SEC);
                     self.gps_labelled(p, Timestamp::from_nanos(sec * NANOS_PER_SEC), false);
@@ -125,15 +157,18 @@ impl MasterCore {
                 _ => self.counters.pulses_rejected += 1,
             }
         }
-        self.labels.retain(|(r, _)| now_raw - r < 2 * NANOS_PER_SEC);
+        self.labels.retain(|(r, _)| now_raw - r < LABEL_MAX_AGE_NS);
         // Loss of the primary reference.
         if let Some(last) = self.last_accept_raw
-            && self.reference == Reference::Gps
+            && matches!(self.discipline, Discipline::Gps { .. })
             && now_raw - last > self.p.loss_timeout.as_nanos()
         {
             self.enter_holdover(now_raw, HoldoverCause::NoGpsPulses);
         }
-        if matches!(self.reference, Reference::Atomic)
+        if let Discipline::Holdover {
+            on: HoldoverOn::Atomic(_),
+            ..
+        } = self.discipline
             && self.p.kind == MasterKind::Gps
             && !self.atomic_locked()
         {
@@ -141,25 +176,22 @@ impl MasterCore {
         }
     }
 
-    pub(super) fn jitter_bound(&self) -> f64 {
-        let floor = self.p.gps.map_or(0.0, |g| g.jitter_floor_ns);
-        if self.innovations.len() < 8 {
-            return floor.max(1_000.0);
+    /// The GPS pulse jitter bound (ns): the receiver's floor, raised by what the filter's
+    /// innovations show (k·rms, 1.2 × the largest); 1 µs until there are enough of them.
+    pub(super) fn jitter_bound(&self, g: &GpsParams) -> f64 {
+        let floor = g.jitter_floor_ns;
+        if self.innovations.len() < JITTER_MIN_SAMPLES {
+            return floor.max(JITTER_ASSUMED_NS);
         }
         let n = self.innovations.len() as f64;
         let rms = (self.innovations.iter().map(|x| x * x).sum::<f64>() / n).sqrt();
         let max = self.innovations.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        floor.max(self.p.sigma_k * rms).max(1.2 * max)
+        floor.max(self.p.sigma_k * rms).max(JITTER_MAX_MARGIN * max)
     }
 
-    pub(super) fn gps_base_ns(&self) -> f64 {
-        let g = self.p.gps.unwrap_or(GpsParams {
-            cable_delay_ns: 0,
-            calibration_error_ns: 0,
-            qerr_ns: 0,
-            jitter_floor_ns: 0.0,
-        });
-        (g.calibration_error_ns + g.qerr_ns) as f64 + self.jitter_bound()
+    /// GPS's part of ε (ns): calibration + qErr + the pulse jitter bound.
+    pub(super) fn gps_base_ns(&self, g: &GpsParams) -> f64 {
+        (g.calibration_error_ns + g.qerr_ns) as f64 + self.jitter_bound(g)
     }
 
     pub(super) fn gps_labelled(&mut self, edge_raw: i64, label: Timestamp, labelled: bool) {
@@ -171,13 +203,15 @@ impl MasterCore {
             return;
         }
         let z = label.as_nanos() + g.cable_delay_ns - edge_raw;
-        let r = (g.jitter_floor_ns.max(5.0)).powi(2) + (g.qerr_ns as f64).powi(2);
-        if self.kf.is_none() {
-            self.startup_pulse(edge_raw, label, z, r);
+        let r = (g.jitter_floor_ns.max(PULSE_SIGMA_MIN_NS)).powi(2) + (g.qerr_ns as f64).powi(2);
+        if self.discipline.kf().is_none() {
+            self.startup_pulse(edge_raw, label, g, r);
             return;
         }
         self.apply_smear_rate(label);
-        let est = self.estimate(edge_raw).unwrap_or(0);
+        let Some(est) = self.estimate(edge_raw) else {
+            return;
+        };
         if labelled && (label.as_nanos() + g.cable_delay_ns - est).abs() > NANOS_PER_SEC / 2 {
             self.counters.labels_rejected += 1;
             self.gps_reject(
@@ -187,16 +221,18 @@ impl MasterCore {
             );
             return;
         }
-        let kf = self.kf.as_ref().map(|k| k.innovation(edge_raw, z, r));
+        let kf = self.discipline.kf().map(|k| k.innovation(edge_raw, z, r));
         let sigma = kf.map_or(1e9, |x| x.1);
-        let gate = match self.reference {
-            Reference::Gps => (self.p.sigma_k * sigma)
-                .max(2_000.0)
-                .max(2.0 * self.jitter_bound()),
+        let gate = match self.discipline {
+            Discipline::Gps { .. } => (self.p.sigma_k * sigma)
+                .max(GATE_MIN_NS)
+                .max(2.0 * self.jitter_bound(&g)),
             // Re-acquisition: the pulse must fall inside what we can vouch for now.
-            _ => self.total_eps_ns(edge_raw) + self.gps_base_ns() + self.p.sigma_k * sigma,
+            _ => self.total_eps_ns(edge_raw) + self.gps_base_ns(&g) + self.p.sigma_k * sigma,
         };
-        let Some(kf) = self.kf.as_mut() else { return };
+        let Some(kf) = self.discipline.kf_mut() else {
+            return;
+        };
         match kf.update(edge_raw, z, r, gate) {
             Update::Accepted(y) => {
                 self.innovations.push_back(y);
@@ -209,24 +245,22 @@ impl MasterCore {
                     self.gps_refused = false;
                     self.event(edge_raw, MasterEvent::GpsAgreesAgain);
                 }
-                if self.reference != Reference::Gps {
-                    let held = self
-                        .holdover
-                        .as_ref()
-                        .map_or(0.0, |h| (edge_raw - h.since_raw) as f64 / 1e9);
+                // Holdover → Gps (the only other state with a filter that GPS pulses reach).
+                let held_since = match &self.discipline {
+                    Discipline::Holdover { seg, .. } => Some(seg.since_raw),
+                    _ => None,
+                };
+                if let Some(since) = held_since
+                    && let Some(kf) = self.discipline.kf().cloned()
+                {
+                    self.discipline = Discipline::Gps { kf, gps: g };
                     self.event(
                         edge_raw,
                         MasterEvent::GpsReacquired {
-                            held_s: held,
+                            held_s: (edge_raw - since) as f64 / 1e9,
                             innovation_ns: y,
                         },
                     );
-                    self.reference = Reference::Gps;
-                    self.holdover = None;
-                }
-                if self.disrupted {
-                    self.disrupted = false;
-                    self.event(edge_raw, MasterEvent::Resynchronized);
                 }
             }
             Update::Rejected(y) => self.gps_reject(edge_raw, y, "phase"),
@@ -246,39 +280,50 @@ impl MasterCore {
                     in_row: self.rejects_in_row,
                 },
             );
-            if self.reference == Reference::Gps {
+            if let Discipline::Gps { .. } = self.discipline {
                 self.enter_holdover(raw, HoldoverCause::GpsRefused);
             }
         }
     }
 
-    pub(super) fn startup_pulse(&mut self, edge_raw: i64, label: Timestamp, z: i64, r: f64) {
-        // Three consecutive pulses whose labels step by whole seconds in step with the local
-        // clock (within 1000 ppm) before the first model: a single bad label cannot start it.
-        if let Some(&(prev_raw, prev_label)) = self.startup.last() {
+    /// A labelled pulse while acquiring: three consecutive pulses whose labels step by whole
+    /// seconds in step with the local clock (within 1000 ppm) start the model, so a single bad
+    /// label cannot. Acquiring/Disrupted → Gps.
+    pub(super) fn startup_pulse(&mut self, edge_raw: i64, label: Timestamp, g: GpsParams, r: f64) {
+        let Some(acq) = self.discipline.acquisition_mut() else {
+            return;
+        };
+        let startup = &mut acq.startup;
+        if let Some(&(prev_raw, prev_label)) = startup.last() {
             let d_raw = edge_raw - prev_raw;
             let d_label = label.as_nanos() - prev_label.as_nanos();
-            if d_label <= 0 || (d_label - d_raw).abs() > d_raw / 1000 + 1_000_000 {
-                self.startup.clear();
+            let tolerance = RAW_CLOCK_MAX_RATE
+                .bound_over(Span::from_nanos(d_raw.max(0)))
+                .as_nanos()
+                + STARTUP_SLACK_NS;
+            if d_label <= 0 || (d_label - d_raw).abs() > tolerance {
+                startup.clear();
             }
         }
-        self.startup.push((edge_raw, label));
-        if self.startup.len() < 3 {
+        startup.push((edge_raw, label));
+        if startup.len() < STARTUP_PULSES {
             return;
         }
-        let g = self.p.gps.map_or(0, |g| g.cable_delay_ns);
-        let (r0, l0) = self.startup[0];
-        let mut kf = Kalman::new(self.p.kalman, r0, l0.as_nanos() + g - r0, r);
-        for &(ri, li) in &self.startup[1..] {
-            kf.update(ri, li.as_nanos() + g - ri, r, f64::INFINITY);
+        let (r0, l0) = startup[0];
+        let mut kf = Kalman::new(self.p.kalman, r0, l0.as_nanos() + g.cable_delay_ns - r0, r);
+        for &(ri, li) in &startup[1..] {
+            kf.update(ri, li.as_nanos() + g.cable_delay_ns - ri, r, f64::INFINITY);
         }
-        let _ = z;
-        self.kf = Some(kf);
-        self.startup.clear();
-        self.reference = Reference::Gps;
+        let was_disrupted = matches!(self.discipline, Discipline::Disrupted(_));
+        self.discipline = Discipline::Gps { kf, gps: g };
         self.last_accept_raw = Some(edge_raw);
         self.smear_rate = self.smear_rate_at(label);
         self.event(edge_raw, MasterEvent::GpsLocked(label));
+        // The lock is the re-acquisition that ends a disruption: the model is as good as one
+        // from a cold start, which is served as soon as it locks.
+        if was_disrupted {
+            self.event(edge_raw, MasterEvent::Resynchronized);
+        }
     }
 
     /// The timescale's rate against SI inside a smear window (dimensionless), else 0.
@@ -292,7 +337,7 @@ impl MasterCore {
     pub(super) fn apply_smear_rate(&mut self, label: Timestamp) {
         let rate = self.smear_rate_at(label);
         if rate != self.smear_rate {
-            if let Some(kf) = self.kf.as_mut() {
+            if let Some(kf) = self.discipline.kf_mut() {
                 kf.shift_freq(rate - self.smear_rate);
             }
             self.smear_rate = rate;

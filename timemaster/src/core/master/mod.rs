@@ -2,19 +2,22 @@
 //! measurements go in (each with the local raw-clock reading at which it happened); the
 //! published clock model, the status and the ε budget come out.
 //!
-//! # References and statuses
+//! # Discipline states, references and statuses
 //!
-//! | reference | when | status |
-//! |---|---|---|
-//! | `gps` | labelled GPS pulses accepted within the loss timeout | synchronized |
-//! | `atomic` (GPS master) | GPS lost or refused, atomic clock locked and calibrated | holdover |
-//! | `quartz` | GPS lost or refused, no usable atomic clock | holdover |
-//! | `atomic` (armageddon) | after taking time from peers once | synchronized |
-//! | `none` | never synchronized | unsynchronized |
+//! The discipline is one state (`discipline.rs`, with its table of transitions); each state
+//! carries the data its ε is computed from.
+//!
+//! | state | reference published | when | status |
+//! |---|---|---|---|
+//! | `Gps` | `gps` | labelled GPS pulses accepted within the loss timeout | synchronized |
+//! | `Holdover` on the atomic clock | `atomic` | GPS lost or refused, atomic clock locked and calibrated | holdover |
+//! | `Holdover` on quartz | `quartz` | GPS lost or refused, no usable atomic clock | holdover |
+//! | `PeerTime` | `atomic` | an armageddon master after taking time from peers once | synchronized |
+//! | `Acquiring` | `none` | never synchronized | unsynchronized |
+//! | `Disrupted` | `none` | a clock disruption, until the reference is acquired again | disrupted |
 //!
 //! Independently: ε beyond `max-epsilon`, a reference rate the local oscillator cannot explain,
-//! or disagreement with the peer majority (eviction) make the status unsynchronized; a detected
-//! clock disruption makes it disrupted until the reference is re-acquired.
+//! or disagreement with the peer majority (eviction) make the status unsynchronized.
 //!
 //! # The ε budget (all ns, rounded up)
 //!
@@ -24,11 +27,15 @@
 //!   reference's drift bound (atomic spec, or quartz), plus the atomic pulse jitter bound;
 //! * armageddon: the peer transfer error + atomic jitter + atomic drift since the transfer;
 //!
+//! (atomic pulses are placed in TAI, where the clock's SI seconds keep their phase, and mapped
+//! onto the timescale, so a leap smear does not bend them)
+//!
 //! and `filter = k·σ_phase`. It then grows at `k·σ_freq + local-wander` (+ the holdover drift
 //! bound, + the smear rate near a leap-smear boundary) per raw nanosecond.
 
 use super::kalman::{Kalman, KalmanParams, Update};
 use super::nmea::{NmeaEvent, parse_line};
+pub use super::outcome::Reference;
 use super::outcome::{Eviction, HoldoverCause, MasterEvent, MasterReason, NmeaRefusal};
 use std::collections::VecDeque;
 use ttcore::disrupt::Disruption;
@@ -39,31 +46,6 @@ use ttcore::{
 };
 
 pub use ttcore::MasterKind;
-
-/// What the master's time currently rests on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reference {
-    /// Nothing yet.
-    None,
-    /// GPS pulses.
-    Gps,
-    /// The atomic clock's 1PPS.
-    Atomic,
-    /// The local quartz oscillator alone (holdover).
-    Quartz,
-}
-
-impl Reference {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reference::None => "none",
-            Reference::Gps => "gps",
-            Reference::Atomic => "atomic",
-            Reference::Quartz => "quartz",
-        }
-    }
-}
 
 /// GPS receiver parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -246,33 +228,6 @@ pub enum CrossCheck {
     },
 }
 
-#[derive(Clone, Debug)]
-struct Holdover {
-    /// Raw reading when the reference was lost (the last accepted reference pulse).
-    since_raw: i64,
-    /// ε accumulated at `seg_raw` (ns).
-    seg_eps_ns: f64,
-    /// Start of the current growth segment.
-    seg_raw: i64,
-    /// Growth rate of the current segment.
-    rate: Rate,
-}
-
-impl Holdover {
-    fn eps_at(&self, raw: i64) -> f64 {
-        self.seg_eps_ns
-            + self
-                .rate
-                .bound_over(Span::from_nanos((raw - self.seg_raw).max(0)))
-                .as_nanos() as f64
-    }
-    fn switch_rate(&mut self, raw: i64, rate: Rate) {
-        self.seg_eps_ns = self.eps_at(raw);
-        self.seg_raw = raw;
-        self.rate = rate;
-    }
-}
-
 /// Where the master stands with its peers' majority (the cross-check).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Standing {
@@ -291,46 +246,16 @@ enum Standing {
     },
 }
 
-/// An armageddon master's start from its peers' time: it waits for an offer it can take, takes
-/// it once at an atomic pulse, and runs on its atomic clock from then on. A clock disruption
-/// sends it back to waiting, with nothing kept: offers measured against the old clock are void.
-#[derive(Clone, Debug, PartialEq)]
-enum PeerStart {
-    /// Collecting offers.
-    Waiting(PeerOffers),
-    /// Time taken at raw reading `at`, with ε `eps_ns` (ns) then.
-    Started {
-        /// Raw reading of the pulse it started on.
-        at: i64,
-        /// ε at the start (ns).
-        eps_ns: f64,
-    },
-}
-
-/// The peer time offered so far (each an offset interval, timescale − raw, at a raw reading).
-#[derive(Clone, Debug, Default, PartialEq)]
-struct PeerOffers {
-    /// An offer narrow enough to take (the latest).
-    usable: Option<(i64, OffsetInterval)>,
-    /// Offers too wide to take, so far.
-    too_wide: u32,
-    /// The narrowest of those.
-    best: Option<(i64, OffsetInterval)>,
-    /// The first too-wide offer has been reported.
-    reported: bool,
-}
-
 /// The master core.
 #[derive(Clone, Debug)]
 pub struct MasterCore {
     p: MasterParams,
     leap: LeapTable,
     tai_minus_utc: i32,
-    kf: Option<Kalman>,
-    reference: Reference,
+    /// What the time rests on (the one state; see `discipline.rs` for its transitions).
+    discipline: Discipline,
     pending_pulses: VecDeque<i64>,
     labels: VecDeque<(i64, Timestamp)>,
-    startup: Vec<(i64, Timestamp)>,
     last_accept_raw: Option<i64>,
     rejects_in_row: u32,
     gps_refused: bool,
@@ -339,20 +264,22 @@ pub struct MasterCore {
     atomic_telemetry_ok: bool,
     atomic_phase: VecDeque<f64>,
     atomic_cal_eps_ns: f64,
-    holdover: Option<Holdover>,
-    peer_start: PeerStart,
     standing: Standing,
-    disrupted: bool,
     smear_rate: f64,
     counters: Counters,
     events: VecDeque<(i64, MasterEvent)>,
     new_events: Vec<MasterEvent>,
 }
 
+mod discipline;
 mod eps;
 mod gps;
 mod holdover;
 mod peers;
+#[cfg(test)]
+mod transitions;
+
+use discipline::{Acquisition, Discipline, Holdover, HoldoverOn};
 
 const EVENT_LOG: usize = 32;
 const JITTER_WINDOW: usize = 64;
@@ -377,11 +304,9 @@ impl MasterCore {
             p,
             leap,
             tai_minus_utc,
-            kf: None,
-            reference: Reference::None,
+            discipline: Discipline::Acquiring(Acquisition::default()),
             pending_pulses: VecDeque::new(),
             labels: VecDeque::new(),
-            startup: Vec::new(),
             last_accept_raw: None,
             rejects_in_row: 0,
             gps_refused: false,
@@ -390,10 +315,7 @@ impl MasterCore {
             atomic_telemetry_ok: true,
             atomic_phase: VecDeque::new(),
             atomic_cal_eps_ns: 0.0,
-            holdover: None,
-            peer_start: PeerStart::Waiting(PeerOffers::default()),
             standing: Standing::InGood { disagreeing: 0 },
-            disrupted: false,
             smear_rate: 0.0,
             counters: Counters::default(),
             events: VecDeque::new(),
@@ -435,8 +357,13 @@ impl MasterCore {
         }
     }
 
+    /// The discipline state's name (`acquiring`, `gps`, `holdover-atomic`, …), for tests.
+    pub fn discipline_state(&self) -> &'static str {
+        self.discipline.name()
+    }
+
     fn estimate(&self, raw: i64) -> Option<i64> {
-        self.kf.as_ref().map(|k| {
+        self.discipline.kf().map(|k| {
             let (w, f) = k.offset_at(raw);
             raw + w + f.round() as i64
         })
@@ -453,7 +380,7 @@ mod tests {
     const OFF: i64 = 1_000_000_000_000_000_000;
     const T0: i64 = 1_790_000_000 * S;
 
-    fn burst(label_s: i64) -> String {
+    pub(super) fn burst(label_s: i64) -> String {
         let l = LeapTable::builtin().timescale_to_utc(Timestamp::from_nanos(label_s * S));
         let body = format!(
             "GPRMC,{:02}{:02}{:02}.00,A,4404.13382,N,12118.85626,W,0.02,,{:02}{:02}{:02},,,A",

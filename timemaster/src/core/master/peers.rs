@@ -17,7 +17,7 @@ impl MasterCore {
             self.p.max_epsilon,
             self.p.quartz_holdover,
         );
-        let PeerStart::Waiting(offers) = &mut self.peer_start else {
+        let Some(Acquisition { offers, .. }) = self.discipline.acquisition_mut() else {
             return;
         };
         if offset.radius() <= limit {
@@ -56,10 +56,7 @@ impl MasterCore {
 
     /// The peer time an armageddon master would start from now, if any.
     pub fn peer_offer(&self) -> Option<(i64, OffsetInterval)> {
-        match &self.peer_start {
-            PeerStart::Waiting(o) => o.usable,
-            PeerStart::Started { .. } => None,
-        }
+        self.discipline.acquisition().and_then(|a| a.offers.usable)
     }
 
     /// One peer round for an armageddon master that still needs time: `peers[i]` is configured
@@ -93,7 +90,7 @@ impl MasterCore {
 
     /// Whether an armageddon master still needs time from its peers.
     pub fn wants_peer_time(&self) -> bool {
-        self.p.kind == MasterKind::Armageddon && matches!(self.peer_start, PeerStart::Waiting(_))
+        self.p.kind == MasterKind::Armageddon && self.discipline.acquisition().is_some()
     }
 
     pub(super) fn armageddon_start(&mut self, edge_raw: i64, a: AtomicParams) {
@@ -105,27 +102,39 @@ impl MasterCore {
         let eps = off.radius().as_nanos() as f64
             + self.p.quartz_holdover.bound_over(age).as_nanos() as f64
             + 1.0;
+        let Some(phase) = self.tai_phase(t) else {
+            return;
+        };
         self.atomic_phase.clear();
-        self.atomic_phase.push_back(signed_mod_second(t));
+        self.atomic_phase.push_back(phase);
+        // The new filter's frequency holds no smear rate yet: the first pulse in a smear
+        // window applies it.
+        self.smear_rate = 0.0;
         let kf = Kalman::new(
             self.p.kalman,
             edge_raw,
             t - edge_raw,
             a.jitter_ns.max(1.0).powi(2),
         );
-        self.kf = Some(kf);
-        self.peer_start = PeerStart::Started {
+        let was_disrupted = matches!(self.discipline, Discipline::Disrupted(_));
+        self.discipline = Discipline::PeerTime {
+            kf,
+            atomic: a,
             at: edge_raw,
             eps_ns: eps,
         };
-        self.reference = Reference::Atomic;
         self.last_accept_raw = Some(edge_raw);
         self.event(edge_raw, MasterEvent::TimeFromPeers(eps));
         // Time from the peers is this master's reference: taking it again after a disruption
         // is the re-acquisition that ends it.
-        if std::mem::take(&mut self.disrupted) {
+        if was_disrupted {
             self.event(edge_raw, MasterEvent::Resynchronized);
         }
+    }
+
+    /// Whether the cross-check has evicted this master (it disagrees with its peers' majority).
+    pub fn evicted(&self) -> bool {
+        matches!(self.standing, Standing::Evicted { .. })
     }
 
     /// Our own offset interval (timescale − raw) at `raw`, if synchronized.
@@ -202,14 +211,11 @@ impl MasterCore {
     /// reference is re-acquired.
     pub fn on_disruption(&mut self, raw: RawReading, why: Disruption) {
         let raw = raw.as_nanos();
-        self.disrupted = true;
-        self.kf = None;
-        self.startup.clear();
+        // Any → Disrupted: the filter, start-up pulses, holdover segment and peer offers were
+        // all measured against the old raw clock.
+        self.discipline = Discipline::Disrupted(Acquisition::default());
         self.pending_pulses.clear();
         self.labels.clear();
-        self.holdover = None;
-        self.reference = Reference::None;
-        self.peer_start = PeerStart::Waiting(PeerOffers::default());
         self.event(raw, MasterEvent::ClockDisrupted(why));
     }
 }
