@@ -26,7 +26,7 @@ fn deterministic_part(mut j: serde_json::Value) -> String {
     j.to_string()
 }
 
-const CATALOGUE: [&str; 20] = [
+const CATALOGUE: [&str; 21] = [
     "baseline",
     "datacenter-kernel-stamps",
     "spanner-2012",
@@ -47,6 +47,7 @@ const CATALOGUE: [&str; 20] = [
     "vm-pause-vmclock",
     "ntp-servers",
     "ntp-servers-leap",
+    "gps-spoofed-master",
 ];
 
 /// Scenarios that break an assumption on purpose and must show violations.
@@ -85,6 +86,15 @@ fn every_scenario_keeps_truth_inside() {
         let r = run(&sc).unwrap();
         let j = &r.json;
         assert_eq!(j["violations"], 0, "{name}: {}", j["first_violations"]);
+        // Every master's cross-check verdict as the scenario expects: the spoofed one evicted,
+        // no honest one (the leap-second scenario's armageddon master was, until its atomic
+        // pulses were placed in TAI).
+        assert_eq!(
+            j["eviction_mismatches"],
+            serde_json::json!([]),
+            "{name}: evicted at {}",
+            j["masters_evicted_at_s"]
+        );
         assert!(j["samples"].as_u64().unwrap() > 100, "{name}: {j}");
         for k in ["p50", "p99", "max"] {
             assert!(
@@ -111,6 +121,31 @@ fn datacenter_with_kernel_stamps_keeps_epsilon_p99_within_60us() {
     sc.network.delay_us = [200.0, 200.0];
     let slow = run(&sc).unwrap();
     assert!(slow.json["epsilon_ns"]["p99"].as_u64().unwrap() > 2 * p99);
+}
+
+/// A master whose GPS is spoofed 2 ms late locks onto the wrong time with a µs ε; its
+/// cross-check evicts it within seconds, and the check of that verdict can fail: the same run
+/// with the expectation removed reports the eviction as a mismatch, and an honest master
+/// expected to be evicted is reported too.
+#[test]
+fn a_spoofed_master_evicts_itself_and_the_check_can_fail() {
+    let mut sc = load("gps-spoofed-master");
+    sc.duration_s = 300.0;
+    sc.hosts.count = 10;
+    let r = run(&sc).unwrap();
+    let at = &r.json["masters_evicted_at_s"];
+    assert!(
+        at[0].is_null() && at[1].is_null() && at[2].is_null(),
+        "{at}"
+    );
+    assert!(at[3].as_f64().is_some_and(|s| s < 60.0), "{at}");
+    assert_eq!(r.json["eviction_mismatches"], serde_json::json!([]));
+    assert_eq!(r.json["violations"], 0, "{}", r.json["first_violations"]);
+    // Negative controls for the check itself.
+    sc.masters[3].expect_evicted = false;
+    sc.masters[0].expect_evicted = true;
+    let wrong = run(&sc).unwrap();
+    assert_eq!(wrong.json["eviction_mismatches"], serde_json::json!([0, 3]));
 }
 
 #[test]

@@ -14,6 +14,10 @@ pub(super) struct Master {
     pub(super) sent: HashMap<(i64, u64), SentReply>,
     /// Its client state towards each other master (cross-checks, armageddon start).
     pub(super) peers: Vec<Client>,
+    /// When (true time, ns) its cross-check first evicted it, if ever.
+    pub(super) evicted_at: Option<i64>,
+    /// The scenario expects it to evict itself.
+    pub(super) expect_evicted: bool,
 }
 
 pub(super) struct Host {
@@ -148,6 +152,8 @@ pub(super) fn build_masters(
             kind: m.kind,
             sent: HashMap::new(),
             peers: (0..sc.masters.len()).map(|_| Client::new()).collect(),
+            evicted_at: None,
+            expect_evicted: m.expect_evicted,
         });
     }
     Ok(masters)

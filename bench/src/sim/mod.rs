@@ -97,6 +97,10 @@ pub struct MasterSpec {
     /// Unreachable (crashed) during these windows: `[[at-s, duration-s], …]`.
     #[serde(default)]
     pub down: Vec<[f64; 2]>,
+    /// Its cross-check must evict it (its own reference lies, e.g. a spoofed GPS); every master
+    /// without this must never be evicted. A mismatch is reported (`eviction_mismatches`).
+    #[serde(default)]
+    pub expect_evicted: bool,
 }
 
 /// A plain NTP server (chrony, ntpd, a cloud time service), answered with plain NTPv4 replies:
@@ -609,11 +613,17 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
             }
         }
     }
-    Ok(report(sc, &masters, tally, wall.elapsed().as_secs_f64()))
+    Ok(report(
+        sc,
+        &masters,
+        start,
+        tally,
+        wall.elapsed().as_secs_f64(),
+    ))
 }
 
 /// The run's JSON summary.
-fn report(sc: &FleetScenario, masters: &[Master], tally: Tally, wall_s: f64) -> Report {
+fn report(sc: &FleetScenario, masters: &[Master], start: i64, tally: Tally, wall_s: f64) -> Report {
     let pct = |h: &Histogram<u64>| json!({"p1": h.value_at_quantile(0.01), "p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max(), "mean": h.mean().round() as u64});
     let share = |c: &[u64; 5]| {
         let total = c.iter().sum::<u64>().max(1) as f64;
@@ -658,6 +668,18 @@ fn report(sc: &FleetScenario, masters: &[Master], tally: Tally, wall_s: f64) -> 
         "wall_s": (wall_s * 1000.0).round() / 1000.0,
         "virtual_s_per_wall_s": (sc.duration_s / wall_s.max(1e-9)).round(),
         "master_kinds": masters.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
+        // When each master's cross-check evicted it (s from the start), and the masters whose
+        // eviction (or its absence) contradicts the scenario's `expect-evicted`.
+        "masters_evicted_at_s": masters
+            .iter()
+            .map(|m| m.evicted_at.map(|t| (t - start) as f64 / 1e9))
+            .collect::<Vec<_>>(),
+        "eviction_mismatches": masters
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.evicted_at.is_some() != m.expect_evicted)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>(),
     });
     Report {
         json,

@@ -129,5 +129,10 @@ pub(super) fn master_round(masters: &mut [Master], t: i64) {
         let core = &mut masters[i].vm.core;
         let _ = core.on_peer_round(ttcore::RawReading::from_nanos(at), &peers);
         core.cross_check(ttcore::RawReading::from_nanos(at), &peers);
+        // The cross-check's verdict is the master's own: kept, and checked against the
+        // scenario's expectation in the report.
+        if core.evicted() && masters[i].evicted_at.is_none() {
+            masters[i].evicted_at = Some(t);
+        }
     }
 }
