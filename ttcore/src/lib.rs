@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock_model;
+pub mod clockbound;
 pub mod disrupt;
 pub mod host;
 pub mod interval;

@@ -17,7 +17,6 @@ use ttsys::clock;
 use ttsys::ntp::{Burst, Source};
 use ttsys::shm::{
     ClockBoundData, ClockBoundPublish, ClockBoundWriter, Knob, PageData, PagePublish, PageWriter,
-    cb_status,
 };
 use ttsys::vmclock::VmClock;
 
@@ -253,40 +252,23 @@ impl State {
         // coarse reading earlier than as_of: stamp with the coarse clock (≤ the fine one).
         let (raw_real2, mono, w2) = clock::pair(clock::monotonic_coarse_ns);
         let r = d.read_at(raw_real);
-        let status = match r.status {
-            ClockStatus::Synchronized => cb_status::SYNCHRONIZED,
-            ClockStatus::Holdover => cb_status::FREE_RUNNING,
-            ClockStatus::Disrupted => cb_status::DISRUPTED,
-            ClockStatus::Unsynchronized => cb_status::UNKNOWN,
-        };
-        let est = r.interval.midpoint().as_nanos();
-        let eps = r.interval.epsilon().as_nanos();
-        // Pairing error: the two pair reads and the gap between them.
-        let pairing = w1 + w2 + (raw_real2 - raw_real).abs();
-        let bound = (est - rt)
-            .abs()
-            .saturating_add(eps)
-            .saturating_add(pairing + 1);
-        // Realtime's rate against the raw clock (kernel frequency adjustment) is unknown to us
-        // between rounds; chrony/ntpd slew at most 500 ppm. Cover it, plus our own drift bound.
-        let drift_ppb =
-            (d.model.drift_bound.as_ppt() / 1_000 + d.model.freq.abs().as_ppt() / 1_000 + 500_000)
-                .clamp(0, 999_999_999);
-        // The client measures elapsed time on the coarse clock, which can under-count by one
-        // tick at each end: pre-pay that growth.
-        let tick = clock::monotonic_coarse_resolution_ns();
-        let bound =
-            bound.saturating_add((2 * tick as i128 * drift_ppb as i128 / 1_000_000_000) as i64 + 1);
+        // The bound's arithmetic is ttcore's; here only the clocks are read.
+        let b = ttcore::clockbound::bound(&ttcore::clockbound::CbInputs {
+            interval: r.interval,
+            status: r.status,
+            realtime_ns: rt,
+            // Pairing error: the two pair reads and the gap between them.
+            pairing_ns: w1 + w2 + (raw_real2 - raw_real).abs(),
+            model_freq: d.model.freq,
+            model_drift: d.model.drift_bound,
+            coarse_tick_ns: clock::monotonic_coarse_resolution_ns(),
+        });
         let data = ClockBoundData {
             as_of_mono_ns: mono,
             void_after_mono_ns: mono + self.config.void_after().as_nanos(),
-            bound_ns: if status == cb_status::UNKNOWN {
-                i64::MAX / 4
-            } else {
-                bound
-            },
-            max_drift_ppb: drift_ppb as u32,
-            status,
+            bound_ns: b.bound_ns,
+            max_drift_ppb: b.max_drift_ppb,
+            status: b.status.code(),
             disruption_marker: self.disruptions.load(Ordering::Relaxed),
         };
         cb.lock().unwrap_or_else(|e| e.into_inner()).publish(&data);
@@ -629,6 +611,7 @@ pub const OPEN_METHODS: &[&str] = &[
 mod tests {
     use super::*;
     use ttcore::host::HostReason;
+    use ttsys::shm::cb_status;
 
     /// Keeps what is published, for the test to look at.
     #[derive(Clone)]
@@ -707,5 +690,18 @@ mod tests {
             cbs.iter().all(|d| d.status == cb_status::UNKNOWN),
             "{cbs:?}"
         );
+    }
+
+    #[test]
+    fn clockbound_status_codes_are_the_segments() {
+        use ttcore::clockbound::CbStatus;
+        for (ours, theirs) in [
+            (CbStatus::Unknown, cb_status::UNKNOWN),
+            (CbStatus::Synchronized, cb_status::SYNCHRONIZED),
+            (CbStatus::FreeRunning, cb_status::FREE_RUNNING),
+            (CbStatus::Disrupted, cb_status::DISRUPTED),
+        ] {
+            assert_eq!(ours.code(), theirs, "{ours:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use super::nmea::NmeaError;
 use std::fmt;
 use ttcore::disrupt::Disruption;
 use ttcore::leap::LeapSecond;
-use ttcore::{EPSILON_BEYOND_MAX, LeapError, Rate, Span, Timestamp, UtcLabel};
+use ttcore::{ClockStatus, EPSILON_BEYOND_MAX, LeapError, Rate, Span, Timestamp, UtcLabel};
 
 /// What the master's time currently rests on (published; the discipline state behind it is the
 /// master core's own).
@@ -65,6 +65,23 @@ pub enum MasterReason {
     AtomicFromPeers,
     /// Holding over on this reference.
     Holdover(Reference),
+}
+
+impl MasterReason {
+    /// The status and reason to publish where ε is `eps`: a trustworthy status whose ε passed
+    /// `max` becomes unsynchronized, and the reason says so; anything else is kept. The one rule
+    /// both the core's snapshot and the RPC's per-request answer apply.
+    pub fn at_epsilon(
+        status: ClockStatus,
+        reason: MasterReason,
+        eps: Span,
+        max: Span,
+    ) -> (ClockStatus, MasterReason) {
+        match status.within(eps, max) {
+            s if s == status => (status, reason),
+            s => (s, MasterReason::EpsilonBeyondMax(max)),
+        }
+    }
 }
 
 impl fmt::Display for MasterReason {
@@ -302,4 +319,35 @@ pub enum NmeaRefusal {
     /// The receiver announced a leap second that conflicts with the table.
     #[error("leap announcement refused: {0}")]
     LeapAnnouncement(LeapError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beyond_max_epsilon_a_trustworthy_status_is_downgraded_and_says_why() {
+        let max = Span::from_millis(1);
+        let (lo, hi) = (Span::from_micros(999), Span::from_micros(1001));
+        for s in [ClockStatus::Synchronized, ClockStatus::Holdover] {
+            assert_eq!(
+                MasterReason::at_epsilon(s, MasterReason::Gps, lo, max),
+                (s, MasterReason::Gps)
+            );
+            assert_eq!(
+                MasterReason::at_epsilon(s, MasterReason::Gps, hi, max),
+                (
+                    ClockStatus::Unsynchronized,
+                    MasterReason::EpsilonBeyondMax(max)
+                )
+            );
+        }
+        // An untrustworthy status keeps its own reason, whatever ε.
+        for s in [ClockStatus::Unsynchronized, ClockStatus::Disrupted] {
+            assert_eq!(
+                MasterReason::at_epsilon(s, MasterReason::Disrupted, hi, max),
+                (s, MasterReason::Disrupted)
+            );
+        }
+    }
 }

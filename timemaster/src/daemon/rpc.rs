@@ -37,12 +37,8 @@ impl Service {
                 let i = m.interval_at(raw);
                 let eps = m.epsilon_at(raw);
                 let max = Span::from_nanos(self.shared.config.max_epsilon_ns);
-                let status = p.snap.status.within(eps, max);
-                let reason = if status == p.snap.status {
-                    p.snap.reason
-                } else {
-                    MasterReason::EpsilonBeyondMax(max)
-                };
+                let (status, reason) =
+                    MasterReason::at_epsilon(p.snap.status, p.snap.reason, eps, max);
                 (
                     i.earliest().as_nanos(),
                     i.latest().as_nanos(),

@@ -202,9 +202,6 @@ impl MasterCore {
         let Some(eps) = eps_now else {
             return (ClockStatus::Unsynchronized, reason);
         };
-        match status.within(eps, self.p.max_epsilon) {
-            s if s == status => (status, reason),
-            s => (s, R::EpsilonBeyondMax(self.p.max_epsilon)),
-        }
+        R::at_epsilon(status, reason, eps, self.p.max_epsilon)
     }
 }
