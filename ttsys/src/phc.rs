@@ -342,7 +342,7 @@ impl PhcSource {
             Ok((sample, eps_ns)) => {
                 out.info = Some(ttcore::ntp::MasterInfo {
                     id: format!("{:?}", self.method().unwrap_or(Method::Basic)).to_lowercase(),
-                    kind: 0,
+                    kind: ttcore::ntp::ServerKind::Phc,
                     status: Some(ttcore::ClockStatus::Synchronized),
                     eps_ns,
                     leap: ttcore::ntp::packet::LeapIndicator::None,

@@ -159,17 +159,27 @@ pub(super) fn build_masters(
     Ok(masters)
 }
 
-/// The hosts' parameters, as timed derives them from its config.
+/// The hosts' parameters, derived by timed's own config mapping
+/// ([`timed::config::Config::host_params`]) from a timed config holding the scenario's host
+/// settings — so the simulated hosts run exactly what a timed with those settings would, its
+/// defaults and its checks included. Intervals are whole milliseconds and the frequency window
+/// whole seconds, as timed's config holds them.
 pub(super) fn host_params(sc: &FleetScenario) -> Result<HostParams, Error> {
-    Ok(HostParams {
-        max_drift: Rate::bound_from_ppm_f64(sc.hosts.max_drift_ppm)
-            .ok_or(Error::failed("bad max-drift-ppm"))?,
-        frequency: sc.hosts.frequency,
-        max_liars: sc.hosts.max_liars,
-        max_epsilon: Span::from_nanos((sc.hosts.max_epsilon_ms * 1e6) as i64),
-        holdover_after: Span::from_nanos((5.0 * sc.hosts.poll_interval_s * 1e9) as i64),
-        freq_window: Span::from_nanos((sc.hosts.freq_window_s * 1e9) as i64),
-    })
+    let h = &sc.hosts;
+    let sources = sc.masters.len() + sc.ntp_servers.len();
+    let mut c = timed::config::Config::new(
+        (0..sources)
+            .map(|i| timed::config::MasterConfig::new(&format!("source-{i}.sim:123")))
+            .collect(),
+    );
+    c.poll_interval_ms = (h.poll_interval_s * 1e3).round() as u64;
+    c.max_drift_ppm = h.max_drift_ppm;
+    c.frequency = h.frequency;
+    c.max_liars = h.max_liars;
+    c.max_epsilon_ns = (h.max_epsilon_ms * 1e6) as i64;
+    c.freq_window_s = h.freq_window_s.round() as u64;
+    c.host_params()
+        .map_err(|e| Error::failed(format!("hosts: timed refuses these settings: {e}")))
 }
 
 /// The scenario's clock disruptions, and the windows around them where watch ticks run.

@@ -140,7 +140,7 @@ pub(super) fn burst_results(
             v.epsilon_ns = info.eps_ns;
             v.status = info.status;
             if v.kind.is_empty() {
-                v.kind = ttcore::MasterKind::name_of(i64::from(info.kind)).into();
+                v.kind = info.kind.as_str().into();
                 // Only a timemaster publishes TAI − UTC and the next leap.
                 v.leap = Some(v1::LeapInfo {
                     tai_minus_utc_s: info.tai_minus_utc_s as i32,

@@ -113,13 +113,46 @@ pub struct Sample {
     pub interleaved: bool,
 }
 
+/// What answered, as its reply (or the source's own nature) says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// A time master of this kind (its TrueTime field's `kind` byte).
+    Master(crate::MasterKind),
+    /// A time master whose `kind` byte this version does not know.
+    UnknownMaster(u8),
+    /// A plain NTP server (no TrueTime field).
+    Ntp,
+    /// A PTP hardware clock read through its ioctl.
+    Phc,
+}
+
+impl ServerKind {
+    /// The kind of a TrueTime field's `kind` byte.
+    pub const fn from_code(c: u8) -> ServerKind {
+        match crate::MasterKind::from_code(c as i64) {
+            Some(k) => ServerKind::Master(k),
+            None => ServerKind::UnknownMaster(c),
+        }
+    }
+
+    /// Its name in status output and metrics: `gps`, `armageddon`, `unknown`, `ntp`, `phc`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Master(k) => k.as_str(),
+            ServerKind::UnknownMaster(_) => "unknown",
+            ServerKind::Ntp => "ntp",
+            ServerKind::Phc => "phc",
+        }
+    }
+}
+
 /// What the master said about itself in a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MasterInfo {
     /// Its id.
     pub id: String,
-    /// 1 GPS, 2 armageddon; 0 for a plain NTP server.
-    pub kind: u8,
+    /// What it is.
+    pub kind: ServerKind,
     /// Its status (`None` for an unknown code: not usable).
     pub status: Option<ClockStatus>,
     /// Its ε (ns).
@@ -444,7 +477,7 @@ impl Client {
             && p.header.leap != LeapIndicator::Unsynchronized;
         let info = MasterInfo {
             id: r.id_str(),
-            kind: r.kind,
+            kind: ServerKind::from_code(r.kind),
             status,
             eps_ns: r.eps_ns,
             leap: p.header.leap,
@@ -607,7 +640,7 @@ fn ntp_reply(
     Ok(ReplyOutcome {
         info: MasterInfo {
             id: reference_id_str(h),
-            kind: 0,
+            kind: ServerKind::Ntp,
             status: Some(ClockStatus::Synchronized),
             eps_ns: distance,
             leap: h.leap,
@@ -898,7 +931,7 @@ mod tests {
         let o = c.on_reply(&r, 7, t1, t4, true, Rate::from_ppm(15)).unwrap();
         let d = o.info.eps_ns;
         assert!((68_700..68_800).contains(&d), "root distance {d}");
-        assert_eq!(o.info.kind, 0);
+        assert_eq!(o.info.kind, ServerKind::Ntp);
         assert_eq!(o.info.id, "76.79.67.76"); // stratum 2: the reference id as an IPv4 address
         assert!(
             o.basic.m.bounds.contains(Span::from_nanos(off)),

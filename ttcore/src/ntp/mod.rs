@@ -8,6 +8,8 @@ pub mod nts;
 pub mod packet;
 pub mod server;
 
-pub use client::{Client, MasterInfo, ReplyError, ReplyOutcome, Sample, Stamping, narrowest};
+pub use client::{
+    Client, MasterInfo, ReplyError, ReplyOutcome, Sample, ServerKind, Stamping, narrowest,
+};
 pub use packet::{Packet, PacketError};
 pub use server::{MasterView, RawStamp, Refusal, SentReply, answer, sent_reply};

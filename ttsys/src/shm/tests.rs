@@ -68,11 +68,18 @@ fn readers_never_see_a_torn_page() {
         let r = PageReader::open(&p2).unwrap();
         let mut n = 0u64;
         while !s2.load(Ordering::Relaxed) {
-            let d = r.read().unwrap();
-            // Every field was written with the same value: any mix is a torn read.
-            let v = d.model.ref_raw_ns;
-            assert_eq!(d, data(v), "torn read");
-            n += 1;
+            match r.read() {
+                Ok(d) => {
+                    // Every field was written with the same value: any mix is a torn read.
+                    let v = d.model.ref_raw_ns;
+                    assert_eq!(d, data(v), "torn read");
+                    n += 1;
+                }
+                // A writer in a tight loop can keep a descheduled reader from a consistent copy
+                // past its 10 ms deadline (on a loaded machine): a refusal, not a torn read.
+                Err(ShmError::Busy) => {}
+                Err(e) => panic!("{e}"),
+            }
         }
         n
     });
