@@ -72,12 +72,19 @@ fn c_program_gets_the_same_interval_as_rust() {
     d.holdover_after_raw = now + 600_000_000_000;
     w.write(&d);
 
-    let lib = lib_dir();
+    let built = lib_dir();
     assert!(
-        lib.join("libtruetime.so").exists(),
+        built.join("libtruetime.so").exists(),
         "{} has no libtruetime.so",
-        lib.display()
+        built.display()
     );
+    // The library carries the SONAME libtruetime.so.0 (what the package installs, with
+    // libtruetime.so a link to it), so a program linked to it asks for that name: lay the two
+    // out the same way here.
+    let lib = dir.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    std::fs::copy(built.join("libtruetime.so"), lib.join("libtruetime.so.0")).unwrap();
+    std::os::unix::fs::symlink("libtruetime.so.0", lib.join("libtruetime.so")).unwrap();
     let src = dir.path().join("t.c");
     std::fs::write(&src, C_PROGRAM).unwrap();
     let bin = dir.path().join("t");
