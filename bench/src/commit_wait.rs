@@ -83,7 +83,7 @@ pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_jso
         // The simulator's figure for the same settings.
         let mut sc = FleetScenario::from_toml(SIM_TEMPLATE, "commit-wait-drift")?;
         sc.hosts.freq_offset_ppm = d.abs();
-        let sim = run(&sc)?.json;
+        let sim = run(&sc)?.summary;
         let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
         rows.push(json!({
             "drift_ppm": d,
@@ -95,9 +95,9 @@ pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_jso
                 "early_returns": early,
             },
             "sim": {
-                "commit_wait_us": {"p50": sim["commit_wait_ns"]["p50"].as_f64().unwrap_or(0.0) / 1e3, "p99": sim["commit_wait_ns"]["p99"].as_f64().unwrap_or(0.0) / 1e3, "max": sim["commit_wait_ns"]["max"].as_f64().unwrap_or(0.0) / 1e3},
-                "epsilon_us": {"p50": sim["epsilon_ns"]["p50"].as_f64().unwrap_or(0.0) / 1e3, "p99": sim["epsilon_ns"]["p99"].as_f64().unwrap_or(0.0) / 1e3},
-                "violations": sim["violations"],
+                "commit_wait_us": {"p50": sim.commit_wait_ns.p50 as f64 / 1e3, "p99": sim.commit_wait_ns.p99 as f64 / 1e3, "max": sim.commit_wait_ns.max as f64 / 1e3},
+                "epsilon_us": {"p50": sim.epsilon_ns.p50 as f64 / 1e3, "p99": sim.epsilon_ns.p99 as f64 / 1e3},
+                "violations": sim.violations,
             },
         }));
     }

@@ -87,44 +87,36 @@ pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, Error> {
         let src = std::fs::read_to_string(f)?;
         let sc = FleetScenario::from_toml(&src, &f.display().to_string())?;
         let r = run(&sc)?;
-        let j = &r.json;
-        let us = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / 1e3;
-        let share = |k: &str| {
-            format!(
-                "{:.1} %",
-                j["status_share"][k].as_f64().unwrap_or(0.0) * 100.0
-            )
-        };
+        let j = &r.summary;
+        let us = |ns: u64| ns as f64 / 1e3;
+        let share = |v: f64| format!("{:.1} %", v * 100.0);
         let _ = writeln!(
             md,
-            "| {} | {} × {} | {} | {} | **{}** | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {} | {} | {} | {} |",
+            "| {} | {} × {} | {:?} | {} | **{}** | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {} | {} | {} | {} |",
             sc.name,
-            j["hosts"],
-            j["masters"],
-            j["virtual_s"],
-            j["samples"],
-            j["violations"],
-            us(&j["epsilon_ns"]["p1"]),
-            us(&j["epsilon_ns"]["p50"]),
-            us(&j["epsilon_ns"]["p99"]),
-            us(&j["epsilon_ns"]["max"]),
-            us(&j["commit_wait_ns"]["p50"]),
-            us(&j["commit_wait_ns"]["p99"]),
-            share("synchronized"),
-            share("holdover"),
-            share("unsynchronized"),
-            share("disrupted"),
-            j["virtual_s_per_wall_s"]
+            j.hosts,
+            j.masters,
+            j.virtual_s,
+            j.samples,
+            j.violations,
+            us(j.epsilon_ns.p1),
+            us(j.epsilon_ns.p50),
+            us(j.epsilon_ns.p99),
+            us(j.epsilon_ns.max),
+            us(j.commit_wait_ns.p50),
+            us(j.commit_wait_ns.p99),
+            share(j.status_share.synchronized),
+            share(j.status_share.holdover),
+            share(j.status_share.unsynchronized),
+            share(j.status_share.disrupted),
+            j.virtual_s_per_wall_s
+                .map_or("-".into(), |v| format!("{v:?}"))
         );
-        eps_rows.push((
-            sc.name.clone(),
-            us(&j["epsilon_ns"]["p50"]),
-            us(&j["epsilon_ns"]["p99"]),
-        ));
+        eps_rows.push((sc.name.clone(), us(j.epsilon_ns.p50), us(j.epsilon_ns.p99)));
         cw_rows.push((
             sc.name.clone(),
-            us(&j["commit_wait_ns"]["p50"]),
-            us(&j["commit_wait_ns"]["p99"]),
+            us(j.commit_wait_ns.p50),
+            us(j.commit_wait_ns.p99),
         ));
         if !r.trace.is_empty() {
             let xs: Vec<f64> = r.trace.iter().map(|t| t.0).collect();
@@ -142,7 +134,10 @@ pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, Error> {
             )?;
             let _ = writeln!(images, "\n![ε over time, {}]({name})", sc.name);
         }
-        std::fs::write(out.join(format!("{}.json", sc.name)), format!("{j}\n"))?;
+        std::fs::write(
+            out.join(format!("{}.json", sc.name)),
+            format!("{}\n", r.json()),
+        )?;
     }
     std::fs::write(
         out.join("epsilon.svg"),

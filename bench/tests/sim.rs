@@ -84,25 +84,27 @@ fn every_scenario_keeps_truth_inside() {
             .count
             .min(if name == "thundering-herd" { 500 } else { 20 });
         let r = run(&sc).unwrap();
-        let j = &r.json;
-        assert_eq!(j["violations"], 0, "{name}: {}", j["first_violations"]);
+        let j = &r.summary;
+        assert_eq!(j.violations, 0, "{name}: {:?}", j.first_violations);
         // Every master's cross-check verdict as the scenario expects: the spoofed one evicted,
         // no honest one (the leap-second scenario's armageddon master was, until its atomic
         // pulses were placed in TAI).
         assert_eq!(
-            j["eviction_mismatches"],
-            serde_json::json!([]),
-            "{name}: evicted at {}",
-            j["masters_evicted_at_s"]
+            j.eviction_mismatches,
+            Vec::<usize>::new(),
+            "{name}: evicted at {:?}",
+            j.masters_evicted_at_s
         );
-        assert!(j["samples"].as_u64().unwrap() > 100, "{name}: {j}");
-        for k in ["p50", "p99", "max"] {
-            assert!(
-                j["epsilon_ns"][k].is_u64() && j["commit_wait_ns"][k].is_u64(),
-                "{name}: {j}"
-            );
-        }
-        assert!(j["virtual_s"].is_f64() && j["wall_s"].is_f64());
+        assert!(j.samples > 100, "{name}: {j:?}");
+        assert!(
+            j.epsilon_ns.p50 <= j.epsilon_ns.p99 && j.epsilon_ns.p99 <= j.epsilon_ns.max,
+            "{name}: {j:?}"
+        );
+        assert!(
+            j.commit_wait_ns.p50 <= j.commit_wait_ns.max,
+            "{name}: {j:?}"
+        );
+        assert!(j.virtual_s > 0.0 && j.wall_s.is_some());
     }
 }
 
@@ -114,13 +116,13 @@ fn datacenter_with_kernel_stamps_keeps_epsilon_p99_within_60us() {
     sc.duration_s = 1_200.0;
     sc.hosts.count = 20;
     let r = run(&sc).unwrap();
-    assert_eq!(r.json["violations"], 0);
-    let p99 = r.json["epsilon_ns"]["p99"].as_u64().unwrap();
+    assert_eq!(r.summary.violations, 0);
+    let p99 = r.summary.epsilon_ns.p99;
     assert!(p99 <= 60_000, "ε p99 {p99} ns");
     // And the same fleet on 200 µs of one-way delay is wider: the transfer is what matters.
     sc.network.delay_us = [200.0, 200.0];
     let slow = run(&sc).unwrap();
-    assert!(slow.json["epsilon_ns"]["p99"].as_u64().unwrap() > 2 * p99);
+    assert!(slow.summary.epsilon_ns.p99 > 2 * p99);
 }
 
 /// A master whose GPS is spoofed 2 ms late locks onto the wrong time with a µs ε; its
@@ -133,27 +135,27 @@ fn a_spoofed_master_evicts_itself_and_the_check_can_fail() {
     sc.duration_s = 300.0;
     sc.hosts.count = 10;
     let r = run(&sc).unwrap();
-    let at = &r.json["masters_evicted_at_s"];
+    let at = &r.summary.masters_evicted_at_s;
     assert!(
-        at[0].is_null() && at[1].is_null() && at[2].is_null(),
-        "{at}"
+        at[0].is_none() && at[1].is_none() && at[2].is_none(),
+        "{at:?}"
     );
-    assert!(at[3].as_f64().is_some_and(|s| s < 60.0), "{at}");
-    assert_eq!(r.json["eviction_mismatches"], serde_json::json!([]));
-    assert_eq!(r.json["violations"], 0, "{}", r.json["first_violations"]);
+    assert!(at[3].is_some_and(|s| s < 60.0), "{at:?}");
+    assert!(r.summary.eviction_mismatches.is_empty());
+    assert_eq!(r.summary.violations, 0, "{:?}", r.summary.first_violations);
     // Negative controls for the check itself.
     sc.masters[3].expect_evicted = false;
     sc.masters[0].expect_evicted = true;
     let wrong = run(&sc).unwrap();
-    assert_eq!(wrong.json["eviction_mismatches"], serde_json::json!([0, 3]));
+    assert_eq!(wrong.summary.eviction_mismatches, [0, 3]);
 }
 
 #[test]
 fn the_negative_control_finds_violations() {
     let r = run(&load("negative-control")).unwrap();
-    let v = r.json["violations"].as_u64().unwrap();
+    let v = r.summary.violations;
     assert!(v > 100, "negative control found only {v} violations");
-    assert!(!r.json["first_violations"].as_array().unwrap().is_empty());
+    assert!(!r.summary.first_violations.is_empty());
 }
 
 /// NTP servers beside masters in one selection: the server whose root distance hides its
@@ -167,22 +169,22 @@ fn a_lying_ntp_server_is_out_voted_in_the_mix_and_followed_alone() {
     sc.hosts.count = 10;
     let mixed = run(&sc).unwrap();
     assert_eq!(
-        mixed.json["violations"], 0,
-        "{}",
-        mixed.json["first_violations"]
+        mixed.summary.violations, 0,
+        "{:?}",
+        mixed.summary.first_violations
     );
-    assert_eq!(mixed.json["ntp_servers"], 3);
+    assert_eq!(mixed.summary.ntp_servers, 3);
     // The same fleet without the masters and the honest servers: the liar alone.
     let alone = run(&load("ntp-server-lies-alone")).unwrap();
-    let v = alone.json["violations"].as_u64().unwrap();
+    let v = alone.summary.violations;
     assert!(v > 100, "the lying server alone gave only {v} violations");
     // Honest servers alone (no master): truth inside.
     let mut honest = sc.clone();
     honest.masters.clear();
     honest.ntp_servers.truncate(2);
     let r = run(&honest).unwrap();
-    assert_eq!(r.json["violations"], 0, "{}", r.json["first_violations"]);
-    assert!(r.json["samples"].as_u64().unwrap() > 400);
+    assert_eq!(r.summary.violations, 0, "{:?}", r.summary.first_violations);
+    assert!(r.summary.samples > 400);
 }
 
 /// Across the 2016-12-31 leap second with NTP servers only: servers inserting it are corrected
@@ -193,14 +195,14 @@ fn ntp_servers_across_a_leap_second_are_corrected_and_the_wrong_timescale_is_cau
     let mut sc = load("ntp-servers-leap");
     sc.hosts.count = 10;
     let r = run(&sc).unwrap();
-    assert_eq!(r.json["violations"], 0, "{}", r.json["first_violations"]);
-    assert!(r.json["rounds_refused"].as_u64().unwrap() > 0, "{}", r.json);
+    assert_eq!(r.summary.violations, 0, "{:?}", r.summary.first_violations);
+    assert!(r.summary.rounds_refused > 0, "{:?}", r.summary);
     let mut wrong = sc.clone();
     for n in wrong.ntp_servers.iter_mut() {
         n.configured_timescale = Some(ttcore::ntp::client::ServerTimescale::Smeared);
     }
     let w = run(&wrong).unwrap();
-    let v = w.json["violations"].as_u64().unwrap();
+    let v = w.summary.violations;
     assert!(v > 100, "a wrong timescale gave only {v} violations");
 }
 
@@ -215,12 +217,12 @@ fn clock_disruptions_from_100_us_up_are_refused_before_a_wrong_interval() {
         let mut sc = load(name);
         sc.hosts.count = 15;
         let r = run(&sc).unwrap();
-        let j = &r.json;
-        assert_eq!(j["violations"], 0, "{name}: {}", j["first_violations"]);
-        let disrupted = j["status_share"]["disrupted"].as_f64().unwrap();
+        let j = &r.summary;
+        assert_eq!(j.violations, 0, "{name}: {:?}", j.first_violations);
+        let disrupted = j.status_share.disrupted;
         // Ten disruptions per host, each refused until the next sync at least (≥ 1 sample at
         // 0.5 s sampling); the unreachable variant stays refused until masters return.
-        assert!(disrupted > 0.002, "{name}: disruptions unseen: {j}");
+        assert!(disrupted > 0.002, "{name}: disruptions unseen: {j:?}");
     }
     // One 100 µs stall alone, nothing else: seen as well.
     let mut sc = load("small-clock-disruptions");
@@ -229,13 +231,13 @@ fn clock_disruptions_from_100_us_up_are_refused_before_a_wrong_interval() {
     sc.hosts.steps.clear();
     sc.hosts.stalls = vec![[300.0, 0.1]];
     let r = run(&sc).unwrap();
-    assert_eq!(r.json["violations"], 0);
-    assert!(r.json["status_share"]["disrupted"].as_f64().unwrap() > 0.0);
+    assert_eq!(r.summary.violations, 0);
+    assert!(r.summary.status_share.disrupted > 0.0);
 
     let mut neg = load("vm-pause-no-vmclock");
     neg.hosts.count = 15;
     let r = run(&neg).unwrap();
-    let v = r.json["violations"].as_u64().unwrap();
+    let v = r.summary.violations;
     assert!(
         v > 10,
         "a VM pause without VMClock must break the invariant: {v}"
@@ -257,15 +259,9 @@ fn two_liars_of_five_at_every_lie_size() {
     base.duration_s = 400.0;
     for &lie in &lies {
         let r = run(&base.with_lie(lie)).unwrap();
-        let j = &r.json;
-        assert_eq!(
-            j["violations"], 0,
-            "lie {lie} ms: {}",
-            j["first_violations"]
-        );
-        let synced = j["status_share_after_warm_up"]["synchronized"]
-            .as_f64()
-            .unwrap();
+        let j = &r.summary;
+        assert_eq!(j.violations, 0, "lie {lie} ms: {:?}", j.first_violations);
+        let synced = j.status_share_after_warm_up.synchronized;
         assert!(synced >= 0.95, "lie {lie} ms: synchronized {synced}");
     }
     let mut arm = load("armageddon-among-close-liars");
@@ -273,12 +269,10 @@ fn two_liars_of_five_at_every_lie_size() {
     arm.duration_s = 400.0;
     for lie in [0.2, 0.3, 1.0, 5.0, 20.0] {
         let r = run(&arm.with_lie(lie)).unwrap();
-        assert_eq!(r.json["violations"], 0, "armageddon, lie {lie} ms");
+        assert_eq!(r.summary.violations, 0, "armageddon, lie {lie} ms");
         // Up to a few ms the hull stays under max-epsilon (10 ms): still in service.
         if lie <= 5.0 {
-            let synced = r.json["status_share_after_warm_up"]["synchronized"]
-                .as_f64()
-                .unwrap();
+            let synced = r.summary.status_share_after_warm_up.synchronized;
             assert!(
                 synced >= 0.95,
                 "armageddon, lie {lie} ms: synchronized {synced}"
@@ -292,23 +286,17 @@ fn spanner_2012_reproduces_the_paper() {
     // The paper: ε from about 1 ms to 7 ms over each 30 s poll, about 4 ms on average; commit
     // wait about 2ε. Within 10 %.
     let r = run(&load("spanner-2012")).unwrap();
-    let e = &r.json["epsilon_ns"];
+    let e = &r.summary.epsilon_ns;
     let within = |v: f64, target: f64| (v - target).abs() <= 0.10 * target;
-    assert_eq!(r.json["violations"], 0);
-    assert!(within(e["mean"].as_f64().unwrap(), 4e6), "mean ε {e}");
+    assert_eq!(r.summary.violations, 0);
+    assert!(within(e.mean as f64, 4e6), "mean ε {e:?}");
     assert!(
-        within(e["p99"].as_f64().unwrap(), 7e6) || e["p99"].as_f64().unwrap() < 7.7e6,
-        "top of the sawtooth {e}"
+        within(e.p99 as f64, 7e6) || (e.p99 as f64) < 7.7e6,
+        "top of the sawtooth {e:?}"
     );
-    assert!(
-        e["p1"].as_f64().unwrap() < 1.2e6,
-        "bottom of the sawtooth {e}"
-    );
-    let cw = r.json["commit_wait_ns"]["mean"].as_f64().unwrap();
-    assert!(
-        within(cw, 2.0 * e["mean"].as_f64().unwrap()),
-        "commit wait {cw} vs 2ε"
-    );
+    assert!((e.p1 as f64) < 1.2e6, "bottom of the sawtooth {e:?}");
+    let cw = r.summary.commit_wait_ns.mean as f64;
+    assert!(within(cw, 2.0 * e.mean as f64), "commit wait {cw} vs 2ε");
 }
 
 #[test]
@@ -316,11 +304,11 @@ fn same_seed_same_json() {
     let mut sc = load("drift-wander");
     sc.duration_s = 600.0;
     sc.hosts.count = 10;
-    let a = deterministic_part(run(&sc).unwrap().json);
-    let b = deterministic_part(run(&sc).unwrap().json);
+    let a = deterministic_part(run(&sc).unwrap().json());
+    let b = deterministic_part(run(&sc).unwrap().json());
     assert_eq!(a, b);
     sc.seed += 1;
-    assert_ne!(a, deterministic_part(run(&sc).unwrap().json));
+    assert_ne!(a, deterministic_part(run(&sc).unwrap().json()));
 }
 
 #[test]
@@ -472,4 +460,22 @@ fn invalid_scenarios_are_refused_naming_the_key_and_line() {
         );
         eprintln!("{what}: refused in {took:?}: {}", err.trim());
     }
+}
+
+/// The summary is one typed struct for the writer and every reader: it reads back equal, and a
+/// file with a renamed field is refused by name instead of reading as 0.
+#[test]
+fn the_summary_round_trips_and_a_renamed_field_is_refused() {
+    let mut sc = load("baseline");
+    sc.duration_s = 60.0;
+    sc.hosts.count = 2;
+    let r = run(&sc).unwrap();
+    let text = r.json().to_string();
+    let back: bench::sim::SimSummary = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, r.summary);
+    let renamed = text.replace("\"violations\"", "\"violation_count\"");
+    let e = serde_json::from_str::<bench::sim::SimSummary>(&renamed)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("violation_count"), "{e}");
 }

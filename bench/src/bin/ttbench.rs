@@ -457,14 +457,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 return liar_sweep(&sc, &lie_ms, json);
             }
             let mut r = bench::sim::run(&sc)?;
-            if no_wall_clock && let Some(o) = r.json.as_object_mut() {
-                o.remove("wall_s");
-                o.remove("virtual_s_per_wall_s");
+            if no_wall_clock {
+                r.summary.wall_s = None;
+                r.summary.virtual_s_per_wall_s = None;
             }
             if json {
-                println!("{}", r.json);
+                println!("{}", r.json());
             } else {
-                print_sim(&r.json);
+                print_sim(&r.summary);
             }
             Ok(())
         }
@@ -596,21 +596,19 @@ fn liar_sweep(sc: &bench::sim::FleetScenario, lies: &[f64], json: bool) -> anyho
     }
     for &lie in lies {
         let r = bench::sim::run(&sc.with_lie(lie))?;
-        let j = &r.json;
-        let synced = j["status_share_after_warm_up"]["synchronized"]
-            .as_f64()
-            .unwrap_or(0.0);
+        let j = &r.summary;
+        let synced = j.status_share_after_warm_up.synchronized;
         if json {
             println!(
                 "{}",
-                serde_json::json!({"lie_ms": lie, "violations": j["violations"], "samples": j["samples"], "synchronized_after_warm_up": synced, "status_share_after_warm_up": j["status_share_after_warm_up"], "epsilon_ns": j["epsilon_ns"]})
+                serde_json::json!({"lie_ms": lie, "violations": j.violations, "samples": j.samples, "synchronized_after_warm_up": synced, "status_share_after_warm_up": j.status_share_after_warm_up, "epsilon_ns": j.epsilon_ns})
             );
         } else {
             println!(
                 "{lie:>6}  {:>10}  {:>26.4}  {:>8.1}",
-                j["violations"],
+                j.violations,
                 synced,
-                j["epsilon_ns"]["p99"].as_f64().unwrap_or(0.0) / 1e3
+                j.epsilon_ns.p99 as f64 / 1e3
             );
         }
     }
@@ -756,30 +754,40 @@ fn print_sync_rps(report: &serde_json::Value, threads: usize, window: usize) {
 }
 
 /// The text form of `ttbench sim`'s result.
-fn print_sim(j: &serde_json::Value) {
+fn print_sim(j: &bench::sim::SimSummary) {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| v.to_string());
     println!(
         "{}: {} hosts × {} masters, {} virtual s in {} s ({} virtual s per wall s)",
-        j["scenario"].as_str().unwrap_or("?"),
-        j["hosts"],
-        j["masters"],
-        j["virtual_s"],
-        j["wall_s"],
-        j["virtual_s_per_wall_s"]
+        j.scenario,
+        j.hosts,
+        j.masters,
+        j.virtual_s,
+        opt(j.wall_s),
+        opt(j.virtual_s_per_wall_s)
     );
-    println!("  samples {}, violations {}", j["samples"], j["violations"]);
+    println!("  samples {}, violations {}", j.samples, j.violations);
+    let e = &j.epsilon_ns;
     println!(
         "  ε ns: p50 {} p99 {} max {} mean {}",
-        j["epsilon_ns"]["p50"],
-        j["epsilon_ns"]["p99"],
-        j["epsilon_ns"]["max"],
-        j["epsilon_ns"]["mean"]
+        e.p50, e.p99, e.max, e.mean
     );
+    let c = &j.commit_wait_ns;
     println!(
         "  commit wait ns: p50 {} p99 {} max {}",
-        j["commit_wait_ns"]["p50"], j["commit_wait_ns"]["p99"], j["commit_wait_ns"]["max"]
+        c.p50, c.p99, c.max
     );
-    println!("  status share: {}", j["status_share"]);
-    for v in j["first_violations"].as_array().into_iter().flatten() {
-        println!("  violation: {v}");
+    let s = &j.status_share;
+    println!(
+        "  status share: synchronized {:.4}, holdover {:.4}, unsynchronized {:.4}, disrupted {:.4}",
+        s.synchronized, s.holdover, s.unsynchronized, s.disrupted
+    );
+    if !j.eviction_mismatches.is_empty() {
+        println!(
+            "  eviction mismatches (masters): {:?}, evicted at {:?} s",
+            j.eviction_mismatches, j.masters_evicted_at_s
+        );
+    }
+    for v in &j.first_violations {
+        println!("  violation: {v:?}");
     }
 }

@@ -320,7 +320,7 @@ pub(super) struct Tally {
     pub(super) violations: u64,
     pub(super) exchanges: u64,
     pub(super) lost: u64,
-    pub(super) first: Vec<serde_json::Value>,
+    pub(super) first: Vec<Violation>,
     pub(super) status_count: [u64; 5],
     pub(super) status_after: [u64; 5],
     pub(super) trace: Vec<(f64, i64, ClockStatus)>,
@@ -417,7 +417,14 @@ pub(super) fn sample_host(
     if !iv.contains(truth) {
         tally.violations += 1;
         if tally.first.len() < 5 {
-            tally.first.push(json!({"t_s": t_s, "host": h, "earliest_ns": iv.earliest().as_nanos(), "latest_ns": iv.latest().as_nanos(), "truth_ns": truth.as_nanos(), "status": st.as_str()}));
+            tally.first.push(Violation {
+                t_s,
+                host: h,
+                earliest_ns: iv.earliest().as_nanos(),
+                latest_ns: iv.latest().as_nanos(),
+                truth_ns: truth.as_nanos(),
+                status: st,
+            });
         }
     }
     let eps = iv.epsilon().as_nanos().max(1) as u64;

@@ -18,7 +18,6 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
-use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
@@ -474,10 +473,135 @@ use transfer::*;
 
 /// Summary of a run.
 pub struct Report {
-    /// JSON.
-    pub json: serde_json::Value,
+    /// The summary (`ttbench sim --json` prints it; `sim-report` and the tests read it).
+    pub summary: SimSummary,
     /// ε of the traced host over time: (t_s, ε ns, status).
     pub trace: Vec<(f64, i64, ClockStatus)>,
+}
+
+/// A run's summary: the one definition its writer and every reader share, so a renamed or
+/// missing field is a compile error or a refused file, never a silent 0. Fields are in the
+/// JSON's (alphabetical) order, so the output is what it was as untyped JSON, byte for byte.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSummary {
+    /// Commit wait over the trustworthy samples (ns).
+    pub commit_wait_ns: Percentiles,
+    /// ε over the trustworthy samples (ns).
+    pub epsilon_ns: Percentiles,
+    /// Masters whose cross-check verdict contradicts the scenario's `expect-evicted`.
+    pub eviction_mismatches: Vec<usize>,
+    /// Host ↔ master exchanges.
+    pub exchanges: u64,
+    /// The first violations (up to a few), for diagnosis.
+    pub first_violations: Vec<Violation>,
+    /// Hosts.
+    pub hosts: usize,
+    /// Exchanges lost on the network.
+    pub lost_exchanges: u64,
+    /// Each master's kind.
+    pub master_kinds: Vec<MasterKind>,
+    /// Masters.
+    pub masters: usize,
+    /// When each master's cross-check evicted it (s from the start), if it did.
+    pub masters_evicted_at_s: Vec<Option<f64>>,
+    /// Plain NTP servers.
+    pub ntp_servers: usize,
+    /// Host rounds whose answers did not agree.
+    pub rounds_inconsistent: u64,
+    /// Host rounds refused (too few answers, leap guard, …).
+    pub rounds_refused: u64,
+    /// Sampled TT.now() readings.
+    pub samples: u64,
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Share of samples per status.
+    pub status_share: StatusShare,
+    /// The same after the warm-up.
+    pub status_share_after_warm_up: StatusShareAfterWarmUp,
+    /// Trustworthy samples whose interval missed true time.
+    pub violations: u64,
+    /// Simulated seconds.
+    pub virtual_s: f64,
+    /// Simulated seconds per wall-clock second (absent with `--no-wall-clock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_s_per_wall_s: Option<f64>,
+    /// Wall-clock seconds the run took (absent with `--no-wall-clock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
+}
+
+/// Percentiles of a distribution (ns).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Percentiles {
+    /// Largest.
+    pub max: u64,
+    /// Mean, rounded.
+    pub mean: u64,
+    /// 1st percentile.
+    pub p1: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+}
+
+/// Shares of samples per status (0–1).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusShare {
+    /// Disrupted.
+    pub disrupted: f64,
+    /// Holdover.
+    pub holdover: f64,
+    /// Synchronized.
+    pub synchronized: f64,
+    /// Unsynchronized.
+    pub unsynchronized: f64,
+}
+
+/// Shares of samples per status after the warm-up (0–1).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusShareAfterWarmUp {
+    /// Disrupted.
+    pub disrupted: f64,
+    /// Holdover.
+    pub holdover: f64,
+    /// Synchronized.
+    pub synchronized: f64,
+    /// Unsynchronized.
+    pub unsynchronized: f64,
+    /// The warm-up (s).
+    pub warm_up_s: f64,
+}
+
+/// One sample whose trustworthy interval missed true time.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Violation {
+    /// Earliest (ns).
+    pub earliest_ns: i64,
+    /// Host.
+    pub host: usize,
+    /// Latest (ns).
+    pub latest_ns: i64,
+    /// Its status.
+    pub status: ClockStatus,
+    /// When (s from the start).
+    pub t_s: f64,
+    /// True time (ns).
+    pub truth_ns: i64,
+}
+
+impl Report {
+    /// The summary as JSON (what `ttbench sim --json` prints).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.summary).unwrap_or_default()
+    }
 }
 
 fn hist() -> Histogram<u64> {
@@ -622,67 +746,67 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
     ))
 }
 
-/// The run's JSON summary.
+/// The run's summary.
 fn report(sc: &FleetScenario, masters: &[Master], start: i64, tally: Tally, wall_s: f64) -> Report {
-    let pct = |h: &Histogram<u64>| json!({"p1": h.value_at_quantile(0.01), "p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max(), "mean": h.mean().round() as u64});
+    let pct = |h: &Histogram<u64>| Percentiles {
+        max: h.max(),
+        mean: h.mean().round() as u64,
+        p1: h.value_at_quantile(0.01),
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+    };
     let share = |c: &[u64; 5]| {
         let total = c.iter().sum::<u64>().max(1) as f64;
-        (
-            c[1] as f64 / total,
-            c[2] as f64 / total,
-            c[3] as f64 / total,
-            c[4] as f64 / total,
-        )
+        StatusShare {
+            synchronized: c[1] as f64 / total,
+            holdover: c[2] as f64 / total,
+            unsynchronized: c[3] as f64 / total,
+            disrupted: c[4] as f64 / total,
+        }
     };
-    let (s1, s2, s3, s4) = share(&tally.status_count);
-    let (a1, a2, a3, a4) = share(&tally.status_after);
-    let json = json!({
-        "scenario": sc.name,
-        "seed": sc.seed,
-        "masters": masters.len(),
-        "ntp_servers": sc.ntp_servers.len(),
-        "hosts": sc.hosts.count,
-        "samples": tally.samples,
-        "violations": tally.violations,
-        "first_violations": tally.first,
-        "epsilon_ns": pct(&tally.eps),
-        "commit_wait_ns": pct(&tally.commit_wait),
-        "status_share": {
-            "synchronized": s1,
-            "holdover": s2,
-            "unsynchronized": s3,
-            "disrupted": s4,
+    let after = share(&tally.status_after);
+    let summary = SimSummary {
+        scenario: sc.name.clone(),
+        seed: sc.seed,
+        masters: masters.len(),
+        ntp_servers: sc.ntp_servers.len(),
+        hosts: sc.hosts.count,
+        samples: tally.samples,
+        violations: tally.violations,
+        first_violations: tally.first,
+        epsilon_ns: pct(&tally.eps),
+        commit_wait_ns: pct(&tally.commit_wait),
+        status_share: share(&tally.status_count),
+        status_share_after_warm_up: StatusShareAfterWarmUp {
+            warm_up_s: sc.warm_up_s,
+            synchronized: after.synchronized,
+            holdover: after.holdover,
+            unsynchronized: after.unsynchronized,
+            disrupted: after.disrupted,
         },
-        "status_share_after_warm_up": {
-            "warm_up_s": sc.warm_up_s,
-            "synchronized": a1,
-            "holdover": a2,
-            "unsynchronized": a3,
-            "disrupted": a4,
-        },
-        "rounds_inconsistent": tally.inconsistent_rounds,
-        "rounds_refused": tally.refused_rounds,
-        "exchanges": tally.exchanges,
-        "lost_exchanges": tally.lost,
-        "virtual_s": sc.duration_s,
-        "wall_s": (wall_s * 1000.0).round() / 1000.0,
-        "virtual_s_per_wall_s": (sc.duration_s / wall_s.max(1e-9)).round(),
-        "master_kinds": masters.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>(),
-        // When each master's cross-check evicted it (s from the start), and the masters whose
-        // eviction (or its absence) contradicts the scenario's `expect-evicted`.
-        "masters_evicted_at_s": masters
+        rounds_inconsistent: tally.inconsistent_rounds,
+        rounds_refused: tally.refused_rounds,
+        exchanges: tally.exchanges,
+        lost_exchanges: tally.lost,
+        virtual_s: sc.duration_s,
+        wall_s: Some((wall_s * 1000.0).round() / 1000.0),
+        virtual_s_per_wall_s: Some((sc.duration_s / wall_s.max(1e-9)).round()),
+        master_kinds: masters.iter().map(|m| m.kind).collect(),
+        // When each master's cross-check evicted it, and the masters whose eviction (or its
+        // absence) contradicts the scenario's `expect-evicted`.
+        masters_evicted_at_s: masters
             .iter()
             .map(|m| m.evicted_at.map(|t| (t - start) as f64 / 1e9))
-            .collect::<Vec<_>>(),
-        "eviction_mismatches": masters
+            .collect(),
+        eviction_mismatches: masters
             .iter()
             .enumerate()
             .filter(|(_, m)| m.evicted_at.is_some() != m.expect_evicted)
             .map(|(i, _)| i)
-            .collect::<Vec<_>>(),
-    });
+            .collect(),
+    };
     Report {
-        json,
+        summary,
         trace: tally.trace,
     }
 }
