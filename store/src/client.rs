@@ -39,6 +39,18 @@ fn refused(s: &tonic::Status) -> bool {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// A role's name in status output (`leader`, `follower`, …).
+pub fn role_name(r: pb::Role) -> &'static str {
+    match r {
+        pb::Role::Unspecified => "unknown",
+        pb::Role::Learner => "learner",
+        pb::Role::Follower => "follower",
+        pb::Role::Candidate => "candidate",
+        pb::Role::Leader => "leader",
+        pb::Role::Shutdown => "shutdown",
+    }
+}
+
 /// A fresh request id (unique across processes on a host and across restarts).
 pub fn new_request_id() -> String {
     format!(
@@ -207,11 +219,17 @@ impl Client {
         while t0.elapsed() < self.deadline {
             for a in self.addrs.clone() {
                 match self.status(&a).await {
-                    Ok(s) if s.leader != 0 && !s.leader_addr.is_empty() && s.role == "leader" => {
+                    Ok(s)
+                        if s.leader != 0
+                            && !s.leader_addr.is_empty()
+                            && s.role() == pb::Role::Leader =>
+                    {
                         self.leader = Some(a.clone());
                         return Ok(a);
                     }
-                    Ok(s) => last = format!("{a}: role {}, leader {}", s.role, s.leader),
+                    Ok(s) => {
+                        last = format!("{a}: role {}, leader {}", role_name(s.role()), s.leader)
+                    }
                     Err(e) => last = e.to_string(),
                 }
             }

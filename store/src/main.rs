@@ -656,7 +656,7 @@ fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
             .iter()
             .map(|(a, s)| match s {
                 Ok(s) => serde_json::json!({
-                    "addr": a, "id": s.id, "role": s.role, "leader": s.leader, "term": s.term,
+                    "addr": a, "id": s.id, "role": ttstore::client::role_name(s.role()), "leader": s.leader, "term": s.term,
                     "last_applied": s.last_applied, "safe_ts": fmt_ts(&s.safe), "mode": s.mode,
                     "commit_wait": s.commit_wait, "epsilon_ns": s.epsilon_ns, "keys": s.keys,
                     "versions": s.versions, "blocked": s.blocked,
@@ -672,7 +672,7 @@ fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
                 Ok(s) => println!(
                     "node {} at {a}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}",
                     s.id,
-                    s.role,
+                    ttstore::client::role_name(s.role()),
                     s.term,
                     s.leader,
                     s.mode,

@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// openraft's server state as the wire's role (every state named: a new one is a compile
+/// error here, not a string nobody matches).
+fn role_of(s: ServerState) -> pb::Role {
+    match s {
+        ServerState::Learner => pb::Role::Learner,
+        ServerState::Follower => pb::Role::Follower,
+        ServerState::Candidate => pb::Role::Candidate,
+        ServerState::Leader => pb::Role::Leader,
+        ServerState::Shutdown => pb::Role::Shutdown,
+    }
+}
+
 impl Node {
     /// Node status.
     pub fn status(&self) -> pb::StatusReply {
@@ -14,7 +26,7 @@ impl Node {
             id: self.id,
             leader: m.current_leader.unwrap_or(0),
             term: m.current_term,
-            role: format!("{:?}", m.state).to_lowercase(),
+            role: role_of(m.state).into(),
             members: members
                 .nodes()
                 .map(|(id, n)| pb::Member {
