@@ -506,7 +506,7 @@ mod tests {
     }
 
     /// An armageddon master with its atomic clock locked.
-    fn arm() -> MasterCore {
+    pub(super) fn arm() -> MasterCore {
         let mut m = MasterCore::new(
             MasterParams {
                 kind: MasterKind::Armageddon,

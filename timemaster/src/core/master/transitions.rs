@@ -2,7 +2,7 @@
 //! test: whatever the inputs, a master that reports a trustworthy status never publishes an ε
 //! below the error terms of the reference it names.
 
-use super::tests::burst;
+use super::tests::{arm, burst};
 use super::*;
 use proptest::prelude::*;
 use ttcore::{RawReading, UtcLabel};
@@ -86,15 +86,7 @@ fn acquiring_to_gps_after_three_stepping_pulses() {
 
 #[test]
 fn acquiring_to_peer_time_on_an_atomic_pulse() {
-    let mut m = MasterCore::new(
-        MasterParams {
-            kind: MasterKind::Armageddon,
-            gps: None,
-            ..Default::default()
-        },
-        LeapTable::builtin(),
-    );
-    m.on_atomic_lock(true, RawReading::from_nanos(0));
+    let mut m = arm();
     let offer = OffsetInterval::new(Span::from_micros(-50), Span::from_micros(50)).unwrap();
     m.on_peer_time(RawReading::from_nanos(S), offer);
     assert_eq!(m.discipline_state(), "acquiring");
@@ -288,15 +280,7 @@ fn disrupted_to_gps_when_three_pulses_lock_again() {
 
 #[test]
 fn disrupted_to_peer_time_with_a_fresh_offer() {
-    let mut m = MasterCore::new(
-        MasterParams {
-            kind: MasterKind::Armageddon,
-            gps: None,
-            ..Default::default()
-        },
-        LeapTable::builtin(),
-    );
-    m.on_atomic_lock(true, RawReading::from_nanos(0));
+    let mut m = arm();
     let offer = OffsetInterval::new(Span::from_micros(-50), Span::from_micros(50)).unwrap();
     m.on_peer_time(RawReading::from_nanos(S), offer);
     m.on_atomic_pulse(RawReading::from_nanos(2 * S));
