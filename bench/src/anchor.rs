@@ -74,8 +74,7 @@ pub fn run(
     let t0 = Instant::now();
     while t0.elapsed() < duration {
         let before = ttsys::clock::realtime_ns();
-        let raw = ttsys::clock::raw_ns();
-        let d = reader.read()?.read_at(raw);
+        let d = reader.read()?.read_at(ttsys::clock::raw());
         let c = cb.now();
         let after = ttsys::clock::realtime_ns();
         ours.add(

@@ -517,7 +517,7 @@ impl Lab {
         let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
         let (e, l, eps, st) = match reader.read() {
             Ok(d) => {
-                let r = d.read_at(raw);
+                let r = d.read_at(ttcore::RawReading::from_nanos(raw));
                 (
                     r.interval.earliest().as_nanos(),
                     r.interval.latest().as_nanos(),

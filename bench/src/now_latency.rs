@@ -11,17 +11,18 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
-use ttcore::{ClockModel, ClockStatus, Rate, Span, Timestamp};
+use ttcore::{ClockModel, ClockStatus, Rate, RawReading, Span, Timestamp};
 use ttsys::shm::{PageData, PageWriter};
 
 /// Writes a synchronized page whose model is the host's realtime with ε `eps` growing at
 /// `drift`, valid for an hour.
 pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter, Error> {
     let mut w = PageWriter::open(path)?;
-    let (raw, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+    let (raw_ns, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+    let raw = RawReading::from_nanos(raw_ns);
     let mut d = PageData::unsynchronized(raw);
     d.model = ClockModel {
-        ref_raw_ns: raw,
+        ref_raw: raw,
         ref_time: Timestamp::from_nanos(rt),
         freq: Rate::ZERO,
         eps_ref: eps,
@@ -29,8 +30,8 @@ pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter,
     };
     d.status = ClockStatus::Synchronized;
     d.max_eps = Span::from_secs(10);
-    d.void_after_raw = raw + 3_600_000_000_000;
-    d.holdover_after_raw = raw + 3_600_000_000_000;
+    d.void_after_raw = raw.add(Span::from_secs(3_600));
+    d.holdover_after_raw = raw.add(Span::from_secs(3_600));
     // As timed writes it: with a verified (raw, boot) pair, so readers run their continuity
     // check as they do on a real page.
     d.clock_check = Some(ttsys::clock::clock_pair());
@@ -123,25 +124,71 @@ fn measure(tt: &ttclient::TrueTime, cb: &Path, batches: usize, batch: usize) -> 
     p
 }
 
-fn summary(p: &Pair) -> serde_json::Value {
+/// Per-call costs from one set of readers (ns per call, the median and p99 over batches of
+/// 1,000 calls), each beside `clock_gettime(CLOCK_REALTIME)` measured in the same batches.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    /// `TrueTime::now()` through the page, p50.
+    pub tt_now_ns: f64,
+    /// `clock_gettime(CLOCK_REALTIME)`, p50.
+    pub clock_gettime_ns: f64,
+    /// `tt_now_ns / clock_gettime_ns`.
+    pub ratio: f64,
+    /// `TrueTime::now()`, p99.
+    pub tt_now_ns_p99: f64,
+    /// `clock_gettime(CLOCK_REALTIME)`, p99.
+    pub clock_gettime_ns_p99: f64,
+    /// `tt_now_ns_p99 / clock_gettime_ns_p99`.
+    pub ratio_p99: f64,
+    /// `clock_gettime(CLOCK_MONOTONIC_RAW)`, p50 (the clock the page is read against).
+    pub clock_monotonic_raw_ns: f64,
+    /// `tt_now_ns / clock_monotonic_raw_ns`.
+    pub ratio_to_raw_clock: f64,
+    /// AWS ClockBound 2's client `now()` on a ClockBound segment, p50 (0 when its segment could
+    /// not be opened).
+    pub clockbound_now_ns: f64,
+    /// `clockbound_now_ns / clock_gettime_ns`.
+    pub clockbound_ratio: f64,
+    /// ClockBound's client, p99.
+    pub clockbound_now_ns_p99: f64,
+}
+
+/// What `ttbench now-latency --json` prints; the text form and the tests read this type.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NowLatency {
+    /// One thread reading.
+    pub one_thread: LatencySummary,
+    /// Two threads reading at once (both histograms merged).
+    pub threads_2: LatencySummary,
+    /// Batches per reader.
+    pub batches: usize,
+    /// Calls per batch.
+    pub calls_per_batch: usize,
+    /// `page` (a running timed's) or `synthetic page`.
+    pub source: String,
+}
+
+fn summary(p: &Pair) -> LatencySummary {
     let ns = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    json!({
-        "tt_now_ns": ns(&p.tt, 0.5),
-        "clock_gettime_ns": ns(&p.cg, 0.5),
-        "ratio": ns(&p.tt, 0.5) / ns(&p.cg, 0.5),
-        "tt_now_ns_p99": ns(&p.tt, 0.99),
-        "clock_gettime_ns_p99": ns(&p.cg, 0.99),
-        "ratio_p99": ns(&p.tt, 0.99) / ns(&p.cg, 0.99),
-        "clock_monotonic_raw_ns": ns(&p.raw, 0.5),
-        "ratio_to_raw_clock": ns(&p.tt, 0.5) / ns(&p.raw, 0.5),
-        "clockbound_now_ns": ns(&p.cb, 0.5),
-        "clockbound_ratio": ns(&p.cb, 0.5) / ns(&p.cg, 0.5),
-        "clockbound_now_ns_p99": ns(&p.cb, 0.99),
-    })
+    LatencySummary {
+        tt_now_ns: ns(&p.tt, 0.5),
+        clock_gettime_ns: ns(&p.cg, 0.5),
+        ratio: ns(&p.tt, 0.5) / ns(&p.cg, 0.5),
+        tt_now_ns_p99: ns(&p.tt, 0.99),
+        clock_gettime_ns_p99: ns(&p.cg, 0.99),
+        ratio_p99: ns(&p.tt, 0.99) / ns(&p.cg, 0.99),
+        clock_monotonic_raw_ns: ns(&p.raw, 0.5),
+        ratio_to_raw_clock: ns(&p.tt, 0.5) / ns(&p.raw, 0.5),
+        clockbound_now_ns: ns(&p.cb, 0.5),
+        clockbound_ratio: ns(&p.cb, 0.5) / ns(&p.cg, 0.5),
+        clockbound_now_ns_p99: ns(&p.cb, 0.99),
+    }
 }
 
 /// Runs the latency comparison against the page at `page` (a synthetic one if `None`).
-pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Value, Error> {
+pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<NowLatency, Error> {
     let dir = std::env::temp_dir().join(format!("ttbench-page-{}", std::process::id()));
     let (_w, path) = match page {
         Some(p) => (None, p.to_path_buf()),
@@ -184,16 +231,17 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<serde_json::Va
         let _ = merged.cb.add(&p.cb);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let mut out = summary(&one);
-    out["threads_2"] = summary(&merged);
-    out["batches"] = batches.into();
-    out["calls_per_batch"] = 1000.into();
-    out["source"] = if page.is_some() {
-        "page".into()
-    } else {
-        "synthetic page".into()
-    };
-    Ok(out)
+    Ok(NowLatency {
+        one_thread: summary(&one),
+        threads_2: summary(&merged),
+        batches,
+        calls_per_batch: 1000,
+        source: if page.is_some() {
+            "page".into()
+        } else {
+            "synthetic page".into()
+        },
+    })
 }
 
 /// Commit-wait overshoot: `n` waits for a fresh commit timestamp each, blocking and async.
@@ -211,14 +259,14 @@ pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, Error> {
     let mut early = 0u64;
     for _ in 0..n {
         let s = tt.commit_timestamp()?;
-        let r0 = ttsys::clock::raw_ns();
+        let r0 = ttsys::clock::raw();
         let w = tt.commit_wait_blocking(s)?;
-        let ret = ttsys::clock::raw_ns();
-        let exact = model.raw_when_after(s, r0, r0 + 10_000_000_000, 1);
+        let ret = ttsys::clock::raw();
+        let exact = model.raw_when_after(s, r0, r0.add(Span::from_secs(10)), Span::from_nanos(1));
         if ret < exact {
             early += 1;
         }
-        let _ = blocking.record((ret - exact).max(0) as u64);
+        let _ = blocking.record(ret.since(exact).as_nanos().max(0) as u64);
         let _ = waited.record(w.waited.as_nanos() as u64);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -231,14 +279,15 @@ pub fn commit_wait_overshoot(n: usize) -> Result<serde_json::Value, Error> {
             let Ok(s) = tt.commit_timestamp() else {
                 continue;
             };
-            let r0 = ttsys::clock::raw_ns();
+            let r0 = ttsys::clock::raw();
             if tt.commit_wait(s).await.is_ok() {
-                let ret = ttsys::clock::raw_ns();
-                let exact = model.raw_when_after(s, r0, r0 + 10_000_000_000, 1);
+                let ret = ttsys::clock::raw();
+                let exact =
+                    model.raw_when_after(s, r0, r0.add(Span::from_secs(10)), Span::from_nanos(1));
                 if ret < exact {
                     early += 1;
                 }
-                let _ = asynch.record((ret - exact).max(0) as u64);
+                let _ = asynch.record(ret.since(exact).as_nanos().max(0) as u64);
             }
         }
     });

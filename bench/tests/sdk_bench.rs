@@ -11,23 +11,22 @@ fn run(args: &[&str]) -> serde_json::Value {
 #[test]
 fn now_latency_reports_both_costs_and_the_ratio() {
     let j = run(&["now-latency", "--batches", "200", "--json"]);
-    for k in [
-        "tt_now_ns",
-        "clock_gettime_ns",
-        "ratio",
-        "clock_monotonic_raw_ns",
-        "clockbound_now_ns",
-        "clockbound_ratio",
-    ] {
-        assert!(j[k].as_f64().unwrap() > 0.0, "{k}: {j}");
-        assert!(
-            j["threads_2"][k].as_f64().unwrap() > 0.0,
-            "threads_2.{k}: {j}"
-        );
+    let r: bench::now_latency::NowLatency = serde_json::from_value(j.clone())
+        .unwrap_or_else(|e| panic!("not a NowLatency report ({e}): {j}"));
+    for (what, s) in [("1 thread", &r.one_thread), ("2 threads", &r.threads_2)] {
+        for (k, v) in [
+            ("tt_now_ns", s.tt_now_ns),
+            ("clock_gettime_ns", s.clock_gettime_ns),
+            ("ratio", s.ratio),
+            ("clock_monotonic_raw_ns", s.clock_monotonic_raw_ns),
+            ("clockbound_now_ns", s.clockbound_now_ns),
+            ("clockbound_ratio", s.clockbound_ratio),
+        ] {
+            assert!(v > 0.0, "{what} {k}: {j}");
+        }
+        assert!((s.ratio - s.tt_now_ns / s.clock_gettime_ns).abs() < 1e-9);
     }
-    let r = j["ratio"].as_f64().unwrap();
-    let expect = j["tt_now_ns"].as_f64().unwrap() / j["clock_gettime_ns"].as_f64().unwrap();
-    assert!((r - expect).abs() < 1e-9);
+    assert_eq!((r.batches, r.calls_per_batch), (200, 1000));
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn watch_page(reader: &PageReader, secs: f64, what: &str) -> (u64, Vec<ClockStat
     let mut seen = Vec::new();
     while t0.elapsed().as_secs_f64() < secs {
         let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+        let raw = ttcore::RawReading::from_nanos(raw);
         let d = reader.read().unwrap();
         let r = d.read_at(raw);
         if !seen.contains(&r.status) {
@@ -62,7 +63,7 @@ fn ttctl_now_returns_an_interval_containing_truth() {
     // timed's page carries a fast block the SDK's hot path can use, and it agrees with the
     // general reading at the same instant.
     let reader = PageReader::open(&lab.page).unwrap();
-    let raw = ttsys::clock::raw_ns();
+    let raw = ttsys::clock::raw();
     let (fast, st) = reader.read_fast().at(raw).unwrap_or_else(|| {
         panic!(
             "no fast window at {raw}: {:?} / {:?}",
@@ -224,7 +225,7 @@ fn injected_drift_and_step_keep_truth_inside_and_status_honest() {
         d.knob.step_ns.max(5_000_000 - 1_000_000),
         "step applied"
     );
-    let r = d.read_at(ttsys::clock::raw_ns());
+    let r = d.read_at(ttsys::clock::raw());
     assert_eq!(
         r.status,
         ClockStatus::Disrupted,
@@ -264,6 +265,7 @@ fn drift_beyond_the_assumption_is_caught_at_the_next_poll() {
     let mut violations = 0u64;
     while t0.elapsed() < Duration::from_secs(6) {
         let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+        let raw = ttcore::RawReading::from_nanos(raw);
         let r = reader.read().unwrap().read_at(raw);
         let at = t0.elapsed().as_secs_f64();
         if r.status.is_trustworthy() && !r.interval.contains(ttcore::Timestamp::from_nanos(truth)) {
@@ -415,7 +417,7 @@ fn killing_timed_degrades_readers_and_a_restart_recovers() {
     assert!(seen.contains(&ClockStatus::Synchronized), "{seen:?}");
     let d = reader.read().unwrap();
     assert_eq!(
-        d.read_at(ttsys::clock::raw_ns()).status,
+        d.read_at(ttsys::clock::raw()).status,
         ClockStatus::Synchronized
     );
 }

@@ -158,7 +158,7 @@ impl TrueTime {
             ))
         })?;
         let model = ttclient::sim_model(
-            0,
+            ttclient::RawReading::from_nanos(0),
             0,
             Span::from_nanos(epsilon_ns.max(0)),
             ttcore::Rate::ZERO,
@@ -166,7 +166,7 @@ impl TrueTime {
         let tt = Tt::simulated(SimSource {
             model,
             status,
-            raw: Box::new(ttsys::clock::realtime_ns),
+            raw: Box::new(|| ttclient::RawReading::from_nanos(ttsys::clock::realtime_ns())),
         });
         Ok(TrueTime { tt })
     }

@@ -75,11 +75,11 @@ fn with_every_master_dead_it_runs_on_and_publishes_an_untrusted_page() {
         "timed exited with every master dead"
     );
     let r = ttsys::shm::PageReader::open(&page).expect("timed publishes a page");
-    let reading = r.read().unwrap().read_at(ttsys::clock::raw_ns());
+    let reading = r.read().unwrap().read_at(ttsys::clock::raw());
     // Not yet synchronized is its own state, not a fault: unsynchronized, never disrupted.
     assert_eq!(reading.status, ClockStatus::Unsynchronized);
     assert!(
-        r.read_fast().at(ttsys::clock::raw_ns()).is_none(),
+        r.read_fast().at(ttsys::clock::raw()).is_none(),
         "no fast path on an untrusted page"
     );
     nix::sys::signal::kill(

@@ -42,7 +42,7 @@ fn run(
         let (snap, raw, truth) = m.observe(at);
         if snap.status.is_trustworthy() {
             let model = snap.model.as_ref().expect("trustworthy without a model");
-            let i = model.interval_at(raw);
+            let i = model.interval_at(ttcore::RawReading::from_nanos(raw));
             stats.samples += 1;
             if !i.contains(truth) && stats.violations.len() < 5 {
                 stats.violations.push(format!(

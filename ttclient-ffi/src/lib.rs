@@ -159,7 +159,7 @@ pub unsafe extern "C" fn tt_interval_at_raw(
     guard(|| {
         // SAFETY: non-null handle from tt_open.
         let tt = unsafe { &(*h).0 };
-        match tt.reading_at_raw(raw_ns) {
+        match tt.reading_at_raw(ttclient::RawReading::from_nanos(raw_ns)) {
             Ok(r) => {
                 // SAFETY: `out` is non-null (checked above) and writable per the contract.
                 unsafe { fill(out, &r) };

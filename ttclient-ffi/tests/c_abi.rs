@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use ttcore::{ClockModel, ClockStatus, Rate, Span, Timestamp};
+use ttcore::{ClockModel, ClockStatus, Rate, RawReading, Span, Timestamp};
 use ttsys::shm::{PageData, PageWriter};
 
 const C_PROGRAM: &str = r#"
@@ -58,18 +58,18 @@ fn c_program_gets_the_same_interval_as_rust() {
     let mut w = PageWriter::open(&page).unwrap();
     let now = ttsys::clock::raw_ns();
     let model = ClockModel {
-        ref_raw_ns: now,
+        ref_raw: RawReading::from_nanos(now),
         ref_time: Timestamp::from_nanos(1_790_000_000_123_456_789),
         freq: Rate::from_ppt(-12_345_678),
         eps_ref: Span::from_nanos(43_210),
         drift_bound: Rate::from_ppm(200),
     };
-    let mut d = PageData::unsynchronized(now);
+    let mut d = PageData::unsynchronized(RawReading::from_nanos(now));
     d.model = model;
     d.status = ClockStatus::Synchronized;
     d.max_eps = Span::from_secs(1);
-    d.void_after_raw = now + 600_000_000_000;
-    d.holdover_after_raw = now + 600_000_000_000;
+    d.void_after_raw = RawReading::from_nanos(now + 600_000_000_000);
+    d.holdover_after_raw = RawReading::from_nanos(now + 600_000_000_000);
     w.write(&d);
 
     let built = lib_dir();
@@ -125,11 +125,13 @@ fn c_program_gets_the_same_interval_as_rust() {
     let tt = ttclient::TrueTime::open(&page).unwrap();
     // One of the readings is past void_after (an hour on): both must say unsynchronized.
     assert_eq!(
-        tt.reading_at_raw(now + 3_600_000_000_000).unwrap().status,
+        tt.reading_at_raw(RawReading::from_nanos(now + 3_600_000_000_000))
+            .unwrap()
+            .status,
         ClockStatus::Unsynchronized
     );
     for (line, raw) in text.lines().zip(raws) {
-        let r = tt.reading_at_raw(raw).unwrap();
+        let r = tt.reading_at_raw(RawReading::from_nanos(raw)).unwrap();
         let expect = format!(
             "at {raw} rc=0 earliest={} latest={} status={}",
             r.interval.earliest().as_nanos(),

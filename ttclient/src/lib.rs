@@ -51,6 +51,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+pub use ttcore::RawReading;
 use ttcore::{ClockModel, ClockStatus, Span, TTInterval, Timestamp};
 use ttsys::shm::{PageData, PageReader};
 
@@ -144,8 +145,8 @@ pub struct SimSource {
     pub model: ClockModel,
     /// The status to report.
     pub status: ClockStatus,
-    /// The host's raw clock (ns).
-    pub raw: Box<dyn Fn() -> i64 + Send + Sync>,
+    /// The host's raw clock.
+    pub raw: Box<dyn Fn() -> RawReading + Send + Sync>,
 }
 
 enum Source {
@@ -260,7 +261,7 @@ impl TrueTime {
                 // its validity window, the raw clock continuous since the writer's check);
                 // anything else takes the general path.
                 let fast = r.read_fast();
-                let raw = ttsys::clock::raw_ns();
+                let raw = ttsys::clock::raw();
                 let boot = ttsys::clock::boottime_ns();
                 let vm = vmclock.as_ref().map(|v| v.marker());
                 if let Some((interval, status)) = fast.at(raw)
@@ -278,7 +279,7 @@ impl TrueTime {
                 let (raw, continuous) = if h.continuous(raw, boot, vm) {
                     (raw, true)
                 } else {
-                    let raw = ttsys::clock::raw_ns();
+                    let raw = ttsys::clock::raw();
                     (raw, h.continuous(raw, ttsys::clock::boottime_ns(), vm))
                 };
                 let (interval, status) = h.at(raw);
@@ -304,9 +305,9 @@ impl TrueTime {
         }
     }
 
-    /// The interval at a given raw reading (`CLOCK_MONOTONIC_RAW`, ns) — for comparing
+    /// The interval at a given raw reading (`CLOCK_MONOTONIC_RAW`) — for comparing
     /// implementations at one instant. Not available for the gRPC source.
-    pub fn reading_at_raw(&self, raw: i64) -> Result<Reading, TtError> {
+    pub fn reading_at_raw(&self, raw: RawReading) -> Result<Reading, TtError> {
         match &self.inner.source {
             Source::Shm(r, _) => {
                 let d: PageData = r.read().map_err(|e| TtError::Page(e.into()))?;
@@ -356,7 +357,7 @@ impl TrueTime {
             Source::Shm(r, _) => r
                 .read()
                 .ok()
-                .map(|d| d.read_at(ttsys::clock::raw_ns()).degraded),
+                .map(|d| d.read_at(ttsys::clock::raw()).degraded),
             _ => None,
         }
     }
@@ -581,12 +582,12 @@ mod grpc {
     }
 }
 
-/// A model that maps raw reading `raw_ref` (ns) to timescale `time_ref` (ns) at nominal rate,
+/// A model that maps raw reading `raw_ref` to timescale `time_ref` (ns) at nominal rate,
 /// with ε `eps` at the reference growing at `drift`, for building [`SimSource`]s in tests and
 /// examples.
-pub fn sim_model(raw_ref: i64, time_ref: i64, eps: Span, drift: ttcore::Rate) -> ClockModel {
+pub fn sim_model(raw_ref: RawReading, time_ref: i64, eps: Span, drift: ttcore::Rate) -> ClockModel {
     ClockModel {
-        ref_raw_ns: raw_ref,
+        ref_raw: raw_ref,
         ref_time: Timestamp::from_nanos(time_ref),
         freq: ttcore::Rate::ZERO,
         eps_ref: eps,
@@ -600,10 +601,13 @@ mod tests {
     use std::sync::atomic::AtomicI64;
     use ttcore::Rate;
 
-    fn virtual_clock() -> (Arc<AtomicI64>, Box<dyn Fn() -> i64 + Send + Sync>) {
+    fn virtual_clock() -> (Arc<AtomicI64>, Box<dyn Fn() -> RawReading + Send + Sync>) {
         let c = Arc::new(AtomicI64::new(1_000_000_000));
         let c2 = c.clone();
-        (c, Box::new(move || c2.load(Ordering::Relaxed)))
+        (
+            c,
+            Box::new(move || RawReading::from_nanos(c2.load(Ordering::Relaxed))),
+        )
     }
 
     #[test]
@@ -616,7 +620,12 @@ mod tests {
         ] {
             let (_, raw) = virtual_clock();
             let tt = TrueTime::simulated(SimSource {
-                model: sim_model(0, 0, Span::from_micros(5), Rate::ZERO),
+                model: sim_model(
+                    RawReading::from_nanos(0),
+                    0,
+                    Span::from_micros(5),
+                    Rate::ZERO,
+                ),
                 status: st,
                 raw,
             });
@@ -629,10 +638,10 @@ mod tests {
     /// A page as timed writes it now, with `clock_check` moved `shift_ns` off the real
     /// clocks' `boot − raw` (0: honest).
     fn page_with_check(dir: &Path, shift_ns: i64, fast: bool) -> TrueTime {
-        use ttsys::clock::{clock_pair, raw_ns};
+        use ttsys::clock::clock_pair;
         let path = dir.join(format!("page-{shift_ns}-{fast}"));
         let mut w = ttsys::shm::PageWriter::open(&path).unwrap();
-        let raw = raw_ns();
+        let raw = ttsys::clock::raw();
         let mut d = PageData::unsynchronized(raw);
         d.model = sim_model(
             raw,
@@ -643,8 +652,8 @@ mod tests {
         d.model.drift_bound = Rate::from_ppm(if fast { 15 } else { 0 });
         d.status = ClockStatus::Synchronized;
         d.max_eps = Span::from_millis(10);
-        d.void_after_raw = raw + 60_000_000_000;
-        d.holdover_after_raw = raw + 60_000_000_000;
+        d.void_after_raw = raw.add(Span::from_secs(60));
+        d.holdover_after_raw = raw.add(Span::from_secs(60));
         // A knob with no effect other than switching the fast block off.
         if !fast {
             d.knob.skew = Rate::from_ppt(1);
@@ -685,7 +694,12 @@ mod tests {
     fn commit_timestamps_strictly_increase_across_clones_and_threads() {
         let (_, raw) = virtual_clock(); // frozen clock: latest never moves
         let tt = TrueTime::simulated(SimSource {
-            model: sim_model(0, 0, Span::from_micros(5), Rate::ZERO),
+            model: sim_model(
+                RawReading::from_nanos(0),
+                0,
+                Span::from_micros(5),
+                Rate::ZERO,
+            ),
             status: ClockStatus::Synchronized,
             raw,
         });

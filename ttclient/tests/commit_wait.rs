@@ -21,7 +21,7 @@ fn host(drift_ppm: f64, eps_ns: i64, ref_err_ns: i64, bound_ppm: f64) -> TrueTim
     let d = drift_ppm * 1e-6;
     let raw = Arc::new(move || r0 + ((ttsys::clock::raw_ns() - r0) as f64 * (1.0 + d)) as i64);
     let model = ClockModel {
-        ref_raw_ns: r0,
+        ref_raw: ttcore::RawReading::from_nanos(r0),
         ref_time: Timestamp::from_nanos(EPOCH + r0 + ref_err_ns),
         freq: Rate::ZERO,
         eps_ref: Span::from_nanos(eps_ns),
@@ -31,7 +31,7 @@ fn host(drift_ppm: f64, eps_ns: i64, ref_err_ns: i64, bound_ppm: f64) -> TrueTim
     TrueTime::simulated(SimSource {
         model,
         status: ClockStatus::Synchronized,
-        raw: Box::new(move || raw2()),
+        raw: Box::new(move || ttcore::RawReading::from_nanos(raw2())),
     })
 }
 

@@ -14,14 +14,15 @@
 
 use crate::interval::TTInterval;
 use crate::rate::Rate;
-use crate::time::{Span, Timestamp};
+use crate::time::{RawReading, Span, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A raw-clock → timescale mapping with its error bound. All times in ns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockModel {
-    /// The raw monotonic reading (ns) at which the model was fixed.
-    pub ref_raw_ns: i64,
+    /// The raw monotonic reading at which the model was fixed.
+    #[serde(rename = "ref_raw_ns")]
+    pub ref_raw: RawReading,
     /// The timescale instant (ns) estimated for `ref_raw_ns`.
     pub ref_time: Timestamp,
     /// Estimated timescale rate relative to the raw clock, minus one (ppt).
@@ -33,35 +34,36 @@ pub struct ClockModel {
 }
 
 impl ClockModel {
-    /// `raw − ref_raw_ns` (ns), saturating.
-    pub fn age_at(&self, raw_ns: i64) -> Span {
-        Span::from_nanos(raw_ns.saturating_sub(self.ref_raw_ns))
+    /// `raw − ref_raw` (ns), saturating.
+    pub fn age_at(&self, raw: RawReading) -> Span {
+        raw.since(self.ref_raw)
     }
 
-    /// The point estimate of the timescale at raw reading `raw_ns`, or `None` on overflow.
-    pub fn estimate_at(&self, raw_ns: i64) -> Option<Timestamp> {
-        let age = Span::from_nanos(raw_ns.checked_sub(self.ref_raw_ns)?);
+    /// The point estimate of the timescale at raw reading `raw`, or `None` on overflow.
+    pub fn estimate_at(&self, raw: RawReading) -> Option<Timestamp> {
+        let age = Span::from_nanos(raw.as_nanos().checked_sub(self.ref_raw.as_nanos())?);
         self.ref_time
             .checked_add(age)?
             .checked_add(self.freq.apply(age))
     }
 
-    /// ε at raw reading `raw_ns` (ns): `eps_ref + ⌈drift × |age|⌉ + 1`, saturating at
+    /// ε at raw reading `raw` (ns): `eps_ref + ⌈drift × |age|⌉ + 1`, saturating at
     /// [`Span::MAX`]. Non-decreasing in `|age|`.
-    pub fn epsilon_at(&self, raw_ns: i64) -> Span {
-        let age = self.age_at(raw_ns).saturating_abs();
+    pub fn epsilon_at(&self, raw: RawReading) -> Span {
+        let age = self.age_at(raw).saturating_abs();
         self.eps_ref
             .max(Span::ZERO)
             .saturating_add(self.drift_bound.bound_over(age))
             .saturating_add(Span::from_nanos(1))
     }
 
-    /// The interval at raw reading `raw_ns`. If the estimate overflows the representable range
+    /// The interval at raw reading `raw`. If the estimate overflows the representable range
     /// the whole range is returned (an honest "unknown").
-    pub fn interval_at(&self, raw_ns: i64) -> TTInterval {
-        match self.estimate_at(raw_ns) {
-            Some(c) => TTInterval::around(c, self.epsilon_at(raw_ns))
-                .unwrap_or_else(|_| TTInterval::point(c)),
+    pub fn interval_at(&self, raw: RawReading) -> TTInterval {
+        match self.estimate_at(raw) {
+            Some(c) => {
+                TTInterval::around(c, self.epsilon_at(raw)).unwrap_or_else(|_| TTInterval::point(c))
+            }
             None => TTInterval::new(Timestamp::MIN, Timestamp::MAX)
                 .unwrap_or_else(|_| TTInterval::point(Timestamp::EPOCH)),
         }
@@ -70,7 +72,7 @@ impl ClockModel {
     /// The raw reading at which ε first exceeds `max_eps` (ns), looking forward from the
     /// reference; `None` if it never does within the `i64` range or already does at the
     /// reference. Used to compute a "void after" deadline.
-    pub fn raw_when_epsilon_exceeds(&self, max_eps: Span) -> Option<i64> {
+    pub fn raw_when_epsilon_exceeds(&self, max_eps: Span) -> Option<RawReading> {
         let base = self
             .eps_ref
             .max(Span::ZERO)
@@ -85,23 +87,31 @@ impl ClockModel {
         // Largest age with ⌈d·age/1e12⌉ ≤ max − base  ⇔  d·age ≤ (max − base)·1e12.
         let budget = (max_eps.as_nanos() - base.as_nanos()) as i128 * 1_000_000_000_000;
         let age = budget / d + 1;
-        i64::try_from(self.ref_raw_ns as i128 + age).ok()
+        i64::try_from(self.ref_raw.as_nanos() as i128 + age)
+            .ok()
+            .map(RawReading::from_nanos)
     }
 
-    /// A raw reading in `(from, until]` at which `after(s)` holds, at most `resolution` ns after
+    /// A raw reading in `(from, until]` at which `after(s)` holds, at most `resolution` after
     /// the first one (binary search; `earliest` never decreases with the raw reading while the
     /// rates are below one). Returns `until` if `after(s)` does not hold before it.
-    pub fn raw_when_after(&self, s: Timestamp, from: i64, until: i64, resolution: i64) -> i64 {
-        let (mut lo, mut hi) = (from, until);
-        while hi - lo > resolution.max(1) {
+    pub fn raw_when_after(
+        &self,
+        s: Timestamp,
+        from: RawReading,
+        until: RawReading,
+        resolution: Span,
+    ) -> RawReading {
+        let (mut lo, mut hi) = (from.as_nanos(), until.as_nanos());
+        while hi - lo > resolution.as_nanos().max(1) {
             let mid = lo + (hi - lo) / 2;
-            if self.interval_at(mid).after(s) {
+            if self.interval_at(RawReading::from_nanos(mid)).after(s) {
                 hi = mid
             } else {
                 lo = mid
             }
         }
-        hi
+        RawReading::from_nanos(hi)
     }
 }
 
@@ -112,7 +122,7 @@ mod tests {
 
     fn model() -> ClockModel {
         ClockModel {
-            ref_raw_ns: 1_000_000_000,
+            ref_raw: RawReading::from_nanos(1_000_000_000),
             ref_time: Timestamp::from_nanos(1_700_000_000_000_000_000),
             freq: Rate::from_ppm(10),
             eps_ref: Span::from_micros(50),
@@ -120,18 +130,27 @@ mod tests {
         }
     }
 
+    /// The reading `ns` after the model's reference.
+    fn at(m: &ClockModel, ns: i64) -> RawReading {
+        m.ref_raw.add(Span::from_nanos(ns))
+    }
+
     #[test]
     fn raw_when_after_finds_the_first_reading_to_the_resolution() {
         let m = model();
-        let r0 = m.ref_raw_ns + 1_000_000;
+        let r0 = at(&m, 1_000_000);
         let s = m.interval_at(r0).latest();
-        let hi = m.raw_when_after(s, r0, r0 + 10_000_000_000, 1);
+        let ns = Span::from_nanos;
+        let hi = m.raw_when_after(s, r0, r0.add(ns(10_000_000_000)), ns(1));
         assert!(m.interval_at(hi).after(s));
-        assert!(!m.interval_at(hi - 1).after(s));
-        let coarse = m.raw_when_after(s, r0, r0 + 10_000_000_000, 1_000);
-        assert!(m.interval_at(coarse).after(s) && coarse >= hi && coarse - hi <= 1_000);
+        assert!(!m.interval_at(hi.add(ns(-1))).after(s));
+        let coarse = m.raw_when_after(s, r0, r0.add(ns(10_000_000_000)), ns(1_000));
+        assert!(m.interval_at(coarse).after(s) && coarse >= hi && coarse.since(hi) <= ns(1_000));
         // Never within the window: the end of the window.
-        assert_eq!(m.raw_when_after(s, r0, r0 + 10, 1), r0 + 10);
+        assert_eq!(
+            m.raw_when_after(s, r0, r0.add(ns(10)), ns(1)),
+            r0.add(ns(10))
+        );
     }
 
     #[test]
@@ -141,7 +160,7 @@ mod tests {
             ..model()
         };
         // 30 s after a sync at 200 ppm: ε = 1 ms + 6 ms (+1 ns guard).
-        let raw = m.ref_raw_ns + 30_000_000_000;
+        let raw = at(&m, 30_000_000_000);
         assert_eq!(m.epsilon_at(raw), Span::from_nanos(7_000_001));
         // Frequency applied: 10 ppm over 30 s = 300 µs.
         assert_eq!(
@@ -156,7 +175,7 @@ mod tests {
             ref_time: Timestamp::MAX,
             ..model()
         };
-        let i = m.interval_at(i64::MAX);
+        let i = m.interval_at(RawReading::from_nanos(i64::MAX));
         assert_eq!((i.earliest(), i.latest()), (Timestamp::MIN, Timestamp::MAX));
     }
 
@@ -165,7 +184,7 @@ mod tests {
         let m = model();
         let raw = m.raw_when_epsilon_exceeds(Span::from_millis(1)).unwrap();
         assert!(m.epsilon_at(raw) > Span::from_millis(1));
-        assert!(m.epsilon_at(raw - 1) <= Span::from_millis(1));
+        assert!(m.epsilon_at(raw.add(Span::from_nanos(-1))) <= Span::from_millis(1));
         assert_eq!(m.raw_when_epsilon_exceeds(Span::from_micros(10)), None);
         let no_drift = ClockModel {
             drift_bound: Rate::ZERO,
@@ -183,8 +202,8 @@ mod tests {
         fn epsilon_monotone_in_age(a in 0i64..1_000_000_000_000_000, b in 0i64..1_000_000_000_000_000) {
             let m = model();
             let (lo, hi) = (a.min(b), a.max(b));
-            prop_assert!(m.epsilon_at(m.ref_raw_ns + lo) <= m.epsilon_at(m.ref_raw_ns + hi));
-            prop_assert!(m.epsilon_at(m.ref_raw_ns - lo) <= m.epsilon_at(m.ref_raw_ns - hi));
+            prop_assert!(m.epsilon_at(at(&m, lo)) <= m.epsilon_at(at(&m, hi)));
+            prop_assert!(m.epsilon_at(at(&m, -lo)) <= m.epsilon_at(at(&m, -hi)));
         }
 
         // Any true clock whose rate stays within the bound of the estimate, and whose error at
@@ -199,7 +218,7 @@ mod tests {
             let true_at_ref = m.ref_time.as_nanos() + ref_err;
             let true_rate = m.freq.as_ppt() + rate_err_ppt;
             let truth = true_at_ref + age + (age as i128 * true_rate as i128 / 1_000_000_000_000) as i64;
-            prop_assert!(m.interval_at(m.ref_raw_ns + age).contains(Timestamp::from_nanos(truth)));
+            prop_assert!(m.interval_at(at(&m, age)).contains(Timestamp::from_nanos(truth)));
         }
     }
 }

@@ -365,7 +365,7 @@ impl HostClock {
         // 5: the model.
         let mid = iv.midpoint();
         self.model = Some(ClockModel {
-            ref_raw_ns: raw,
+            ref_raw: RawReading::from_nanos(raw),
             ref_time: Timestamp::from_nanos(raw.saturating_add(mid.as_nanos())),
             freq,
             eps_ref: iv.radius().saturating_add(Span::from_nanos(1)),
@@ -467,10 +467,13 @@ impl HostClock {
         let Some(m) = &self.model else {
             return (measured, None);
         };
-        let Some(mid) = m.estimate_at(raw).map(|t| t.as_nanos() - raw) else {
+        let Some(mid) = m
+            .estimate_at(RawReading::from_nanos(raw))
+            .map(|t| t.as_nanos() - raw)
+        else {
             return (measured, None);
         };
-        let e = m.epsilon_at(raw);
+        let e = m.epsilon_at(RawReading::from_nanos(raw));
         let pred = OffsetInterval {
             lo: Span::from_nanos(mid).saturating_sub(e),
             hi: Span::from_nanos(mid).saturating_add(e),
@@ -540,7 +543,10 @@ impl HostClock {
             }
             _ => (ClockStatus::Synchronized, HostReason::FreshSync),
         };
-        match status.within(m.epsilon_at(raw), self.p.max_epsilon) {
+        match status.within(
+            m.epsilon_at(RawReading::from_nanos(raw)),
+            self.p.max_epsilon,
+        ) {
             ClockStatus::Unsynchronized => (
                 ClockStatus::Unsynchronized,
                 HostReason::EpsilonBeyondMax(self.p.max_epsilon),
@@ -603,7 +609,7 @@ mod tests {
         );
         // Still honest: the true offset (0) is inside.
         assert!(
-            m.interval_at(12 * S)
+            m.interval_at(RawReading::from_nanos(12 * S))
                 .contains(Timestamp::from_nanos(12 * S))
         );
         // The oldest baseline alone would have given 5 ms over 10 s: 500 ppm.
@@ -629,7 +635,7 @@ mod tests {
         assert!(r.updated);
         let m = h.model().unwrap();
         assert!(
-            m.interval_at(10 * S)
+            m.interval_at(RawReading::from_nanos(10 * S))
                 .contains(Timestamp::from_nanos(10 * S))
         );
         assert_eq!(
@@ -809,7 +815,7 @@ mod tests {
         assert!(
             h.model()
                 .unwrap()
-                .interval_at(3 * S)
+                .interval_at(RawReading::from_nanos(3 * S))
                 .contains(Timestamp::from_nanos(3 * S + 5_000_000))
         );
     }
@@ -876,7 +882,7 @@ mod tests {
                 && !h
                     .model()
                     .unwrap()
-                    .interval_at(r)
+                    .interval_at(RawReading::from_nanos(r))
                     .contains(Timestamp::from_nanos(tt))
             {
                 violations += 1;
@@ -914,7 +920,7 @@ mod tests {
                     let r = osc.reading_at(tt);
                     let (st, _) = h.status_at(RawReading::from_nanos(r));
                     if st.is_trustworthy() {
-                        prop_assert!(h.model().unwrap().interval_at(r).contains(Timestamp::from_nanos(tt)), "k={k} frac={frac}");
+                        prop_assert!(h.model().unwrap().interval_at(RawReading::from_nanos(r)).contains(Timestamp::from_nanos(tt)), "k={k} frac={frac}");
                     }
                 }
             }

@@ -5,6 +5,7 @@
 //! used to convert timestamps that the kernel or a peer gives in it.
 
 use nix::time::ClockId;
+use ttcore::RawReading;
 use ttcore::disrupt::{ClockPair, Disruption};
 
 /// One `clock_gettime` through libc (the vDSO for these clocks), inlined: the SDK's `TT.now()`
@@ -25,6 +26,12 @@ fn read(id: ClockId) -> i64 {
 #[inline]
 pub fn raw_ns() -> i64 {
     read(ClockId::CLOCK_MONOTONIC_RAW)
+}
+
+/// `CLOCK_MONOTONIC_RAW` as the typed [`RawReading`] the models, the page and the SDK take.
+#[inline]
+pub fn raw() -> RawReading {
+    RawReading::from_nanos(read(ClockId::CLOCK_MONOTONIC_RAW))
 }
 
 /// `CLOCK_REALTIME` (ns).

@@ -387,7 +387,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             };
             let r = bench::campaign::run(&o)?;
             if json {
-                println!("{r}");
+                println!("{}", serde_json::to_string(&r)?);
             } else {
                 print_campaign(&r);
             }
@@ -490,7 +490,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         } => {
             let r = bench::now_latency::now_latency(page.as_deref(), batches)?;
             if json {
-                println!("{r}");
+                println!("{}", serde_json::to_string(&r)?);
             } else {
                 print_now_latency(&r);
             }
@@ -662,50 +662,48 @@ fn print_commit_wait(r: &serde_json::Value) {
 }
 
 /// The text form of `ttbench campaign`'s result.
-fn print_campaign(r: &serde_json::Value) {
+fn print_campaign(r: &bench::campaign::CampaignReport) {
     println!(
         "{} s of faults after {} s warm-up, {} masters ({} lying {:+} ms), {} hosts: {} samples, {} trustworthy, {} violations",
-        r["duration_s"],
-        r["warm_up_s"],
-        r["masters"],
-        r["lying_masters"],
-        r["lie_ms"],
-        r["hosts"],
-        r["samples"],
-        r["trustworthy_samples"],
-        r["violations"]
+        r.duration_s,
+        r.warm_up_s,
+        r.masters,
+        r.lying_masters,
+        r.lie_ms,
+        r.hosts,
+        r.samples,
+        r.trustworthy_samples,
+        r.violations
     );
-    println!("status share: {}", r["status_share"]);
-    println!("faults: {}", r["fault_counts"]);
-    if r["violations"].as_u64().unwrap_or(0) > 0 {
-        println!("first violations: {}", r["first_violations"]);
+    println!("status share: {:?}", r.status_share);
+    println!("faults: {:?}", r.fault_counts);
+    for v in &r.first_violations {
+        println!(
+            "violation: {:.1} s host {} [{}, {}] truth in [{}, {}] ({})",
+            v.t_s,
+            v.host,
+            v.earliest_ns,
+            v.latest_ns,
+            v.truth_before_ns,
+            v.truth_after_ns,
+            v.status.as_str()
+        );
     }
 }
 
 /// The text form of `ttbench now-latency`'s result.
-fn print_now_latency(r: &serde_json::Value) {
-    let t2 = &r["threads_2"];
-    println!(
-        "1 thread : TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
-        r["tt_now_ns"].as_f64().unwrap_or(0.0),
-        r["clock_gettime_ns"].as_f64().unwrap_or(0.0),
-        r["ratio"].as_f64().unwrap_or(0.0),
-        r["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
-        r["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
-    );
-    println!(
-        "2 threads: TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
-        t2["tt_now_ns"].as_f64().unwrap_or(0.0),
-        t2["clock_gettime_ns"].as_f64().unwrap_or(0.0),
-        t2["ratio"].as_f64().unwrap_or(0.0),
-        t2["tt_now_ns_p99"].as_f64().unwrap_or(0.0),
-        t2["clock_gettime_ns_p99"].as_f64().unwrap_or(0.0)
-    );
+fn print_now_latency(r: &bench::now_latency::NowLatency) {
+    for (what, s) in [("1 thread ", &r.one_thread), ("2 threads", &r.threads_2)] {
+        println!(
+            "{what}: TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
+            s.tt_now_ns, s.clock_gettime_ns, s.ratio, s.tt_now_ns_p99, s.clock_gettime_ns_p99
+        );
+    }
     println!(
         "ClockBound client now(): {:.1} ns, ratio {:.2} to clock_gettime (2 threads {:.1} ns)",
-        r["clockbound_now_ns"].as_f64().unwrap_or(0.0),
-        r["clockbound_ratio"].as_f64().unwrap_or(0.0),
-        t2["clockbound_now_ns"].as_f64().unwrap_or(0.0)
+        r.one_thread.clockbound_now_ns,
+        r.one_thread.clockbound_ratio,
+        r.threads_2.clockbound_now_ns
     );
 }
 

@@ -22,7 +22,6 @@ use crate::error::Error;
 use crate::lab::{binaries, grpc_channel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,8 +73,72 @@ impl Default for CampaignOptions {
     }
 }
 
+/// What `ttbench campaign --json` prints: the one definition the writer, the text form and the
+/// tests share (a renamed or missing field fails to parse, it never reads as 0).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignReport {
+    /// Whether this was the negative control (a majority of masters lying together).
+    pub negative_control: bool,
+    /// Seconds of faults after the warm-up.
+    pub duration_s: f64,
+    /// Seconds until every host was synchronized, before the faults began (0.1 s resolution).
+    pub warm_up_s: f64,
+    /// Masters, each in its own network namespace.
+    pub masters: usize,
+    /// Hosts (timed), each in its own network namespace.
+    pub hosts: usize,
+    /// Masters lying throughout.
+    pub lying_masters: usize,
+    /// How far they lie (ms, signed).
+    pub lie_ms: f64,
+    /// The fault plan's seed.
+    pub seed: u64,
+    /// How the hosts' masters were authenticated at the end (`ttctl status`'s `auth`), counted.
+    pub master_auth: BTreeMap<String, u64>,
+    /// Page reads, all hosts.
+    pub samples: u64,
+    /// Of those, synchronized or holdover.
+    pub trustworthy_samples: u64,
+    /// Trustworthy reads whose interval missed truth.
+    pub violations: u64,
+    /// The first five violations.
+    pub first_violations: Vec<CampaignViolation>,
+    /// Share of reads per status (sums to 1).
+    pub status_share: BTreeMap<String, f64>,
+    /// Faults per kind (`injection-failed` when one could not be injected).
+    pub fault_counts: BTreeMap<String, u64>,
+    /// Every fault, in order.
+    pub faults: Vec<Fault>,
+    /// The run's directory (kept with `--keep`).
+    pub dir: String,
+}
+
+/// One trustworthy read whose interval missed truth: truth was somewhere in
+/// `[truth_before_ns, truth_after_ns]` (realtime read around the SDK call) and the interval did
+/// not reach into that bracket.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignViolation {
+    /// Seconds after warm-up.
+    pub t_s: f64,
+    /// The host.
+    pub host: usize,
+    /// The interval (ns on the timescale).
+    pub earliest_ns: i64,
+    /// The interval (ns on the timescale).
+    pub latest_ns: i64,
+    /// Realtime right after the read (ns).
+    pub truth_after_ns: i64,
+    /// Realtime right before the read (ns).
+    pub truth_before_ns: i64,
+    /// The status the read came with.
+    pub status: ClockStatus,
+}
+
 /// A fault as injected (for the report).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fault {
     /// Seconds after warm-up.
     pub t_s: f64,
@@ -214,10 +277,10 @@ fn schedule(
     out
 }
 
-/// Runs the campaign; the JSON report.
+/// Runs the campaign; its report.
 // The campaign in order — network, masters, hosts, warm-up, the fault loop, the report — each
 // step a function except the loop, whose sampling and injection interleave by the clock.
-pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
+pub fn run(o: &CampaignOptions) -> Result<CampaignReport, Error> {
     if o.masters < 3 || o.hosts == 0 {
         return Err(Error::failed(
             "a campaign needs at least 3 masters and 1 host",
@@ -307,25 +370,29 @@ pub fn run(o: &CampaignOptions) -> Result<serde_json::Value, Error> {
     for f in &faults {
         *counts.entry(f.kind.clone()).or_default() += 1;
     }
-    let report = json!({
-        "negative_control": o.negative_control,
-        "duration_s": o.duration_s,
-        "warm_up_s": (warm * 10.0).round() / 10.0,
-        "masters": o.masters,
-        "hosts": o.hosts,
-        "lying_masters": liars.len(),
-        "lie_ms": o.lie_ms,
-        "seed": o.seed,
-        "master_auth": auth,
-        "samples": stats.samples,
-        "trustworthy_samples": stats.trustworthy,
-        "violations": stats.violations,
-        "first_violations": stats.first,
-        "status_share": stats.status.iter().map(|(k, v)| (k.clone(), json!(*v as f64 / total as f64))).collect::<serde_json::Map<_, _>>(),
-        "fault_counts": counts,
-        "faults": faults,
-        "dir": o.dir.display().to_string(),
-    });
+    let report = CampaignReport {
+        negative_control: o.negative_control,
+        duration_s: o.duration_s,
+        warm_up_s: (warm * 10.0).round() / 10.0,
+        masters: o.masters,
+        hosts: o.hosts,
+        lying_masters: liars.len(),
+        lie_ms: o.lie_ms,
+        seed: o.seed,
+        master_auth: auth,
+        samples: stats.samples,
+        trustworthy_samples: stats.trustworthy,
+        violations: stats.violations,
+        first_violations: stats.first,
+        status_share: stats
+            .status
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as f64 / total as f64))
+            .collect(),
+        fault_counts: counts,
+        faults,
+        dir: o.dir.display().to_string(),
+    };
     drop(hosts);
     drop(masters);
     drop(net);
@@ -583,7 +650,7 @@ struct Stats {
     trustworthy: u64,
     violations: u64,
     status: BTreeMap<String, u64>,
-    first: Vec<serde_json::Value>,
+    first: Vec<CampaignViolation>,
 }
 
 /// One read of host `h`'s page through the SDK, checked against truth (the machine's
@@ -613,7 +680,15 @@ fn sample(
         if e > after || l < before {
             st.violations += 1;
             if st.first.len() < 5 {
-                st.first.push(json!({"t_s": t, "host": h, "earliest_ns": e, "latest_ns": l, "truth_after_ns": after, "truth_before_ns": before, "status": r.status.as_str()}));
+                st.first.push(CampaignViolation {
+                    t_s: t,
+                    host: h,
+                    earliest_ns: e,
+                    latest_ns: l,
+                    truth_after_ns: after,
+                    truth_before_ns: before,
+                    status: r.status,
+                });
             }
         }
     }
@@ -641,4 +716,65 @@ async fn step(addr: &str, sec: &ttsys::mgmt::ClientSecurity, ns: i64) -> Result<
         .await
         .map(|_| ())
         .map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> CampaignReport {
+        CampaignReport {
+            negative_control: false,
+            duration_s: 100.0,
+            warm_up_s: 4.2,
+            masters: 5,
+            hosts: 4,
+            lying_masters: 1,
+            lie_ms: 50.0,
+            seed: 3,
+            master_auth: [("nts".to_string(), 20)].into(),
+            samples: 3_000,
+            trustworthy_samples: 2_900,
+            violations: 1,
+            first_violations: vec![CampaignViolation {
+                t_s: 12.5,
+                host: 2,
+                earliest_ns: 10,
+                latest_ns: 20,
+                truth_after_ns: 40,
+                truth_before_ns: 30,
+                status: ClockStatus::Holdover,
+            }],
+            status_share: [("synchronized".to_string(), 1.0)].into(),
+            fault_counts: [("clock-step".to_string(), 2)].into(),
+            faults: vec![Fault {
+                t_s: 1.0,
+                kind: "clock-step".into(),
+                target: "h1".into(),
+            }],
+            dir: "/tmp/x".into(),
+        }
+    }
+
+    #[test]
+    fn the_report_round_trips_and_a_renamed_field_is_refused_by_name() {
+        let r = report();
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["first_violations"][0]["status"], "holdover");
+        assert_eq!(
+            serde_json::from_value::<CampaignReport>(j.clone()).unwrap(),
+            r
+        );
+        let mut renamed = j.clone();
+        let v = renamed
+            .as_object_mut()
+            .unwrap()
+            .remove("violations")
+            .unwrap();
+        renamed["violation_count"] = v;
+        let e = serde_json::from_value::<CampaignReport>(renamed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("violation_count"), "{e}");
+    }
 }

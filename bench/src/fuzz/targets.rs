@@ -3,6 +3,7 @@
 //! requests after decoding, and the NTP request and reply paths.
 
 use super::*;
+use ttcore::RawReading;
 
 /// A TOML file parser, seeded with the project's own files of that kind (`*.toml` in `dir`),
 /// fed as the loaders read files: text that is not UTF-8 is refused before parsing.
@@ -43,9 +44,9 @@ pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
         .enumerate()
         {
             let raw = 5_000_000_000 + i as i64;
-            let mut d = PageData::unsynchronized(raw);
+            let mut d = PageData::unsynchronized(RawReading::from_nanos(raw));
             d.model = ttcore::ClockModel {
-                ref_raw_ns: raw,
+                ref_raw: RawReading::from_nanos(raw),
                 ref_time: ttcore::Timestamp::from_nanos(1_790_000_000_000_000_000),
                 freq: ttcore::Rate::from_ppb(-12_345),
                 eps_ref: ttcore::Span::from_micros(7),
@@ -53,8 +54,8 @@ pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
             };
             d.status = st;
             d.max_eps = ttcore::Span::from_millis(10);
-            d.void_after_raw = raw + 10_000_000_000;
-            d.holdover_after_raw = raw + 5_000_000_000;
+            d.void_after_raw = RawReading::from_nanos(raw + 10_000_000_000);
+            d.holdover_after_raw = RawReading::from_nanos(raw + 5_000_000_000);
             d.clock_check = Some(ttcore::disrupt::ClockPair {
                 raw,
                 boot: raw + 77,
@@ -102,7 +103,7 @@ pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
                 Ok(d) => d,
                 Err(e) => return format!("read:{}", kind(&e)),
             };
-            let base = d.model.ref_raw_ns;
+            let base = d.model.ref_raw.as_nanos();
             let mut out = "ok";
             for raw in [
                 base,
@@ -111,20 +112,22 @@ pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
                 i64::MAX,
                 i64::MIN,
             ] {
+                let raw = RawReading::from_nanos(raw);
                 let x = d.read_at(raw);
                 if x.interval.earliest() > x.interval.latest() {
                     return "inverted".into();
                 }
                 if let Ok(h) = r.read_hot() {
                     let _ = h.at(raw);
-                    let _ = h.continuous(raw, raw.wrapping_add(77), Some(raw as u64));
+                    let n = raw.as_nanos();
+                    let _ = h.continuous(raw, n.wrapping_add(77), Some(n as u64));
                 }
                 let f = r.read_fast();
                 if let Some((iv, _)) = f.at(raw) {
                     out = "ok-fast";
                     assert!(iv.earliest() <= iv.latest());
                 }
-                let _ = f.continuous(raw, raw, None);
+                let _ = f.continuous(raw, raw.as_nanos(), None);
             }
             out.into()
         }),
@@ -241,7 +244,7 @@ pub(super) mod ntp {
     fn view() -> MasterView {
         MasterView {
             model: Some(ClockModel {
-                ref_raw_ns: 1_000_000_000,
+                ref_raw: ttcore::RawReading::from_nanos(1_000_000_000),
                 ref_time: Timestamp::from_nanos(1_790_000_000_000_000_000),
                 freq: Rate::from_ppb(12),
                 eps_ref: Span::from_nanos(400),

@@ -411,6 +411,7 @@ pub(super) fn sample_host(
         }
         return;
     };
+    let raw = RawReading::from_nanos(raw);
     let iv = m.interval_at(raw);
     let truth = truth_at(masters, t);
     tally.samples += 1;
@@ -431,8 +432,15 @@ pub(super) fn sample_host(
     let _ = tally.eps.record(eps);
     // Commit wait for s = latest: until earliest passes s, on this model.
     let s = iv.latest();
-    let hi = m.raw_when_after(s, raw, raw + 60 * S, 1_000);
-    let _ = tally.commit_wait.record(((hi - raw).max(1)) as u64);
+    let hi = m.raw_when_after(
+        s,
+        raw,
+        raw.add(Span::from_nanos(60 * S)),
+        Span::from_nanos(1_000),
+    );
+    let _ = tally
+        .commit_wait
+        .record(hi.since(raw).as_nanos().max(1) as u64);
     if traced {
         tally.trace.push((t_s, eps as i64, st));
     }

@@ -62,7 +62,7 @@ fn wait_trustworthy(page: &std::path::Path) {
     while t0.elapsed() < Duration::from_secs(40) {
         if let Ok(r) = ttsys::shm::PageReader::open(page)
             && let Ok(d) = r.read()
-            && d.read_at(ttsys::clock::raw_ns()).status.is_trustworthy()
+            && d.read_at(ttsys::clock::raw()).status.is_trustworthy()
         {
             return;
         }

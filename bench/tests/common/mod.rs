@@ -66,6 +66,7 @@ pub fn watch_page(
             && let Ok(d) = r.read()
         {
             let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+            let raw = ttcore::RawReading::from_nanos(raw);
             let x = d.read_at(raw);
             if !seen.contains(&x.status) {
                 seen.push(x.status);

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
 use tonic::{Request, Response, Status};
 use ttclient::hlc::{Hlc, MaxOffset};
-use ttclient::{SimSource, TrueTime};
+use ttclient::{RawReading, SimSource, TrueTime};
 use ttcore::{ClockStatus, Rate, Span, Timestamp};
 use ttproto::store as pb;
 
@@ -134,9 +134,14 @@ pub fn open_clock(spec: &ClockSpec) -> Result<TrueTime, ttclient::TtError> {
             skew_ns,
             epsilon_ns,
         } => Ok(TrueTime::simulated(SimSource {
-            model: ttclient::sim_model(0, *skew_ns, Span::from_nanos(*epsilon_ns), Rate::ZERO),
+            model: ttclient::sim_model(
+                RawReading::from_nanos(0),
+                *skew_ns,
+                Span::from_nanos(*epsilon_ns),
+                Rate::ZERO,
+            ),
             status: ClockStatus::Synchronized,
-            raw: Box::new(realtime_ns),
+            raw: Box::new(|| RawReading::from_nanos(realtime_ns())),
         })),
         ClockSpec::Timed { page, addr } => TrueTime::connect(page, addr),
     }

@@ -117,7 +117,7 @@ impl State {
     ) -> State {
         let (watch, _) = tokio::sync::watch::channel(v1::DaemonStatus::default());
         State {
-            page: ArcSwap::from_pointee(PageData::unsynchronized(now)),
+            page: ArcSwap::from_pointee(PageData::unsynchronized(RawReading::from_nanos(now))),
             masters: Mutex::new(Vec::new()),
             host: Mutex::new(HostClock::new(params)),
             knob: Mutex::new(Knob::default()),
@@ -137,11 +137,11 @@ impl State {
     }
 
     /// The host clock as timed (and every reader of the page) sees it: raw + knob.
-    pub fn host_raw(&self) -> i64 {
+    pub fn host_raw(&self) -> RawReading {
         self.knob
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .apply(clock::raw_ns())
+            .apply(clock::raw())
     }
 
     /// Checks the raw clock's continuity now ([`ttcore::disrupt::check`] against the last
@@ -187,11 +187,11 @@ impl State {
 
     /// Builds and writes the page from the core's state at host raw reading `raw`, after
     /// checking the raw clock's continuity (so no page is written over an unseen disruption).
-    fn publish(&self, raw: i64) {
+    fn publish(&self, raw: RawReading) {
         let (clock_check, vmclock_marker) = self.check_clock();
         let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
         let knob = *self.knob.lock().unwrap_or_else(|e| e.into_inner());
-        let (status, _) = host.status_at(RawReading::from_nanos(raw));
+        let (status, _) = host.status_at(raw);
         let leap = self
             .masters
             .lock()
@@ -204,11 +204,11 @@ impl State {
                 model: *m,
                 status,
                 max_eps: host.params().max_epsilon,
-                void_after_raw: raw.saturating_add(self.config.void_after().as_nanos()),
+                void_after_raw: raw.add(self.config.void_after()),
                 holdover_after_raw: host
                     .last_sync_raw()
-                    .map_or(raw, RawReading::as_nanos)
-                    .saturating_add(host.params().holdover_after.as_nanos()),
+                    .unwrap_or(raw)
+                    .add(host.params().holdover_after),
                 knob,
                 tai_minus_utc_s: leap.map_or(0, |l| l.tai_minus_utc_s as i64),
                 next_leap_posix_s: leap.map_or(0, |l| l.next_leap_effective_posix_s),
@@ -224,7 +224,7 @@ impl State {
                 let mut d = PageData::unsynchronized(raw);
                 d.status = status;
                 d.knob = knob;
-                d.void_after_raw = raw.saturating_add(self.config.void_after().as_nanos());
+                d.void_after_raw = raw.add(self.config.void_after());
                 d.disruptions = self.disruptions.load(Ordering::Relaxed) as i64;
                 d.clock_check = clock_check;
                 d.vmclock_marker = vmclock_marker;
@@ -251,7 +251,7 @@ impl State {
         // ClockBound's as_of / void_after are CLOCK_MONOTONIC_COARSE, and its client refuses a
         // coarse reading earlier than as_of: stamp with the coarse clock (≤ the fine one).
         let (raw_real2, mono, w2) = clock::pair(clock::monotonic_coarse_ns);
-        let r = d.read_at(raw_real);
+        let r = d.read_at(RawReading::from_nanos(raw_real));
         // The bound's arithmetic is ttcore's; here only the clocks are read.
         let b = ttcore::clockbound::bound(&ttcore::clockbound::CbInputs {
             interval: r.interval,
@@ -278,12 +278,12 @@ impl State {
     pub fn now(&self) -> v1::NowResponse {
         let (raw_real, rt, _) = clock::pair(clock::realtime_ns);
         let d = self.page.load();
-        let r = d.read_at(raw_real);
+        let r = d.read_at(RawReading::from_nanos(raw_real));
         let reason = self
             .host
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .status_at(RawReading::from_nanos(r.raw))
+            .status_at(r.raw)
             .1;
         v1::NowResponse {
             earliest_ns: r.interval.earliest().as_nanos(),
@@ -328,7 +328,7 @@ impl State {
             max_epsilon_ns: self.config.max_epsilon_ns,
             last_sync_age_s: host
                 .last_sync_raw()
-                .map_or(-1.0, |l| (raw - l.as_nanos()) as f64 / 1e9),
+                .map_or(-1.0, |l| raw.since(l).as_nanos() as f64 / 1e9),
             syncs: host.syncs(),
             disruptions: self.disruptions.load(Ordering::Relaxed),
             masters: masters
@@ -533,7 +533,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
     state.nts_tls = nts_tls;
     let state = Arc::new(state);
-    state.publish(now);
+    state.publish(RawReading::from_nanos(now));
     let security = config
         .management
         .server(config.listen, OPEN_METHODS)
@@ -654,12 +654,12 @@ mod tests {
             Arc::new(AtomicBool::new(false)),
             now,
         );
-        state.publish(now);
+        state.publish(RawReading::from_nanos(now));
         *state.knob.lock().unwrap() = Knob {
             step_ns: 5_000,
             ..Knob::default()
         };
-        state.publish(now + 1_000);
+        state.publish(RawReading::from_nanos(now + 1_000));
         let pages = page.0.lock().unwrap().clone();
         assert_eq!(pages.len(), 2);
         // A fresh start holds no model: unsynchronized (not disrupted: nothing went wrong), and
@@ -678,7 +678,10 @@ mod tests {
         assert_eq!(answer.reason, HostReason::NotYetSynchronized.to_string());
         assert_eq!(pages[0].writer_pid, std::process::id() as i64);
         assert_eq!(pages[1].knob.step_ns, 5_000);
-        assert_eq!(pages[1].void_after_raw, now + 1_000 + 10_000_000_000);
+        assert_eq!(
+            pages[1].void_after_raw,
+            RawReading::from_nanos(now + 1_000 + 10_000_000_000)
+        );
         // The reader's continuity check has a pair to check against.
         assert!(pages[1].clock_check.is_some());
         assert_eq!(**state.page.load(), pages[1]);

@@ -54,7 +54,7 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<TimeSource>) 
     let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());
     let joined = tokio::task::spawn_blocking(move || {
         let mut sources = sources;
-        let host = move |r: i64| knob.apply(r);
+        let host = move |r: i64| knob.apply(RawReading::from_nanos(r)).as_nanos();
         let bursts: Vec<Burst> = std::thread::scope(|sc| {
             let hs: Vec<_> = sources
                 .iter_mut()
@@ -86,10 +86,12 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<TimeSource>) 
     let raw = state.host_raw();
     let round = {
         let mut h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-        let round = h.on_round(RawReading::from_nanos(raw), &samples);
+        let round = h.on_round(raw, &samples);
         // Offsets relative to our (new) estimate, for display.
         if let Some(m) = h.model() {
-            let ours = m.estimate_at(raw).map_or(0, |t| t.as_nanos() - raw);
+            let ours = m
+                .estimate_at(raw)
+                .map_or(0, |t| t.as_nanos() - raw.as_nanos());
             for (v, s) in views.iter_mut().zip(&samples) {
                 if let Some(s) = s {
                     v.offset_ns = s.bounds.midpoint().as_nanos() - ours;
@@ -203,7 +205,7 @@ fn burst_sample(
 /// After a round: with `steer = "adjtimex"`, slews the system clock toward the page's midpoint.
 pub(super) fn steer_system_clock(state: &State) {
     let d = state.page.load();
-    let r = d.read_at(clock::raw_ns());
+    let r = d.read_at(clock::raw());
     if r.status.is_trustworthy() {
         let off = r.interval.midpoint().as_nanos() - clock::realtime_ns();
         if let Err(e) = ttsys::steer::steer(off, r.interval.epsilon().as_nanos()) {

@@ -54,11 +54,11 @@ impl v1::time_daemon_server::TimeDaemon for Service {
         let knob = {
             let mut k = self.0.knob.lock().unwrap_or_else(|e| e.into_inner());
             // Continuous at `now`: the new transform starts where the old one is.
-            let current = k.apply(now);
+            let current = k.apply(RawReading::from_nanos(now));
             *k = Knob {
                 anchor_raw_ns: now,
                 skew: Rate::estimate_from_ppm_f64(r.skew_ppm).unwrap_or(Rate::ZERO),
-                step_ns: current - now + r.step_ns,
+                step_ns: current.as_nanos() - now + r.step_ns,
             };
             *k
         };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
-use ttcore::{ClockStatus, OffsetInterval, Rate};
+use ttcore::{ClockStatus, OffsetInterval, Rate, RawReading};
 use ttsys::clock::raw_ns;
 
 /// What a peer looked like at the last round.
@@ -107,7 +107,7 @@ pub(super) fn peer_thread(shared: Arc<Shared>, tx: Sender<Input>) {
             .load()
             .snap
             .model
-            .and_then(|m| m.estimate_at(raw))
+            .and_then(|m| m.estimate_at(RawReading::from_nanos(raw)))
             .map(|e| e.as_nanos() - raw);
         {
             let mut ps = shared.peers.lock().unwrap_or_else(|e| e.into_inner());

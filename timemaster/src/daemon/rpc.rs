@@ -6,7 +6,7 @@ use crate::core::outcome::MasterReason;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tonic::{Request, Response};
-use ttcore::Span;
+use ttcore::{RawReading, Span};
 use ttproto::v1;
 use ttsys::clock;
 
@@ -29,7 +29,8 @@ impl Service {
     /// The full status at the current instant.
     // One struct literal: the status message, field by field.
     pub fn status_now(&self) -> v1::MasterStatus {
-        let (raw, rt, _) = clock::pair(clock::realtime_ns);
+        let (raw_ns, rt, _) = clock::pair(clock::realtime_ns);
+        let raw = RawReading::from_nanos(raw_ns);
         let p = self.shared.published.load();
         let c = p.snap.components;
         let (earliest, latest, eps, status, reason) = match &p.snap.model {
@@ -98,7 +99,7 @@ impl Service {
                     detail: s.detail.clone(),
                     events: s.events,
                     errors: s.errors,
-                    last_event_age_s: s.last_raw.map_or(-1.0, |r| (raw - r) as f64 / 1e9),
+                    last_event_age_s: s.last_raw.map_or(-1.0, |r| (raw_ns - r) as f64 / 1e9),
                 })
                 .collect(),
             peers: peers
@@ -130,7 +131,7 @@ impl Service {
             earliest_ns: earliest,
             latest_ns: latest,
             host_realtime_ns: rt,
-            uptime_s: (raw - self.shared.started_raw) as f64 / 1e9,
+            uptime_s: (raw_ns - self.shared.started_raw) as f64 / 1e9,
             events: p.events.clone(),
             transfer: Some(self.transfer_stats()),
         }

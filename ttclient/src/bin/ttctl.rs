@@ -260,7 +260,7 @@ fn now_from_page(page: &std::path::Path) -> Result<serde_json::Value, Failure> {
     let r = ttsys::shm::PageReader::open(page)?;
     let d = r.read()?;
     let (raw, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
-    let x = d.read_at(raw);
+    let x = d.read_at(ttclient::RawReading::from_nanos(raw));
     Ok(json!({
         "earliest_ns": x.interval.earliest().as_nanos(),
         "latest_ns": x.interval.latest().as_nanos(),

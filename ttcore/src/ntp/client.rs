@@ -691,7 +691,7 @@ mod tests {
     fn view() -> MasterView {
         MasterView {
             model: Some(ClockModel {
-                ref_raw_ns: 1_000_000_000,
+                ref_raw: crate::time::RawReading::from_nanos(1_000_000_000),
                 ref_time: Timestamp::from_nanos(1_005_000_000),
                 freq: Rate::ZERO,
                 eps_ref: Span::from_nanos(300),

@@ -11,7 +11,7 @@ use super::packet::{
 };
 use crate::clock_model::ClockModel;
 use crate::interval::ClockStatus;
-use crate::time::Span;
+use crate::time::{RawReading, Span};
 use thiserror::Error;
 
 /// Precision advertised in replies (log₂ s): 2⁻²⁵ s ≈ 30 ns, the resolution of a kernel stamp
@@ -94,7 +94,7 @@ pub struct Answered {
 }
 
 /// The master's status and ε at raw reading `raw`, with the max-ε downgrade applied.
-pub fn status_at(view: &MasterView, raw: i64) -> (ClockStatus, Option<Span>) {
+pub fn status_at(view: &MasterView, raw: RawReading) -> (ClockStatus, Option<Span>) {
     match &view.model {
         None => (ClockStatus::Unsynchronized, None),
         Some(m) => {
@@ -139,11 +139,13 @@ pub fn answer(
         None => None,
     };
     let later = rx.raw.max(tx_raw);
-    let (status, eps) = status_at(view, later);
+    let (status, eps) = status_at(view, RawReading::from_nanos(later));
     let (t2, t3, ref_ts) = match &view.model {
         Some(m) => (
-            m.estimate_at(rx.raw).map_or(0, |t| t.as_nanos()),
-            m.estimate_at(tx_raw).map_or(0, |t| t.as_nanos()),
+            m.estimate_at(RawReading::from_nanos(rx.raw))
+                .map_or(0, |t| t.as_nanos()),
+            m.estimate_at(RawReading::from_nanos(tx_raw))
+                .map_or(0, |t| t.as_nanos()),
             m.ref_time,
         ),
         None => (0, 0, crate::time::Timestamp::EPOCH),
@@ -223,8 +225,9 @@ pub fn answer(
 pub fn sent_reply(view: &MasterView, t2_ns: i64, tx_raw: i64, kernel: bool) -> SentReply {
     let (t3, eps) = match &view.model {
         Some(m) => (
-            m.estimate_at(tx_raw).map(|t| t.as_nanos()),
-            m.epsilon_at(tx_raw).as_nanos(),
+            m.estimate_at(RawReading::from_nanos(tx_raw))
+                .map(|t| t.as_nanos()),
+            m.epsilon_at(RawReading::from_nanos(tx_raw)).as_nanos(),
         ),
         None => (None, i64::MAX),
     };

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU32, AtomicU64};
 use ttcore::disrupt::ClockPair;
-use ttcore::{ClockModel, ClockStatus, Rate, Span, TTInterval, Timestamp};
+use ttcore::{ClockModel, ClockStatus, Rate, RawReading, Span, TTInterval, Timestamp};
 
 /// `"TTPG"` read as a little-endian `u32`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"TTPG");
@@ -102,7 +102,7 @@ pub(super) fn fast_block(d: &PageData) -> [i64; 7] {
         || !(0..=FAST_MAX_PPT).contains(&drift)
         || !(0..1 << 40).contains(&eps_ref)
         || m.ref_time.as_nanos().unsigned_abs() >= 1 << 62
-        || m.ref_raw_ns.unsigned_abs() >= 1 << 62
+        || m.ref_raw.as_nanos().unsigned_abs() >= 1 << 62
     {
         return none;
     }
@@ -112,11 +112,11 @@ pub(super) fn fast_block(d: &PageData) -> [i64; 7] {
     let drift_q = ((drift as i128 * Q + PPT - 1) / PPT) as i64;
     let eps0 = eps_ref + FAST_MARGIN_NS;
     let max_eps = d.max_eps.as_nanos();
-    let ref_raw = m.ref_raw_ns;
+    let ref_raw = m.ref_raw.as_nanos();
     let mut until = FAST_MAX_AGE;
-    until = until.min(d.void_after_raw.saturating_sub(ref_raw));
+    until = until.min(d.void_after_raw.since(m.ref_raw).as_nanos());
     if d.status == ClockStatus::Synchronized {
-        until = until.min(d.holdover_after_raw.saturating_sub(ref_raw));
+        until = until.min(d.holdover_after_raw.since(m.ref_raw).as_nanos());
     }
     // Largest age whose fast-path ε still fits under max-epsilon:
     // eps0 + ⌊age × drift_q / 2⁶⁴⌋ ≤ max  ⇐  age ≤ (max − eps0) × 2⁶⁴ / drift_q.
@@ -168,14 +168,17 @@ pub struct Knob {
 
 impl Knob {
     /// The host clock reading for a real raw reading.
-    pub fn apply(&self, raw: i64) -> i64 {
+    pub fn apply(&self, raw: RawReading) -> RawReading {
         if self.skew == Rate::ZERO && self.step_ns == 0 {
             return raw;
         }
-        raw.saturating_add(self.step_ns).saturating_add(
-            self.skew
-                .apply(Span::from_nanos(raw.saturating_sub(self.anchor_raw_ns)))
-                .as_nanos(),
+        let raw = raw.as_nanos();
+        RawReading::from_nanos(
+            raw.saturating_add(self.step_ns).saturating_add(
+                self.skew
+                    .apply(Span::from_nanos(raw.saturating_sub(self.anchor_raw_ns)))
+                    .as_nanos(),
+            ),
         )
     }
 }
@@ -190,9 +193,9 @@ pub struct PageData {
     /// Maximum usable ε.
     pub max_eps: Span,
     /// Raw reading after which the page is void.
-    pub void_after_raw: i64,
+    pub void_after_raw: RawReading,
     /// Raw reading after which `synchronized` reads as `holdover`.
-    pub holdover_after_raw: i64,
+    pub holdover_after_raw: RawReading,
     /// The test knob.
     pub knob: Knob,
     /// TAI − UTC (s).
@@ -202,7 +205,7 @@ pub struct PageData {
     /// Next leap second: delta.
     pub next_leap_delta: i64,
     /// Raw reading of the write.
-    pub updated_raw: i64,
+    pub updated_raw: RawReading,
     /// Syncs so far.
     pub sync_count: i64,
     /// Writer pid.
@@ -258,7 +261,7 @@ pub struct Reading {
     /// Why the status differs from the written one, if it does.
     pub degraded: Degraded,
     /// The host clock reading used (after the knob).
-    pub raw: i64,
+    pub raw: RawReading,
 }
 
 /// A page's status code; an unknown code is never trusted.
@@ -278,11 +281,11 @@ pub(super) fn decode_status(code: i64) -> ClockStatus {
 #[inline(always)]
 pub(super) fn degrade(
     written: ClockStatus,
-    raw: i64,
+    raw: RawReading,
     eps_ns: i64,
     max_eps_ns: i64,
-    void_after: i64,
-    holdover_after: i64,
+    void_after: RawReading,
+    holdover_after: RawReading,
 ) -> (ClockStatus, Degraded) {
     if raw > void_after {
         (ClockStatus::Unsynchronized, Degraded::Void)
@@ -297,7 +300,7 @@ pub(super) fn degrade(
 
 impl PageData {
     /// The interval and status at real raw reading `raw_real` (`CLOCK_MONOTONIC_RAW`).
-    pub fn read_at(&self, raw_real: i64) -> Reading {
+    pub fn read_at(&self, raw_real: RawReading) -> Reading {
         let raw = self.knob.apply(raw_real);
         let interval = self.model.interval_at(raw);
         let (status, degraded) = degrade(
@@ -318,14 +321,14 @@ impl PageData {
 
     pub(super) fn to_fields(self) -> [i64; NFIELDS] {
         let mut f = [0i64; NFIELDS];
-        f[field::REF_RAW_NS] = self.model.ref_raw_ns;
+        f[field::REF_RAW_NS] = self.model.ref_raw.as_nanos();
         f[field::REF_TIME_NS] = self.model.ref_time.as_nanos();
         f[field::FREQ_PPT] = self.model.freq.as_ppt();
         f[field::EPS_REF_NS] = self.model.eps_ref.as_nanos();
         f[field::DRIFT_PPT] = self.model.drift_bound.as_ppt();
         f[field::MAX_EPS_NS] = self.max_eps.as_nanos();
-        f[field::VOID_AFTER_RAW_NS] = self.void_after_raw;
-        f[field::HOLDOVER_AFTER_RAW_NS] = self.holdover_after_raw;
+        f[field::VOID_AFTER_RAW_NS] = self.void_after_raw.as_nanos();
+        f[field::HOLDOVER_AFTER_RAW_NS] = self.holdover_after_raw.as_nanos();
         f[field::STATUS] = self.status.as_u8() as i64;
         f[field::CLOCK_ID] = CLOCK_MONOTONIC_RAW_ID;
         f[field::KNOB_ANCHOR_RAW_NS] = self.knob.anchor_raw_ns;
@@ -334,7 +337,7 @@ impl PageData {
         f[field::TAI_MINUS_UTC_S] = self.tai_minus_utc_s;
         f[field::NEXT_LEAP_POSIX_S] = self.next_leap_posix_s;
         f[field::NEXT_LEAP_DELTA] = self.next_leap_delta;
-        f[field::UPDATED_RAW_NS] = self.updated_raw;
+        f[field::UPDATED_RAW_NS] = self.updated_raw.as_nanos();
         f[field::SYNC_COUNT] = self.sync_count;
         f[field::WRITER_PID] = self.writer_pid;
         f[field::DISRUPTIONS] = self.disruptions;
@@ -349,7 +352,7 @@ impl PageData {
     pub(super) fn from_fields(f: &[i64; NFIELDS]) -> Self {
         PageData {
             model: ClockModel {
-                ref_raw_ns: f[field::REF_RAW_NS],
+                ref_raw: RawReading::from_nanos(f[field::REF_RAW_NS]),
                 ref_time: Timestamp::from_nanos(f[field::REF_TIME_NS]),
                 freq: Rate::from_ppt(f[field::FREQ_PPT]),
                 eps_ref: Span::from_nanos(f[field::EPS_REF_NS]),
@@ -357,8 +360,8 @@ impl PageData {
             },
             status: decode_status(f[field::STATUS]),
             max_eps: Span::from_nanos(f[field::MAX_EPS_NS]),
-            void_after_raw: f[field::VOID_AFTER_RAW_NS],
-            holdover_after_raw: f[field::HOLDOVER_AFTER_RAW_NS],
+            void_after_raw: RawReading::from_nanos(f[field::VOID_AFTER_RAW_NS]),
+            holdover_after_raw: RawReading::from_nanos(f[field::HOLDOVER_AFTER_RAW_NS]),
             knob: Knob {
                 anchor_raw_ns: f[field::KNOB_ANCHOR_RAW_NS],
                 skew: Rate::from_ppt(f[field::KNOB_SKEW_PPT]),
@@ -367,7 +370,7 @@ impl PageData {
             tai_minus_utc_s: f[field::TAI_MINUS_UTC_S],
             next_leap_posix_s: f[field::NEXT_LEAP_POSIX_S],
             next_leap_delta: f[field::NEXT_LEAP_DELTA],
-            updated_raw: f[field::UPDATED_RAW_NS],
+            updated_raw: RawReading::from_nanos(f[field::UPDATED_RAW_NS]),
             sync_count: f[field::SYNC_COUNT],
             writer_pid: f[field::WRITER_PID],
             disruptions: f[field::DISRUPTIONS],
@@ -381,10 +384,10 @@ impl PageData {
     }
 
     /// A page that says "unsynchronized" (what a writer publishes before its first sync).
-    pub fn unsynchronized(now_raw: i64) -> Self {
+    pub fn unsynchronized(now_raw: RawReading) -> Self {
         PageData {
             model: ClockModel {
-                ref_raw_ns: now_raw,
+                ref_raw: now_raw,
                 ref_time: Timestamp::EPOCH,
                 freq: Rate::ZERO,
                 eps_ref: Span::MAX,

@@ -5,7 +5,7 @@ use memmap2::Mmap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering, fence};
-use ttcore::{ClockStatus, Span, TTInterval, Timestamp};
+use ttcore::{ClockStatus, RawReading, Span, TTInterval, Timestamp};
 
 /// The fields a reader needs on the hot path, copied under the seqlock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +31,9 @@ impl HotPage {
     /// PROTOCOL.md reading step 3 against this copy: see [`continuous`] and
     /// [`vm_consistent`] (`vm`: the VMClock device's marker now, if the reader maps one).
     #[inline(always)]
-    pub fn continuous(&self, raw_real: i64, boot: i64, vm: Option<u64>) -> bool {
-        continuous(self.check_raw, self.check_offset, raw_real, boot) && vm_consistent(self.vm, vm)
+    pub fn continuous(&self, raw_real: RawReading, boot: i64, vm: Option<u64>) -> bool {
+        continuous(self.check_raw, self.check_offset, raw_real.as_nanos(), boot)
+            && vm_consistent(self.vm, vm)
     }
 
     /// The interval and status at real raw reading `raw_real` — the same answer as
@@ -43,7 +44,8 @@ impl HotPage {
     /// 0.25 ns, so the floor and ceiling differ from the exact integer ones by at most 1. One
     /// extra nanosecond of ε therefore makes this interval contain the exact one.
     #[inline]
-    pub fn at(&self, raw_real: i64) -> (TTInterval, ClockStatus) {
+    pub fn at(&self, raw_real: RawReading) -> (TTInterval, ClockStatus) {
+        let raw_real = raw_real.as_nanos();
         // Fast path: no knob, and every quantity small enough that plain arithmetic cannot
         // overflow (|ref_time| < 2⁶², |age| < 2⁶⁰, 0 ≤ ε_ref < 2⁴⁰, |rates| < 2³⁰ ppt ≈ 1000 ppm
         // … so every sum below stays under 2⁶³).
@@ -61,11 +63,11 @@ impl HotPage {
                 let eps = self.eps_ref + ceil_i64(self.drift_ppt as f64 * agef.abs() * 1e-12) + 2;
                 let (status, _) = degrade(
                     decode_status(self.status),
-                    raw_real,
+                    RawReading::from_nanos(raw_real),
                     eps,
                     self.max_eps,
-                    self.void_after,
-                    self.holdover_after,
+                    RawReading::from_nanos(self.void_after),
+                    RawReading::from_nanos(self.holdover_after),
                 );
                 let interval = TTInterval::new(
                     Timestamp::from_nanos(est - eps),
@@ -103,11 +105,11 @@ impl HotPage {
             .unwrap_or_else(|_| TTInterval::point(Timestamp::from_nanos(est)));
         let (status, _) = degrade(
             decode_status(self.status),
-            raw,
+            RawReading::from_nanos(raw),
             eps,
             self.max_eps,
-            self.void_after,
-            self.holdover_after,
+            RawReading::from_nanos(self.void_after),
+            RawReading::from_nanos(self.holdover_after),
         );
         (interval, status)
     }
@@ -133,8 +135,9 @@ impl FastBlock {
     /// PROTOCOL.md reading step 3 against this copy: see [`continuous`] and
     /// [`vm_consistent`] (`vm`: the VMClock device's marker now, if the reader maps one).
     #[inline(always)]
-    pub fn continuous(&self, raw_real: i64, boot: i64, vm: Option<u64>) -> bool {
-        continuous(self.check_raw, self.check_offset, raw_real, boot) && vm_consistent(self.vm, vm)
+    pub fn continuous(&self, raw_real: RawReading, boot: i64, vm: Option<u64>) -> bool {
+        continuous(self.check_raw, self.check_offset, raw_real.as_nanos(), boot)
+            && vm_consistent(self.vm, vm)
     }
 
     /// The interval and status at real raw reading `raw_real`, if it falls inside the window
@@ -148,7 +151,8 @@ impl FastBlock {
     /// the copied one: the writer ends the window before `holdover_after`, before `void_after`
     /// and before this path's ε could exceed max-epsilon.
     #[inline(always)]
-    pub fn at(&self, raw_real: i64) -> Option<(TTInterval, ClockStatus)> {
+    pub fn at(&self, raw_real: RawReading) -> Option<(TTInterval, ClockStatus)> {
+        let raw_real = raw_real.as_nanos();
         let age = raw_real.wrapping_sub(self.ref_raw);
         // One unsigned compare rejects negative ages and ages past the window (and a zero
         // window: no fast block).
@@ -374,14 +378,14 @@ impl PageReader {
         }
         // Contended for a long time: fall back to the full read with its time-based give-up.
         self.read().map(|d| HotPage {
-            ref_raw: d.model.ref_raw_ns,
+            ref_raw: d.model.ref_raw.as_nanos(),
             ref_time: d.model.ref_time.as_nanos(),
             freq_ppt: d.model.freq.as_ppt(),
             eps_ref: d.model.eps_ref.as_nanos(),
             drift_ppt: d.model.drift_bound.as_ppt(),
             max_eps: d.max_eps.as_nanos(),
-            void_after: d.void_after_raw,
-            holdover_after: d.holdover_after_raw,
+            void_after: d.void_after_raw.as_nanos(),
+            holdover_after: d.holdover_after_raw.as_nanos(),
             status: d.status.as_u8() as i64,
             knob_anchor: d.knob.anchor_raw_ns,
             knob_skew: d.knob.skew.as_ppt(),

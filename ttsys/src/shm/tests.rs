@@ -6,12 +6,17 @@ use super::reader::*;
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
-use ttcore::{ClockModel, ClockStatus, Rate, Span, Timestamp};
+use ttcore::{ClockModel, ClockStatus, Rate, RawReading, Span, Timestamp};
+
+/// A raw reading of `ns`.
+fn rr(ns: i64) -> RawReading {
+    RawReading::from_nanos(ns)
+}
 
 fn data(v: i64) -> PageData {
-    let mut d = PageData::unsynchronized(v);
+    let mut d = PageData::unsynchronized(rr(v));
     d.model = ClockModel {
-        ref_raw_ns: v,
+        ref_raw: rr(v),
         ref_time: Timestamp::from_nanos(v),
         freq: Rate::from_ppt(v),
         eps_ref: Span::from_nanos(v),
@@ -19,8 +24,8 @@ fn data(v: i64) -> PageData {
     };
     d.status = ClockStatus::Synchronized;
     d.max_eps = Span::from_nanos(v);
-    d.void_after_raw = v;
-    d.holdover_after_raw = v;
+    d.void_after_raw = rr(v);
+    d.holdover_after_raw = rr(v);
     d
 }
 
@@ -71,7 +76,7 @@ fn readers_never_see_a_torn_page() {
             match r.read() {
                 Ok(d) => {
                     // Every field was written with the same value: any mix is a torn read.
-                    let v = d.model.ref_raw_ns;
+                    let v = d.model.ref_raw.as_nanos();
                     assert_eq!(d, data(v), "torn read");
                     n += 1;
                 }
@@ -175,16 +180,16 @@ use proptest::prelude::*;
 /// A page with model `[ref_raw, ref_time, freq_ppt, eps_ref, drift_ppt]`, `status`, and
 /// holdover 5 s after the reference.
 fn page_data(m: [i64; 5], status: u8) -> PageData {
-    let mut d = PageData::unsynchronized(0);
+    let mut d = PageData::unsynchronized(rr(0));
     d.model = ClockModel {
-        ref_raw_ns: m[0],
+        ref_raw: rr(m[0]),
         ref_time: Timestamp::from_nanos(m[1]),
         freq: Rate::from_ppt(m[2]),
         eps_ref: Span::from_nanos(m[3]),
         drift_bound: Rate::from_ppt(m[4]),
     };
     d.status = ClockStatus::from_u8(status).unwrap();
-    d.holdover_after_raw = m[0] + 5_000_000_000;
+    d.holdover_after_raw = rr(m[0] + 5_000_000_000);
     d
 }
 
@@ -213,12 +218,12 @@ proptest! {
     ) {
         let mut d = page_data([ref_raw, ref_time, freq, eps, drift], status);
         d.max_eps = Span::from_millis(500);
-        d.void_after_raw = ref_raw + 500_000_000_000;
+        d.void_after_raw = rr(ref_raw + 500_000_000_000);
         d.knob = Knob { anchor_raw_ns: ref_raw, skew: Rate::from_ppt(skew), step_ns: step };
         let (_dir, r) = published(&d);
         let raw = ref_raw + age;
-        let exact = r.read().unwrap().read_at(raw);
-        let (iv, st) = r.read_hot().unwrap().at(raw);
+        let exact = r.read().unwrap().read_at(rr(raw));
+        let (iv, st) = r.read_hot().unwrap().at(rr(raw));
         prop_assert!(iv.earliest() <= exact.interval.earliest() && iv.latest() >= exact.interval.latest(), "{iv} vs {}", exact.interval);
         prop_assert!(iv.width().as_nanos() - exact.interval.width().as_nanos() <= 4);
         // The status may differ only where ε sits within 2 ns of max-epsilon.
@@ -245,12 +250,12 @@ proptest! {
     ) {
         let mut d = page_data([ref_raw, ref_time, freq, eps, drift], status);
         d.max_eps = Span::from_millis(max_eps_ms);
-        d.void_after_raw = ref_raw + 2_000_000_000_000;
+        d.void_after_raw = rr(ref_raw + 2_000_000_000_000);
         d.knob = Knob { anchor_raw_ns: ref_raw, skew: Rate::from_ppt(knob), step_ns: 0 };
         let (_dir, r) = published(&d);
         let raw = ref_raw + age;
-        let exact = r.read().unwrap().read_at(raw);
-        match r.read_fast().at(raw) {
+        let exact = r.read().unwrap().read_at(rr(raw));
+        match r.read_fast().at(rr(raw)) {
             Some((iv, st)) => {
                 prop_assert!(knob == 0 && status <= 2 && age >= 0);
                 prop_assert!(iv.earliest() <= exact.interval.earliest() && iv.latest() >= exact.interval.latest(), "{iv} vs {}", exact.interval);
@@ -262,8 +267,8 @@ proptest! {
                 // Declining is always allowed; it must happen where the fast rule would
                 // be wrong (these are the cases the slow path exists for).
                 let must_decline = knob != 0 || status > 2 || age < 0
-                    || raw >= d.void_after_raw
-                    || (status == 1 && raw >= d.holdover_after_raw);
+                    || raw >= d.void_after_raw.as_nanos()
+                    || (status == 1 && raw >= d.holdover_after_raw.as_nanos());
                 let eps_headroom = d.max_eps.as_nanos() - exact.interval.epsilon().as_nanos();
                 prop_assert!(must_decline || eps_headroom <= 8, "declined with {eps_headroom} ns of headroom");
             }
@@ -273,27 +278,27 @@ proptest! {
 
 #[test]
 fn the_fast_block_declines_untrustworthy_pages_and_the_knob() {
-    let mut d = PageData::unsynchronized(1_000);
+    let mut d = PageData::unsynchronized(rr(1_000));
     assert_eq!(fast_block(&d), [0; 7]);
     d.status = ClockStatus::Synchronized;
     d.model.eps_ref = Span::from_micros(10);
     d.model.ref_time = Timestamp::from_nanos(1_700_000_000_000_000_000);
     d.max_eps = Span::from_millis(1);
-    d.void_after_raw = 1_000 + 10_000_000_000;
-    d.holdover_after_raw = 1_000 + 1_000_000_000;
+    d.void_after_raw = rr(1_000 + 10_000_000_000);
+    d.holdover_after_raw = rr(1_000 + 1_000_000_000);
     let b = fast_block(&d);
     assert_eq!(b[5], 1_000_000_000, "the window ends at holdover_after");
     // Inside the window the reader takes the fast path and agrees with the exact reading.
     let (_dir, r) = published(&d);
     let (iv, st) = r
         .read_fast()
-        .at(1_000 + 500_000_000)
+        .at(rr(1_000 + 500_000_000))
         .expect("inside the window");
-    let exact = r.read().unwrap().read_at(1_000 + 500_000_000);
+    let exact = r.read().unwrap().read_at(rr(1_000 + 500_000_000));
     assert_eq!(st, exact.status);
     assert!(iv.earliest() <= exact.interval.earliest() && iv.latest() >= exact.interval.latest());
     assert!(
-        r.read_fast().at(1_000 + 1_000_000_000).is_none(),
+        r.read_fast().at(rr(1_000 + 1_000_000_000)).is_none(),
         "declines at holdover_after"
     );
     d.status = ClockStatus::Holdover;
@@ -328,26 +333,26 @@ fn floor_and_ceil_without_libm() {
 fn time_dependent_status() {
     let mut d = data(0);
     d.model = ClockModel {
-        ref_raw_ns: 1_000,
+        ref_raw: rr(1_000),
         ref_time: Timestamp::from_nanos(5_000),
         freq: Rate::ZERO,
         eps_ref: Span::from_nanos(100),
         drift_bound: Rate::from_ppm(200),
     };
     d.max_eps = Span::from_nanos(300);
-    d.holdover_after_raw = 500_000;
-    d.void_after_raw = 10_000_000;
-    assert_eq!(d.read_at(2_000).status, ClockStatus::Synchronized);
-    assert_eq!(d.read_at(600_000).degraded, Degraded::Stale);
-    assert_eq!(d.read_at(600_000).status, ClockStatus::Holdover);
+    d.holdover_after_raw = rr(500_000);
+    d.void_after_raw = rr(10_000_000);
+    assert_eq!(d.read_at(rr(2_000)).status, ClockStatus::Synchronized);
+    assert_eq!(d.read_at(rr(600_000)).degraded, Degraded::Stale);
+    assert_eq!(d.read_at(rr(600_000)).status, ClockStatus::Holdover);
     // ε = 100 ns + 200 ppm × age: 220 ns at 0.6 ms, 420 ns at 1.6 ms (> 300 ns).
-    assert_eq!(d.read_at(1_600_000).degraded, Degraded::EpsilonTooLarge);
-    assert_eq!(d.read_at(20_000_000).degraded, Degraded::Void);
+    assert_eq!(d.read_at(rr(1_600_000)).degraded, Degraded::EpsilonTooLarge);
+    assert_eq!(d.read_at(rr(20_000_000)).degraded, Degraded::Void);
     // The knob: +1 ms step shifts the interval by 1 ms of raw.
     d.knob = Knob {
         anchor_raw_ns: 0,
         skew: Rate::ZERO,
         step_ns: 1_000,
     };
-    assert_eq!(d.read_at(2_000).raw, 3_000);
+    assert_eq!(d.read_at(rr(2_000)).raw, rr(3_000));
 }

@@ -70,7 +70,7 @@ impl PageWriter {
             p.size.store(PAGE_SIZE as u32, Ordering::Relaxed);
             p.generation.store(0, Ordering::Relaxed);
         }
-        w.write(&PageData::unsynchronized(crate::clock::raw_ns()));
+        w.write(&PageData::unsynchronized(crate::clock::raw()));
         // The magic last: a reader that sees it sees an initialised page.
         w.raw().magic.store(MAGIC, Ordering::Release);
         w.map.flush().map_err(io(&tmp))?;

@@ -90,7 +90,7 @@ impl MasterCore {
     /// [`MasterCore::total_eps_at`] inside the core, where readings are bare ns.
     pub(super) fn total_eps_ns(&self, raw: i64) -> f64 {
         match self.model() {
-            Some(m) => m.epsilon_at(raw).as_nanos() as f64,
+            Some(m) => m.epsilon_at(RawReading::from_nanos(raw)).as_nanos() as f64,
             None => f64::INFINITY,
         }
     }
@@ -105,7 +105,7 @@ impl MasterCore {
         }
         let (w, f) = kf.offset_at(r);
         Some(ClockModel {
-            ref_raw_ns: r,
+            ref_raw: RawReading::from_nanos(r),
             ref_time: Timestamp::from_nanos(r + w + f.floor() as i64),
             freq: Rate::estimate_from_ppm_f64(kf.freq() * 1e6)?,
             // +1 for the floor above; ClockModel adds its own rounding guard for freq × age.
@@ -115,8 +115,8 @@ impl MasterCore {
     }
 
     /// The published snapshot at raw reading `now_raw`.
-    pub fn snapshot(&self, now_raw: RawReading) -> Snapshot {
-        let now_raw = now_raw.as_nanos();
+    pub fn snapshot(&self, now: RawReading) -> Snapshot {
+        let now_raw = now.as_nanos();
         let model = self.model();
         let r = self.discipline.kf().map_or(now_raw, |k| k.ref_raw());
         let (_, mut components) = self.base_eps_at(r);
@@ -124,7 +124,7 @@ impl MasterCore {
         if let Some(m) = &model {
             components.drift_ns = m
                 .drift_bound
-                .bound_over(m.age_at(now_raw).saturating_abs())
+                .bound_over(m.age_at(now).saturating_abs())
                 .as_nanos();
         }
         let freq_ppm = self.discipline.kf().map_or(0.0, |k| k.freq() * 1e6);
@@ -132,7 +132,7 @@ impl MasterCore {
             Discipline::Holdover { seg, .. } => (now_raw - seg.since_raw) as f64 / 1e9,
             _ => 0.0,
         };
-        let eps_now = model.as_ref().map(|m| m.epsilon_at(now_raw));
+        let eps_now = model.as_ref().map(|m| m.epsilon_at(now));
         let (status, reason) = self.status_with_reason(model.is_some(), eps_now, freq_ppm);
         Snapshot {
             model,

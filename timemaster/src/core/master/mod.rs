@@ -423,7 +423,7 @@ mod tests {
         let raw = T0 + 30 * S - OFF;
         let s = m.snapshot(RawReading::from_nanos(raw));
         assert_eq!(s.status, ClockStatus::Synchronized, "{}", s.reason);
-        let i = s.model.unwrap().interval_at(raw);
+        let i = s.model.unwrap().interval_at(RawReading::from_nanos(raw));
         assert!(i.contains(Timestamp::from_nanos(T0 + 30 * S)), "{i}");
         assert!(i.epsilon() < Span::from_micros(2), "{i}");
     }
@@ -445,7 +445,7 @@ mod tests {
         assert!(
             s.model
                 .unwrap()
-                .interval_at(raw)
+                .interval_at(RawReading::from_nanos(raw))
                 .contains(Timestamp::from_nanos(T0 + 40 * S))
         );
         assert!(

@@ -139,11 +139,13 @@ impl MasterCore {
 
     /// Our own offset interval (timescale − raw) at `raw`, if synchronized.
     pub fn own_offset(&self, raw: RawReading) -> Option<OffsetInterval> {
-        let raw = raw.as_nanos();
         let m = self.model()?;
         let est = m.estimate_at(raw)?;
         let eps = m.epsilon_at(raw);
-        let mid = Span::from_nanos(est.as_nanos() - raw);
+        let mid = est
+            .as_nanos()
+            .checked_sub(raw.as_nanos())
+            .map(Span::from_nanos)?;
         OffsetInterval::new(mid.saturating_sub(eps), mid.saturating_add(eps))
     }
 

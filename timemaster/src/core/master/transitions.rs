@@ -55,7 +55,7 @@ fn at(m: &MasterCore, k: i64) -> (Snapshot, bool) {
     let raw = T0 + k * S + 300_000_000 - OFF;
     let s = m.snapshot(RawReading::from_nanos(raw));
     let inside = s.model.as_ref().is_some_and(|md| {
-        md.interval_at(raw)
+        md.interval_at(RawReading::from_nanos(raw))
             .contains(Timestamp::from_nanos(raw + OFF))
     });
     (s, inside)
@@ -182,7 +182,7 @@ fn holdover_on_atomic_falls_back_to_quartz_when_it_unlocks() {
         m.snapshot(RawReading::from_nanos(raw))
             .model
             .unwrap()
-            .epsilon_at(raw)
+            .epsilon_at(RawReading::from_nanos(raw))
             .as_nanos()
     };
     let before = eps(&m, 33);
@@ -408,7 +408,10 @@ fn peer_time_holds_truth_through_a_leap_smear() {
         let q = tai + 500_000_000;
         let s = m.snapshot(RawReading::from_nanos(raw_of(q)));
         assert_eq!(s.status, ClockStatus::Synchronized, "{k}: {}", s.reason);
-        let iv = s.model.unwrap().interval_at(raw_of(q));
+        let iv = s
+            .model
+            .unwrap()
+            .interval_at(RawReading::from_nanos(raw_of(q)));
         if !iv.contains(truth(q)) {
             outside += 1;
         }
