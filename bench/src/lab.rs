@@ -167,8 +167,10 @@ pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<Path
 impl Lab {
     /// Starts the stack and returns once every process is up (not yet synchronized: see
     /// [`Lab::wait_synchronized`]).
-    // The lab's start-up in order: ports, devices, three masters' configs, timed's config, then
-    // the processes; each config is built from the daemons' own structs.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the lab's start-up in order: ports, devices, three masters' configs, timed's config, then the processes; each config is built from the daemons' own structs."
+    )]
     pub fn start(opts: LabOptions) -> Result<Lab, Error> {
         let bins = binaries(opts.bin_dir.as_deref())?;
         std::fs::create_dir_all(&opts.dir).map_err(|e| Error::at(opts.dir.display(), e))?;

@@ -83,7 +83,8 @@ pub fn nts_requests(e: &ttsys::nts::Established, n: usize) -> Vec<Vec<u8>> {
                 0,
                 &e.keys,
                 ttsys::random::bytes(),
-            );
+            )
+            .expect("cookies from NTS-KE are at most MAX_COOKIE_LEN bytes");
             v
         })
         .collect()

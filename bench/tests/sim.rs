@@ -339,6 +339,10 @@ fn same_seed_same_output_byte_for_byte_from_the_binary() {
 /// and its line, a non-zero exit, no panic and no hang. Each case is the baseline with one
 /// value changed, so the valid baseline (shown accepted first) is the control.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one table of invalid scenarios, each with the key and line its error must name"
+)]
 fn invalid_scenarios_are_refused_naming_the_key_and_line() {
     let base = "name = \"bad\"\nduration-s = 5.0\n\n[[master]]\nkind = \"gps\"\n\
                 [[master]]\nkind = \"gps\"\n[[master]]\nkind = \"gps\"\n\n[hosts]\ncount = 2\n\

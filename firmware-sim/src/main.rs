@@ -130,8 +130,10 @@ fn stop_flag() -> Result<Arc<AtomicBool>, String> {
     Ok(stop)
 }
 
-// One arm per subcommand (validate, run, replay, virtual): a dispatch table; the work is in the
-// library.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per subcommand (validate, run, replay, virtual): a dispatch table; the work is in the library."
+)]
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Validate { file } => {

@@ -319,8 +319,10 @@ impl Scenario {
         Self::from_toml(&src, &p)
     }
 
-    // A flat list of independent checks, one per key, each naming the key it refuses: splitting
-    // it would scatter the rules, not simplify them.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a flat list of independent checks, one per key, each naming the key it refuses: splitting it would scatter the rules, not simplify them."
+    )]
     fn validate(&self, src: &str, path: &str) -> Result<(), ScenarioError> {
         let find = |key: &str| {
             src.lines()

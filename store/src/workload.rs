@@ -91,8 +91,10 @@ pub async fn run(base: Client, cfg: WorkloadConfig, stop: Arc<AtomicBool>) -> Ve
     out
 }
 
-// Long by design: one client's loop — pick an operation, run it, record it in the history — kept
-// in one place so the recorded history matches what was sent.
+#[allow(
+    clippy::too_many_lines,
+    reason = "long by design: one client's loop — pick an operation, run it, record it in the history — kept in one place so the recorded history matches what was sent."
+)]
 async fn client(
     id: u32,
     mut cl: Client,

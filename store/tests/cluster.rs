@@ -299,6 +299,10 @@ fn hlc_mode_is_consistent_within_the_max_offset_and_counts_restarts() {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one three-node cluster, started once, taken through consistency levels, bad input, membership and a restart (starting a cluster per case would triple the test's time)"
+)]
 fn consistency_levels_bad_input_membership_and_restart_durability() {
     let _g = serial();
     block(async {

@@ -385,8 +385,10 @@ impl Config {
     }
 
     /// The core's parameters, or (key, reason) for the first invalid value.
-    // A flat list of independent checks, one per key, then the conversion to the core's
-    // parameters: splitting it would scatter the rules.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a flat list of independent checks, one per key, then the conversion to the core's parameters: splitting it would scatter the rules."
+    )]
     pub fn params(&self) -> Result<MasterParams, InvalidKey> {
         let bad = |k: &str, m: &str| Err(InvalidKey::new(k, m));
         self.management.check_key(self.listen)?;

@@ -408,7 +408,10 @@ fn answer_nts(
                 [..ttcore::ntp::packet::HEADER_LEN]
                 .try_into()
                 .expect("48 bytes");
-            nts::nak(header, &unique_id, out);
+            // A field that cannot be echoed (it would not fit 16 bits) gets no answer at all.
+            nts::nak(header, &unique_id, out).map_err(|_| {
+                NtsOutcome::Drop(Refusal::Malformed(ttcore::ntp::PacketError::BadField(0)))
+            })?;
             Err(NtsOutcome::Nak)
         }
         Opened::Authenticated(r) => {
@@ -417,7 +420,9 @@ fn answer_nts(
             let cookies: Vec<Vec<u8>> = (0..r.cookies_wanted)
                 .map(|_| ring.seal(&r.keys, nonce(rng)))
                 .collect();
-            nts::protect_reply(out, &r, &cookies, nonce(rng));
+            nts::protect_reply(out, &r, &cookies, nonce(rng)).map_err(|_| {
+                NtsOutcome::Drop(Refusal::Malformed(ttcore::ntp::PacketError::BadField(0)))
+            })?;
             Ok(Some(a))
         }
     }

@@ -12,6 +12,10 @@ use ttproto::v1;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one master started once and checked for every published property (sync, ε, truth, status, metrics), cheaper than a master per property"
+)]
 fn master_synchronizes_publishes_small_epsilon_and_contains_truth() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
@@ -223,6 +227,10 @@ bytes = 50
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "three real masters, one fed a wrong time, watched through eviction and back: one scenario"
+)]
 fn three_masters_the_one_fed_a_wrong_time_evicts_itself() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();

@@ -52,6 +52,10 @@ fn send(sock: &UdpSocket, port: u16, req: &[u8], wait: Duration) -> Option<Vec<u
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one table of request shapes against one running master"
+)]
 fn no_reply_is_larger_than_its_request_and_unknown_fields_get_a_basic_reply() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(&tmp.path().join("sim"), "");

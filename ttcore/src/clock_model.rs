@@ -116,6 +116,10 @@ impl ClockModel {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test arithmetic on small, bounded values"
+)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

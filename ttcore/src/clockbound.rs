@@ -94,7 +94,9 @@ pub fn bound(i: &CbInputs) -> CbBound {
         + i.model_freq.abs().as_ppt() / 1_000
         + REALTIME_SLEW_PPB)
         .clamp(0, 999_999_999);
-    let ticks = (2 * i.coarse_tick_ns.max(0) as i128 * drift_ppb as i128 / 1_000_000_000) as i64;
+    let ticks = crate::time::saturate_i64(
+        2 * i.coarse_tick_ns.max(0) as i128 * drift_ppb as i128 / 1_000_000_000,
+    );
     let bound_ns = match status {
         CbStatus::Unknown => UNKNOWN_BOUND_NS,
         _ => at_read.saturating_add(ticks + 1),

@@ -160,9 +160,9 @@ impl KernelSlew {
         let tick_ppb =
             ((self.tick_us as i128 - nominal).abs() * 1_000_000_000 + nominal - 1) / nominal;
         let freq_ppb = (self.freq_scaled_ppm as i128).abs() * 1000 / 65_536 + 1;
-        let shift = (2 + self.time_constant.clamp(0, 10)) as u32;
+        let shift = 2 + u32::try_from(self.time_constant.clamp(0, 10)).unwrap_or(10);
         let pll_ppb = ((self.pll_offset_ns as i128).abs() + (1 << shift) - 1) >> shift;
-        Rate::from_ppb((tick_ppb + freq_ppb + pll_ppb).min(i64::MAX as i128) as i64)
+        Rate::from_ppb(crate::time::saturate_i64(tick_ppb + freq_ppb + pll_ppb))
     }
 
     /// Whether the disruption rule's [`MAX_SLEW`] covers it.

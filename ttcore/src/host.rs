@@ -520,7 +520,7 @@ impl HostClock {
                 let mid = lo / 2 + hi / 2;
                 (
                     Rate::from_ppt(mid),
-                    Rate::from_ppt(((hi as i128 - lo as i128 + 1) / 2) as i64),
+                    Rate::from_ppt(crate::time::saturate_i64((hi as i128 - lo as i128 + 1) / 2)),
                 )
             }
             // No baseline yet: no frequency knowledge beyond "a raw clock is within 1000 ppm".
@@ -564,10 +564,7 @@ fn rate_bounds(d: i64, i0: OffsetInterval, i1: OffsetInterval) -> (i64, i64) {
         ((i1.lo.as_nanos() as i128 - i0.hi.as_nanos() as i128) * 1_000_000_000_000).div_euclid(d);
     let hi = ((i1.hi.as_nanos() as i128 - i0.lo.as_nanos() as i128) * 1_000_000_000_000 + d - 1)
         .div_euclid(d);
-    (
-        lo.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
-        hi.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
-    )
+    (crate::time::saturate_i64(lo), crate::time::saturate_i64(hi))
 }
 
 #[cfg(test)]

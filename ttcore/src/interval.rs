@@ -109,7 +109,7 @@ impl TTInterval {
     pub const fn midpoint(&self) -> Timestamp {
         let e = self.earliest.as_nanos() as i128;
         let l = self.latest.as_nanos() as i128;
-        Timestamp::from_nanos((e + l).div_euclid(2) as i64)
+        Timestamp::from_nanos(crate::time::saturate_i64((e + l).div_euclid(2)))
     }
 
     /// Spanner's `TT.after(t)`: true iff `t` has definitely passed, i.e. `t < earliest`.

@@ -143,8 +143,24 @@ pub const fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01 (exact).
+/// Days in ±2 × 10⁹ years: the range within which [`civil_from_days`] is exact.
+const CIVIL_DAYS_LIMIT: i64 = 730_485_000_000;
+
+/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01: exact for
+/// |days| ≤ 7.3 × 10¹¹ (±2 × 10⁹ years; every `i64` of nanoseconds is 2 × 10⁵ days), and the
+/// date at that limit beyond it (clamped, never a wrapped year).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "day 1–31, month 1–12 by the algorithm; the year within ±2 × 10⁹ by the clamp"
+)]
 pub const fn civil_from_days(days: i64) -> (i32, u8, u8) {
+    let days = if days > CIVIL_DAYS_LIMIT {
+        CIVIL_DAYS_LIMIT
+    } else if days < -CIVIL_DAYS_LIMIT {
+        -CIVIL_DAYS_LIMIT
+    } else {
+        days
+    };
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -371,7 +387,7 @@ impl LeapTable {
     /// `23:59:60` during an inserted leap second. Exact.
     pub fn tai_to_utc(&self, tai_ns: i64) -> UtcLabel {
         let s = tai_ns.div_euclid(NANOS_PER_SEC);
-        let nanos = tai_ns.rem_euclid(NANOS_PER_SEC) as u32;
+        let nanos = u32::try_from(tai_ns.rem_euclid(NANOS_PER_SEC)).unwrap_or(0); // < 10⁹
         for e in self.entries.iter().filter(|e| e.delta == 1) {
             let m = e.effective_posix_s;
             if s == m - 1 + self.tai_minus_utc_s(m - 1) + 1 {
@@ -499,7 +515,8 @@ impl LeapTable {
                 if si < half + ns_per_s {
                     let mut l = label_from_posix_ns(w + half - ns_per_s);
                     l.second = 60;
-                    l.nanos = (si - half) as u32;
+                    // In [0, 1 s): the branch's condition.
+                    l.nanos = u32::try_from(si - half).unwrap_or(0);
                     return l;
                 }
                 return label_from_posix_ns(w + si - ns_per_s);
@@ -526,6 +543,11 @@ fn smeared(leap: LeapSecond, si: i128) -> Result<Timestamp, LeapError> {
     to_ts(w + (si * DAY_S as i128).div_euclid(len))
 }
 
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "s = ns / 10⁹ fits i64 (callers pass i64 seconds × 10⁹, or i64 ns moved by less \
+              than a day); nanos < 10⁹, hour < 24, minute and second < 60 by the remainders"
+)]
 fn label_from_posix_ns(ns: i128) -> UtcLabel {
     let ns_per_s = NANOS_PER_SEC as i128;
     let s = ns.div_euclid(ns_per_s) as i64;

@@ -22,6 +22,9 @@
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
 //! as long as the stated assumptions hold; every rounding widens.
 
+// A silent truncation here is a wrong length on the wire or a wrong time: every narrowing cast
+// is checked, or carries the bound that makes it exact.
+#![warn(clippy::cast_possible_truncation)]
 #![forbid(unsafe_code)]
 
 pub mod clock_model;

@@ -111,6 +111,10 @@ impl Oscillator {
             return (0.0, 0.0);
         }
         let h = WANDER_STEP_S * NS_PER_S;
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "d_ns > 0 here; a float → integer `as` saturates"
+        )]
         let k = (d_ns / h).floor() as usize;
         self.ensure_knot(k + 1);
         let (w0, phi0) = self.knots[k];
@@ -157,6 +161,10 @@ impl Oscillator {
     }
 
     /// The oscillator's reading (ns, rounded to nearest) at true instant `t_ns`.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a float → integer `as` saturates; the phase error is ns, far inside i64"
+    )]
     pub fn reading_at(&mut self, t_ns: i64) -> i64 {
         t_ns.saturating_add(self.phase_error_ns(t_ns).round() as i64)
     }
@@ -165,6 +173,10 @@ impl Oscillator {
     /// [`Oscillator::reading_at`], within 1 ns away from steps). Inside the gap left by a
     /// forward step it returns the step instant; inside the range repeated after a backward step
     /// it returns one of the instants.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a float → integer `as` saturates; the phase error is ns, far inside i64"
+    )]
     pub fn true_at(&mut self, reading_ns: i64) -> i64 {
         let mut t = reading_ns.saturating_sub(self.phase_error_ns(reading_ns).round() as i64);
         for _ in 0..32 {

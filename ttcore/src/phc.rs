@@ -207,6 +207,10 @@ pub fn measure(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test arithmetic on small, bounded values"
+)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

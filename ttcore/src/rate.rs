@@ -51,7 +51,12 @@ impl Rate {
         if ppt >= i64::MAX as f64 {
             return None;
         }
-        Some(Rate(ppt as i64))
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "a whole, finite value in [0, 2⁶³) (checked above): exact"
+        )]
+        let ppt = ppt as i64;
+        Some(Rate(ppt))
     }
     /// An *estimate* given in fractional ppm, rounded to the nearest ppt. `None` if not finite
     /// or out of range.
@@ -63,7 +68,12 @@ impl Rate {
         if ppt.abs() >= i64::MAX as f64 {
             return None;
         }
-        Some(Rate(ppt as i64))
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "a whole, finite value inside (−2⁶³, 2⁶³) (checked above): exact"
+        )]
+        let ppt = ppt as i64;
+        Some(Rate(ppt))
     }
     /// Parts per 10¹². Exact.
     pub const fn as_ppt(self) -> i64 {
@@ -88,7 +98,7 @@ impl Rate {
     pub fn bound_over(self, age: Span) -> Span {
         let prod = (self.0 as i128).abs() * (age.as_nanos() as i128).abs();
         let ns = (prod + PPT_PER_UNIT - 1) / PPT_PER_UNIT;
-        Span::from_nanos(ns.min(i64::MAX as i128) as i64)
+        Span::from_nanos(crate::time::saturate_i64(ns))
     }
 
     /// The phase this rate accumulates over `span`: `span × rate`, rounded toward −∞.
@@ -98,7 +108,7 @@ impl Rate {
     pub fn apply(self, span: Span) -> Span {
         let prod = self.0 as i128 * span.as_nanos() as i128;
         let ns = prod.div_euclid(PPT_PER_UNIT);
-        Span::from_nanos(ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        Span::from_nanos(crate::time::saturate_i64(ns))
     }
 }
 

@@ -70,6 +70,10 @@ impl SockSample {
     }
 
     /// The offset (true − system) in ns, rounded to the nearest ns.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a float → integer `as` saturates (and maps NaN to 0); the offset is seconds"
+    )]
     pub fn offset_ns(&self) -> i64 {
         (self.offset * 1e9).round() as i64
     }

@@ -12,6 +12,24 @@ use std::fmt;
 /// Nanoseconds per second.
 pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 
+/// `v` narrowed to `i64`: exact when it fits, the nearer end of the range otherwise. The one
+/// place the core's `i128` arithmetic comes back to `i64`, so a value that does not fit is
+/// clamped (a bound only ever moves outward), never wrapped.
+pub(crate) const fn saturate_i64(v: i128) -> i64 {
+    if v > i64::MAX as i128 {
+        i64::MAX
+    } else if v < i64::MIN as i128 {
+        i64::MIN
+    } else {
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "inside the i64 range: checked on the two lines above"
+        )]
+        let n = v as i64;
+        n
+    }
+}
+
 /// A point on the continuous timescale, in nanoseconds since 1970-01-01T00:00:00 on that scale.
 ///
 /// The timescale is UTC with leap seconds removed by a 24-hour linear smear (see

@@ -57,7 +57,7 @@ impl OffsetInterval {
     /// The midpoint, rounded toward −∞ (ns).
     pub fn midpoint(&self) -> Span {
         let s = self.lo.as_nanos() as i128 + self.hi.as_nanos() as i128;
-        Span::from_nanos(s.div_euclid(2) as i64)
+        Span::from_nanos(crate::time::saturate_i64(s.div_euclid(2)))
     }
     /// True iff `lo <= x <= hi`.
     pub fn contains(&self, x: Span) -> bool {
@@ -141,7 +141,7 @@ pub fn measure(
     let down = ts.t3.checked_since(ts.t4).ok_or(TransferError::Overflow)?;
     let delay = rtt.checked_sub(residence).ok_or(TransferError::Overflow)?;
     let sum = up.as_nanos() as i128 + down.as_nanos() as i128;
-    let offset = Span::from_nanos(sum.div_euclid(2) as i64);
+    let offset = Span::from_nanos(crate::time::saturate_i64(sum.div_euclid(2)));
     let drift = client_drift
         .bound_over(rtt)
         .saturating_add(Span::from_nanos(1));
@@ -157,6 +157,10 @@ pub fn measure(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test arithmetic on small, bounded values"
+)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

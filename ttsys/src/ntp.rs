@@ -285,7 +285,8 @@ impl Source {
                 placeholders,
                 keys,
                 crate::random::bytes(),
-            );
+            )
+            .map_err(|e| ExchangeError::Nts(e.to_string()))?;
         }
         let _ = self.map.now(); // clears the step detector: a step from here on is seen below
         let sock = self.sock.as_mut().ok_or(ExchangeError::NoSocket)?;

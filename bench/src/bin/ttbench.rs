@@ -323,9 +323,10 @@ mod tempdir {
     }
 }
 
-// One arm per subcommand, each turning its options into one library call and printing the
-// result (text forms in the `print_*` functions below): a dispatch table, long because the
-// subcommands are many, not because any arm is.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per subcommand, each turning its options into one library call and printing the result (text forms in the `print_*` functions below): a dispatch table, long because the subcommands are many, not because any arm is."
+)]
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Store {

@@ -43,8 +43,10 @@ struct Cli {
     ntp_source: bool,
 }
 
-// The lab's main loop: start, then one line per second until Ctrl-C or the duration, reporting
-// dead processes; one sequence.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the lab's main loop: start, then one line per second until Ctrl-C or the duration, reporting dead processes; one sequence."
+)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));

@@ -26,8 +26,10 @@ pub(super) fn text_target(
 
 /// The shm page as a reader sees it: any 256 bytes (random, mutated, or torn — a splice of two
 /// valid pages), through open's checks, the full, hot and fast reads and the interval rules.
-// The page target's three input kinds (random, mutated, torn) and every read path each input goes
-// through: one harness.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the page target's three input kinds (random, mutated, torn) and every read path each input goes through: one harness."
+)]
 pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
     use ttsys::shm::{PAGE_SIZE, PageData, PageReader, PageWriter};
     let dir = tempfile::tempdir()?;
@@ -467,7 +469,8 @@ pub(in crate::fuzz) mod nts {
             placeholders,
             &keys(),
             [4; n::NONCE_LEN],
-        );
+        )
+        .expect("our own cookie fits");
         v
     }
 
@@ -479,7 +482,7 @@ pub(in crate::fuzz) mod nts {
             .expect("our request decodes");
         let (resp, _) = ke::server_response(&req, Some(123), || vec![9; n::COOKIE_LEN]);
         let mut wire = Vec::new();
-        ke::encode(&resp, &mut wire);
+        ke::encode(&resp, &mut wire).expect("our own records fit");
         s.push(wire);
         Harness {
             seeds: s,
@@ -520,9 +523,13 @@ pub(in crate::fuzz) mod nts {
                     let cookies: Vec<Vec<u8>> = (0..r.cookies_wanted)
                         .map(|i| ring.seal(&r.keys, [i as u8; n::NONCE_LEN]))
                         .collect();
-                    n::protect_reply(&mut out, &r, &cookies, [8; n::NONCE_LEN]);
-                    assert!(out.len() <= b.len(), "NTS reply larger than its request");
-                    "accepted-authenticated".into()
+                    match n::protect_reply(&mut out, &r, &cookies, [8; n::NONCE_LEN]) {
+                        Ok(()) => {
+                            assert!(out.len() <= b.len(), "NTS reply larger than its request");
+                            "accepted-authenticated".into()
+                        }
+                        Err(e) => format!("reply-refused:{}", kind(&e)),
+                    }
                 }
                 Ok(Opened::Refused { why, .. }) => format!("refused:{}", kind(&why)),
                 Err(e) => format!("err:{}", kind(&e)),
@@ -545,14 +552,15 @@ pub(in crate::fuzz) mod nts {
         let cookies: Vec<Vec<u8>> = (0..3)
             .map(|_| ring().seal(&keys(), [1; n::NONCE_LEN]))
             .collect();
-        n::protect_reply(&mut rep, &r, &cookies, [8; n::NONCE_LEN]);
+        n::protect_reply(&mut rep, &r, &cookies, [8; n::NONCE_LEN]).expect("our own cookies fit");
         s.push(rep);
         let mut nak = Vec::new();
         n::nak(
             request_seed(0)[..48].try_into().expect("48 bytes"),
             &UID,
             &mut nak,
-        );
+        )
+        .expect("a 32-byte identifier fits");
         s.push(nak);
         Harness {
             seeds: s,

@@ -609,8 +609,10 @@ fn hist() -> Histogram<u64> {
 }
 
 /// Runs a scenario.
-// The event loop: the order of its steps (restarts, masters' rounds, pauses, the host's event) is
-// the simulation's semantics, so it stays in one place; each step is a function.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the event loop: the order of its steps (restarts, masters' rounds, pauses, the host's event) is the simulation's semantics, so it stays in one place; each step is a function."
+)]
 pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
     let wall = std::time::Instant::now();
     let start = start_tai(sc)?;

@@ -156,6 +156,10 @@ async fn observe(
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one table of every state-changing RPC, each called without the token and checked, on one running lab"
+)]
 fn every_state_changing_rpc_refuses_callers_without_the_token() {
     let mut needed = bench::lab::STACK_BINARIES.to_vec();
     needed.push(("ttstore", "ttstore"));

@@ -42,9 +42,10 @@ pub fn validate_txn(r: &pb::TxnRequest) -> Result<(), Status> {
 
 impl Node {
     /// Executes a transaction (leader only).
-    // The leader's commit protocol in order (choose s under the mutex, propose, re-propose below
-    // safe time, commit wait beside replication): one sequence, kept whole so the ordering
-    // argument in the module docs can be read against it.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the leader's commit protocol in order (choose s under the mutex, propose, re-propose below safe time, commit wait beside replication): one sequence, kept whole so the ordering argument in the module docs can be read against it."
+    )]
     pub async fn txn(&self, r: pb::TxnRequest) -> Result<pb::TxnReply, Status> {
         validate_txn(&r)?;
         if !self.is_leader() {

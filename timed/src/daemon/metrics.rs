@@ -36,6 +36,10 @@ fn gauge(reg: &mut Registry, name: &str, help: &str, v: f64) {
 }
 
 /// The OpenMetrics text for `s`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one Prometheus family after another, in the exposition order; a list, not logic"
+)]
 pub fn metrics_text(s: &v1::DaemonStatus) -> String {
     let mut reg = Registry::default();
     let status = ttproto::status_from_wire(s.status);

@@ -38,6 +38,10 @@ struct IdPeer {
 
 /// The OpenMetrics text for `s`: status as a one-hot gauge per status, ε and its companions as
 /// gauges, the pulse and label counts as counters, and one `peer_agrees` gauge per peer.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one Prometheus family after another, in the exposition order; a list, not logic"
+)]
 pub fn metrics_text(s: &v1::MasterStatus) -> String {
     let id = || Id {
         id: Escaped(s.id.clone()),

@@ -129,6 +129,10 @@ impl Shared {
 
 /// Runs the daemon until SIGINT/SIGTERM. When simulating, firmware-sim's devices are already in
 /// the config's paths (`timemaster run --simulate`).
+#[allow(
+    clippy::too_many_lines,
+    reason = "the daemon's start-up in order: signals, every socket bound, NTS keys and certificates checked, then the input, core, NTS-KE and peer threads and the gRPC server; one sequence so that everything that can fail at start-up visibly does so before any thread runs"
+)]
 pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
     let params = config.params().map_err(DaemonError::Config)?;
     let core = MasterCore::new(params, leap);

@@ -316,7 +316,7 @@ async fn session(
         ring.seal(&keys, ttsys::random::bytes())
     });
     let mut out = Vec::with_capacity(1200);
-    ke::encode(&response, &mut out);
+    ke::encode(&response, &mut out).map_err(|e| e.to_string())?;
     tls.write_all(&out).await.map_err(|e| e.to_string())?;
     tls.shutdown().await.map_err(|e| e.to_string())?;
     Ok(())

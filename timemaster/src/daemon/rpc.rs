@@ -27,7 +27,10 @@ impl Service {
     }
 
     /// The full status at the current instant.
-    // One struct literal: the status message, field by field.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one struct literal: the status message, field by field."
+    )]
     pub fn status_now(&self) -> v1::MasterStatus {
         let (raw_ns, rt, _) = clock::pair(clock::realtime_ns);
         let raw = RawReading::from_nanos(raw_ns);

@@ -413,9 +413,10 @@ impl Client {
     /// Checks a reply to the request with `cookie`, sent at our raw reading `t1_raw` (early)
     /// and received at `t4_raw` (late); `kernel` says whether both were kernel stamps, `drift`
     /// bounds our clock's frequency error over the round trip.
-    // One reply, in order: decode, check mode and origin (our cookie), read the TrueTime field,
-    // measure the basic exchange, then the interleaved one that completes the previous
-    // exchange; each refusal has its own error. One sequence, read against RFC 5905 §8.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one reply, in order: decode, check mode and origin (our cookie), read the TrueTime field, measure the basic exchange, then the interleaved one that completes the previous exchange; each refusal has its own error. One sequence, read against RFC 5905 §8."
+    )]
     pub fn on_reply(
         &mut self,
         bytes: &[u8],
@@ -681,6 +682,10 @@ pub fn narrowest(samples: &[Sample], at: i64, carry: Rate) -> Option<Sample> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test arithmetic on small, bounded values"
+)]
 mod tests {
     use super::super::server::{MasterView, RawStamp, answer, sent_reply};
     use super::*;

@@ -40,6 +40,10 @@ pub const KE_COOKIES: usize = 8;
 /// field such a request is 628 bytes, well inside the 1024 a server accepts (after many lost
 /// replies a client refills over several exchanges instead of sending one oversized request).
 pub const MAX_PLACEHOLDERS: usize = 3;
+/// The longest cookie a client keeps (bytes). RFC 8915 sets no bound; ours are [`COOKIE_LEN`]
+/// and other servers' about as small. Without a bound, a server handing out a cookie near 64 KiB
+/// would make every request's extension-field length overflow its 16 bits.
+pub const MAX_COOKIE_LEN: usize = 1024;
 /// The TLS exporter label (RFC 8915 §5.1).
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-network-time-security";
 /// The ALPN protocol id of NTS-KE.
@@ -124,6 +128,13 @@ pub enum NtsError {
     /// NTS-KE: no common next protocol or AEAD algorithm.
     #[error("NTS-KE: the server offers no NTPv4 with AEAD_AES_SIV_CMAC_256")]
     KeNoAgreement,
+    /// A server handed out a cookie longer than [`MAX_COOKIE_LEN`] (its length).
+    #[error("a cookie of {0} bytes (at most {MAX_COOKIE_LEN} are kept)")]
+    CookieTooLong(usize),
+    /// A field or record would not fit its 16-bit length (its body's length): nothing was
+    /// written for it.
+    #[error("a field of {0} bytes does not fit a 16-bit length")]
+    FieldTooLong(usize),
 }
 
 // ----- cookies ------------------------------------------------------------------------------
@@ -222,23 +233,35 @@ fn open(key: &[u8; KEY_LEN], nonce: &[u8], aad: &[u8], ct: &[u8]) -> Option<Vec<
 
 // ----- NTP packet protection ----------------------------------------------------------------
 
-fn put_field(out: &mut Vec<u8>, ty: u16, body: &[u8]) {
+/// Appends one extension field (`body` padded to 4 bytes); refuses a body whose field length
+/// would not fit 16 bits, writing nothing.
+fn put_field(out: &mut Vec<u8>, ty: u16, body: &[u8]) -> Result<(), NtsError> {
     let padded = body.len().div_ceil(4) * 4;
+    let len = u16::try_from(padded + 4).map_err(|_| NtsError::FieldTooLong(body.len()))?;
     out.extend_from_slice(&ty.to_be_bytes());
-    out.extend_from_slice(&((padded + 4) as u16).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(body);
     out.resize(out.len() + padded - body.len(), 0);
+    Ok(())
 }
 
 /// Appends the authenticator over everything in `out` so far: `plain` encrypted under `key`.
-fn put_authenticator(out: &mut Vec<u8>, key: &[u8; KEY_LEN], nonce: [u8; NONCE_LEN], plain: &[u8]) {
+fn put_authenticator(
+    out: &mut Vec<u8>,
+    key: &[u8; KEY_LEN],
+    nonce: [u8; NONCE_LEN],
+    plain: &[u8],
+) -> Result<(), NtsError> {
     let ct = seal(key, &nonce, out, plain);
+    let ct_len = u16::try_from(ct.len()).map_err(|_| NtsError::FieldTooLong(ct.len()))?;
     let mut body = Vec::with_capacity(4 + NONCE_LEN + ct.len());
-    body.extend_from_slice(&(NONCE_LEN as u16).to_be_bytes());
-    body.extend_from_slice(&(ct.len() as u16).to_be_bytes());
+    #[allow(clippy::cast_possible_truncation, reason = "NONCE_LEN is 16")]
+    let nonce_len = NONCE_LEN as u16;
+    body.extend_from_slice(&nonce_len.to_be_bytes());
+    body.extend_from_slice(&ct_len.to_be_bytes());
     body.extend_from_slice(&nonce);
     body.extend_from_slice(&ct);
-    put_field(out, field::AUTHENTICATOR, &body);
+    put_field(out, field::AUTHENTICATOR, &body)
 }
 
 /// The length of an authenticator field carrying `plain_len` bytes of plaintext.
@@ -298,7 +321,8 @@ fn split_authenticator(body: &[u8]) -> Result<(&[u8], &[u8]), NtsError> {
 
 /// Client: appends the NTS fields to the request in `out` (header and our fields already in
 /// it): `unique_id`, `cookie`, `placeholders` placeholders (to get that many more cookies back)
-/// and the authenticator under `keys.c2s` with `nonce`.
+/// and the authenticator under `keys.c2s` with `nonce`. A cookie longer than
+/// [`MAX_COOKIE_LEN`] is refused.
 pub fn protect_request(
     out: &mut Vec<u8>,
     unique_id: &[u8; UNIQUE_ID_LEN],
@@ -306,14 +330,17 @@ pub fn protect_request(
     placeholders: usize,
     keys: &Keys,
     nonce: [u8; NONCE_LEN],
-) {
-    put_field(out, field::UNIQUE_ID, unique_id);
-    put_field(out, field::COOKIE, cookie);
+) -> Result<(), NtsError> {
+    if cookie.len() > MAX_COOKIE_LEN {
+        return Err(NtsError::CookieTooLong(cookie.len()));
+    }
+    put_field(out, field::UNIQUE_ID, unique_id)?;
+    put_field(out, field::COOKIE, cookie)?;
     let zeros = vec![0u8; cookie.len()];
     for _ in 0..placeholders {
-        put_field(out, field::PLACEHOLDER, &zeros);
+        put_field(out, field::PLACEHOLDER, &zeros)?;
     }
-    put_authenticator(out, &keys.c2s, nonce, &[]);
+    put_authenticator(out, &keys.c2s, nonce, &[])
 }
 
 /// Server: what an authenticated NTS request brought.
@@ -401,18 +428,22 @@ pub fn protect_reply(
     req: &Request,
     cookies: &[Vec<u8>],
     nonce: [u8; NONCE_LEN],
-) {
-    put_field(out, field::UNIQUE_ID, &req.unique_id);
+) -> Result<(), NtsError> {
+    put_field(out, field::UNIQUE_ID, &req.unique_id)?;
     let mut plain = Vec::with_capacity(cookies.len() * (4 + COOKIE_LEN));
     for c in cookies {
-        put_field(&mut plain, field::COOKIE, c);
+        put_field(&mut plain, field::COOKIE, c)?;
     }
-    put_authenticator(out, &req.keys.s2c, nonce, &plain);
+    put_authenticator(out, &req.keys.s2c, nonce, &plain)
 }
 
 /// Server: the NTS NAK (RFC 8915 §5.7): a Kiss-o'-Death reply with code `NTSN` that echoes the
 /// request's origin cookie and unique identifier, unauthenticated and carrying no time.
-pub fn nak(req_header: &[u8; HEADER_LEN], unique_id: &[u8], out: &mut Vec<u8>) {
+pub fn nak(
+    req_header: &[u8; HEADER_LEN],
+    unique_id: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), NtsError> {
     out.clear();
     out.extend_from_slice(req_header);
     let vn = (req_header[0] >> 3) & 7;
@@ -422,7 +453,7 @@ pub fn nak(req_header: &[u8; HEADER_LEN], unique_id: &[u8], out: &mut Vec<u8>) {
     let origin: [u8; 8] = req_header[40..48].try_into().expect("8 bytes");
     out[16..48].fill(0);
     out[24..32].copy_from_slice(&origin);
-    put_field(out, field::UNIQUE_ID, unique_id);
+    put_field(out, field::UNIQUE_ID, unique_id)
 }
 
 /// Client: verifies a reply to the request with `unique_id` under `keys.s2c` and returns the new
@@ -459,7 +490,11 @@ pub fn open_reply(
             return Err(NtsError::BadAuthenticator);
         }
         if ty == field::COOKIE {
-            cookies.push(plain[at + 4..at + len].to_vec());
+            let c = &plain[at + 4..at + len];
+            if c.len() > MAX_COOKIE_LEN {
+                return Err(NtsError::CookieTooLong(c.len()));
+            }
+            cookies.push(c.to_vec());
         }
         at += len;
     }
@@ -539,14 +574,20 @@ pub mod ke {
         }
     }
 
-    /// Encodes `records` (in order) onto `out`.
-    pub fn encode(records: &[Record], out: &mut Vec<u8>) {
+    /// Encodes `records` (in order) onto `out`; a record whose body does not fit a 16-bit
+    /// length is refused and nothing is written.
+    pub fn encode(records: &[Record], out: &mut Vec<u8>) -> Result<(), NtsError> {
+        let mut buf = Vec::new();
         for r in records {
+            let len =
+                u16::try_from(r.body.len()).map_err(|_| NtsError::FieldTooLong(r.body.len()))?;
             let t = (r.ty & 0x7fff) | if r.critical { 0x8000 } else { 0 };
-            out.extend_from_slice(&t.to_be_bytes());
-            out.extend_from_slice(&(r.body.len() as u16).to_be_bytes());
-            out.extend_from_slice(&r.body);
+            buf.extend_from_slice(&t.to_be_bytes());
+            buf.extend_from_slice(&len.to_be_bytes());
+            buf.extend_from_slice(&r.body);
         }
+        out.extend_from_slice(&buf);
+        Ok(())
     }
 
     /// Decodes one message from the start of `b`: `Ok(Some((records, bytes used)))` once its
@@ -594,7 +635,8 @@ pub mod ke {
                 Record::new(true, ty::END, Vec::new()),
             ],
             &mut out,
-        );
+        )
+        .expect("three constant records of at most 2 bytes fit a 16-bit length");
         out
     }
 
@@ -627,6 +669,9 @@ pub mod ke {
                 }
                 ty::NEXT_PROTOCOL => protocol_ok = r.as_u16s()? == [NEXT_PROTOCOL_NTPV4],
                 ty::AEAD => aead_ok = r.as_u16s()? == [AEAD_AES_SIV_CMAC_256],
+                ty::NEW_COOKIE if r.body.len() > super::MAX_COOKIE_LEN => {
+                    return Err(NtsError::CookieTooLong(r.body.len()));
+                }
                 ty::NEW_COOKIE => a.cookies.push(r.body.clone()),
                 ty::SERVER => {
                     a.server = Some(
@@ -718,6 +763,10 @@ pub mod ke {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test arithmetic on small, bounded values"
+)]
 mod tests {
     use super::*;
     use crate::ntp::packet::{Header, Packet, TtField, TtRequest};
@@ -781,7 +830,7 @@ mod tests {
         let cookie = r.seal(&keys(), [3; NONCE_LEN]);
         let uid = [5u8; UNIQUE_ID_LEN];
         let mut req = tt_request(42);
-        protect_request(&mut req, &uid, &cookie, 2, &keys(), [4; NONCE_LEN]);
+        protect_request(&mut req, &uid, &cookie, 2, &keys(), [4; NONCE_LEN]).unwrap();
         let Opened::Authenticated(got) = open_request(&req, &r).unwrap() else {
             panic!("not authenticated");
         };
@@ -798,7 +847,8 @@ mod tests {
             MAX_PLACEHOLDERS,
             &keys(),
             [4; NONCE_LEN],
-        );
+        )
+        .unwrap();
         assert!(
             big.len() <= crate::ntp::packet::MAX_PACKET_LEN,
             "{}",
@@ -815,7 +865,7 @@ mod tests {
         rep.encode(&mut out);
         let before = out.len();
         let fresh: Vec<Vec<u8>> = (0..3).map(|i| r.seal(&keys(), [i; NONCE_LEN])).collect();
-        protect_reply(&mut out, &got, &fresh, [8; NONCE_LEN]);
+        protect_reply(&mut out, &got, &fresh, [8; NONCE_LEN]).unwrap();
         assert_eq!(out.len() - before, got.reply_overhead());
         assert!(out.len() <= req.len(), "{} > {}", out.len(), req.len());
         assert_eq!(open_reply(&out, &uid, &keys()).unwrap(), fresh);
@@ -846,7 +896,7 @@ mod tests {
         let cookie = r.seal(&keys(), [3; NONCE_LEN]);
         let uid = [5u8; UNIQUE_ID_LEN];
         let mut req = tt_request(42);
-        protect_request(&mut req, &uid, &cookie, 0, &keys(), [4; NONCE_LEN]);
+        protect_request(&mut req, &uid, &cookie, 0, &keys(), [4; NONCE_LEN]).unwrap();
         // An on-path change to the TrueTime field or the header breaks the authenticator.
         for i in [1, 40, 60] {
             let mut bad = req.clone();
@@ -865,7 +915,7 @@ mod tests {
         // A cookie from another server: refused with a NAK for this identifier.
         let mut foreign = tt_request(42);
         let fc = ring(&[9]).seal(&keys(), [3; NONCE_LEN]);
-        protect_request(&mut foreign, &uid, &fc, 0, &keys(), [4; NONCE_LEN]);
+        protect_request(&mut foreign, &uid, &fc, 0, &keys(), [4; NONCE_LEN]).unwrap();
         assert_eq!(
             open_request(&foreign, &r),
             Ok(Opened::Refused {
@@ -875,7 +925,7 @@ mod tests {
         );
         // A field after the authenticator would be unauthenticated: malformed.
         let mut after = req.clone();
-        put_field(&mut after, 0x2005, &[0; 12]);
+        put_field(&mut after, 0x2005, &[0; 12]).unwrap();
         assert_eq!(open_request(&after, &r), Err(NtsError::AfterAuthenticator));
         // A plain request is plain.
         assert_eq!(open_request(&tt_request(1), &r), Ok(Opened::Plain));
@@ -885,9 +935,9 @@ mod tests {
     fn nak_is_recognised_by_the_client_and_no_larger() {
         let uid = [5u8; UNIQUE_ID_LEN];
         let mut req = tt_request(42);
-        protect_request(&mut req, &uid, &[0; COOKIE_LEN], 0, &keys(), [4; NONCE_LEN]);
+        protect_request(&mut req, &uid, &[0; COOKIE_LEN], 0, &keys(), [4; NONCE_LEN]).unwrap();
         let mut out = Vec::new();
-        nak(req[..HEADER_LEN].try_into().unwrap(), &uid, &mut out);
+        nak(req[..HEADER_LEN].try_into().unwrap(), &uid, &mut out).unwrap();
         assert!(out.len() <= req.len());
         assert_eq!(open_reply(&out, &uid, &keys()), Err(NtsError::Nak));
         let p = Packet::decode(&out).unwrap();
@@ -903,7 +953,7 @@ mod tests {
         let (resp, agreed) = server_response(&req, Some(1234), || vec![7; COOKIE_LEN]);
         assert!(agreed);
         let mut wire = Vec::new();
-        encode(&resp, &mut wire);
+        encode(&resp, &mut wire).unwrap();
         // Split anywhere: incomplete until the whole message is in.
         assert_eq!(decode(&wire[..wire.len() - 1]).unwrap(), None);
         let (back, _) = decode(&wire).unwrap().unwrap();
@@ -919,7 +969,8 @@ mod tests {
                 Record::new(true, ty::END, vec![]),
             ],
             &mut other,
-        );
+        )
+        .unwrap();
         let (r, _) = decode(&other).unwrap().unwrap();
         let (resp, agreed) = server_response(&r, None, || panic!("no cookies without keys"));
         assert!(!agreed);
@@ -934,6 +985,59 @@ mod tests {
             decode(&[0, 5, 0xff, 0xff]),
             Err(NtsError::Ke("message too large"))
         );
+    }
+
+    #[test]
+    fn oversized_cookies_and_fields_are_refused_not_truncated() {
+        use ke::*;
+        // A KE server handing out a cookie past the bound: refused when the client reads it.
+        let big = vec![7u8; MAX_COOKIE_LEN + 1];
+        let (mut resp, _) =
+            server_response(&decode(&client_request()).unwrap().unwrap().0, None, || {
+                vec![9; COOKIE_LEN]
+            });
+        resp.insert(2, Record::new(false, ty::NEW_COOKIE, big.clone()));
+        assert_eq!(
+            client_response(&resp),
+            Err(NtsError::CookieTooLong(MAX_COOKIE_LEN + 1))
+        );
+        // A request is never built on one, and nothing is written.
+        let mut req = tt_request(1);
+        let before = req.clone();
+        assert_eq!(
+            protect_request(
+                &mut req,
+                &[5; UNIQUE_ID_LEN],
+                &big,
+                0,
+                &keys(),
+                [4; NONCE_LEN]
+            ),
+            Err(NtsError::CookieTooLong(MAX_COOKIE_LEN + 1))
+        );
+        assert_eq!(req, before);
+        // A field whose length would wrap 16 bits (65,529 bytes pad to 65,532, + 4 = 65,536,
+        // which `as u16` made 0): refused, nothing written; the largest that fits is written
+        // with its exact length.
+        let mut out = Vec::new();
+        assert_eq!(
+            put_field(&mut out, field::UNIQUE_ID, &vec![0; 65_529]),
+            Err(NtsError::FieldTooLong(65_529))
+        );
+        assert!(out.is_empty());
+        put_field(&mut out, field::UNIQUE_ID, &vec![0; 65_528]).unwrap();
+        assert_eq!(u16::from_be_bytes([out[2], out[3]]) as usize, out.len());
+        assert_eq!(out.len(), 65_532);
+        // A KE record past 16 bits: refused, nothing written.
+        let mut wire = vec![1, 2, 3];
+        assert_eq!(
+            encode(
+                &[Record::new(false, ty::NEW_COOKIE, vec![0; 65_536])],
+                &mut wire
+            ),
+            Err(NtsError::FieldTooLong(65_536))
+        );
+        assert_eq!(wire, [1, 2, 3]);
     }
 
     #[test]

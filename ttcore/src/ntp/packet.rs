@@ -106,13 +106,20 @@ impl NtpTimestamp {
                 secs += 1;
             }
         }
-        NtpTimestamp(((secs as u64 & 0xffff_ffff) << 32) | frac as u64)
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "NTP seconds are modulo 2³² (the era is implied): this wrap is the format; \
+                      frac < 2³² (sub < 10⁹, and a carry to 2³² was moved into secs above)"
+        )]
+        let (secs, frac) = (secs as u32, frac as u32);
+        NtpTimestamp((u64::from(secs) << 32) | u64::from(frac))
     }
     /// Unix ns of this timestamp in the era that contains `near` (Unix ns), rounded down.
     pub fn to_unix_ns_near(self, near: i64) -> i64 {
         let secs = (self.0 >> 32) as i64;
         let frac = (self.0 & 0xffff_ffff) as i128;
-        let sub = ((frac * 1_000_000_000) >> 32) as i64;
+        // frac < 2³², so this is < 10⁹.
+        let sub = i64::try_from((frac * 1_000_000_000) >> 32).unwrap_or(0);
         let near_ntp = near.div_euclid(1_000_000_000) + NTP_UNIX_OFFSET_S;
         let era = near_ntp.div_euclid(1 << 32);
         let mut full = era * (1 << 32) + secs;
@@ -133,12 +140,13 @@ impl NtpTimestamp {
 pub fn short_from_ns_ceil(ns: i64) -> u32 {
     let ns = ns.max(0) as u128;
     let v = (ns << 16).div_ceil(1_000_000_000);
-    v.min(u32::MAX as u128) as u32
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 /// NTP's 16.16 fixed-point seconds to ns (exact up to rounding down).
 pub fn short_to_ns(v: u32) -> i64 {
-    ((v as i128 * 1_000_000_000) >> 16) as i64
+    // < 2³² × 10⁹ / 2¹⁶ < 2⁴⁶: fits.
+    (i64::from(v) * 1_000_000_000) >> 16
 }
 
 /// The 48-byte NTP header.
@@ -450,7 +458,12 @@ pub(crate) fn fields(b: &[u8]) -> impl Iterator<Item = Result<(usize, u16, &[u8]
 
 fn put_field_header(out: &mut Vec<u8>, body: usize) {
     out.extend_from_slice(&TT_FIELD_TYPE.to_be_bytes());
-    out.extend_from_slice(&((body + 4) as u16).to_be_bytes());
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "body is one of the two TrueTime field sizes (constants of tens of bytes)"
+    )]
+    let len = (body + 4) as u16;
+    out.extend_from_slice(&len.to_be_bytes());
 }
 
 fn decode_tt(body: &[u8]) -> Result<TtField, PacketError> {
