@@ -10,6 +10,7 @@ pub mod config_ref;
 pub mod error;
 pub mod fuzz;
 pub mod lab;
+pub mod multiregion;
 pub mod now_latency;
 pub mod report;
 pub mod sim;

@@ -57,6 +57,8 @@ async fn one(
         write_fraction: b.write_fraction,
         consistency: pb::Consistency::Strong,
         seed: 1,
+        read_from: None,
+        first_client: 0,
     };
     // Warm-up (connections, leader's caches): left out of the figures, but part of the history
     // the checker sees (measured reads may return values written during it).

@@ -552,6 +552,8 @@ fn the_demo_store_commits_and_reads_on_timeds_real_page() {
                 write_fraction: 0.5,
                 consistency: ttproto::store::Consistency::Strong,
                 seed: 3,
+                read_from: None,
+                first_client: 0,
             },
             stop.clone(),
         ));

@@ -73,6 +73,8 @@ pub struct Client {
     pub attempt_timeout: Duration,
     /// The CA trusted for the nodes' TLS and the cluster token sent with state-changing calls.
     security: ttsys::mgmt::ClientSecurity,
+    /// The delay from this client's region to each node (by address); empty: none.
+    links: HashMap<String, crate::region::Link>,
 }
 
 impl Client {
@@ -92,6 +94,33 @@ impl Client {
             deadline: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(4),
             security,
+            links: HashMap::new(),
+        }
+    }
+
+    /// This client placed in `region` of `topology`: every request to a node in another region
+    /// (and its answer) waits the link's delay. `nodes` are `(node id, address)`.
+    pub fn in_region(
+        mut self,
+        topology: &crate::region::Topology,
+        region: &str,
+        nodes: &[(crate::raft::NodeId, String)],
+    ) -> Client {
+        self.links = nodes
+            .iter()
+            .filter_map(|(id, addr)| {
+                let r = topology.region_of(*id)?;
+                Some((addr.clone(), topology.link(region, r)))
+            })
+            .collect();
+        self
+    }
+
+    /// One message's trip between this client and the node at `addr`.
+    async fn cross(&self, addr: &str) {
+        if let Some(l) = self.links.get(addr).filter(|l| !l.is_zero()) {
+            let u = u64::from_le_bytes(ttsys::random::bytes()) as f64 / u64::MAX as f64;
+            tokio::time::sleep(l.delay(u)).await;
         }
     }
 
@@ -137,7 +166,10 @@ impl Client {
             let mut c = self.conn(&addr)?;
             let mut r = self.security.request(req.clone());
             r.set_timeout(self.attempt_timeout);
-            match c.txn(r).await {
+            self.cross(&addr).await;
+            let res = c.txn(r).await;
+            self.cross(&addr).await;
+            match res {
                 Ok(reply) => {
                     self.leader = Some(addr);
                     return Ok(reply.into_inner());
@@ -178,7 +210,10 @@ impl Client {
             let mut c = self.conn(&addr)?;
             let mut r = tonic::Request::new(req.clone());
             r.set_timeout(self.attempt_timeout);
-            match c.read(r).await {
+            self.cross(&addr).await;
+            let res = c.read(r).await;
+            self.cross(&addr).await;
+            match res {
                 Ok(reply) => return Ok(reply.into_inner()),
                 Err(s) => {
                     last = format!("{addr}: {}", s.message());

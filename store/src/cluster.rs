@@ -37,6 +37,8 @@ pub struct ClusterConfig {
     /// Serve TLS with a throwaway CA (`<dir>/pki`); the cluster token (`<dir>/token`) is
     /// always on.
     pub tls: bool,
+    /// Regions and the delays between them (written to `<dir>/topology.toml` for the nodes).
+    pub topology: Option<crate::region::Topology>,
 }
 
 impl ClusterConfig {
@@ -56,6 +58,7 @@ impl ClusterConfig {
             close_interval_ms: 50,
             snapshot_every: 5000,
             tls: false,
+            topology: None,
         }
     }
 }
@@ -104,6 +107,9 @@ impl LocalCluster {
         } else {
             None
         };
+        if let Some(t) = &cfg.topology {
+            std::fs::write(cfg.dir.join("topology.toml"), t.to_toml())?;
+        }
         let mut c = LocalCluster {
             cfg,
             procs,
@@ -205,6 +211,12 @@ impl LocalCluster {
         }
         if !self.cfg.commit_wait {
             a.push("--no-commit-wait".into());
+        }
+        if self.cfg.topology.is_some() {
+            a.extend([
+                "--topology".into(),
+                self.cfg.dir.join("topology.toml").display().to_string(),
+            ]);
         }
         if id == 1 {
             let init: Vec<String> = self

@@ -15,6 +15,7 @@
 //!   and the reads: `strong`, `snapshot`, `bounded-staleness`, `session`.
 //! * [`client`] — leader discovery, redirects, retries with the same request id.
 //! * [`checker`] — the history checker (linearizability / external consistency).
+//! * [`region`] — regions and the delays between them, applied to every message that crosses one.
 //! * [`workload`], [`cluster`] — concurrent clients and local clusters for tests and `ttbench`.
 //!
 //! ## What each consistency level guarantees
@@ -46,4 +47,5 @@ pub mod mvcc;
 pub mod network;
 pub mod node;
 pub mod raft;
+pub mod region;
 pub mod workload;

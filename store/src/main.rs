@@ -138,6 +138,10 @@ enum Cmd {
         /// PEM CA certificates trusted for the peers' TLS.
         #[arg(long)]
         tls_ca: Option<PathBuf>,
+        /// Regions and the delays between them (TOML; see the `region` module): every Raft
+        /// message to a node in another region waits the link's delay.
+        #[arg(long)]
+        topology: Option<PathBuf>,
         #[command(flatten)]
         clock: ClockArgs,
     },
@@ -356,8 +360,13 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             tls_cert,
             tls_key,
             tls_ca,
+            topology,
             clock,
         } => {
+            let topology = topology
+                .map(|p| ttstore::region::Topology::load(&p))
+                .transpose()
+                .map_err(|e| format!("node {id}: {e}"))?;
             let init = match init {
                 None => None,
                 Some(s) => {
@@ -397,6 +406,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                     Some(&token_file),
                 )
                 .map_err(|e| format!("node {id}: {e}"))?,
+                topology,
             };
             let node = Node::start(&opts)
                 .await

@@ -1,9 +1,12 @@
 //! The Raft transport between nodes, over tonic: [`Network`] makes a [`Conn`] per peer, with
 //! one method per RPC (openraft's `RaftNetwork`); [`RaftService`] answers them. Payloads are
 //! openraft's messages as JSON. Partitions are injected here: a blocked peer is refused on both
-//! sides.
+//! sides. Regions are simulated here too: with a [`Topology`], every RPC to a peer in another
+//! region waits the link's one-way delay (plus jitter) before it is sent and again before its
+//! answer is read, so a round trip costs what it would between the two regions.
 
 use crate::raft::{NodeId, Raft, TypeConfig};
+use crate::region::{Link, Topology};
 use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -13,6 +16,8 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -30,6 +35,8 @@ pub struct Network {
     pub blocked: Blocked,
     /// The CA trusted for peers' TLS and the cluster token sent with every Raft RPC.
     pub security: ttsys::mgmt::ClientSecurity,
+    /// Where every node is and the delays between regions (`None`: no added delay).
+    pub topology: Option<Arc<Topology>>,
 }
 
 /// A lazily connected gRPC client to one peer.
@@ -39,6 +46,9 @@ pub struct Conn {
     client: pb::raft_client::RaftClient<tonic::transport::Channel>,
     blocked: Blocked,
     security: ttsys::mgmt::ClientSecurity,
+    /// The delay of each message to the target and back.
+    link: Link,
+    rng: ChaCha8Rng,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -57,6 +67,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: pb::raft_client::RaftClient::new(channel),
             blocked: self.blocked.clone(),
             security: self.security.clone(),
+            link: self
+                .topology
+                .as_ref()
+                .map(|t| t.node_link(self.id, target))
+                .unwrap_or_default(),
+            rng: ChaCha8Rng::from_seed(ttsys::random::bytes()),
         }
     }
 }
@@ -69,6 +85,13 @@ struct Msg(String);
 type RpcErr<E> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
 impl Conn {
+    /// One message's trip across the link to the target (nothing within a region).
+    async fn cross(&mut self) {
+        if !self.link.is_zero() {
+            tokio::time::sleep(self.link.sample(&mut self.rng)).await;
+        }
+    }
+
     /// The request for one RPC: refused at once when the target is partitioned away; the
     /// payload is `req` as JSON, the deadline openraft's hard TTL.
     // The error is openraft's `RPCError`, the type `RaftNetwork` requires: not ours to shrink.
@@ -127,7 +150,9 @@ impl RaftNetwork<TypeConfig> for Conn {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
         let request = self.request(&rpc, &option)?;
+        self.cross().await;
         let reply = self.client.append_entries(request).await;
+        self.cross().await;
         self.answer(reply)
     }
 
@@ -137,7 +162,9 @@ impl RaftNetwork<TypeConfig> for Conn {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
         let request = self.request(&rpc, &option)?;
+        self.cross().await;
         let reply = self.client.install_snapshot(request).await;
+        self.cross().await;
         self.answer(reply)
     }
 
@@ -147,7 +174,9 @@ impl RaftNetwork<TypeConfig> for Conn {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
         let request = self.request(&rpc, &option)?;
+        self.cross().await;
         let reply = self.client.vote(request).await;
+        self.cross().await;
         self.answer(reply)
     }
 }

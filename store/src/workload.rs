@@ -28,6 +28,12 @@ pub struct WorkloadConfig {
     pub consistency: pb::Consistency,
     /// Seed for the op mix.
     pub seed: u64,
+    /// The node (index into the client's addresses) every client reads from first; `None`:
+    /// client `i` reads from node `i mod n`.
+    pub read_from: Option<usize>,
+    /// The first client's id in the history (several workloads checked together need
+    /// distinct ids).
+    pub first_client: u32,
 }
 
 /// One client's view of one operation.
@@ -79,7 +85,7 @@ pub async fn run(base: Client, cfg: WorkloadConfig, stop: Arc<AtomicBool>) -> Ve
     for c in 0..cfg.clients {
         let (cl, cfg, stop) = (base.clone(), cfg.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            client(c as u32, cl, cfg, stop).await
+            client(cfg.first_client + c as u32, cl, cfg, stop).await
         }));
     }
     let mut out = Vec::new();
@@ -191,7 +197,7 @@ async fn client(
                 }),
             };
             let invoke = realtime_ns();
-            let res = cl.read(id as usize, req).await;
+            let res = cl.read(cfg.read_from.unwrap_or(id as usize), req).await;
             let done = realtime_ns();
             match res {
                 Ok(r) => {

@@ -160,6 +160,8 @@ fn workload_cfg() -> WorkloadConfig {
         write_fraction: 0.5,
         consistency: pb::Consistency::Strong,
         seed: 7,
+        read_from: None,
+        first_client: 0,
     }
 }
 

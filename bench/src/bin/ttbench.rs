@@ -12,6 +12,7 @@
 //! ttbench commit-wait-overshoot
 //! ttbench sync-rps [--threads 2] [--window 128] [--duration 5] [--json]   # beside chronyd
 //! ttbench store [--epsilon-us 1000] [--json]                # the demo store, TrueTime vs HLC
+//! ttbench multiregion [--epsilon-us 20,1000,5000] [--json]  # the store across three regions
 //! ttbench fuzz [--target NAME|all] [--inputs N | --seconds S] [--seed N] [--json]
 //! ttbench campaign [--duration 600] [--negative-control] [--json]   # root: network namespaces
 //! ```
@@ -53,6 +54,37 @@ enum Cmd {
         /// HLC mode's max clock offset (ms; CockroachDB's default is 500).
         #[arg(long, default_value_t = 500)]
         max_offset_ms: u64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The demo store across three regions (the delays between them applied to every message),
+    /// clients in every region, once per ε: write and read latency per region, commit wait's
+    /// share beside the cross-region consensus round trip, every history checked.
+    Multiregion {
+        /// Measured seconds per ε.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Clients in each region.
+        #[arg(long, default_value_t = 2)]
+        clients_per_region: usize,
+        /// Keys.
+        #[arg(long, default_value_t = 16)]
+        keys: usize,
+        /// Share of operations that are write transactions.
+        #[arg(long, default_value_t = 0.5)]
+        write_fraction: f64,
+        /// ε values (µs), one cluster run each.
+        #[arg(long, value_delimiter = ',', default_value = "20,1000,5000")]
+        epsilon_us: Vec<f64>,
+        /// A topology file (regions, nodes, links; see `ttstore::region`); default: us-east,
+        /// eu-west, ap-south with 40/100/65 ms one way.
+        #[arg(long)]
+        topology: Option<std::path::PathBuf>,
+        /// The negative control: commit wait off and node 2's clock 1 s behind its claimed ε;
+        /// the checker must find anomalies.
+        #[arg(long)]
+        negative_control: bool,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -497,6 +529,39 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Multiregion {
+            duration,
+            clients_per_region,
+            keys,
+            write_fraction,
+            epsilon_us,
+            topology,
+            negative_control,
+            json,
+        } => {
+            let topology = match topology {
+                Some(p) => ttstore::region::Topology::load(&p)?,
+                None => ttstore::region::Topology::three_regions(3),
+            };
+            let r = bench::multiregion::run(&bench::multiregion::MultiRegionBench {
+                duration: std::time::Duration::from_secs(duration.max(1)),
+                clients_per_region: clients_per_region.max(1),
+                keys: keys.max(1),
+                write_fraction: write_fraction.clamp(0.0, 1.0),
+                epsilons_ns: epsilon_us
+                    .iter()
+                    .map(|u| (u.max(0.0) * 1e3) as i64)
+                    .collect(),
+                topology,
+                negative_control,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                print_multiregion(&r);
+            }
+            Ok(())
+        }
         Cmd::CommitWaitOvershoot { waits, json } => {
             let r = bench::now_latency::commit_wait_overshoot(waits)?;
             if json {
@@ -690,6 +755,40 @@ fn print_campaign(r: &bench::campaign::CampaignReport) {
             v.status.as_str()
         );
     }
+}
+
+/// The text form of `ttbench multiregion`'s result.
+fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
+    for run in &r.runs {
+        println!(
+            "ε {} µs, leader in {}: consensus p50 {:.1} ms, commit wait p50 {:.1} µs; commit wait is {:.3} % of write latency ({:.3} % exposed); {} ops checked, {} anomalies",
+            run.epsilon_us,
+            run.leader_region,
+            run.consensus_p50_ms,
+            run.commit_wait_p50_us,
+            run.commit_wait_share * 100.0,
+            run.exposed_wait_share * 100.0,
+            run.history_ops,
+            run.anomalies
+        );
+        for g in &run.regions {
+            println!(
+                "  {:<9} writes {:>4} p50 {:>7.1} ms p99 {:>7.1} ms | strong reads {:>4} p50 {:>7.1} ms p99 {:>7.1} ms | errors {}",
+                g.region,
+                g.writes,
+                g.write_p50_ms,
+                g.write_p99_ms,
+                g.reads,
+                g.read_p50_ms,
+                g.read_p99_ms,
+                g.errors
+            );
+        }
+    }
+    println!(
+        "CockroachDB global-table write by its formula (500 ms max-offset + 1.5 RTT to the farthest region): {:.0} ms",
+        r.cockroach_global_write_formula_ms
+    );
 }
 
 /// The text form of `ttbench now-latency`'s result.

@@ -113,6 +113,18 @@ pub struct NodeOptions {
     pub management: ttsys::mgmt::ManagementConfig,
     /// How this node reaches its peers (the CA it trusts, the token it sends).
     pub peers: ttsys::mgmt::ClientSecurity,
+    /// Regions and the delays between them (`None`: every node in one place).
+    pub topology: Option<crate::region::Topology>,
+}
+
+/// Raft's heartbeat interval and election timeouts (ms) for a cluster whose longest one-way
+/// delay is `max_one_way`: openraft gives every `AppendEntries` one heartbeat interval to come
+/// back, so the interval must exceed the longest round trip (with a half again of margin); the
+/// election timeout stays five to ten heartbeats, as etcd advises.
+pub fn raft_timing(max_one_way: Duration) -> (u64, u64, u64) {
+    let rtt_ms = 2 * max_one_way.as_millis() as u64;
+    let heartbeat = 100.max(rtt_ms + rtt_ms / 2);
+    (heartbeat, 5 * heartbeat, 10 * heartbeat)
 }
 
 /// The methods anyone who reaches a node may call; every other — writes, membership, fault
@@ -181,6 +193,8 @@ pub struct Node {
     peers:
         std::sync::Mutex<HashMap<String, pb::store_client::StoreClient<tonic::transport::Channel>>>,
     ids: AtomicU64,
+    /// Regions and the delays between them.
+    topology: Option<Arc<crate::region::Topology>>,
 }
 
 fn ts_to_pb(t: Ts) -> pb::Ts {
@@ -246,11 +260,17 @@ impl Node {
         let shared = Shared::new(observe);
         let sm = StateMachine::open(shared.clone(), db.clone())?;
         let log = LogStore::new(db);
+        let topology = opts.topology.clone().map(Arc::new);
+        let (heartbeat, election_min, election_max) = raft_timing(
+            topology
+                .as_ref()
+                .map_or(Duration::ZERO, |t| t.max_one_way()),
+        );
         let config = openraft::Config {
             cluster_name: "ttstore".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 500,
-            election_timeout_max: 1000,
+            heartbeat_interval: heartbeat,
+            election_timeout_min: election_min,
+            election_timeout_max: election_max,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(opts.snapshot_every.max(1)),
             max_in_snapshot_log_to_keep: opts.snapshot_every.clamp(1, 1000),
             ..Default::default()
@@ -261,6 +281,7 @@ impl Node {
             id: opts.id,
             blocked: blocked.clone(),
             security: opts.peers.clone(),
+            topology: topology.clone(),
         };
         let raft = Raft::new(opts.id, Arc::new(config), network, log, sm).await?;
         if let Some(members) = &opts.init {
@@ -292,6 +313,7 @@ impl Node {
             security: opts.peers.clone(),
             peers: Default::default(),
             ids: AtomicU64::new(0),
+            topology,
         }))
     }
 
@@ -383,6 +405,18 @@ impl Node {
         Ok(c)
     }
 
+    /// One message's delay from this node to the leader's region (zero without a topology).
+    fn link_to_leader(&self) -> Duration {
+        match (&self.topology, self.metrics().current_leader) {
+            (Some(t), Some(l)) => {
+                let link = t.node_link(self.id, l);
+                let u = u64::from_le_bytes(ttsys::random::bytes()) as f64 / u64::MAX as f64;
+                link.delay(u)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     /// This node's clock as a store timestamp (`TT.now().latest`, or the HLC).
     fn clock_ts(&self) -> Result<Ts, Status> {
         match self.mode {
@@ -453,7 +487,12 @@ impl Node {
             let req = self.security.request(pb::CloseRequest {
                 at: Some(ts_to_pb(r)),
             });
+            // The request crosses to the leader's region; its effect comes back through Raft.
+            let delay = self.link_to_leader();
             tokio::spawn(async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 let _ = leader.close(req).await;
             });
         }

@@ -1,0 +1,302 @@
+//! `ttbench multiregion`: the demo store on a three-region cluster (one node per region, the
+//! delays between regions applied to every Raft message and every client request, see
+//! `ttstore::region`), with clients in every region writing and reading at once. Run once per ε
+//! so commit wait's cost can be read beside the cross-region consensus round trip it overlaps
+//! with; every run's history (all regions together) goes through the checker.
+//!
+//! What it answers: Spanner's claim that commit latency does not grow while ε stays below the
+//! Paxos round trip — the leader waits out `2ε` *while* replicating, so only the part of the wait
+//! left after replication (the exposed wait) is added. Beside it, CockroachDB's global-table
+//! write formula at its default max-offset, computed from the same topology (a formula, not a
+//! measurement: CockroachDB is not run here).
+
+use crate::error::Error;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use ttproto::store as pb;
+use ttstore::checker;
+use ttstore::cluster::{ClusterConfig, LocalCluster};
+use ttstore::region::Topology;
+use ttstore::workload::{self, WorkloadConfig};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct MultiRegionBench {
+    /// Measured seconds per ε (after a warm-up).
+    pub duration: Duration,
+    /// Clients in each region.
+    pub clients_per_region: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Share of operations that write.
+    pub write_fraction: f64,
+    /// The ε values to run (ns), one cluster each.
+    pub epsilons_ns: Vec<i64>,
+    /// Regions, where the nodes are, and the links.
+    pub topology: Topology,
+    /// The negative control: commit wait off, and node 2's clock 1 s behind whatever its ε
+    /// claims — the checker must find anomalies.
+    pub negative_control: bool,
+}
+
+/// One region's clients, as they saw it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionFigures {
+    /// The region.
+    pub region: String,
+    /// Acknowledged write transactions.
+    pub writes: usize,
+    /// Client-observed write latency p50 (ms): to the leader, consensus, commit wait, back.
+    pub write_p50_ms: f64,
+    /// … p99 (ms).
+    pub write_p99_ms: f64,
+    /// Completed strong reads (served by the region's own node).
+    pub reads: usize,
+    /// Strong read latency p50 (ms).
+    pub read_p50_ms: f64,
+    /// … p99 (ms).
+    pub read_p99_ms: f64,
+    /// Operations that failed.
+    pub errors: usize,
+}
+
+/// One cluster run at one ε.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpsilonRun {
+    /// Every node's ε (µs); each node's clock is off by up to 0.4 ε, inside it (the negative
+    /// control: node 2's is 1 s behind, and commit wait is off).
+    pub epsilon_us: f64,
+    /// Whether this was the negative control.
+    pub negative_control: bool,
+    /// The leader's region.
+    pub leader_region: String,
+    /// Leader-side time from proposing to the Raft commit, p50 (ms): the cross-region
+    /// consensus round trip.
+    pub consensus_p50_ms: f64,
+    /// Leader-side commit wait (until `TT.after(s)`), overlapped with consensus, p50 (µs).
+    pub commit_wait_p50_us: f64,
+    /// The part of it left after consensus finished, summed over writes, over the summed
+    /// client-observed write latency: what commit wait added.
+    pub exposed_wait_share: f64,
+    /// The whole commit wait (overlapped or not) summed, over the summed client-observed
+    /// write latency: its share even had it not overlapped.
+    pub commit_wait_share: f64,
+    /// Per region.
+    pub regions: Vec<RegionFigures>,
+    /// Operations in the checked history (all regions).
+    pub history_ops: usize,
+    /// What the checker found (0 expected).
+    pub anomalies: usize,
+}
+
+/// What `ttbench multiregion --json` prints.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiRegionReport {
+    /// The topology, as the nodes read it.
+    pub topology: Topology,
+    /// Measured seconds per ε.
+    pub duration_s: f64,
+    /// Clients per region.
+    pub clients_per_region: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Share of operations that write.
+    pub write_fraction: f64,
+    /// One run per ε.
+    pub runs: Vec<EpsilonRun>,
+    /// CockroachDB's global-table write latency by its formula (max-offset 500 ms + 1.5 × the
+    /// round trip from the leader's region to the farthest region), for the same topology (ms).
+    pub cockroach_global_write_formula_ms: f64,
+}
+
+async fn one(exe: &Path, b: &MultiRegionBench, eps_ns: i64) -> Result<EpsilonRun, Error> {
+    let dir = std::env::temp_dir().join(format!(
+        "ttbench-multiregion-{}-{eps_ns}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = ClusterConfig::new(exe, &dir);
+    cfg.nodes = b.topology.nodes.len() as u64;
+    cfg.epsilon_ns = eps_ns;
+    let s = eps_ns * 2 / 5;
+    cfg.skews_ns = if b.negative_control {
+        vec![0, -1_000_000_000, 0]
+    } else {
+        vec![s, -s, 0]
+    };
+    cfg.commit_wait = !b.negative_control;
+    cfg.topology = Some(b.topology.clone());
+    let mut cluster = LocalCluster::start(cfg)?;
+    let mut base = cluster.client()?;
+    base.deadline = Duration::from_secs(20);
+    let leader_addr = base.find_leader().await?;
+    let addrs = cluster.addrs();
+    let nodes: Vec<(u64, String)> = (1..=addrs.len() as u64)
+        .zip(addrs.iter().cloned())
+        .collect();
+    let leader_id = nodes
+        .iter()
+        .find(|(_, a)| *a == leader_addr)
+        .map_or(0, |(id, _)| *id);
+    let leader_region = b
+        .topology
+        .region_of(leader_id)
+        .unwrap_or("unknown")
+        .to_string();
+    let per_region = region_clients(b, &base, &nodes);
+    let phase = |secs: Duration| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks: Vec<_> = per_region
+            .iter()
+            .map(|(_, c, wl)| tokio::spawn(workload::run(c.clone(), wl.clone(), stop.clone())))
+            .collect();
+        async move {
+            tokio::time::sleep(secs).await;
+            stop.store(true, Ordering::Relaxed);
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap_or_default());
+            }
+            out
+        }
+    };
+    // Warm-up (connections, the first closes at every replica): part of the checked history,
+    // not of the figures.
+    let warm = phase(Duration::from_secs(3)).await;
+    let measured = phase(b.duration).await;
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut history: Vec<_> = warm.iter().flat_map(|s| workload::history(s)).collect();
+    history.extend(measured.iter().flat_map(|s| workload::history(s)));
+    let anomalies = checker::check(&history);
+    for a in anomalies.iter().take(3) {
+        eprintln!("ttbench multiregion (ε {} µs): {a}", eps_ns as f64 / 1e3);
+    }
+    let (regions, writes) = figures(&per_region, &measured);
+    let ms = |ns: i64| ns as f64 / 1e6;
+    let total: i64 = writes.iter().map(|(l, _)| *l).sum();
+    let share = |f: fn(&[i64; 4]) -> i64| {
+        if total > 0 {
+            writes.iter().map(|(_, x)| f(x)).sum::<i64>() as f64 / total as f64
+        } else {
+            0.0
+        }
+    };
+    let mut consensus: Vec<i64> = writes.iter().map(|(_, x)| x[0]).collect();
+    let mut wait: Vec<i64> = writes.iter().map(|(_, x)| x[1]).collect();
+    Ok(EpsilonRun {
+        epsilon_us: eps_ns as f64 / 1e3,
+        negative_control: b.negative_control,
+        leader_region,
+        consensus_p50_ms: ms(workload::quantile(&mut consensus, 0.5)),
+        commit_wait_p50_us: workload::quantile(&mut wait, 0.5) as f64 / 1e3,
+        exposed_wait_share: share(|x| x[2]),
+        commit_wait_share: share(|x| x[1]),
+        regions,
+        history_ops: history.len(),
+        anomalies: anomalies.len(),
+    })
+}
+
+/// Per region: its clients, placed there, reading from the region's own node.
+fn region_clients(
+    b: &MultiRegionBench,
+    base: &ttstore::client::Client,
+    nodes: &[(u64, String)],
+) -> Vec<(String, ttstore::client::Client, WorkloadConfig)> {
+    let mut per_region = Vec::new();
+    for (k, region) in b.topology.regions.iter().enumerate() {
+        let Some(local) = b.topology.nodes_in(region).first().copied() else {
+            continue;
+        };
+        let client = base.clone().in_region(&b.topology, region, nodes);
+        let wl = WorkloadConfig {
+            clients: b.clients_per_region,
+            keys: b.keys,
+            write_fraction: b.write_fraction,
+            consistency: pb::Consistency::Strong,
+            seed: 11 + k as u64,
+            // A local cluster lists node i at index i − 1.
+            read_from: Some((local - 1) as usize),
+            first_client: (k * b.clients_per_region) as u32,
+        };
+        per_region.push((region.clone(), client, wl));
+    }
+    per_region
+}
+
+/// Each region's figures, and every acknowledged write's (client latency, leader-side
+/// `[replicate, commit wait, exposed wait, total]`) (ns).
+fn figures(
+    per_region: &[(String, ttstore::client::Client, WorkloadConfig)],
+    measured: &[Vec<workload::Sample>],
+) -> (Vec<RegionFigures>, Vec<(i64, [i64; 4])>) {
+    let ms = |ns: i64| ns as f64 / 1e6;
+    let mut regions = Vec::new();
+    for ((region, _, _), samples) in per_region.iter().zip(measured) {
+        let mut w: Vec<i64> = samples
+            .iter()
+            .filter(|s| s.txn)
+            .filter_map(|s| s.latency_ns)
+            .collect();
+        let mut r: Vec<i64> = samples
+            .iter()
+            .filter(|s| !s.txn)
+            .filter_map(|s| s.latency_ns)
+            .collect();
+        regions.push(RegionFigures {
+            region: region.clone(),
+            writes: w.len(),
+            write_p50_ms: ms(workload::quantile(&mut w, 0.5)),
+            write_p99_ms: ms(workload::quantile(&mut w, 0.99)),
+            reads: r.len(),
+            read_p50_ms: ms(workload::quantile(&mut r, 0.5)),
+            read_p99_ms: ms(workload::quantile(&mut r, 0.99)),
+            errors: samples.iter().filter(|s| s.error.is_some()).count(),
+        });
+    }
+    let writes = measured
+        .iter()
+        .flatten()
+        .filter_map(|s| Some((s.latency_ns?, s.leader_ns?)))
+        .collect();
+    (regions, writes)
+}
+
+/// Runs the cluster once per ε.
+pub fn run(b: &MultiRegionBench) -> Result<MultiRegionReport, Error> {
+    let exe = crate::lab::binaries_for(None, &[("ttstore", "ttstore")])?.join("ttstore");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut runs = Vec::new();
+    for &eps in &b.epsilons_ns {
+        runs.push(rt.block_on(one(&exe, b, eps))?);
+    }
+    // The leader's region (the first run's) to the farthest region, there and back.
+    let leader = runs
+        .first()
+        .map(|r| r.leader_region.clone())
+        .unwrap_or_default();
+    let farthest = b
+        .topology
+        .regions
+        .iter()
+        .map(|r| b.topology.link(&leader, r).one_way)
+        .max()
+        .unwrap_or_default();
+    Ok(MultiRegionReport {
+        topology: b.topology.clone(),
+        duration_s: b.duration.as_secs_f64(),
+        clients_per_region: b.clients_per_region,
+        keys: b.keys,
+        write_fraction: b.write_fraction,
+        runs,
+        cockroach_global_write_formula_ms: 500.0 + 1.5 * 2.0 * farthest.as_secs_f64() * 1e3,
+    })
+}
