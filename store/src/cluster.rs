@@ -30,6 +30,8 @@ pub struct ClusterConfig {
     pub timed: Option<(PathBuf, String)>,
     /// HLC max offset (ms).
     pub max_offset_ms: u64,
+    /// The ε past which a node quarantines itself (ns; `None`: 80 % of the max offset).
+    pub max_epsilon_ns: Option<i64>,
     /// Idle close interval (ms).
     pub close_interval_ms: u64,
     /// Snapshot every this many log entries.
@@ -55,6 +57,7 @@ impl ClusterConfig {
             epsilon_ns: 1_000_000,
             timed: None,
             max_offset_ms: 250,
+            max_epsilon_ns: None,
             close_interval_ms: 50,
             snapshot_every: 5000,
             tls: false,
@@ -211,6 +214,9 @@ impl LocalCluster {
         }
         if !self.cfg.commit_wait {
             a.push("--no-commit-wait".into());
+        }
+        if let Some(m) = self.cfg.max_epsilon_ns {
+            a.push(format!("--max-epsilon-ns={m}"));
         }
         if self.cfg.topology.is_some() {
             a.extend([

@@ -101,6 +101,11 @@ struct ClockArgs {
     /// HLC mode: maximum clock offset between nodes (ms).
     #[arg(long, default_value_t = 250)]
     max_offset_ms: u64,
+    /// Quarantine: past this ε (ns) the node stops serving reads and proposing writes until it
+    /// recovers, as it does while its TrueTime is untrustworthy. Default: 80 % of the max
+    /// offset (CockroachDB's rule).
+    #[arg(long)]
+    max_epsilon_ns: Option<i64>,
     /// How often the leader closes a timestamp when nobody asks (ms).
     #[arg(long, default_value_t = 50)]
     close_interval_ms: u64,
@@ -278,6 +283,14 @@ fn split_kv(s: &str, what: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{what} {s:?} is not KEY=VALUE"))
 }
 
+/// The quarantine threshold: the flag, or 80 % of the max offset.
+fn max_epsilon(c: &ClockArgs) -> ttcore::Span {
+    ttcore::Span::from_nanos(
+        c.max_epsilon_ns
+            .unwrap_or((c.max_offset_ms as i64).saturating_mul(800_000)),
+    )
+}
+
 fn clock_spec(c: &ClockArgs) -> ClockSpec {
     match &c.page {
         Some(page) => ClockSpec::Timed {
@@ -392,6 +405,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 commit_wait: !clock.no_commit_wait,
                 clock: clock_spec(&clock),
                 max_offset: Duration::from_millis(clock.max_offset_ms),
+                max_epsilon: max_epsilon(&clock),
                 close_interval: Duration::from_millis(clock.close_interval_ms.max(1)),
                 snapshot_every: clock.snapshot_every,
                 init,
@@ -437,6 +451,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             cfg.skews_ns = skews_ns;
             cfg.epsilon_ns = clock.epsilon_ns;
             cfg.max_offset_ms = clock.max_offset_ms;
+            cfg.max_epsilon_ns = clock.max_epsilon_ns;
             cfg.close_interval_ms = clock.close_interval_ms;
             cfg.snapshot_every = clock.snapshot_every;
             cfg.timed = clock.page.clone().map(|p| (p, clock.timed.clone()));
@@ -671,6 +686,7 @@ fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
                     "addr": a, "id": s.id, "role": ttstore::client::role_name(s.role()), "leader": s.leader, "term": s.term,
                     "last_applied": s.last_applied, "safe_ts": fmt_ts(&s.safe), "mode": s.mode,
                     "commit_wait": s.commit_wait, "epsilon_ns": s.epsilon_ns, "keys": s.keys,
+                    "quarantined": s.quarantined, "max_epsilon_ns": s.max_epsilon_ns,
                     "versions": s.versions, "blocked": s.blocked,
                     "members": s.members.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
                 }),
@@ -682,7 +698,7 @@ fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
         for (a, s) in all {
             match s {
                 Ok(s) => println!(
-                    "node {} at {a}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}",
+                    "node {} at {a}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}{}",
                     s.id,
                     ttstore::client::role_name(s.role()),
                     s.term,
@@ -698,6 +714,11 @@ fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
                         String::new()
                     } else {
                         format!(", partitioned from {:?}", s.blocked)
+                    },
+                    if s.quarantined.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", QUARANTINED: {}", s.quarantined)
                     }
                 ),
                 Err(e) => println!("{a}: down ({e})"),

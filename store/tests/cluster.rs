@@ -574,3 +574,113 @@ fn cli_put_get_txn_and_status_speak_json() {
     assert!(out.contains("v2"));
     cluster.stop();
 }
+
+/// Writes a page as timed would: the host's realtime as the model, ε `eps`, `status`, valid for
+/// an hour — the nodes read it through the SDK exactly as they read timed's.
+fn write_page(w: &mut ttsys::shm::PageWriter, eps: ttcore::Span, status: ttcore::ClockStatus) {
+    use ttcore::{ClockModel, Rate, RawReading, Span, Timestamp};
+    let (raw_ns, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+    let raw = RawReading::from_nanos(raw_ns);
+    let mut d = ttsys::shm::PageData::unsynchronized(raw);
+    d.model = ClockModel {
+        ref_raw: raw,
+        ref_time: Timestamp::from_nanos(rt),
+        freq: Rate::ZERO,
+        eps_ref: eps,
+        drift_bound: Rate::from_ppm(15),
+    };
+    d.status = status;
+    d.max_eps = Span::from_secs(10);
+    d.void_after_raw = raw.add(Span::from_secs(3_600));
+    d.holdover_after_raw = raw.add(Span::from_secs(3_600));
+    d.clock_check = Some(ttsys::clock::clock_pair());
+    w.write(&d);
+}
+
+async fn quarantine_reasons(c: &mut Client, addrs: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(c.status(a).await.expect("status answers").quarantined);
+    }
+    out
+}
+
+fn put(key: &str, value: &str) -> pb::TxnRequest {
+    pb::TxnRequest {
+        writes: vec![pb::Write {
+            key: key.into(),
+            value: Some(value.into()),
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_node_whose_clock_turns_untrustworthy_or_too_wide_stands_aside_until_it_recovers() {
+    use ttcore::{ClockStatus, Span};
+    let _g = serial();
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("page");
+        let mut w = ttsys::shm::PageWriter::open(&page).unwrap();
+        write_page(&mut w, Span::from_micros(100), ClockStatus::Synchronized);
+        let mut cfg = config(&dir.path().join("c"));
+        // Every node reads the page (the gRPC fallback is never needed: the page exists).
+        cfg.timed = Some((page.clone(), "127.0.0.1:9".into()));
+        cfg.max_epsilon_ns = Some(5_000_000);
+        let cluster = LocalCluster::start(cfg).unwrap();
+        let mut c = cluster.client().unwrap();
+        c.find_leader().await.unwrap();
+        c.txn(put("q", "before"))
+            .await
+            .expect("a healthy cluster commits");
+        let addrs = cluster.addrs();
+        assert!(
+            quarantine_reasons(&mut c, &addrs)
+                .await
+                .iter()
+                .all(String::is_empty)
+        );
+
+        let read = pb::ReadRequest {
+            keys: vec!["q".into()],
+            consistency: pb::Consistency::Strong as i32,
+            ..Default::default()
+        };
+        c.deadline = Duration::from_secs(2);
+        for (eps, status, why) in [
+            (
+                Span::from_millis(20),
+                ClockStatus::Synchronized,
+                "past the maximum",
+            ),
+            (
+                Span::from_micros(100),
+                ClockStatus::Unsynchronized,
+                "no trustworthy time",
+            ),
+        ] {
+            write_page(&mut w, eps, status);
+            let reasons = quarantine_reasons(&mut c, &addrs).await;
+            assert!(reasons.iter().all(|r| r.contains(why)), "{reasons:?}");
+            // No node serves a read or proposes a write.
+            let e = c.txn(put("q", "during")).await.unwrap_err().to_string();
+            assert!(e.contains("quarantined"), "{e}");
+            let e = c.read(0, read.clone()).await.unwrap_err().to_string();
+            assert!(e.contains("quarantined"), "{e}");
+        }
+
+        // Recovered: back in service, and nothing was written while it stood aside.
+        write_page(&mut w, Span::from_micros(100), ClockStatus::Synchronized);
+        assert!(
+            quarantine_reasons(&mut c, &addrs)
+                .await
+                .iter()
+                .all(String::is_empty)
+        );
+        c.deadline = Duration::from_secs(10);
+        let r = c.read(0, read.clone()).await.expect("reads again");
+        assert_eq!(r.values[0].value.as_deref(), Some("before"));
+        c.txn(put("q", "after")).await.expect("commits again");
+    });
+}

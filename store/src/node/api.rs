@@ -55,6 +55,8 @@ impl Node {
                 .unwrap_or_default(),
             snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
             purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            quarantined: self.quarantine().unwrap_or_default(),
+            max_epsilon_ns: self.max_epsilon.as_nanos(),
         }
     }
 

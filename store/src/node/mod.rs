@@ -102,6 +102,9 @@ pub struct NodeOptions {
     pub clock: ClockSpec,
     /// HLC mode: the maximum clock offset assumed between nodes (read uncertainty window).
     pub max_offset: Duration,
+    /// Past this ε the node quarantines itself: no reads served, no writes proposed, until its
+    /// clock is back under it (and trustworthy).
+    pub max_epsilon: Span,
     /// How often the leader closes a timestamp when nobody asks.
     pub close_interval: Duration,
     /// Build a snapshot (and purge the log behind it) every this many entries.
@@ -180,6 +183,7 @@ pub struct Node {
     mode: Mode,
     commit_wait: bool,
     max_offset: Span,
+    max_epsilon: Span,
     /// The last timestamp proposed or closed by this node as leader.
     propose: Mutex<Ts>,
     /// Wake the closer now, for at least this timestamp.
@@ -305,6 +309,7 @@ impl Node {
             mode: opts.mode,
             commit_wait: opts.commit_wait,
             max_offset,
+            max_epsilon: opts.max_epsilon,
             propose: Mutex::new(safe),
             close_now: Notify::new(),
             close_want: std::sync::Mutex::new(Ts::default()),
@@ -417,8 +422,36 @@ impl Node {
         }
     }
 
-    /// This node's clock as a store timestamp (`TT.now().latest`, or the HLC).
+    /// Why this node must not serve now, if it must not: its TrueTime is untrustworthy, or its
+    /// ε is past the maximum (CockroachDB stops a node whose offset nears its max-offset; a
+    /// node here stands aside until its clock recovers, and says why in its status).
+    pub fn quarantine(&self) -> Option<String> {
+        match self.tt.now() {
+            Err(e) => Some(format!("no trustworthy time: {e}")),
+            Ok(i) if i.epsilon() > self.max_epsilon => Some(format!(
+                "ε {:.3} ms is past the maximum {:.3} ms",
+                i.epsilon().as_nanos() as f64 / 1e6,
+                self.max_epsilon.as_nanos() as f64 / 1e6
+            )),
+            Ok(_) => None,
+        }
+    }
+
+    /// Refuses with `unavailable` while quarantined (the client moves to another node).
+    pub(crate) fn serving(&self) -> Result<(), Status> {
+        match self.quarantine() {
+            Some(why) => Err(Status::unavailable(format!(
+                "node {} is quarantined: {why}",
+                self.id
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// This node's clock as a store timestamp (`TT.now().latest`, or the HLC); refused while
+    /// quarantined, so a quarantined leader proposes nothing (no write, no close).
     fn clock_ts(&self) -> Result<Ts, Status> {
+        self.serving()?;
         match self.mode {
             Mode::Truetime => Ok(Ts {
                 wall: self.tt.now().map_err(clock_err)?.latest().as_nanos(),

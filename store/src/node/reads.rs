@@ -12,6 +12,7 @@ impl Node {
 
     /// Serves a read at the requested consistency.
     pub async fn read(&self, r: pb::ReadRequest) -> Result<pb::ReadReply, Status> {
+        self.serving()?;
         if r.keys.is_empty() {
             return Err(Status::invalid_argument("no keys to read"));
         }
