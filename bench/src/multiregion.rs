@@ -39,6 +39,8 @@ pub struct MultiRegionBench {
     /// The negative control: commit wait off, and node 2's clock 1 s behind whatever its ε
     /// claims — the checker must find anomalies.
     pub negative_control: bool,
+    /// How long each fault of the failure-mode table lasts (`None`: no table).
+    pub fault: Option<Duration>,
 }
 
 /// One region's clients, as they saw it.
@@ -109,14 +111,287 @@ pub struct MultiRegionReport {
     pub write_fraction: f64,
     /// One run per ε.
     pub runs: Vec<EpsilonRun>,
+    /// The failure-mode table (empty when not asked for).
+    pub failures: Vec<FailureRow>,
     /// CockroachDB's global-table write latency by its formula (max-offset 500 ms + 1.5 × the
     /// round trip from the leader's region to the farthest region), for the same topology (ms).
     pub cockroach_global_write_formula_ms: f64,
 }
 
-async fn one(exe: &Path, b: &MultiRegionBench, eps_ns: i64) -> Result<EpsilonRun, Error> {
+/// One fault, on a fresh cluster at the first ε, with clients in every region throughout.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureRow {
+    /// What was done.
+    pub fault: String,
+    /// How long it lasted (s); it starts after 3 s of normal running and is followed by as
+    /// long again.
+    pub fault_s: f64,
+    /// From the fault until a node other than the old leader was leader (s); `None`: the
+    /// leader kept its role.
+    pub election_s: Option<f64>,
+    /// The region of the leader at the end.
+    pub leader_region_after: String,
+    /// Per region.
+    pub regions: Vec<FaultRegion>,
+    /// Reads that missed an acknowledged write, or any other anomaly the checker found (a CP
+    /// store must have none).
+    pub anomalies: usize,
+    /// Operations in the checked history.
+    pub history_ops: usize,
+}
+
+/// One region through a fault.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRegion {
+    /// The region.
+    pub region: String,
+    /// Operations completed.
+    pub completed: usize,
+    /// Operations that failed (unavailable, or outcome unknown).
+    pub failed: usize,
+    /// The longest time the region's clients completed nothing (s), one operation's own
+    /// latency included: before the fault (the baseline), while it lasted (the region's
+    /// unavailability), and after it was healed (what the healing itself cost).
+    pub longest_gap_before_s: f64,
+    /// … while the fault lasted.
+    pub longest_gap_during_s: f64,
+    /// … after it was healed.
+    pub longest_gap_after_s: f64,
+}
+
+/// The faults of the table.
+#[derive(Clone, Debug)]
+enum Fault {
+    /// Every link to and from the region cut (nodes and clients).
+    CutRegion(String),
+    /// The leader killed with SIGKILL, restarted when the fault ends.
+    KillLeader,
+}
+
+impl Fault {
+    fn name(&self, topology: &Topology, leader: u64) -> String {
+        match self {
+            Fault::CutRegion(r) if topology.region_of(leader) == Some(r.as_str()) => {
+                format!("partition: {r} (the leader's region) cut off")
+            }
+            Fault::CutRegion(r) => format!("partition: {r} cut off"),
+            Fault::KillLeader => "leader crash: kill -9, restarted after the fault".into(),
+        }
+    }
+}
+
+/// Applies (or, with `heal`, undoes) `fault`; `clients` are the region clients.
+async fn inject(
+    fault: &Fault,
+    heal: bool,
+    cluster: &mut LocalCluster,
+    base: &mut ttstore::client::Client,
+    topo: &Topology,
+    clients: &[(String, ttstore::client::Client, WorkloadConfig)],
+    leader: u64,
+) -> Result<(), Error> {
+    let addrs = cluster.addrs();
+    let id_of = |i: usize| i as u64 + 1;
+    match fault {
+        Fault::CutRegion(r) => {
+            let inside: Vec<u64> = topo.nodes_in(r);
+            for (i, a) in addrs.iter().enumerate() {
+                let blocked: Vec<u64> = if heal {
+                    vec![]
+                } else if inside.contains(&id_of(i)) {
+                    (1..=addrs.len() as u64)
+                        .filter(|n| !inside.contains(n))
+                        .collect()
+                } else {
+                    inside.clone()
+                };
+                base.partition(a, blocked).await?;
+            }
+            for (region, c, _) in clients {
+                let cut: Vec<String> = if heal {
+                    vec![]
+                } else {
+                    addrs
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| inside.contains(&id_of(*i)) != (region == r))
+                        .map(|(_, a)| a.clone())
+                        .collect()
+                };
+                c.cut_off(&cut);
+            }
+        }
+        Fault::KillLeader if heal => cluster.restart(leader)?,
+        Fault::KillLeader => cluster.kill(leader),
+    }
+    Ok(())
+}
+
+/// Polls until a node other than `old` says it leads (up to `limit`); the time it took.
+async fn new_leader(
+    base: &mut ttstore::client::Client,
+    addrs: &[String],
+    old: u64,
+    limit: Duration,
+) -> Option<Duration> {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < limit {
+        for a in addrs {
+            if let Ok(s) = base.status(a).await
+                && s.role() == pb::Role::Leader
+                && s.id != old
+            {
+                return Some(t0.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// The longest stretch (s) inside `[from, to]` (realtime ns) without a time in `done`
+/// (sorted), counting the window's ends.
+fn longest_gap(done: &[i64], from: i64, to: i64) -> f64 {
+    let mut t: Vec<i64> = done
+        .iter()
+        .copied()
+        .filter(|t| (from..=to).contains(t))
+        .collect();
+    t.push(from);
+    t.push(to);
+    t.sort_unstable();
+    t.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as f64 / 1e9
+}
+
+/// The region figures of a fault run: completions, failures, and the longest stretches
+/// without a completion before, during and after the fault (`at` = [start, fault, heal, end],
+/// realtime ns).
+fn fault_regions(
+    per_region: &[(String, ttstore::client::Client, WorkloadConfig)],
+    samples: &[Vec<workload::Sample>],
+    at: [i64; 4],
+) -> Vec<FaultRegion> {
+    per_region
+        .iter()
+        .zip(samples)
+        .map(|((region, _, _), ss)| {
+            let done: Vec<i64> = ss
+                .iter()
+                .filter(|s| s.error.is_none())
+                .filter_map(|s| s.ops.first().and_then(|o| o.complete_ns))
+                .collect();
+            FaultRegion {
+                region: region.clone(),
+                completed: done.len(),
+                failed: ss.iter().filter(|s| s.error.is_some()).count(),
+                longest_gap_before_s: longest_gap(&done, at[0], at[1]),
+                longest_gap_during_s: longest_gap(&done, at[1], at[2]),
+                longest_gap_after_s: longest_gap(&done, at[2], at[3]),
+            }
+        })
+        .collect()
+}
+
+/// One row of the failure-mode table.
+async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<FailureRow, Error> {
+    let len = b.fault.unwrap_or(Duration::from_secs(12));
+    let eps_ns = b.epsilons_ns.first().copied().unwrap_or(20_000);
+    let (mut cluster, mut base, nodes, leader, dir) = start(exe, b, eps_ns, "fault").await?;
+    let per_region = region_clients(b, &base, &nodes);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = per_region
+        .iter()
+        .map(|(_, c, wl)| tokio::spawn(workload::run(c.clone(), wl.clone(), stop.clone())))
+        .collect();
+    let from = ttstore::node::realtime_ns();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let addrs = cluster.addrs();
+    inject(
+        &fault,
+        false,
+        &mut cluster,
+        &mut base,
+        &b.topology,
+        &per_region,
+        leader,
+    )
+    .await?;
+    let t_fault = std::time::Instant::now();
+    let fault_at = ttstore::node::realtime_ns();
+    let others: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as u64 + 1 != leader)
+        .map(|(_, a)| a.clone())
+        .collect();
+    let election = new_leader(&mut base, &others, leader, len).await;
+    tokio::time::sleep(len.saturating_sub(t_fault.elapsed())).await;
+    inject(
+        &fault,
+        true,
+        &mut cluster,
+        &mut base,
+        &b.topology,
+        &per_region,
+        leader,
+    )
+    .await?;
+    let healed_at = ttstore::node::realtime_ns();
+    tokio::time::sleep(len).await;
+    stop.store(true, Ordering::Relaxed);
+    let to = ttstore::node::realtime_ns();
+    let mut samples = Vec::new();
+    for t in tasks {
+        samples.push(t.await.unwrap_or_default());
+    }
+    let after = base.find_leader().await.ok();
+    let leader_after = after
+        .and_then(|a| addrs.iter().position(|x| *x == a))
+        .and_then(|i| b.topology.region_of(i as u64 + 1))
+        .unwrap_or("none")
+        .to_string();
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let history: Vec<_> = samples.iter().flat_map(|s| workload::history(s)).collect();
+    let anomalies = checker::check(&history);
+    for a in anomalies.iter().take(3) {
+        eprintln!(
+            "ttbench multiregion ({}): {a}",
+            fault.name(&b.topology, leader)
+        );
+    }
+    Ok(FailureRow {
+        fault: fault.name(&b.topology, leader),
+        fault_s: len.as_secs_f64(),
+        election_s: election.map(|d| d.as_secs_f64()),
+        leader_region_after: leader_after,
+        regions: fault_regions(&per_region, &samples, [from, fault_at, healed_at, to]),
+        anomalies: anomalies.len(),
+        history_ops: history.len(),
+    })
+}
+
+/// A cluster for `b` at `eps_ns`, its leader found: (cluster, client, `(id, addr)` of every
+/// node, the leader's id, the directory).
+async fn start(
+    exe: &Path,
+    b: &MultiRegionBench,
+    eps_ns: i64,
+    tag: &str,
+) -> Result<
+    (
+        LocalCluster,
+        ttstore::client::Client,
+        Vec<(u64, String)>,
+        u64,
+        std::path::PathBuf,
+    ),
+    Error,
+> {
     let dir = std::env::temp_dir().join(format!(
-        "ttbench-multiregion-{}-{eps_ns}",
+        "ttbench-multiregion-{}-{tag}-{eps_ns}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
@@ -131,7 +406,7 @@ async fn one(exe: &Path, b: &MultiRegionBench, eps_ns: i64) -> Result<EpsilonRun
     };
     cfg.commit_wait = !b.negative_control;
     cfg.topology = Some(b.topology.clone());
-    let mut cluster = LocalCluster::start(cfg)?;
+    let cluster = LocalCluster::start(cfg)?;
     let mut base = cluster.client()?;
     base.deadline = Duration::from_secs(20);
     let leader_addr = base.find_leader().await?;
@@ -139,10 +414,16 @@ async fn one(exe: &Path, b: &MultiRegionBench, eps_ns: i64) -> Result<EpsilonRun
     let nodes: Vec<(u64, String)> = (1..=addrs.len() as u64)
         .zip(addrs.iter().cloned())
         .collect();
-    let leader_id = nodes
+    let leader = nodes
         .iter()
         .find(|(_, a)| *a == leader_addr)
         .map_or(0, |(id, _)| *id);
+    base.deadline = Duration::from_secs(10);
+    Ok((cluster, base, nodes, leader, dir))
+}
+
+async fn one(exe: &Path, b: &MultiRegionBench, eps_ns: i64) -> Result<EpsilonRun, Error> {
+    let (mut cluster, base, nodes, leader_id, dir) = start(exe, b, eps_ns, "run").await?;
     let leader_region = b
         .topology
         .region_of(leader_id)
@@ -278,6 +559,18 @@ pub fn run(b: &MultiRegionBench) -> Result<MultiRegionReport, Error> {
     for &eps in &b.epsilons_ns {
         runs.push(rt.block_on(one(&exe, b, eps))?);
     }
+    let mut failures = Vec::new();
+    if b.fault.is_some() && !b.negative_control {
+        let far = b.topology.regions.last().cloned().unwrap_or_default();
+        let first = b.topology.regions.first().cloned().unwrap_or_default();
+        for f in [
+            Fault::CutRegion(far),
+            Fault::CutRegion(first),
+            Fault::KillLeader,
+        ] {
+            failures.push(rt.block_on(fault_run(&exe, b, f))?);
+        }
+    }
     // The leader's region (the first run's) to the farthest region, there and back.
     let leader = runs
         .first()
@@ -297,6 +590,7 @@ pub fn run(b: &MultiRegionBench) -> Result<MultiRegionReport, Error> {
         keys: b.keys,
         write_fraction: b.write_fraction,
         runs,
+        failures,
         cockroach_global_write_formula_ms: 500.0 + 1.5 * 2.0 * farthest.as_secs_f64() * 1e3,
     })
 }

@@ -16,7 +16,15 @@ fn multiregion(args: &[&str]) -> MultiRegionReport {
 
 #[test]
 fn three_regions_keep_external_consistency_and_the_negative_control_breaks_it() {
-    let r = multiregion(&["--duration", "3", "--epsilon-us", "20"]);
+    let r = multiregion(&[
+        "--duration",
+        "3",
+        "--epsilon-us",
+        "20",
+        "--fault-seconds",
+        "0",
+    ]);
+    assert!(r.failures.is_empty());
     let run = &r.runs[0];
     eprintln!("{run:#?}");
     assert_eq!(run.anomalies, 0, "{run:?}");
@@ -46,4 +54,42 @@ fn three_regions_keep_external_consistency_and_the_negative_control_breaks_it() 
     let n = &neg.runs[0];
     assert!(n.negative_control);
     assert!(n.anomalies > 0, "the checker missed stale reads: {n:?}");
+}
+
+#[test]
+fn the_failure_modes_keep_a_cp_store_consistent_and_unavailable_only_where_it_must_be() {
+    let r = multiregion(&[
+        "--duration",
+        "1",
+        "--epsilon-us",
+        "20",
+        "--fault-seconds",
+        "12",
+    ]);
+    assert_eq!(r.failures.len(), 3, "{r:?}");
+    for f in &r.failures {
+        eprintln!("{f:?}");
+        assert_eq!(f.anomalies, 0, "{f:?}");
+        assert!(f.history_ops > 20, "{f:?}");
+    }
+    let region = |f: &bench::multiregion::FailureRow, name: &str| {
+        f.regions.iter().find(|g| g.region == name).unwrap().clone()
+    };
+    // ap-south cut off: the majority (us-east, eu-west) keeps committing and reading; ap-south,
+    // alone, can serve no strong read or write for the whole fault.
+    let far = &r.failures[0];
+    assert!(far.fault.contains("ap-south"), "{far:?}");
+    for name in ["us-east", "eu-west"] {
+        assert!(
+            region(far, name).longest_gap_during_s < far.fault_s - 2.0,
+            "{far:?}"
+        );
+    }
+    assert!(
+        region(far, "ap-south").longest_gap_during_s > far.fault_s - 2.0,
+        "{far:?}"
+    );
+    // The leader killed: the two others elect one of themselves.
+    let crash = &r.failures[2];
+    assert!(crash.election_s.is_some(), "{crash:?}");
 }

@@ -75,6 +75,9 @@ pub struct Client {
     security: ttsys::mgmt::ClientSecurity,
     /// The delay from this client's region to each node (by address); empty: none.
     links: HashMap<String, crate::region::Link>,
+    /// Nodes this client cannot reach (fault injection: its region is cut off from theirs),
+    /// shared by its clones.
+    cut: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl Client {
@@ -95,7 +98,22 @@ impl Client {
             attempt_timeout: Duration::from_secs(4),
             security,
             links: HashMap::new(),
+            cut: Default::default(),
         }
+    }
+
+    /// Cuts this client (and its clones) off from the nodes at `addrs`, replacing any earlier
+    /// cut; an empty list heals. Requests to a cut node fail at once, as if the network
+    /// dropped them, and the client moves on as it does from a dead node.
+    pub fn cut_off(&self, addrs: &[String]) {
+        *self.cut.write().unwrap_or_else(|e| e.into_inner()) = addrs.iter().cloned().collect();
+    }
+
+    fn is_cut(&self, addr: &str) -> bool {
+        self.cut
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(addr)
     }
 
     /// This client placed in `region` of `topology`: every request to a node in another region
@@ -106,6 +124,9 @@ impl Client {
         region: &str,
         nodes: &[(crate::raft::NodeId, String)],
     ) -> Client {
+        // Its own fault-injection state: a region's clients are cut off together, not with
+        // the client they were made from.
+        self.cut = Default::default();
         self.links = nodes
             .iter()
             .filter_map(|(id, addr)| {
@@ -163,6 +184,12 @@ impl Client {
                 }
             };
             tries += 1;
+            if self.is_cut(&addr) {
+                last = format!("{addr}: cut off (fault injection)");
+                self.leader = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
             let mut c = self.conn(&addr)?;
             let mut r = self.security.request(req.clone());
             r.set_timeout(self.attempt_timeout);
@@ -207,6 +234,12 @@ impl Client {
         while t0.elapsed() < self.deadline {
             let addr = self.addrs[i % self.addrs.len()].clone();
             tries += 1;
+            if self.is_cut(&addr) {
+                last = format!("{addr}: cut off (fault injection)");
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             let mut c = self.conn(&addr)?;
             let mut r = tonic::Request::new(req.clone());
             r.set_timeout(self.attempt_timeout);

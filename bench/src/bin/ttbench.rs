@@ -85,6 +85,11 @@ enum Cmd {
         /// the checker must find anomalies.
         #[arg(long)]
         negative_control: bool,
+        /// How long each fault of the failure-mode table lasts (s; 0: no table). The table
+        /// runs, on fresh clusters at the first ε: the farthest region cut off, the leader's
+        /// region cut off, the leader killed.
+        #[arg(long, default_value_t = 12)]
+        fault_seconds: u64,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -537,6 +542,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             epsilon_us,
             topology,
             negative_control,
+            fault_seconds,
             json,
         } => {
             let topology = match topology {
@@ -554,6 +560,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     .collect(),
                 topology,
                 negative_control,
+                fault: (fault_seconds > 0).then(|| std::time::Duration::from_secs(fault_seconds)),
             })?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -782,6 +789,29 @@ fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
                 g.read_p50_ms,
                 g.read_p99_ms,
                 g.errors
+            );
+        }
+    }
+    for f in &r.failures {
+        println!(
+            "{} ({} s): election {}, leader after in {}, {} anomalies in {} ops",
+            f.fault,
+            f.fault_s,
+            f.election_s
+                .map_or("none".to_string(), |e| format!("{e:.1} s")),
+            f.leader_region_after,
+            f.anomalies,
+            f.history_ops
+        );
+        for g in &f.regions {
+            println!(
+                "  {:<9} completed {:>4}, failed {:>3}, longest without a completion: {:.1} s before, {:.1} s during, {:.1} s after",
+                g.region,
+                g.completed,
+                g.failed,
+                g.longest_gap_before_s,
+                g.longest_gap_during_s,
+                g.longest_gap_after_s
             );
         }
     }
