@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod chrony;
 pub mod commit_wait;
 pub mod config_ref;
+pub mod conflicts;
 pub mod error;
 pub mod fuzz;
 pub mod lab;

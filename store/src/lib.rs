@@ -7,6 +7,8 @@
 //! about time at all. For comparison it also runs in **HLC mode** (CockroachDB's approach): no
 //! commit wait, but reads carry an uncertainty window and restart when they meet a value in it.
 //!
+//! * [`ap`] — the multi-leader (AP) side: LWW registers ordered by TrueTime with overlaps
+//!   reported, version-vector siblings, and the PN-counter and OR-set CRDTs.
 //! * [`mvcc`] — the replicated state machine (pure): versions by commit timestamp, safe time,
 //!   exactly-once retries.
 //! * [`raft`] — openraft types, redb log storage (fsync before acknowledging), the state
@@ -40,6 +42,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ap;
 pub mod checker;
 pub mod client;
 pub mod cluster;

@@ -13,6 +13,7 @@
 //! ttbench sync-rps [--threads 2] [--window 128] [--duration 5] [--json]   # beside chronyd
 //! ttbench store [--epsilon-us 1000] [--json]                # the demo store, TrueTime vs HLC
 //! ttbench multiregion [--epsilon-us 20,1000,5000] [--json]  # the store across three regions
+//! ttbench conflicts [--epsilon-us 20] [--json]              # the conflict-resolution matrix (AP)
 //! ttbench fuzz [--target NAME|all] [--inputs N | --seconds S] [--seed N] [--json]
 //! ttbench campaign [--duration 600] [--negative-control] [--json]   # root: network namespaces
 //! ```
@@ -90,6 +91,31 @@ enum Cmd {
         /// region cut off, the leader killed.
         #[arg(long, default_value_t = 12)]
         fault_seconds: u64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The conflict-resolution matrix: two regions writing at once (multi-leader), replicating
+    /// asynchronously through a partition, every strategy on the same writes (deterministic).
+    Conflicts {
+        /// Simulated seconds.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Writes per second in each region.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Keys both regions write.
+        #[arg(long, default_value_t = 8)]
+        keys: usize,
+        /// How far apart the regions' wall clocks are (ms).
+        #[arg(long, default_value_t = 1.0)]
+        wall_skew_ms: f64,
+        /// TrueTime ε (µs).
+        #[arg(long, default_value_t = 20.0)]
+        epsilon_us: f64,
+        /// RNG seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -566,6 +592,53 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 print_multiregion(&r);
+            }
+            Ok(())
+        }
+        Cmd::Conflicts {
+            duration,
+            rate,
+            keys,
+            wall_skew_ms,
+            epsilon_us,
+            seed,
+            json,
+        } => {
+            let r = bench::conflicts::run(&bench::conflicts::ConflictBench {
+                duration_s: duration.max(1.0),
+                rate: rate.max(1.0),
+                keys: keys.max(1),
+                wall_skew_ms,
+                epsilon_us: epsilon_us.max(0.0),
+                seed,
+                ..Default::default()
+            });
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} s, {} writes/s per region on {} keys, link {} ms one way, cut {:?} s, wall clocks {} ms apart, TrueTime ε {} µs; {} overlapping pairs",
+                    r.duration_s,
+                    r.rate,
+                    r.keys,
+                    r.one_way_ms,
+                    r.partition_s,
+                    r.wall_skew_ms,
+                    r.epsilon_us,
+                    r.overlapping_pairs
+                );
+                for x in &r.rows {
+                    println!(
+                        "  {:<52} acknowledged {:>6}, conflicts reported {:>5}, lost {:>5} ({} silently), unmerged keys {}, converged {}",
+                        x.strategy,
+                        x.acknowledged,
+                        x.conflicts_reported,
+                        x.lost,
+                        x.lost_silently,
+                        x.unmerged_keys,
+                        x.converged
+                    );
+                }
             }
             Ok(())
         }
