@@ -279,6 +279,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_the_default() {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/three-regions.toml");
+        let t = Topology::load(std::path::Path::new(p)).unwrap();
+        assert_eq!(t, Topology::three_regions(3));
+    }
+
+    #[test]
     fn bad_topologies_are_refused_naming_the_key_and_line() {
         let base = "regions = [\"a\", \"b\"]\n[nodes]\n1 = \"a\"\n2 = \"b\"\n";
         let link = "[[link]]\nbetween = [\"a\", \"b\"]\none-way-ms = 10.0\n";

@@ -28,7 +28,7 @@ pub use mutate::mutate;
 use targets::*;
 
 /// Every target, by name.
-pub const TARGETS: [&str; 16] = [
+pub const TARGETS: [&str; 17] = [
     "nmea",
     "sock",
     "telemetry",
@@ -45,6 +45,7 @@ pub const TARGETS: [&str; 16] = [
     "grpc-requests",
     "vmclock",
     "store-requests",
+    "store-topology",
 ];
 
 /// What one run found.
@@ -187,7 +188,7 @@ fn nmea_checksum(rng: &mut ChaCha8Rng, v: &mut [u8]) {
 
 #[allow(
     clippy::too_many_lines,
-    reason = "one arm per fuzz target (seeds and step): a table of 16 targets."
+    reason = "one arm per fuzz target (seeds and step): a table of 17 targets."
 )]
 fn harness(target: &str) -> Result<Harness, Error> {
     let mut seeds = corpus(target);
@@ -258,6 +259,9 @@ fn harness(target: &str) -> Result<Harness, Error> {
         }),
         "config-timemaster" => text_target(seeds, "systemd", |s| {
             tally(timemaster::config::Config::from_toml(s, "fuzz.toml"))
+        }),
+        "store-topology" => text_target(seeds, "store/topologies", |s| {
+            tally(ttstore::region::Topology::parse(s, "fuzz.toml"))
         }),
         "scenario-devices" => text_target(seeds, "firmware-sim/scenarios", |s| {
             tally(firmware_sim::scenario::Scenario::from_toml(s, "fuzz.toml"))
