@@ -41,6 +41,8 @@ pub struct MultiRegionBench {
     pub negative_control: bool,
     /// How long each fault of the failure-mode table lasts (`None`: no table).
     pub fault: Option<Duration>,
+    /// Global-table leads (ms) to run, each once at the first ε.
+    pub global_leads_ms: Vec<u64>,
 }
 
 /// One region's clients, as they saw it.
@@ -74,6 +76,9 @@ pub struct EpsilonRun {
     pub epsilon_us: f64,
     /// Whether this was the negative control.
     pub negative_control: bool,
+    /// Global-table mode: writes and closes this far ahead (ms; 0: off), so strong reads are
+    /// served locally everywhere and writes commit-wait the lead.
+    pub global_lead_ms: u64,
     /// The leader's region.
     pub leader_region: String,
     /// Leader-side time from proposing to the Raft commit, p50 (ms): the cross-region
@@ -298,7 +303,7 @@ fn fault_regions(
 async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<FailureRow, Error> {
     let len = b.fault.unwrap_or(Duration::from_secs(12));
     let eps_ns = b.epsilons_ns.first().copied().unwrap_or(20_000);
-    let (mut cluster, mut base, nodes, leader, dir) = start(exe, b, eps_ns, "fault").await?;
+    let (mut cluster, mut base, nodes, leader, dir) = start(exe, b, eps_ns, "fault", 0).await?;
     let per_region = region_clients(b, &base, &nodes);
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = per_region
@@ -380,6 +385,7 @@ async fn start(
     b: &MultiRegionBench,
     eps_ns: i64,
     tag: &str,
+    lead_ms: u64,
 ) -> Result<
     (
         LocalCluster,
@@ -406,6 +412,7 @@ async fn start(
     };
     cfg.commit_wait = !b.negative_control;
     cfg.topology = Some(b.topology.clone());
+    cfg.global_lead_ms = lead_ms;
     let cluster = LocalCluster::start(cfg)?;
     let mut base = cluster.client()?;
     base.deadline = Duration::from_secs(20);
@@ -422,8 +429,14 @@ async fn start(
     Ok((cluster, base, nodes, leader, dir))
 }
 
-async fn one(exe: &Path, b: &MultiRegionBench, eps_ns: i64) -> Result<EpsilonRun, Error> {
-    let (mut cluster, base, nodes, leader_id, dir) = start(exe, b, eps_ns, "run").await?;
+async fn one(
+    exe: &Path,
+    b: &MultiRegionBench,
+    eps_ns: i64,
+    lead_ms: u64,
+) -> Result<EpsilonRun, Error> {
+    let (mut cluster, base, nodes, leader_id, dir) =
+        start(exe, b, eps_ns, &format!("run{lead_ms}"), lead_ms).await?;
     let leader_region = b
         .topology
         .region_of(leader_id)
@@ -473,6 +486,7 @@ async fn one(exe: &Path, b: &MultiRegionBench, eps_ns: i64) -> Result<EpsilonRun
     Ok(EpsilonRun {
         epsilon_us: eps_ns as f64 / 1e3,
         negative_control: b.negative_control,
+        global_lead_ms: lead_ms,
         leader_region,
         consensus_p50_ms: ms(workload::quantile(&mut consensus, 0.5)),
         commit_wait_p50_us: workload::quantile(&mut wait, 0.5) as f64 / 1e3,
@@ -557,7 +571,13 @@ pub fn run(b: &MultiRegionBench) -> Result<MultiRegionReport, Error> {
         .build()?;
     let mut runs = Vec::new();
     for &eps in &b.epsilons_ns {
-        runs.push(rt.block_on(one(&exe, b, eps))?);
+        runs.push(rt.block_on(one(&exe, b, eps, 0))?);
+    }
+    if !b.negative_control {
+        let eps = b.epsilons_ns.first().copied().unwrap_or(20_000);
+        for &lead in &b.global_leads_ms {
+            runs.push(rt.block_on(one(&exe, b, eps, lead))?);
+        }
     }
     let mut failures = Vec::new();
     if b.fault.is_some() && !b.negative_control {

@@ -7,7 +7,7 @@ mod common;
 use bench::multiregion::MultiRegionReport;
 
 fn multiregion(args: &[&str]) -> MultiRegionReport {
-    let mut a = vec!["multiregion", "--json", "--clients-per-region", "1"];
+    let mut a = vec!["multiregion", "--json", "--write-fraction", "0.3"];
     a.extend_from_slice(args);
     let j = common::ttbench_json(&a);
     serde_json::from_value(j.clone())
@@ -18,13 +18,16 @@ fn multiregion(args: &[&str]) -> MultiRegionReport {
 fn three_regions_keep_external_consistency_and_the_negative_control_breaks_it() {
     let r = multiregion(&[
         "--duration",
-        "3",
+        "4",
         "--epsilon-us",
         "20",
         "--fault-seconds",
         "0",
+        "--global-lead-ms",
+        "1000",
     ]);
     assert!(r.failures.is_empty());
+    assert_eq!(r.runs.len(), 2, "one plain run, one global-table run");
     let run = &r.runs[0];
     eprintln!("{run:#?}");
     assert_eq!(run.anomalies, 0, "{run:?}");
@@ -44,11 +47,29 @@ fn three_regions_keep_external_consistency_and_the_negative_control_breaks_it() 
     // Commit wait (2ε ≈ 40 µs) runs beside a consensus round trip of ≥ 80 ms: it adds nothing.
     assert!(run.exposed_wait_share < 0.01, "{run:?}");
 
+    // Global table (writes and closes 1 s ahead): still no anomaly; every write waits out its
+    // future timestamp; strong reads no longer wait for the leader's consensus, so every
+    // region reads faster than it did in the plain run.
+    let g = &r.runs[1];
+    eprintln!("{g:#?}");
+    assert_eq!(g.global_lead_ms, 1000);
+    assert_eq!(g.anomalies, 0, "{g:?}");
+    for x in &g.regions {
+        assert!(x.writes > 0 && x.reads > 0, "{x:?}");
+        assert!(x.write_p50_ms >= 1000.0, "{x:?}");
+        let plain = run.regions.iter().find(|p| p.region == x.region).unwrap();
+        assert!(x.read_p50_ms < plain.read_p50_ms, "{x:?} vs {plain:?}");
+    }
+
     let neg = multiregion(&[
         "--duration",
         "3",
         "--epsilon-us",
         "20",
+        "--fault-seconds",
+        "0",
+        "--global-lead-ms",
+        "0",
         "--negative-control",
     ]);
     let n = &neg.runs[0];
@@ -65,6 +86,8 @@ fn the_failure_modes_keep_a_cp_store_consistent_and_unavailable_only_where_it_mu
         "20",
         "--fault-seconds",
         "12",
+        "--global-lead-ms",
+        "0",
     ]);
     assert_eq!(r.failures.len(), 3, "{r:?}");
     for f in &r.failures {

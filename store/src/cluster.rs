@@ -32,6 +32,8 @@ pub struct ClusterConfig {
     pub max_offset_ms: u64,
     /// The ε past which a node quarantines itself (ns; `None`: 80 % of the max offset).
     pub max_epsilon_ns: Option<i64>,
+    /// Global-table lead (ms; 0: off).
+    pub global_lead_ms: u64,
     /// Idle close interval (ms).
     pub close_interval_ms: u64,
     /// Snapshot every this many log entries.
@@ -58,6 +60,7 @@ impl ClusterConfig {
             timed: None,
             max_offset_ms: 250,
             max_epsilon_ns: None,
+            global_lead_ms: 0,
             close_interval_ms: 50,
             snapshot_every: 5000,
             tls: false,
@@ -217,6 +220,9 @@ impl LocalCluster {
         }
         if let Some(m) = self.cfg.max_epsilon_ns {
             a.push(format!("--max-epsilon-ns={m}"));
+        }
+        if self.cfg.global_lead_ms > 0 {
+            a.push(format!("--global-lead-ms={}", self.cfg.global_lead_ms));
         }
         if self.cfg.topology.is_some() {
             a.extend([

@@ -13,8 +13,9 @@
 //!   exactly-once retries.
 //! * [`raft`] — openraft types, redb log storage (fsync before acknowledging), the state
 //!   machine, and the tonic transport.
-//! * [`node`] — timestamp choice, commit wait overlapped with replication, closed timestamps,
-//!   and the reads: `strong`, `snapshot`, `bounded-staleness`, `session`.
+//! * [`node`] — timestamp choice, commit wait overlapped with replication, closed timestamps
+//!   (in the future in global-table mode, so every replica serves strong reads locally), the
+//!   clock quarantine, and the reads: `strong`, `snapshot`, `bounded-staleness`, `session`.
 //! * [`client`] — leader discovery, redirects, retries with the same request id.
 //! * [`checker`] — the history checker (linearizability / external consistency).
 //! * [`region`] — regions and the delays between them, applied to every message that crosses one.

@@ -106,6 +106,10 @@ struct ClockArgs {
     /// offset (CockroachDB's rule).
     #[arg(long)]
     max_epsilon_ns: Option<i64>,
+    /// Global-table mode (TrueTime): write and close this far ahead (ms), so every replica
+    /// serves strong reads locally; writes commit-wait the lead. 0: off.
+    #[arg(long, default_value_t = 0)]
+    global_lead_ms: u64,
     /// How often the leader closes a timestamp when nobody asks (ms).
     #[arg(long, default_value_t = 50)]
     close_interval_ms: u64,
@@ -406,6 +410,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 clock: clock_spec(&clock),
                 max_offset: Duration::from_millis(clock.max_offset_ms),
                 max_epsilon: max_epsilon(&clock),
+                global_lead: Duration::from_millis(clock.global_lead_ms),
                 close_interval: Duration::from_millis(clock.close_interval_ms.max(1)),
                 snapshot_every: clock.snapshot_every,
                 init,
@@ -452,6 +457,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             cfg.epsilon_ns = clock.epsilon_ns;
             cfg.max_offset_ms = clock.max_offset_ms;
             cfg.max_epsilon_ns = clock.max_epsilon_ns;
+            cfg.global_lead_ms = clock.global_lead_ms;
             cfg.close_interval_ms = clock.close_interval_ms;
             cfg.snapshot_every = clock.snapshot_every;
             cfg.timed = clock.page.clone().map(|p| (p, clock.timed.clone()));

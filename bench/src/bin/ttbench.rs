@@ -91,6 +91,10 @@ enum Cmd {
         /// region cut off, the leader killed.
         #[arg(long, default_value_t = 12)]
         fault_seconds: u64,
+        /// Global-table runs (at the first ε): leads (ms), comma-separated; writes and closes
+        /// that far ahead so strong reads are local everywhere. Empty: none.
+        #[arg(long, value_delimiter = ',', default_value = "400,1000")]
+        global_lead_ms: Vec<u64>,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -569,6 +573,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             topology,
             negative_control,
             fault_seconds,
+            global_lead_ms,
             json,
         } => {
             let topology = match topology {
@@ -587,6 +592,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 topology,
                 negative_control,
                 fault: (fault_seconds > 0).then(|| std::time::Duration::from_secs(fault_seconds)),
+                global_leads_ms: global_lead_ms.into_iter().filter(|l| *l > 0).collect(),
             })?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -840,6 +846,9 @@ fn print_campaign(r: &bench::campaign::CampaignReport) {
 /// The text form of `ttbench multiregion`'s result.
 fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
     for run in &r.runs {
+        if run.global_lead_ms > 0 {
+            println!("global table, lead {} ms:", run.global_lead_ms);
+        }
         println!(
             "ε {} µs, leader in {}: consensus p50 {:.1} ms, commit wait p50 {:.1} µs; commit wait is {:.3} % of write latency ({:.3} % exposed); {} ops checked, {} anomalies",
             run.epsilon_us,

@@ -105,6 +105,12 @@ pub struct NodeOptions {
     /// Past this ε the node quarantines itself: no reads served, no writes proposed, until its
     /// clock is back under it (and trustworthy).
     pub max_epsilon: Span,
+    /// Global-table mode (TrueTime only; zero: off): the leader writes and closes this far in
+    /// the future, so every replica's safe time runs ahead of real time and strong reads are
+    /// served locally without waiting; a write then commit-waits the lead. It must cover
+    /// replication to the farthest replica plus ε for reads never to wait; a shorter lead is
+    /// still correct, only slower to read.
+    pub global_lead: Duration,
     /// How often the leader closes a timestamp when nobody asks.
     pub close_interval: Duration,
     /// Build a snapshot (and purge the log behind it) every this many entries.
@@ -184,6 +190,7 @@ pub struct Node {
     commit_wait: bool,
     max_offset: Span,
     max_epsilon: Span,
+    global_lead: Span,
     /// The last timestamp proposed or closed by this node as leader.
     propose: Mutex<Ts>,
     /// Wake the closer now, for at least this timestamp.
@@ -310,6 +317,11 @@ impl Node {
             commit_wait: opts.commit_wait,
             max_offset,
             max_epsilon: opts.max_epsilon,
+            global_lead: if opts.mode == Mode::Truetime {
+                Span::from_nanos(opts.global_lead.as_nanos().min(i64::MAX as u128) as i64)
+            } else {
+                Span::ZERO
+            },
             propose: Mutex::new(safe),
             close_now: Notify::new(),
             close_want: std::sync::Mutex::new(Ts::default()),
@@ -465,6 +477,15 @@ impl Node {
         self.mode == Mode::Truetime && self.commit_wait
     }
 
+    /// The timestamp the leader writes and closes at: its clock, plus the global-table lead.
+    pub(crate) fn write_ts(&self) -> Result<Ts, Status> {
+        let t = self.clock_ts()?;
+        Ok(Ts {
+            wall: t.wall.saturating_add(self.global_lead.as_nanos()),
+            logical: t.logical,
+        })
+    }
+
     /// Waits for `TT.after(t)` (TrueTime mode with commit wait on), returning the time waited.
     async fn after(&self, t: Ts) -> Result<Duration, Status> {
         if !self.waits() {
@@ -493,7 +514,7 @@ impl Node {
             let want = *self.close_want.lock().unwrap_or_else(|e| e.into_inner());
             let rx = {
                 let mut last = self.propose.lock().await;
-                let Ok(now) = self.clock_ts() else { continue };
+                let Ok(now) = self.write_ts() else { continue };
                 let c = now.max(*last).max(want);
                 *last = c;
                 self.raft.client_write_ff(Command::Close { ts: c }).await

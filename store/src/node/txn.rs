@@ -77,7 +77,7 @@ impl Node {
             let (s, rx) = {
                 let mut last = self.propose.lock().await;
                 let safe = self.shared.read().mvcc.safe();
-                let s = self.clock_ts()?.max(last.next()).max(safe.next());
+                let s = self.write_ts()?.max(last.next()).max(safe.next());
                 *last = s;
                 let rx = self
                     .raft
