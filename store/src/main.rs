@@ -662,6 +662,7 @@ fn print_read(r: &pb::ReadReply, json: bool) {
             "restarts": r.restarts,
             "wait_us": r.wait_ns as f64 / 1e3,
             "session": fmt_ts(&r.session),
+            "staleness_bound_us": (r.staleness_bound_ns >= 0).then(|| r.staleness_bound_ns as f64 / 1e3),
         });
         println!("{v}");
     } else {
@@ -672,11 +673,16 @@ fn print_read(r: &pb::ReadReply, json: bool) {
             }
         }
         println!(
-            "read at {} by node {} (waited {:.0} µs, {} restart(s)); session token {}",
+            "read at {} by node {} (waited {:.0} µs, {} restart(s)); at most {} old; session token {}",
             fmt_ts(&r.read_ts),
             r.served_by,
             r.wait_ns as f64 / 1e3,
             r.restarts,
+            if r.staleness_bound_ns >= 0 {
+                format!("{:.3} ms", r.staleness_bound_ns as f64 / 1e6)
+            } else {
+                "? (no trustworthy time)".into()
+            },
             fmt_ts(&r.session)
         );
     }

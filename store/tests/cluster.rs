@@ -353,8 +353,11 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
         let mut snap = read(&["a"], pb::Consistency::Snapshot);
         snap.at = Some(s1);
         for n in 0..3 {
+            let before = realtime_ns();
             let r = c.read(n, snap.clone()).await.unwrap();
             assert_eq!(r.values[0].value.as_deref(), Some("1"));
+            // The reply bounds how old its data may be: at least since the snapshot.
+            assert!(r.staleness_bound_ns >= before - s1.wall, "{r:?}");
         }
 
         // session: read-your-writes at any replica.
@@ -377,6 +380,10 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
         let before = realtime_ns();
         let r = c.read(1, bs.clone()).await.unwrap();
         assert!(before - r.read_ts.unwrap().wall <= 500_000_000 + 1_000_000);
+        assert!(
+            (0..=500_000_000 + 1_000_000_000).contains(&r.staleness_bound_ns),
+            "{r:?}"
+        );
 
         // Bad input: a clear refusal, nothing proposed.
         for bad in [

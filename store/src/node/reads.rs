@@ -71,6 +71,10 @@ impl Node {
             wait_ns: t0.elapsed().as_nanos() as i64,
             served_by: self.id,
             session: Some(ts_to_pb(at.max(newest))),
+            staleness_bound_ns: self
+                .tt
+                .now()
+                .map_or(-1, |i| i.latest().as_nanos().saturating_sub(at.wall).max(0)),
         })
     }
 
