@@ -8,7 +8,6 @@ use crate::error::Error;
 use crate::lab::{Lab, LabOptions};
 use crate::sim::{FleetScenario, run};
 use hdrhistogram::Histogram;
-use serde_json::json;
 use std::time::Duration;
 
 const SIM_TEMPLATE: &str = r#"
@@ -35,8 +34,75 @@ jitter-us = 2.0
 send-path-us = 2.0
 "#;
 
+/// Percentiles in µs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Micros {
+    /// Median (µs).
+    pub p50: f64,
+    /// 99th percentile (µs).
+    pub p99: f64,
+    /// Largest (µs; not given for ε).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// The real stack at one drift.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealSide {
+    /// How long `commit_wait` waited.
+    pub commit_wait_us: Micros,
+    /// ε of `TT.now()` around the waits.
+    pub epsilon_us: Micros,
+    /// Completed waits.
+    pub waits: u64,
+    /// `now()` or waits refused (untrustworthy page).
+    pub refused: u64,
+    /// Waits that returned while true time (the host's realtime) was still at or before `s`.
+    pub early_returns: u64,
+}
+
+/// The simulator at the same settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSide {
+    /// Commit wait.
+    pub commit_wait_us: Micros,
+    /// ε.
+    pub epsilon_us: Micros,
+    /// Intervals that missed truth.
+    pub violations: u64,
+}
+
+/// One drift value's row.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftRow {
+    /// The host clock's injected drift (ppm).
+    pub drift_ppm: f64,
+    /// On the real stack.
+    pub real: RealSide,
+    /// In the simulator.
+    pub sim: SimSide,
+}
+
+/// What `ttbench commit-wait --json` prints.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitWaitReport {
+    /// One row per drift value.
+    pub drifts: Vec<DriftRow>,
+    /// How timed's frequency is set (`measured`).
+    pub frequency: String,
+    /// timed's wander bound (ppm).
+    pub max_drift_ppm: f64,
+    /// timed's poll interval (s).
+    pub poll_interval_s: f64,
+}
+
 /// Runs the measurement; `waits` commit waits per drift value.
-pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_json::Value, Error> {
+pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<CommitWaitReport, Error> {
     let dir = std::env::temp_dir().join(format!("ttbench-cw-lab-{}", std::process::id()));
     let opts = LabOptions {
         dir,
@@ -85,26 +151,42 @@ pub fn commit_wait_under_drift(drifts: &[f64], waits: usize) -> Result<serde_jso
         sc.hosts.freq_offset_ppm = d.abs();
         let sim = run(&sc)?.summary;
         let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
-        rows.push(json!({
-            "drift_ppm": d,
-            "real": {
-                "commit_wait_us": {"p50": us(&cw, 0.5), "p99": us(&cw, 0.99), "max": cw.max() as f64 / 1e3},
-                "epsilon_us": {"p50": us(&eps, 0.5), "p99": us(&eps, 0.99)},
-                "waits": cw.len(),
-                "refused": refused,
-                "early_returns": early,
+        rows.push(DriftRow {
+            drift_ppm: d,
+            real: RealSide {
+                commit_wait_us: Micros {
+                    p50: us(&cw, 0.5),
+                    p99: us(&cw, 0.99),
+                    max: Some(cw.max() as f64 / 1e3),
+                },
+                epsilon_us: Micros {
+                    p50: us(&eps, 0.5),
+                    p99: us(&eps, 0.99),
+                    max: None,
+                },
+                waits: cw.len(),
+                refused,
+                early_returns: early,
             },
-            "sim": {
-                "commit_wait_us": {"p50": sim.commit_wait_ns.p50 as f64 / 1e3, "p99": sim.commit_wait_ns.p99 as f64 / 1e3, "max": sim.commit_wait_ns.max as f64 / 1e3},
-                "epsilon_us": {"p50": sim.epsilon_ns.p50 as f64 / 1e3, "p99": sim.epsilon_ns.p99 as f64 / 1e3},
-                "violations": sim.violations,
+            sim: SimSide {
+                commit_wait_us: Micros {
+                    p50: sim.commit_wait_ns.p50 as f64 / 1e3,
+                    p99: sim.commit_wait_ns.p99 as f64 / 1e3,
+                    max: Some(sim.commit_wait_ns.max as f64 / 1e3),
+                },
+                epsilon_us: Micros {
+                    p50: sim.epsilon_ns.p50 as f64 / 1e3,
+                    p99: sim.epsilon_ns.p99 as f64 / 1e3,
+                    max: None,
+                },
+                violations: sim.violations,
             },
-        }));
+        });
     }
-    Ok(json!({
-        "drifts": rows,
-        "frequency": "measured",
-        "max_drift_ppm": max_drift,
-        "poll_interval_s": poll_s,
-    }))
+    Ok(CommitWaitReport {
+        drifts: rows,
+        frequency: "measured".into(),
+        max_drift_ppm: max_drift,
+        poll_interval_s: poll_s,
+    })
 }

@@ -30,11 +30,59 @@ pub struct StoreBench {
     pub max_offset_ms: u64,
 }
 
-async fn one(
-    exe: &std::path::Path,
-    mode: Mode,
-    b: &StoreBench,
-) -> Result<serde_json::Value, Error> {
+/// One mode's figures.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeReport {
+    /// `truetime` or `hlc`.
+    pub mode: String,
+    /// Throughput, latency and commit wait.
+    pub summary: workload::Summary,
+    /// Operations in the checked history (warm-up included).
+    pub history_ops: usize,
+    /// What the checker found (a bug in either mode, not a benchmark figure).
+    pub anomalies: usize,
+}
+
+/// The run's settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Nodes.
+    pub nodes: u64,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Share of operations that write.
+    pub write_fraction: f64,
+    /// Measured seconds per mode.
+    pub duration_s: f64,
+    /// Every node's ε (µs).
+    pub epsilon_us: f64,
+    /// The three nodes' clock skews (µs).
+    pub skew_us: [f64; 3],
+    /// HLC mode's max offset (ms).
+    pub hlc_max_offset_ms: u64,
+    /// Read consistency.
+    pub reads: String,
+    /// Log storage.
+    pub storage: String,
+}
+
+/// What `ttbench store --json` prints.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreReport {
+    /// The settings.
+    pub config: StoreConfig,
+    /// TrueTime mode.
+    pub truetime: ModeReport,
+    /// HLC mode.
+    pub hlc: ModeReport,
+}
+
+async fn one(exe: &std::path::Path, mode: Mode, b: &StoreBench) -> Result<ModeReport, Error> {
     let dir = std::env::temp_dir().join(format!(
         "ttbench-store-{}-{}",
         std::process::id(),
@@ -83,35 +131,40 @@ async fn one(
     for a in anomalies.iter().take(3) {
         eprintln!("ttbench store ({}): {a}", mode.name());
     }
-    let mut v = serde_json::to_value(&summary)?;
-    v["mode"] = mode.name().into();
-    v["history_ops"] = history.len().into();
-    v["anomalies"] = anomalies.len().into();
-    Ok(v)
+    Ok(ModeReport {
+        mode: mode.name().into(),
+        summary,
+        history_ops: history.len(),
+        anomalies: anomalies.len(),
+    })
 }
 
 /// Runs both modes and returns one JSON object.
-pub fn run(b: &StoreBench) -> Result<serde_json::Value, Error> {
+pub fn run(b: &StoreBench) -> Result<StoreReport, Error> {
     let exe: PathBuf = crate::lab::binaries_for(None, &[("ttstore", "ttstore")])?.join("ttstore");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let tt = rt.block_on(one(&exe, Mode::Truetime, b))?;
     let hlc = rt.block_on(one(&exe, Mode::Hlc, b))?;
-    Ok(serde_json::json!({
-        "config": {
-            "nodes": 3,
-            "clients": b.clients,
-            "keys": b.keys,
-            "write_fraction": b.write_fraction,
-            "duration_s": b.duration.as_secs_f64(),
-            "epsilon_us": b.epsilon_ns as f64 / 1e3,
-            "skew_us": [b.epsilon_ns as f64 * 0.4 / 1e3, -(b.epsilon_ns as f64) * 0.4 / 1e3, 0.0],
-            "hlc_max_offset_ms": b.max_offset_ms,
-            "reads": "strong",
-            "storage": "redb, fsync per append",
+    Ok(StoreReport {
+        config: StoreConfig {
+            nodes: 3,
+            clients: b.clients,
+            keys: b.keys,
+            write_fraction: b.write_fraction,
+            duration_s: b.duration.as_secs_f64(),
+            epsilon_us: b.epsilon_ns as f64 / 1e3,
+            skew_us: [
+                b.epsilon_ns as f64 * 0.4 / 1e3,
+                -(b.epsilon_ns as f64) * 0.4 / 1e3,
+                0.0,
+            ],
+            hlc_max_offset_ms: b.max_offset_ms,
+            reads: "strong".into(),
+            storage: "redb, fsync per append".into(),
         },
-        "truetime": tt,
-        "hlc": hlc,
-    }))
+        truetime: tt,
+        hlc,
+    })
 }

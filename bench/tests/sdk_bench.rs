@@ -43,28 +43,26 @@ fn commit_wait_never_returns_early_on_real_time() {
 #[test]
 fn store_bench_reports_both_modes_and_checks_their_histories() {
     let j = run(&["store", "--duration", "2", "--clients", "4", "--json"]);
-    for mode in ["truetime", "hlc"] {
-        let m = &j[mode];
-        assert_eq!(m["mode"], mode);
-        for k in [
-            "txn_per_s",
-            "commit_p50_us",
-            "commit_p99_us",
-            "reads_per_s",
-            "replicate_p50_us",
+    let r: bench::store::StoreReport = serde_json::from_value(j.clone())
+        .unwrap_or_else(|e| panic!("not a StoreReport ({e}): {j}"));
+    for (mode, m) in [("truetime", &r.truetime), ("hlc", &r.hlc)] {
+        assert_eq!(m.mode, mode);
+        let s = &m.summary;
+        for (k, v) in [
+            ("txn_per_s", s.txn_per_s),
+            ("commit_p50_us", s.commit_p50_us),
+            ("commit_p99_us", s.commit_p99_us),
+            ("reads_per_s", s.reads_per_s),
+            ("replicate_p50_us", s.replicate_p50_us),
         ] {
-            assert!(m[k].as_f64().unwrap() > 0.0, "{mode}.{k}: {j}");
+            assert!(v > 0.0, "{mode}.{k}: {j}");
         }
-        assert!(m["history_ops"].as_u64().unwrap() > 0);
+        assert!(m.history_ops > 0);
         // A consistency violation in either mode is a bug, not a benchmark figure.
-        assert_eq!(m["anomalies"], 0, "{mode}: {j}");
+        assert_eq!(m.anomalies, 0, "{mode}: {j}");
     }
     // Commit wait only exists in TrueTime mode (≈ 2ε with simulated clocks of ε = 1 ms).
-    assert!(
-        j["truetime"]["commit_wait_p50_us"].as_f64().unwrap() >= 1000.0,
-        "{j}"
-    );
-    assert_eq!(j["hlc"]["commit_wait_p50_us"].as_f64().unwrap(), 0.0);
-    let share = j["truetime"]["commit_wait_share"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&share));
+    assert!(r.truetime.summary.commit_wait_p50_us >= 1000.0, "{j}");
+    assert_eq!(r.hlc.summary.commit_wait_p50_us, 0.0);
+    assert!((0.0..=1.0).contains(&r.truetime.summary.commit_wait_share));
 }

@@ -477,21 +477,21 @@ fn commit_wait_under_drift_reports_real_and_simulated_figures() {
         "40",
         "--json",
     ]);
-    let rows = j["drifts"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    for r in rows {
-        assert!(r["real"]["waits"].as_u64().unwrap() >= 30, "{r}");
+    let rep: bench::commit_wait::CommitWaitReport = serde_json::from_value(j.clone())
+        .unwrap_or_else(|e| panic!("not a CommitWaitReport ({e}): {j}"));
+    assert_eq!(rep.drifts.len(), 2);
+    for r in &rep.drifts {
+        assert!(r.real.waits >= 30, "{r:?}");
         // Commit wait is about 2ε: never shorter than the ε that forced it (no timing bound).
-        let cw = r["real"]["commit_wait_us"]["p50"].as_f64().unwrap();
-        let eps = r["real"]["epsilon_us"]["p50"].as_f64().unwrap();
+        let (cw, eps) = (r.real.commit_wait_us.p50, r.real.epsilon_us.p50);
         assert!(
             cw >= eps,
-            "commit wait {cw} µs shorter than ε {eps} µs: {r}"
+            "commit wait {cw} µs shorter than ε {eps} µs: {r:?}"
         );
-        assert_eq!(r["sim"]["violations"], 0, "{r}");
-        assert!(r["sim"]["commit_wait_us"]["p50"].as_f64().unwrap() > 0.0);
+        assert_eq!(r.sim.violations, 0, "{r:?}");
+        assert!(r.sim.commit_wait_us.p50 > 0.0);
         // No wait returned while true time (the host's realtime) was still at or before s.
-        assert_eq!(r["real"]["early_returns"], 0, "{r}");
+        assert_eq!(r.real.early_returns, 0, "{r:?}");
     }
 }
 

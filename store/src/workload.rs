@@ -248,7 +248,7 @@ pub fn quantile(v: &mut [i64], p: f64) -> i64 {
 }
 
 /// Summary figures of a run.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Acknowledged transactions per second.
     pub txn_per_s: f64,

@@ -414,7 +414,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 max_offset_ms,
             })?;
             if json {
-                println!("{r}");
+                println!("{}", serde_json::to_string(&r)?);
             } else {
                 print_store(&r);
             }
@@ -427,7 +427,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         } => {
             let r = bench::commit_wait::commit_wait_under_drift(&drift_ppm, waits)?;
             if json {
-                println!("{r}");
+                println!("{}", serde_json::to_string(&r)?);
             } else {
                 print_commit_wait(&r);
             }
@@ -768,47 +768,47 @@ fn liar_sweep(sc: &bench::sim::FleetScenario, lies: &[f64], json: bool) -> anyho
 }
 
 /// The text form of `ttbench store`'s result.
-fn print_store(r: &serde_json::Value) {
+fn print_store(r: &bench::store::StoreReport) {
     println!(
         "mode       txn/s   commit p50 / p99 (µs)   replicate p50   commit wait p50   wait share   reads/s   read p50 / p99 (µs)   restarts/read   anomalies"
     );
-    for m in ["truetime", "hlc"] {
-        let v = &r[m];
-        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    for m in [&r.truetime, &r.hlc] {
+        let v = &m.summary;
         println!(
-            "{m:<8} {:>7.0}   {:>9.0} / {:>9.0}   {:>13.0}   {:>15.0}   {:>9.1}%   {:>7.0}   {:>8.0} / {:>8.0}   {:>13.3}   {:>9}",
-            f("txn_per_s"),
-            f("commit_p50_us"),
-            f("commit_p99_us"),
-            f("replicate_p50_us"),
-            f("commit_wait_p50_us"),
-            100.0 * f("commit_wait_share"),
-            f("reads_per_s"),
-            f("read_p50_us"),
-            f("read_p99_us"),
-            f("restarts_per_read"),
-            v["anomalies"]
+            "{:<8} {:>7.0}   {:>9.0} / {:>9.0}   {:>13.0}   {:>15.0}   {:>9.1}%   {:>7.0}   {:>8.0} / {:>8.0}   {:>13.3}   {:>9}",
+            m.mode,
+            v.txn_per_s,
+            v.commit_p50_us,
+            v.commit_p99_us,
+            v.replicate_p50_us,
+            v.commit_wait_p50_us,
+            100.0 * v.commit_wait_share,
+            v.reads_per_s,
+            v.read_p50_us,
+            v.read_p99_us,
+            v.restarts_per_read,
+            m.anomalies
         );
     }
 }
 
 /// The text form of `ttbench commit-wait`'s result.
-fn print_commit_wait(r: &serde_json::Value) {
+fn print_commit_wait(r: &bench::commit_wait::CommitWaitReport) {
     println!(
         "drift   real commit wait p50 / p99 / max (µs)   real ε p50   |   sim commit wait p50 / p99 (µs)   sim ε p50"
     );
-    for d in r["drifts"].as_array().into_iter().flatten() {
-        let (rc, sc) = (&d["real"]["commit_wait_us"], &d["sim"]["commit_wait_us"]);
+    for d in &r.drifts {
+        let (rc, sc) = (&d.real.commit_wait_us, &d.sim.commit_wait_us);
         println!(
             "{:>4} ppm   {:>8.0} / {:>8.0} / {:>8.0}   {:>10.0}   |   {:>8.0} / {:>8.0}   {:>10.0}",
-            d["drift_ppm"].as_f64().unwrap_or(0.0),
-            rc["p50"].as_f64().unwrap_or(0.0),
-            rc["p99"].as_f64().unwrap_or(0.0),
-            rc["max"].as_f64().unwrap_or(0.0),
-            d["real"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
-            sc["p50"].as_f64().unwrap_or(0.0),
-            sc["p99"].as_f64().unwrap_or(0.0),
-            d["sim"]["epsilon_us"]["p50"].as_f64().unwrap_or(0.0),
+            d.drift_ppm,
+            rc.p50,
+            rc.p99,
+            rc.max.unwrap_or(rc.p99),
+            d.real.epsilon_us.p50,
+            sc.p50,
+            sc.p99,
+            d.sim.epsilon_us.p50,
         );
     }
 }
