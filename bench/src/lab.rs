@@ -3,7 +3,6 @@
 //! `ttbench commit-wait` all start it from here.
 
 use crate::error::Error;
-use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,6 +161,54 @@ pub fn binaries_for(hint: Option<&Path>, needed: &[(&str, &str)]) -> Result<Path
         return Err(Error::failed(format!("cargo {} failed", args.join(" "))));
     }
     Ok(dir)
+}
+
+/// One line of `ttlab --json`: `TT.now()` from timed's page beside truth, and timed's view of
+/// its masters.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabSample {
+    /// Seconds since the lab started (0.1 s resolution).
+    pub t_s: f64,
+    /// The interval (ns on the timescale); 0 when the page cannot be read.
+    pub earliest_ns: i64,
+    /// The interval (ns on the timescale).
+    pub latest_ns: i64,
+    /// Its ε (ns); `i64::MAX` when the page cannot be read.
+    pub epsilon_ns: i64,
+    /// The page's status, after the time-dependent checks.
+    pub status: ttcore::ClockStatus,
+    /// Why, as timed says it (e.g. "no successful round yet" before the first sync); `None`
+    /// when timed did not answer.
+    pub reason: Option<String>,
+    /// Truth: the host's realtime, read with the page (ns).
+    pub truth_ns: i64,
+    /// `earliest ≤ truth ≤ latest`.
+    pub contains_truth: bool,
+    /// timed's masters.
+    pub masters: Vec<LabMaster>,
+}
+
+/// One of timed's masters in a [`LabSample`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabMaster {
+    /// Its id.
+    pub id: String,
+    /// Its address.
+    pub addr: String,
+    /// `gps`, `armageddon` or `ntp`.
+    pub kind: String,
+    /// Selected in the last round.
+    pub selected: bool,
+    /// Why selected or rejected.
+    pub reason: String,
+    /// `nts` or `none`.
+    pub auth: String,
+    /// Its published ε (ns).
+    pub epsilon_ns: i64,
+    /// The half-width of its selected sample's offset interval (ns).
+    pub radius_ns: i64,
 }
 
 impl Lab {
@@ -511,11 +558,12 @@ impl Lab {
 
     /// One line of the lab's output: the interval now from the page, and truth (the host's
     /// realtime, which is firmware-sim's definition of true time) read at the same instant.
+    /// `t_s` is left at 0 for the caller.
     pub fn sample(
         &self,
         reader: &ttsys::shm::PageReader,
         status: Option<&v1::DaemonStatus>,
-    ) -> serde_json::Value {
+    ) -> LabSample {
         let (raw, truth, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
         let (e, l, eps, st) = match reader.read() {
             Ok(d) => {
@@ -529,20 +577,34 @@ impl Lab {
             }
             Err(_) => (0, 0, i64::MAX, ttcore::ClockStatus::Unsynchronized),
         };
-        let masters: Vec<serde_json::Value> = status
-            .map(|s| s.masters.iter().map(|m| json!({"id": m.id, "addr": m.addr, "kind": m.kind, "selected": m.selected, "reason": m.reason, "auth": m.auth, "epsilon_ns": m.epsilon_ns, "radius_ns": m.radius_ns})).collect())
+        let masters = status
+            .map(|s| {
+                s.masters
+                    .iter()
+                    .map(|m| LabMaster {
+                        id: m.id.clone(),
+                        addr: m.addr.clone(),
+                        kind: m.kind.clone(),
+                        selected: m.selected,
+                        reason: m.reason.clone(),
+                        auth: m.auth.clone(),
+                        epsilon_ns: m.epsilon_ns,
+                        radius_ns: m.radius_ns,
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
-        json!({
-            "earliest_ns": e,
-            "latest_ns": l,
-            "epsilon_ns": eps,
-            "status": st.as_str(),
-            // Why, as timed says it (e.g. "no successful round yet" before the first sync).
-            "reason": status.map(|s| s.reason.as_str()),
-            "truth_ns": truth,
-            "contains_truth": e <= truth && truth <= l,
-            "masters": masters,
-        })
+        LabSample {
+            t_s: 0.0,
+            earliest_ns: e,
+            latest_ns: l,
+            epsilon_ns: eps,
+            status: st,
+            reason: status.map(|s| s.reason.clone()),
+            truth_ns: truth,
+            contains_truth: e <= truth && truth <= l,
+            masters,
+        }
     }
 
     /// Stops every process: SIGTERM, then SIGKILL for what is still running after 2 s.

@@ -102,44 +102,36 @@ fn main() -> ExitCode {
         let status = rt.block_on(lab.status()).ok();
         if let Some(r) = &reader {
             let mut j = lab.sample(r, status.as_ref());
-            j["t_s"] = serde_json::json!((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+            j.t_s = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
             if cli.json {
-                println!("{j}");
+                match serde_json::to_string(&j) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("ttlab: {e}"),
+                }
             } else {
-                let sel: Vec<String> = j["masters"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|m| {
-                                format!(
-                                    "{}{}",
-                                    m["id"].as_str().unwrap_or("?"),
-                                    if m["selected"] == true { "*" } else { "" }
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let e = j["earliest_ns"].as_i64().unwrap_or(0);
-                let l = j["latest_ns"].as_i64().unwrap_or(0);
-                let truth = j["truth_ns"].as_i64().unwrap_or(0);
+                let sel: Vec<String> = j
+                    .masters
+                    .iter()
+                    .map(|m| format!("{}{}", m.id, if m.selected { "*" } else { "" }))
+                    .collect();
+                let (e, l, truth) = (j.earliest_ns, j.latest_ns, j.truth_ns);
                 println!(
                     "{:>6.1}s  [{}, {}]  ε ±{:<10}  {:<14}  masters {:<24}  truth {}",
-                    j["t_s"].as_f64().unwrap_or(0.0),
+                    j.t_s,
                     ttcore::Timestamp::from_nanos(e),
                     ttcore::Timestamp::from_nanos(l),
-                    ttcore::Span::from_nanos(j["epsilon_ns"].as_i64().unwrap_or(0)).to_string(),
-                    j["status"].as_str().unwrap_or("?"),
+                    ttcore::Span::from_nanos(j.epsilon_ns).to_string(),
+                    j.status.as_str(),
                     sel.join(" "),
-                    match (j["status"].as_str(), j["contains_truth"] == true) {
-                        (Some("synchronized" | "holdover"), true) => format!(
+                    match (j.status.is_trustworthy(), j.contains_truth) {
+                        (true, true) => format!(
                             "inside ({} from the midpoint)",
                             ttcore::Span::from_nanos(truth - (e / 2 + l / 2))
                         ),
-                        (Some("synchronized" | "holdover"), false) => "OUTSIDE".to_string(),
+                        (true, false) => "OUTSIDE".to_string(),
                         _ => format!(
                             "(no trustworthy interval: {})",
-                            j["reason"].as_str().unwrap_or("timed not answering")
+                            j.reason.as_deref().unwrap_or("timed not answering")
                         ),
                     },
                 );
