@@ -137,6 +137,8 @@ pub struct FailureRow {
     pub election_s: Option<f64>,
     /// The region of the leader at the end.
     pub leader_region_after: String,
+    /// Nodes whose status said they were quarantined 1 s into the fault (the clock row).
+    pub quarantined_nodes: Vec<u64>,
     /// Per region.
     pub regions: Vec<FaultRegion>,
     /// Reads that missed an acknowledged write, or any other anomaly the checker found (a CP
@@ -173,6 +175,36 @@ enum Fault {
     CutRegion(String),
     /// The leader killed with SIGKILL, restarted when the fault ends.
     KillLeader,
+    /// The region's node's clock turns too wide (its ε past the cluster's maximum): it must
+    /// quarantine itself, and its region's clients must be served elsewhere.
+    WideClock(String),
+}
+
+/// The ε every node's page claims in a fault run, and the maximum past which a node quarantines
+/// itself (ns).
+const PAGE_EPS_NS: i64 = 20_000;
+const FAULT_MAX_EPS_NS: i64 = 10_000_000;
+
+/// A page as timed writes it: the host's realtime as the model (true time, in this lab) with ε
+/// `eps_ns` growing at 15 ppm, synchronized, valid for an hour.
+fn page_data(eps_ns: i64) -> ttsys::shm::PageData {
+    use ttcore::{ClockModel, ClockStatus, Rate, RawReading, Span, Timestamp};
+    let (raw_ns, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+    let raw = RawReading::from_nanos(raw_ns);
+    let mut d = ttsys::shm::PageData::unsynchronized(raw);
+    d.model = ClockModel {
+        ref_raw: raw,
+        ref_time: Timestamp::from_nanos(rt),
+        freq: Rate::ZERO,
+        eps_ref: Span::from_nanos(eps_ns),
+        drift_bound: Rate::from_ppm(15),
+    };
+    d.status = ClockStatus::Synchronized;
+    d.max_eps = Span::from_secs(10);
+    d.void_after_raw = raw.add(Span::from_secs(3_600));
+    d.holdover_after_raw = raw.add(Span::from_secs(3_600));
+    d.clock_check = Some(ttsys::clock::clock_pair());
+    d
 }
 
 impl Fault {
@@ -183,6 +215,10 @@ impl Fault {
             }
             Fault::CutRegion(r) => format!("partition: {r} cut off"),
             Fault::KillLeader => "leader crash: kill -9, restarted after the fault".into(),
+            Fault::WideClock(r) => format!(
+                "clock: {r}'s node ε past the maximum ({} ms), quarantined",
+                FAULT_MAX_EPS_NS / 1_000_000
+            ),
         }
     }
 }
@@ -230,6 +266,8 @@ async fn inject(
         }
         Fault::KillLeader if heal => cluster.restart(leader)?,
         Fault::KillLeader => cluster.kill(leader),
+        // Done through the region's page (see `fault_run`).
+        Fault::WideClock(_) => {}
     }
     Ok(())
 }
@@ -299,11 +337,54 @@ fn fault_regions(
         .collect()
 }
 
-/// One row of the failure-mode table.
+/// The nodes whose status says they are quarantined.
+async fn quarantined(base: &mut ttstore::client::Client, nodes: &[(u64, String)]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (id, a) in nodes {
+        if base
+            .status(a)
+            .await
+            .is_ok_and(|s| !s.quarantined.is_empty())
+        {
+            out.push(*id);
+        }
+    }
+    out
+}
+
+/// One page per node, written as timed would (ε 20 µs, honest): (directory, writers, paths).
+fn node_pages(
+    b: &MultiRegionBench,
+) -> Result<
+    (
+        std::path::PathBuf,
+        Vec<ttsys::shm::PageWriter>,
+        Vec<std::path::PathBuf>,
+    ),
+    Error,
+> {
+    let dir =
+        std::env::temp_dir().join(format!("ttbench-multiregion-{}-pages", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut writers = Vec::new();
+    let mut pages = Vec::new();
+    for i in 1..=b.topology.nodes.len() {
+        let p = dir.join(format!("node{i}.page"));
+        let mut w = ttsys::shm::PageWriter::open(&p)?;
+        w.write(&page_data(PAGE_EPS_NS));
+        writers.push(w);
+        pages.push(p);
+    }
+    Ok((dir, writers, pages))
+}
+
+/// One row of the failure-mode table, on a fresh cluster whose nodes read their own pages
+/// (ε 20 µs).
 async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<FailureRow, Error> {
     let len = b.fault.unwrap_or(Duration::from_secs(12));
-    let eps_ns = b.epsilons_ns.first().copied().unwrap_or(20_000);
-    let (mut cluster, mut base, nodes, leader, dir) = start(exe, b, eps_ns, "fault", 0).await?;
+    let (pages_dir, mut writers, pages) = node_pages(b)?;
+    let (mut cluster, mut base, nodes, leader, dir) =
+        start(exe, b, PAGE_EPS_NS, "fault", 0, pages).await?;
     let per_region = region_clients(b, &base, &nodes);
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = per_region
@@ -323,7 +404,20 @@ async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<Fai
         leader,
     )
     .await?;
+    if let Fault::WideClock(r) = &fault {
+        for id in b.topology.nodes_in(r) {
+            if let Some(w) = writers.get_mut(id as usize - 1) {
+                w.write(&page_data(4 * FAULT_MAX_EPS_NS));
+            }
+        }
+    }
     let t_fault = std::time::Instant::now();
+    let quarantined_nodes = if matches!(fault, Fault::WideClock(_)) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        quarantined(&mut base, &nodes).await
+    } else {
+        Vec::new()
+    };
     let fault_at = ttstore::node::realtime_ns();
     let others: Vec<String> = addrs
         .iter()
@@ -343,6 +437,9 @@ async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<Fai
         leader,
     )
     .await?;
+    for w in &mut writers {
+        w.write(&page_data(PAGE_EPS_NS));
+    }
     let healed_at = ttstore::node::realtime_ns();
     tokio::time::sleep(len).await;
     stop.store(true, Ordering::Relaxed);
@@ -359,6 +456,8 @@ async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<Fai
         .to_string();
     cluster.stop();
     let _ = std::fs::remove_dir_all(&dir);
+    drop(writers);
+    let _ = std::fs::remove_dir_all(&pages_dir);
     let history: Vec<_> = samples.iter().flat_map(|s| workload::history(s)).collect();
     let anomalies = checker::check(&history);
     for a in anomalies.iter().take(3) {
@@ -372,6 +471,7 @@ async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<Fai
         fault_s: len.as_secs_f64(),
         election_s: election.map(|d| d.as_secs_f64()),
         leader_region_after: leader_after,
+        quarantined_nodes,
         regions: fault_regions(&per_region, &samples, [from, fault_at, healed_at, to]),
         anomalies: anomalies.len(),
         history_ops: history.len(),
@@ -386,6 +486,7 @@ async fn start(
     eps_ns: i64,
     tag: &str,
     lead_ms: u64,
+    pages: Vec<std::path::PathBuf>,
 ) -> Result<
     (
         LocalCluster,
@@ -413,6 +514,10 @@ async fn start(
     cfg.commit_wait = !b.negative_control;
     cfg.topology = Some(b.topology.clone());
     cfg.global_lead_ms = lead_ms;
+    if !pages.is_empty() {
+        cfg.pages = pages;
+        cfg.max_epsilon_ns = Some(FAULT_MAX_EPS_NS);
+    }
     let cluster = LocalCluster::start(cfg)?;
     let mut base = cluster.client()?;
     base.deadline = Duration::from_secs(20);
@@ -435,8 +540,15 @@ async fn one(
     eps_ns: i64,
     lead_ms: u64,
 ) -> Result<EpsilonRun, Error> {
-    let (mut cluster, base, nodes, leader_id, dir) =
-        start(exe, b, eps_ns, &format!("run{lead_ms}"), lead_ms).await?;
+    let (mut cluster, base, nodes, leader_id, dir) = start(
+        exe,
+        b,
+        eps_ns,
+        &format!("run{lead_ms}"),
+        lead_ms,
+        Vec::new(),
+    )
+    .await?;
     let leader_region = b
         .topology
         .region_of(leader_id)
@@ -583,10 +695,12 @@ pub fn run(b: &MultiRegionBench) -> Result<MultiRegionReport, Error> {
     if b.fault.is_some() && !b.negative_control {
         let far = b.topology.regions.last().cloned().unwrap_or_default();
         let first = b.topology.regions.first().cloned().unwrap_or_default();
+        let middle = b.topology.regions.get(1).cloned().unwrap_or_default();
         for f in [
             Fault::CutRegion(far),
             Fault::CutRegion(first),
             Fault::KillLeader,
+            Fault::WideClock(middle),
         ] {
             failures.push(rt.block_on(fault_run(&exe, b, f))?);
         }

@@ -89,7 +89,7 @@ fn the_failure_modes_keep_a_cp_store_consistent_and_unavailable_only_where_it_mu
         "--global-lead-ms",
         "0",
     ]);
-    assert_eq!(r.failures.len(), 3, "{r:?}");
+    assert_eq!(r.failures.len(), 4, "{r:?}");
     for f in &r.failures {
         eprintln!("{f:?}");
         assert_eq!(f.anomalies, 0, "{f:?}");
@@ -115,4 +115,13 @@ fn the_failure_modes_keep_a_cp_store_consistent_and_unavailable_only_where_it_mu
     // The leader killed: the two others elect one of themselves.
     let crash = &r.failures[2];
     assert!(crash.election_s.is_some(), "{crash:?}");
+    // eu-west's node's clock past the maximum ε: that node (2) quarantines itself, and
+    // eu-west's clients are served by the other regions through the fault.
+    let clock = &r.failures[3];
+    assert!(clock.fault.contains("eu-west"), "{clock:?}");
+    assert_eq!(clock.quarantined_nodes, vec![2], "{clock:?}");
+    assert!(
+        region(clock, "eu-west").longest_gap_during_s < clock.fault_s - 2.0,
+        "{clock:?}"
+    );
 }

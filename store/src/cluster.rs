@@ -28,6 +28,10 @@ pub struct ClusterConfig {
     pub epsilon_ns: i64,
     /// Use timed (page path, gRPC address) instead of simulated clocks.
     pub timed: Option<(PathBuf, String)>,
+    /// One page per node (node `i` reads `pages[i − 1]`), each written by the caller as timed
+    /// would: per-node clocks whose ε and status the caller controls. Takes precedence over
+    /// `timed`.
+    pub pages: Vec<PathBuf>,
     /// HLC max offset (ms).
     pub max_offset_ms: u64,
     /// The ε past which a node quarantines itself (ns; `None`: 80 % of the max offset).
@@ -58,6 +62,7 @@ impl ClusterConfig {
             skews_ns: vec![],
             epsilon_ns: 1_000_000,
             timed: None,
+            pages: Vec::new(),
             max_offset_ms: 250,
             max_epsilon_ns: None,
             global_lead_ms: 0,
@@ -193,7 +198,12 @@ impl LocalCluster {
                 a.extend([flag.into(), f.display().to_string()]);
             }
         }
-        match &self.cfg.timed {
+        let own_page = self
+            .cfg
+            .pages
+            .get((id - 1) as usize)
+            .map(|p| (p.clone(), "127.0.0.1:9".to_string()));
+        match own_page.as_ref().or(self.cfg.timed.as_ref()) {
             Some((page, addr)) => {
                 a.extend([
                     "--page".into(),
