@@ -188,23 +188,11 @@ const FAULT_MAX_EPS_NS: i64 = 10_000_000;
 /// A page as timed writes it: the host's realtime as the model (true time, in this lab) with ε
 /// `eps_ns` growing at 15 ppm, synchronized, valid for an hour.
 fn page_data(eps_ns: i64) -> ttsys::shm::PageData {
-    use ttcore::{ClockModel, ClockStatus, Rate, RawReading, Span, Timestamp};
-    let (raw_ns, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
-    let raw = RawReading::from_nanos(raw_ns);
-    let mut d = ttsys::shm::PageData::unsynchronized(raw);
-    d.model = ClockModel {
-        ref_raw: raw,
-        ref_time: Timestamp::from_nanos(rt),
-        freq: Rate::ZERO,
-        eps_ref: Span::from_nanos(eps_ns),
-        drift_bound: Rate::from_ppm(15),
-    };
-    d.status = ClockStatus::Synchronized;
-    d.max_eps = Span::from_secs(10);
-    d.void_after_raw = raw.add(Span::from_secs(3_600));
-    d.holdover_after_raw = raw.add(Span::from_secs(3_600));
-    d.clock_check = Some(ttsys::clock::clock_pair());
-    d
+    ttsys::shm::host_realtime_page(
+        ttcore::Span::from_nanos(eps_ns),
+        ttcore::Rate::from_ppm(15),
+        ttcore::ClockStatus::Synchronized,
+    )
 }
 
 impl Fault {
@@ -412,13 +400,13 @@ async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<Fai
         }
     }
     let t_fault = std::time::Instant::now();
+    let fault_at = ttstore::node::realtime_ns();
     let quarantined_nodes = if matches!(fault, Fault::WideClock(_)) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         quarantined(&mut base, &nodes).await
     } else {
         Vec::new()
     };
-    let fault_at = ttstore::node::realtime_ns();
     let others: Vec<String> = addrs
         .iter()
         .enumerate()

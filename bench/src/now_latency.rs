@@ -11,31 +11,18 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
-use ttcore::{ClockModel, ClockStatus, Rate, RawReading, Span, Timestamp};
-use ttsys::shm::{PageData, PageWriter};
+use ttcore::{ClockStatus, Rate, Span};
+use ttsys::shm::PageWriter;
 
 /// Writes a synchronized page whose model is the host's realtime with ε `eps` growing at
 /// `drift`, valid for an hour.
 pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter, Error> {
     let mut w = PageWriter::open(path)?;
-    let (raw_ns, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
-    let raw = RawReading::from_nanos(raw_ns);
-    let mut d = PageData::unsynchronized(raw);
-    d.model = ClockModel {
-        ref_raw: raw,
-        ref_time: Timestamp::from_nanos(rt),
-        freq: Rate::ZERO,
-        eps_ref: eps,
-        drift_bound: drift,
-    };
-    d.status = ClockStatus::Synchronized;
-    d.max_eps = Span::from_secs(10);
-    d.void_after_raw = raw.add(Span::from_secs(3_600));
-    d.holdover_after_raw = raw.add(Span::from_secs(3_600));
-    // As timed writes it: with a verified (raw, boot) pair, so readers run their continuity
-    // check as they do on a real page.
-    d.clock_check = Some(ttsys::clock::clock_pair());
-    w.write(&d);
+    w.write(&ttsys::shm::host_realtime_page(
+        eps,
+        drift,
+        ClockStatus::Synchronized,
+    ));
     Ok(w)
 }
 

@@ -585,23 +585,11 @@ fn cli_put_get_txn_and_status_speak_json() {
 /// Writes a page as timed would: the host's realtime as the model, ε `eps`, `status`, valid for
 /// an hour — the nodes read it through the SDK exactly as they read timed's.
 fn write_page(w: &mut ttsys::shm::PageWriter, eps: ttcore::Span, status: ttcore::ClockStatus) {
-    use ttcore::{ClockModel, Rate, RawReading, Span, Timestamp};
-    let (raw_ns, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
-    let raw = RawReading::from_nanos(raw_ns);
-    let mut d = ttsys::shm::PageData::unsynchronized(raw);
-    d.model = ClockModel {
-        ref_raw: raw,
-        ref_time: Timestamp::from_nanos(rt),
-        freq: Rate::ZERO,
-        eps_ref: eps,
-        drift_bound: Rate::from_ppm(15),
-    };
-    d.status = status;
-    d.max_eps = Span::from_secs(10);
-    d.void_after_raw = raw.add(Span::from_secs(3_600));
-    d.holdover_after_raw = raw.add(Span::from_secs(3_600));
-    d.clock_check = Some(ttsys::clock::clock_pair());
-    w.write(&d);
+    w.write(&ttsys::shm::host_realtime_page(
+        eps,
+        ttcore::Rate::from_ppm(15),
+        status,
+    ));
 }
 
 async fn quarantine_reasons(c: &mut Client, addrs: &[String]) -> Vec<String> {

@@ -118,3 +118,31 @@ impl PagePublish for PageWriter {
         self.write(d);
     }
 }
+
+/// A synchronized page whose model is this host's `CLOCK_REALTIME` (read now, with the raw
+/// clock), with ε `eps` growing at `drift`, status `status`, valid for an hour, and a verified
+/// (raw, boot) pair so readers run their continuity check as on timed's page. For tests,
+/// benchmarks and labs where the host's realtime is true time (firmware-sim's definition).
+pub fn host_realtime_page(
+    eps: ttcore::Span,
+    drift: ttcore::Rate,
+    status: ttcore::ClockStatus,
+) -> PageData {
+    use ttcore::{ClockModel, Rate, RawReading, Span, Timestamp};
+    let (raw_ns, rt, _) = crate::clock::pair(crate::clock::realtime_ns);
+    let raw = RawReading::from_nanos(raw_ns);
+    let mut d = PageData::unsynchronized(raw);
+    d.model = ClockModel {
+        ref_raw: raw,
+        ref_time: Timestamp::from_nanos(rt),
+        freq: Rate::ZERO,
+        eps_ref: eps,
+        drift_bound: drift,
+    };
+    d.status = status;
+    d.max_eps = Span::from_secs(10);
+    d.void_after_raw = raw.add(Span::from_secs(3_600));
+    d.holdover_after_raw = raw.add(Span::from_secs(3_600));
+    d.clock_check = Some(crate::clock::clock_pair());
+    d
+}
