@@ -206,7 +206,7 @@ impl TrueTime {
     fn commit_wait(&self, py: Python<'_>, s_ns: i64) -> PyResult<i64> {
         let tt = self.tt.clone();
         let r = py.detach(move || tt.commit_wait_blocking(Timestamp::from_nanos(s_ns)));
-        r.map(|w| w.waited.as_nanos().min(i64::MAX as u128) as i64)
+        r.map(|w| Span::from_duration(w.waited).as_nanos())
             .map_err(|e| to_py(&self.tt, e))
     }
 

@@ -140,8 +140,7 @@ impl Client {
     /// One message's trip between this client and the node at `addr`.
     async fn cross(&self, addr: &str) {
         if let Some(l) = self.links.get(addr).filter(|l| !l.is_zero()) {
-            let u = u64::from_le_bytes(ttsys::random::bytes()) as f64 / u64::MAX as f64;
-            tokio::time::sleep(l.delay(u)).await;
+            tokio::time::sleep(l.random_delay()).await;
         }
     }
 

@@ -16,8 +16,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -48,7 +46,6 @@ pub struct Conn {
     security: ttsys::mgmt::ClientSecurity,
     /// The delay of each message to the target and back.
     link: Link,
-    rng: ChaCha8Rng,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -72,7 +69,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 .as_ref()
                 .map(|t| t.node_link(self.id, target))
                 .unwrap_or_default(),
-            rng: ChaCha8Rng::from_seed(ttsys::random::bytes()),
         }
     }
 }
@@ -86,9 +82,9 @@ type RpcErr<E> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
 impl Conn {
     /// One message's trip across the link to the target (nothing within a region).
-    async fn cross(&mut self) {
+    async fn cross(&self) {
         if !self.link.is_zero() {
-            tokio::time::sleep(self.link.sample(&mut self.rng)).await;
+            tokio::time::sleep(self.link.random_delay()).await;
         }
     }
 

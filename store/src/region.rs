@@ -46,9 +46,10 @@ impl Link {
         self.one_way + self.jitter.mul_f64(u.clamp(0.0, 1.0))
     }
 
-    /// A random message delay.
-    pub fn sample(&self, rng: &mut impl rand::Rng) -> Duration {
-        self.delay(rng.random::<f64>())
+    /// A random message delay (the jitter's share from the system's random source).
+    pub fn random_delay(&self) -> Duration {
+        let u = u64::from_le_bytes(ttsys::random::bytes()) as f64 / u64::MAX as f64;
+        self.delay(u)
     }
 
     /// No delay at all.
@@ -273,9 +274,8 @@ mod tests {
         let l = t.node_link(1, 2);
         assert_eq!(l.delay(0.0), Duration::from_millis(40));
         assert_eq!(l.delay(1.0), Duration::from_millis(41));
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
         let range = Duration::from_millis(40)..=Duration::from_millis(41);
-        assert!((0..100).all(|_| range.contains(&l.sample(&mut rng))));
+        assert!((0..100).all(|_| range.contains(&l.random_delay())));
     }
 
     #[test]

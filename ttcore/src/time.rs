@@ -192,6 +192,20 @@ impl Span {
     pub const fn from_secs(s: i64) -> Self {
         Span(s.saturating_mul(NANOS_PER_SEC))
     }
+    /// A `std` duration as a span, saturating at [`Span::MAX`] (about 292 years).
+    pub const fn from_duration(d: std::time::Duration) -> Self {
+        let ns = d.as_nanos();
+        if ns > i64::MAX as u128 {
+            Span(i64::MAX)
+        } else {
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "at most i64::MAX: checked above"
+            )]
+            let n = ns as i64;
+            Span(n)
+        }
+    }
     /// Nanoseconds. Exact.
     pub const fn as_nanos(self) -> i64 {
         self.0
@@ -266,6 +280,20 @@ impl fmt::Display for Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_convert_exactly_and_saturate() {
+        use std::time::Duration;
+        assert_eq!(
+            Span::from_duration(Duration::from_millis(1500)),
+            Span::from_millis(1500)
+        );
+        assert_eq!(
+            Span::from_duration(Duration::from_nanos(7)),
+            Span::from_nanos(7)
+        );
+        assert_eq!(Span::from_duration(Duration::MAX), Span::MAX);
+    }
 
     #[test]
     fn checked_and_saturating_edges() {

@@ -256,7 +256,7 @@ impl Node {
         std::fs::create_dir_all(&opts.dir)?;
         let db = crate::raft::open_db(&opts.dir.join("raft.redb"))?;
         let tt = open_clock(&opts.clock)?;
-        let max_offset = Span::from_nanos(opts.max_offset.as_nanos() as i64);
+        let max_offset = Span::from_duration(opts.max_offset);
         let hlc = Arc::new(Hlc::new(tt.clone(), MaxOffset::Fixed(max_offset)));
         let observe: Box<dyn Fn(Ts) + Send + Sync> = if opts.mode == Mode::Hlc {
             let hlc = hlc.clone();
@@ -318,7 +318,7 @@ impl Node {
             max_offset,
             max_epsilon: opts.max_epsilon,
             global_lead: if opts.mode == Mode::Truetime {
-                Span::from_nanos(opts.global_lead.as_nanos().min(i64::MAX as u128) as i64)
+                Span::from_duration(opts.global_lead)
             } else {
                 Span::ZERO
             },
@@ -425,11 +425,7 @@ impl Node {
     /// One message's delay from this node to the leader's region (zero without a topology).
     fn link_to_leader(&self) -> Duration {
         match (&self.topology, self.metrics().current_leader) {
-            (Some(t), Some(l)) => {
-                let link = t.node_link(self.id, l);
-                let u = u64::from_le_bytes(ttsys::random::bytes()) as f64 / u64::MAX as f64;
-                link.delay(u)
-            }
+            (Some(t), Some(l)) => t.node_link(self.id, l).random_delay(),
             _ => Duration::ZERO,
         }
     }
@@ -460,10 +456,8 @@ impl Node {
         }
     }
 
-    /// This node's clock as a store timestamp (`TT.now().latest`, or the HLC); refused while
-    /// quarantined, so a quarantined leader proposes nothing (no write, no close).
+    /// This node's clock as a store timestamp (`TT.now().latest`, or the HLC).
     fn clock_ts(&self) -> Result<Ts, Status> {
-        self.serving()?;
         match self.mode {
             Mode::Truetime => Ok(Ts {
                 wall: self.tt.now().map_err(clock_err)?.latest().as_nanos(),
@@ -477,8 +471,11 @@ impl Node {
         self.mode == Mode::Truetime && self.commit_wait
     }
 
-    /// The timestamp the leader writes and closes at: its clock, plus the global-table lead.
+    /// The timestamp the leader writes and closes at: its clock, plus the global-table lead;
+    /// refused while quarantined, so a quarantined leader proposes nothing (no write, no close).
+    /// Reads check the quarantine once, on entry ([`Node::read`]).
     pub(crate) fn write_ts(&self) -> Result<Ts, Status> {
+        self.serving()?;
         let t = self.clock_ts()?;
         Ok(Ts {
             wall: t.wall.saturating_add(self.global_lead.as_nanos()),
