@@ -168,6 +168,35 @@ pub struct FaultRegion {
     pub longest_gap_after_s: f64,
 }
 
+/// Every region's clients, running their workloads until [`Clients::finish`].
+struct Clients {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<workload::Sample>>>,
+}
+
+impl Clients {
+    /// Starts each region's workload.
+    fn start(per_region: &[(String, ttstore::client::Client, WorkloadConfig)]) -> Clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = per_region
+            .iter()
+            .map(|(_, c, wl)| tokio::spawn(workload::run(c.clone(), wl.clone(), stop.clone())))
+            .collect();
+        Clients { stop, tasks }
+    }
+
+    /// Stops them; each region's samples, in the order they were started (none for a task
+    /// that died).
+    async fn finish(self) -> Vec<Vec<workload::Sample>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut out = Vec::new();
+        for t in self.tasks {
+            out.push(t.await.unwrap_or_default());
+        }
+        out
+    }
+}
+
 /// The faults of the table.
 #[derive(Clone, Debug)]
 enum Fault {
@@ -282,8 +311,8 @@ async fn new_leader(
     None
 }
 
-/// The longest stretch (s) inside `[from, to]` (realtime ns) without a time in `done`
-/// (sorted), counting the window's ends.
+/// The longest stretch (s) inside `[from, to]` (realtime ns) without a time in `done` (any
+/// order), counting the window's ends.
 fn longest_gap(done: &[i64], from: i64, to: i64) -> f64 {
     let mut t: Vec<i64> = done
         .iter()
@@ -374,11 +403,7 @@ async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<Fai
     let (mut cluster, mut base, nodes, leader, dir) =
         start(exe, b, PAGE_EPS_NS, "fault", 0, pages).await?;
     let per_region = region_clients(b, &base, &nodes);
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = per_region
-        .iter()
-        .map(|(_, c, wl)| tokio::spawn(workload::run(c.clone(), wl.clone(), stop.clone())))
-        .collect();
+    let running = Clients::start(&per_region);
     let from = ttstore::node::realtime_ns();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let addrs = cluster.addrs();
@@ -430,12 +455,8 @@ async fn fault_run(exe: &Path, b: &MultiRegionBench, fault: Fault) -> Result<Fai
     }
     let healed_at = ttstore::node::realtime_ns();
     tokio::time::sleep(len).await;
-    stop.store(true, Ordering::Relaxed);
     let to = ttstore::node::realtime_ns();
-    let mut samples = Vec::new();
-    for t in tasks {
-        samples.push(t.await.unwrap_or_default());
-    }
+    let samples = running.finish().await;
     let after = base.find_leader().await.ok();
     let leader_after = after
         .and_then(|a| addrs.iter().position(|x| *x == a))
@@ -544,19 +565,10 @@ async fn one(
         .to_string();
     let per_region = region_clients(b, &base, &nodes);
     let phase = |secs: Duration| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks: Vec<_> = per_region
-            .iter()
-            .map(|(_, c, wl)| tokio::spawn(workload::run(c.clone(), wl.clone(), stop.clone())))
-            .collect();
+        let running = Clients::start(&per_region);
         async move {
             tokio::time::sleep(secs).await;
-            stop.store(true, Ordering::Relaxed);
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap_or_default());
-            }
-            out
+            running.finish().await
         }
     };
     // Warm-up (connections, the first closes at every replica): part of the checked history,
