@@ -211,8 +211,16 @@ pub fn relay(r: &Relay) -> Result<(), Error> {
 /// What the flooder sends, for how long.
 #[derive(Clone, Debug)]
 pub struct Flood {
+    /// The address the UDP floods come from (a loopback address other than the honest
+    /// clients', so a per-client limit can tell them apart).
+    pub from: std::net::IpAddr,
     /// Garbage and malformed NTP at this UDP time service.
     pub udp: Option<SocketAddr>,
+    /// Well-formed TrueTime requests at this time service, `requests_per_second` of them,
+    /// ignoring every `RATE` kiss (a misbehaving client).
+    pub requests: Option<SocketAddr>,
+    /// The pace of `requests`.
+    pub requests_per_second: u32,
     /// NTS-KE handshakes (complete ones, trusting `ca`) and idle connections at this server.
     pub ke: Option<(SocketAddr, std::path::PathBuf)>,
     /// How long (s).
@@ -230,6 +238,12 @@ pub struct Flooded {
     pub handshakes_failed: u64,
     /// Idle connections opened (and held until they were closed or the flood ended).
     pub idle_connections: u64,
+    /// Well-formed requests sent.
+    pub requests: u64,
+    /// Replies to them that carried time.
+    pub time_replies: u64,
+    /// Replies to them that were `RATE` kisses.
+    pub rate_kisses: u64,
 }
 
 /// Floods until `seconds` have passed; every loop is bounded by that deadline.
@@ -243,9 +257,13 @@ pub fn flood(f: &Flood) -> Result<Flooded, Error> {
         Arc::new(AtomicU64::new(0)),
     );
     let mut threads = Vec::new();
+    let requests = f
+        .requests
+        .map(|to| request_flood(f.from, to, f.requests_per_second, deadline))
+        .transpose()?;
     if let Some(to) = f.udp {
         let dg = dg.clone();
-        let sock = UdpSocket::bind("127.0.0.1:0")?;
+        let sock = UdpSocket::bind((f.from, 0))?;
         threads.push(std::thread::spawn(move || {
             let mut x = ttsys::clock::raw_ns() as u64 | 1;
             let mut buf = [0u8; 1100];
@@ -307,12 +325,63 @@ pub fn flood(f: &Flood) -> Result<Flooded, Error> {
     for t in threads {
         let _ = t.join();
     }
+    let (requests, time_replies, rate_kisses) =
+        requests.and_then(|t| t.join().ok()).unwrap_or_default();
     Ok(Flooded {
         datagrams: dg.load(Ordering::Relaxed),
         handshakes: hs.load(Ordering::Relaxed),
         handshakes_failed: hf.load(Ordering::Relaxed),
         idle_connections: idle.load(Ordering::Relaxed),
+        requests,
+        time_replies,
+        rate_kisses,
     })
+}
+
+/// A client that ignores `RATE`: TrueTime requests from `from` to `to` at `per_second` until
+/// `deadline`, counting (sent, time replies, kisses).
+fn request_flood(
+    from: std::net::IpAddr,
+    to: SocketAddr,
+    per_second: u32,
+    deadline: std::time::Instant,
+) -> Result<std::thread::JoinHandle<(u64, u64, u64)>, Error> {
+    use ttcore::ntp::packet::{Header, Packet, TtField, TtRequest};
+    let sock = UdpSocket::bind((from, 0))?;
+    sock.set_nonblocking(true)?;
+    Ok(std::thread::spawn(move || {
+        let (mut sent, mut time, mut kisses) = (0u64, 0u64, 0u64);
+        let mut req = Vec::new();
+        let mut buf = [0u8; 2048];
+        let t0 = std::time::Instant::now();
+        while std::time::Instant::now() < deadline {
+            // Paced: as many as are due by now.
+            let due = (t0.elapsed().as_secs_f64() * f64::from(per_second)) as u64;
+            while sent < due {
+                Packet {
+                    header: Header::client(sent | 1 << 62),
+                    tt: Some(TtField::Request(TtRequest::default())),
+                }
+                .encode(&mut req);
+                if sock.send_to(&req, to).is_ok() {
+                    sent += 1;
+                } else {
+                    break;
+                }
+            }
+            while let Ok((n, _)) = sock.recv_from(&mut buf) {
+                match Packet::decode(&buf[..n]) {
+                    Ok(p) if p.header.stratum == 0 && p.header.reference_id == *b"RATE" => {
+                        kisses += 1;
+                    }
+                    Ok(_) => time += 1,
+                    Err(_) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        (sent, time, kisses)
+    }))
 }
 
 #[cfg(test)]

@@ -24,8 +24,10 @@ pub struct LabOptions {
     pub allow_knob: bool,
     /// Also write a ClockBound segment here.
     pub clockbound: Option<PathBuf>,
-    /// timed's poll interval (ms).
+    /// timed's poll interval (ms) when there is no `target_epsilon_ns`.
     pub poll_ms: u64,
+    /// timed's `target-epsilon-ns`: poll as the error budget asks (`None`: every `poll_ms`).
+    pub target_epsilon_ns: Option<i64>,
     /// timed's max-drift-ppm.
     pub max_drift_ppm: f64,
     /// Where the binaries are (default: next to the current executable, built on demand).
@@ -40,6 +42,10 @@ pub struct LabOptions {
     pub ntp_source: bool,
 }
 
+/// The lab's default `target-epsilon-ns` for timed: at the default 15 ppm wander bound, polls
+/// every ~200 ms (one interleaved exchange per master between full bursts).
+pub const DEFAULT_TARGET_EPSILON_NS: i64 = 4_000;
+
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
@@ -49,6 +55,7 @@ impl Default for LabOptions {
             allow_knob: false,
             clockbound: None,
             poll_ms: 1000,
+            target_epsilon_ns: Some(DEFAULT_TARGET_EPSILON_NS),
             max_drift_ppm: 15.0,
             bin_dir: None,
             vmclock: None,
@@ -187,6 +194,12 @@ pub struct LabSample {
     pub contains_truth: bool,
     /// timed's masters.
     pub masters: Vec<LabMaster>,
+    /// Requests timed has sent to its sources since it started (`None`: timed did not answer).
+    #[serde(default)]
+    pub exchanges: Option<u64>,
+    /// timed's next poll interval (s).
+    #[serde(default)]
+    pub poll_interval_s: Option<f64>,
 }
 
 /// One of timed's masters in a [`LabSample`].
@@ -395,6 +408,10 @@ impl Lab {
                 .map_err(|e| Error::failed(format!("{}: {e}", lab.timed_addr)))?,
             shm_path: lab.page.clone(),
             poll_interval_ms: lab.opts.poll_ms,
+            target_epsilon_ns: lab.opts.target_epsilon_ns,
+            // The lab polls every ~200 ms under its target; a 2 s ceiling keeps the page's void
+            // deadline at its fixed-poll value (10 s), which the kill tests watch for.
+            max_poll_interval_ms: 2_000,
             max_drift_ppm: lab.opts.max_drift_ppm,
             allow_test_knob: lab.opts.allow_knob,
             clockbound_shm_path: lab.opts.clockbound.clone(),
@@ -508,6 +525,20 @@ impl Lab {
             .map_err(Error::from)
     }
 
+    /// Master `i`'s status (`gps-a`, `gps-b`, `arm-c` in that order).
+    pub async fn master_status(&self, i: usize) -> Result<v1::MasterStatus, Error> {
+        let (_, addr) = self
+            .masters
+            .get(i)
+            .ok_or_else(|| Error::failed(format!("no master {i}")))?;
+        let ch = grpc_channel(addr, &self.mgmt).await?;
+        v1::time_master_client::TimeMasterClient::new(ch)
+            .status(v1::StatusRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(Error::from)
+    }
+
     /// Sets timed's test knob.
     pub async fn set_knob(
         &self,
@@ -604,6 +635,8 @@ impl Lab {
             truth_ns: truth,
             contains_truth: e <= truth && truth <= l,
             masters,
+            exchanges: status.map(|s| s.exchanges),
+            poll_interval_s: status.map(|s| s.poll_interval_s),
         }
     }
 

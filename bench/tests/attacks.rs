@@ -231,7 +231,8 @@ fn honest(src: &mut ttsys::ntp::Source, secs: f64) -> (u32, u32, i64) {
     (n, ok, radii.get(radii.len() / 2).copied().unwrap_or(-1))
 }
 
-/// A flood from its own process — random garbage and malformed NTP at the time service, two
+/// A flood from its own process (from 127.0.0.2) — random garbage and malformed NTP at the time
+/// service (over the per-client limit: shed before parsing, once the burst is spent), two
 /// threads of complete NTS-KE handshakes and 400 idle connections at NTS-KE — while an honest
 /// NTS client keeps asking. The master keeps answering it (the time service has its own
 /// threads; NTS-KE caps its sessions and their duration), and says what it shed.
@@ -281,7 +282,9 @@ fn a_flooded_master_keeps_serving_honest_nts_clients() {
     // The flood happened, and the master saw it.
     assert!(sent["datagrams"].as_u64().unwrap_or(0) > 10_000, "{sent}");
     assert!(sent["handshakes"].as_u64().unwrap_or(0) > 10, "{sent}");
-    assert!(t.malformed > 1_000, "{t:?}");
+    // From 127.0.0.2, over the per-client limit: most of it shed before it is parsed.
+    assert!(t.malformed > 100, "{t:?}");
+    assert!(t.rate_dropped > 1_000, "{t:?}");
     // And the honest client was still served: at least 8 in 10 exchanges answered.
     assert!(
         during.1 * 10 >= during.0 * 8,

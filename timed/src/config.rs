@@ -5,7 +5,10 @@
 //! listen = "127.0.0.1:7100"           # gRPC Now / Status / WatchStatus
 //! shm-path = "/run/timed/page"        # the TT.now() page
 //! clockbound-shm-path = "/run/clockbound/shm0"  # optional ClockBound v2 segment
-//! poll-interval-ms = 1000
+//! poll-interval-ms = 1000              # fixed, unless target-epsilon-ns is set:
+//! # target-epsilon-ns = 5000          # poll as often as keeps ε under this between syncs,
+//! # min-poll-interval-ms = 125        # but no faster than this
+//! # max-poll-interval-ms = 16000      # and no slower than this
 //! burst = 4                           # exchanges per master per poll; the narrowest is kept
 //! max-drift-ppm = 15.0                # wander around the measured frequency
 //! frequency = "measured"              # or "assumed" (Spanner 2012: no estimate, 200 ppm)
@@ -289,9 +292,24 @@ pub struct Config {
     /// OpenMetrics (`GET /metrics`): read-only and unauthenticated, so an address only the
     /// scraper reaches.
     pub metrics_listen: Option<SocketAddr>,
-    /// Poll interval (ms).
+    /// Poll interval (ms), when no `target-epsilon-ns` is set.
     #[serde(default = "default_poll")]
     pub poll_interval_ms: u64,
+    /// Poll as often as it takes to keep ε under this between syncs (ns): the interval follows
+    /// the error budget — (target − ε at sync) / drift bound — between `min-poll-interval-ms`
+    /// and `max-poll-interval-ms`, with a light burst per master (an exchange and the
+    /// interleaved one that brings its kernel transmit stamp) where that is enough and a full
+    /// burst otherwise. Absent: every `poll-interval-ms`.
+    pub target_epsilon_ns: Option<i64>,
+    /// With `target-epsilon-ns`: the shortest interval (ms), also used while acquiring.
+    #[serde(default = "default_min_poll")]
+    pub min_poll_interval_ms: u64,
+    /// With `target-epsilon-ns`: the longest interval (ms).
+    #[serde(default = "default_max_poll")]
+    pub max_poll_interval_ms: u64,
+    /// With `target-epsilon-ns`: a full burst at least every this many polls.
+    #[serde(default = "default_full_burst_every")]
+    pub full_burst_every: u32,
     /// Random spread of each poll (percent of the interval).
     #[serde(default = "default_jitter")]
     pub poll_jitter_pct: u32,
@@ -312,9 +330,11 @@ pub struct Config {
     /// Beyond this ε: unsynchronized (ns).
     #[serde(default = "default_max_eps")]
     pub max_epsilon_ns: i64,
-    /// Without a fresh sync for this long: holdover (ms). Default 5 polls.
+    /// Without a fresh sync for this long: holdover (ms). Default 5 × `poll-interval-ms`.
     pub holdover_after_ms: Option<u64>,
-    /// The page is void when not updated for this long (ms). Default 10 polls, at least 5 s.
+    /// The page is void when not updated for this long (ms). Default 10 × `poll-interval-ms`,
+    /// at least 5 s and at least twice the longest poll (`max-poll-interval-ms` with
+    /// `target-epsilon-ns`).
     pub void_after_ms: Option<u64>,
     /// Liars tolerated among the sources configured (masters, NTP servers, PHCs; default
     /// ⌊(N−1)/2⌋), held when some fall silent: a round with no more than this many answering
@@ -357,6 +377,10 @@ impl Config {
             clockbound_shm_path: None,
             metrics_listen: None,
             poll_interval_ms: default_poll(),
+            target_epsilon_ns: None,
+            min_poll_interval_ms: default_min_poll(),
+            max_poll_interval_ms: default_max_poll(),
+            full_burst_every: default_full_burst_every(),
             poll_jitter_pct: default_jitter(),
             request_timeout_ms: default_timeout(),
             burst: default_burst(),
@@ -390,6 +414,15 @@ fn default_shm() -> PathBuf {
 fn default_poll() -> u64 {
     1_000
 }
+fn default_min_poll() -> u64 {
+    ttcore::poll::PollParams::default().min_interval.as_nanos() as u64 / 1_000_000
+}
+fn default_max_poll() -> u64 {
+    ttcore::poll::PollParams::default().max_interval.as_nanos() as u64 / 1_000_000
+}
+fn default_full_burst_every() -> u32 {
+    ttcore::poll::PollParams::default().full_burst_every
+}
 fn default_jitter() -> u32 {
     10
 }
@@ -420,6 +453,14 @@ impl Config {
         ttsys::config::load(path, |c: &Config| c.host_params().map(|_| ()))
     }
 
+    /// The longest interval polls may have (ms): the fixed one, or the budget's maximum.
+    pub fn longest_poll_ms(&self) -> u64 {
+        match self.target_epsilon_ns {
+            Some(_) => self.max_poll_interval_ms,
+            None => self.poll_interval_ms,
+        }
+    }
+
     /// Holdover threshold.
     pub fn holdover_after(&self) -> Span {
         Span::from_millis(self.holdover_after_ms.unwrap_or(5 * self.poll_interval_ms) as i64)
@@ -428,14 +469,58 @@ impl Config {
     /// Page void threshold.
     pub fn void_after(&self) -> Span {
         Span::from_millis(
-            self.void_after_ms
-                .unwrap_or((10 * self.poll_interval_ms).max(5_000)) as i64,
+            self.void_after_ms.unwrap_or(
+                (10 * self.poll_interval_ms)
+                    .max(2 * self.longest_poll_ms())
+                    .max(5_000),
+            ) as i64,
         )
+    }
+
+    /// How often to poll ([`ttcore::poll`]).
+    pub fn poll_params(&self) -> ttcore::poll::PollParams {
+        let ms = |v: u64| Span::from_millis(v as i64);
+        ttcore::poll::PollParams {
+            interval: ms(self.poll_interval_ms),
+            target_epsilon: self.target_epsilon_ns.map(Span::from_nanos),
+            min_interval: ms(self.min_poll_interval_ms),
+            max_interval: ms(self.max_poll_interval_ms),
+            full_burst_every: self.full_burst_every,
+        }
     }
 
     /// How many sources the selection is over: masters, NTP servers and PHCs.
     pub fn sources(&self) -> usize {
         self.masters.len() + self.phcs.len()
+    }
+
+    /// The polling keys, or (key, why).
+    fn check_polling(&self) -> Result<(), InvalidKey> {
+        let bad = |k: &str, m: &str| Err(InvalidKey::new(k, m));
+        if self.poll_interval_ms < 10 {
+            return bad("poll-interval-ms", "must be at least 10");
+        }
+        if self.target_epsilon_ns.is_some_and(|t| t <= 0) {
+            return bad("target-epsilon-ns", "must be positive");
+        }
+        if self.min_poll_interval_ms < 10 {
+            return bad("min-poll-interval-ms", "must be at least 10");
+        }
+        if self.max_poll_interval_ms < self.min_poll_interval_ms
+            || self.max_poll_interval_ms > 3_600_000
+        {
+            return bad(
+                "max-poll-interval-ms",
+                "must be at least min-poll-interval-ms and at most 3600000",
+            );
+        }
+        if self.full_burst_every == 0 {
+            return bad("full-burst-every", "must be at least 1");
+        }
+        if self.poll_jitter_pct > 50 {
+            return bad("poll-jitter-pct", "must be at most 50");
+        }
+        Ok(())
     }
 
     /// The core's parameters, or (key, why).
@@ -457,12 +542,7 @@ impl Config {
         if self.max_epsilon_ns <= 0 {
             return bad("max-epsilon-ns", "must be positive");
         }
-        if self.poll_interval_ms < 10 {
-            return bad("poll-interval-ms", "must be at least 10");
-        }
-        if self.poll_jitter_pct > 50 {
-            return bad("poll-jitter-pct", "must be at most 50");
-        }
+        self.check_polling()?;
         if let Some((i, m)) = self
             .masters
             .iter()
@@ -515,8 +595,11 @@ impl Config {
                 "tolerating f liars needs more than 2f sources ([[master]] and [[phc]])",
             );
         }
-        if self.void_after() <= Span::from_millis(self.poll_interval_ms as i64) {
-            return bad("void-after-ms", "must be longer than the poll interval");
+        if self.void_after() <= Span::from_millis(self.longest_poll_ms() as i64) {
+            return bad(
+                "void-after-ms",
+                "must be longer than the poll interval (max-poll-interval-ms with target-epsilon-ns)",
+            );
         }
         Ok(HostParams {
             max_drift: Rate::bound_from_ppm_f64(self.max_drift_ppm).unwrap_or(Rate::from_ppm(15)),

@@ -24,6 +24,10 @@
 //!
 //! [[peer]]
 //! addr = "10.0.0.2:7001"
+//!
+//! [rate-limit]                      # per client address (the defaults; per-second = 0: off)
+//! per-second = 64
+//! burst = 128
 //! ```
 
 use crate::core::master::{AtomicParams, GpsParams, MasterKind, MasterParams};
@@ -209,6 +213,67 @@ impl NtsConfig {
     }
 }
 
+/// `[rate-limit]`: how fast one client address may ask for time. Over the limit it gets an NTP
+/// `RATE` kiss (at most one per `kiss-interval-ms`), which timed answers by backing off; other
+/// requests over the limit are dropped. Each serving thread limits the clients the kernel sends
+/// it (a client stays on one thread).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Average requests per second per client address; 0 = no limit.
+    #[serde(default = "default_rl_rate")]
+    pub per_second: u32,
+    /// Requests a client may send back to back.
+    #[serde(default = "default_rl_burst")]
+    pub burst: u32,
+    /// At most one kiss per client per this long (ms).
+    #[serde(default = "default_rl_kiss")]
+    pub kiss_interval_ms: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_second: default_rl_rate(),
+            burst: default_rl_burst(),
+            kiss_interval_ms: default_rl_kiss(),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// No limit (e.g. for a capacity benchmark from one address).
+    pub fn off() -> Self {
+        RateLimitConfig {
+            per_second: 0,
+            ..Default::default()
+        }
+    }
+
+    /// The limiter's parameters, or `None` when off.
+    pub fn params(&self) -> Option<ttcore::ntp::RateLimitParams> {
+        (self.per_second > 0).then(|| ttcore::ntp::RateLimitParams {
+            per_second: self.per_second,
+            burst: self.burst,
+            kiss_interval: Span::from_millis(self.kiss_interval_ms as i64),
+            ..Default::default()
+        })
+    }
+}
+
+fn default_rl_rate() -> u32 {
+    ttcore::ntp::RateLimitParams::default().per_second
+}
+fn default_rl_burst() -> u32 {
+    ttcore::ntp::RateLimitParams::default().burst
+}
+fn default_rl_kiss() -> u64 {
+    ttcore::ntp::RateLimitParams::default()
+        .kiss_interval
+        .as_nanos() as u64
+        / 1_000_000
+}
+
 fn default_rotate() -> u64 {
     86_400
 }
@@ -267,6 +332,9 @@ pub struct Config {
     pub peers: Vec<PeerConfig>,
     /// NTS for the time served (absent: plain NTP only).
     pub nts: Option<NtsConfig>,
+    /// Per-client limit on time requests (on by default; `per-second = 0` turns it off).
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
     /// PEM file of the CA certificates trusted for peers' NTS-KE.
     pub nts_trusted_certs: Option<PathBuf>,
     /// How the gRPC listener is locked: TLS (required beyond loopback), optionally mutual, and
@@ -355,6 +423,7 @@ impl Config {
             atomic: None,
             peers: Vec::new(),
             nts: None,
+            rate_limit: RateLimitConfig::default(),
             nts_trusted_certs: None,
             management: Default::default(),
         }
@@ -454,6 +523,16 @@ impl Config {
             self.peers.iter().map(|p| p.nts_ke.as_deref()),
             self.nts_trusted_certs.is_some(),
         )?;
+        let rl = &self.rate_limit;
+        if rl.per_second > 0 && !(1..=1_000_000).contains(&rl.burst) {
+            return bad("rate-limit.burst", "must be in 1..=1000000");
+        }
+        if rl.per_second > 1_000_000 {
+            return bad(
+                "rate-limit.per-second",
+                "must be at most 1000000 (0 = no limit)",
+            );
+        }
         if self.ntp_threads == Some(0) || self.ntp_threads.is_some_and(|n| n > 64) {
             return bad("ntp-threads", "must be in 1..=64");
         }

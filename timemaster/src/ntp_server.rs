@@ -3,7 +3,9 @@
 //! `SO_REUSEPORT` socket; the kernel spreads clients over them by address, so a client's
 //! interleave record stays with one thread. The replies themselves are built by the pure
 //! [`ttcore::ntp::answer`]; with NTS configured, requests carrying NTS fields are opened and
-//! their replies protected by the pure [`ttcore::ntp::nts`].
+//! their replies protected by the pure [`ttcore::ntp::nts`]. With a rate limit configured, each
+//! thread limits the clients it sees ([`ttcore::ntp::RateLimiter`]): over the limit a client gets
+//! a `RATE` kiss, then silence until it slows down.
 
 use crate::core::master::{MasterKind, Snapshot};
 use arc_swap::ArcSwap;
@@ -12,7 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use ttcore::ntp::packet::{Mode, Packet, TtField};
-use ttcore::ntp::{MasterView, RawStamp, Refusal, SentReply, answer, sent_reply};
+use ttcore::ntp::{
+    Admit, MasterView, RateLimitParams, RateLimiter, RawStamp, Refusal, SentReply, answer,
+    sent_reply,
+};
 use ttcore::{ClockStatus, Span};
 use ttsys::clock::{RealtimeMap, raw_ns};
 use ttsys::udp::{BATCH, MAX_DATAGRAM, Received, Stamping, TsSocket, TxStamp};
@@ -41,6 +46,10 @@ pub struct ServerStats {
     pub send_errors: AtomicU64,
     /// How the socket stamps: 0 user, 1 receive only, 2 kernel receive + transmit.
     pub stamping: AtomicU64,
+    /// Over a client's rate limit: answered with a `RATE` kiss (not counted in `answered`).
+    pub rate_kissed: AtomicU64,
+    /// Over a client's rate limit and kissed within the kiss interval: dropped.
+    pub rate_dropped: AtomicU64,
 }
 
 impl ServerStats {
@@ -138,12 +147,14 @@ fn nts_suffixes() -> impl Iterator<Item = usize> {
     std::iter::once(0).chain((1..=KE_COOKIES).map(|k| reply_overhead(UNIQUE_ID_LEN, k)))
 }
 
-/// Serves until `stop`: one thread's loop over its socket.
+/// Serves until `stop`: one thread's loop over its socket, limiting each client address to
+/// `limit` when given.
 pub fn serve(
     sock: TsSocket,
     view: Arc<ArcSwap<MasterView>>,
     stats: Arc<ServerStats>,
     nts: Option<NtsServe>,
+    limit: Option<RateLimitParams>,
     stop: Arc<AtomicBool>,
 ) {
     let _ = sock
@@ -164,6 +175,7 @@ pub fn serve(
         pending: 0,
         out: Vec::with_capacity(BATCH),
         nts,
+        limiter: limit.map(RateLimiter::new),
         rng: {
             use rand::SeedableRng;
             rand_chacha::ChaCha20Rng::from_seed(ttsys::random::bytes())
@@ -206,10 +218,12 @@ struct Worker {
     /// Transmit stamps requested and not yet read: the error queue is only read when some are
     /// due (plain NTP clients get no stamp, and cost no extra syscall).
     pending: usize,
-    /// Replies to send: (destination, reply index, wants a transmit stamp, interleaved).
-    out: Vec<(std::net::SocketAddr, usize, bool, bool)>,
+    /// Replies to send: (destination, reply index, wants a transmit stamp, interleaved, a kiss).
+    out: Vec<(std::net::SocketAddr, usize, bool, bool, bool)>,
     /// NTS, when configured.
     nts: Option<NtsServe>,
+    /// Per-client rate limit, when configured.
+    limiter: Option<RateLimiter>,
     /// Nonces for NTS (a CSPRNG seeded from the kernel).
     rng: rand_chacha::ChaCha20Rng,
 }
@@ -240,6 +254,26 @@ impl Worker {
             }
             let len = if r.truncated { MAX_DATAGRAM + 1 } else { r.len };
             let req = &self.bufs[i][..r.len.min(MAX_DATAGRAM)];
+            let admit = match self.limiter.as_mut() {
+                Some(l) => l.admit(r.src.ip(), rx.raw),
+                None => Admit::Answer,
+            };
+            match admit {
+                Admit::Answer => {}
+                Admit::Kiss => {
+                    let reply = &mut self.replies[i];
+                    if len <= MAX_DATAGRAM && ttcore::ntp::kiss(req, *b"RATE", reply).is_ok() {
+                        self.out.push((r.src, i, false, false, true));
+                    } else {
+                        stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                Admit::Drop => {
+                    stats.rate_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
             let table = &self.table;
             let lookup = |t2: i64, c: u64| table.get((t2, c));
             let reply = &mut self.replies[i];
@@ -263,7 +297,7 @@ impl Worker {
                     Ok(None) => answer(req, req.len(), rx, tx_raw, &lookup, &v, reply),
                     Err(NtsOutcome::Nak) => {
                         nts_stats.refused.fetch_add(1, Ordering::Relaxed);
-                        self.out.push((r.src, i, false, false));
+                        self.out.push((r.src, i, false, false, false));
                         continue;
                     }
                     Err(NtsOutcome::Drop(e)) => Err(e),
@@ -279,7 +313,7 @@ impl Worker {
                     if rx.kernel {
                         stats.kernel_rx.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.out.push((r.src, i, a.tt_client, a.interleaved));
+                    self.out.push((r.src, i, a.tt_client, a.interleaved, false));
                 }
                 Err(Refusal::Malformed(_)) => {
                     stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -296,14 +330,20 @@ impl Worker {
         let batch: Vec<(std::net::SocketAddr, &[u8], bool)> = self
             .out
             .iter()
-            .map(|&(dst, i, stamp, _)| (dst, self.replies[i].as_slice(), stamp))
+            .map(|&(dst, i, stamp, _, _)| (dst, self.replies[i].as_slice(), stamp))
             .collect();
         if batch.is_empty() {
             return;
         }
         match self.sock.send_batch(&batch) {
             Ok(n) => {
-                self.stats.answered.fetch_add(n as u64, Ordering::Relaxed);
+                let kissed = self.out.iter().take(n).filter(|o| o.4).count();
+                self.stats
+                    .rate_kissed
+                    .fetch_add(kissed as u64, Ordering::Relaxed);
+                self.stats
+                    .answered
+                    .fetch_add((n - kissed) as u64, Ordering::Relaxed);
                 self.pending += self.out.iter().take(n).filter(|o| o.2).count();
                 let il = self.out.iter().take(n).filter(|o| o.3).count();
                 self.stats

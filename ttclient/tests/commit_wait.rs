@@ -72,12 +72,15 @@ async fn async_form_never_returns_early_either() {
 
 #[test]
 fn negative_control_dishonest_bound_returns_early() {
-    // The host runs 5000 ppm fast but the model claims 0 ppm and ε 0: the estimate runs ahead
-    // of truth, after(s) turns true too soon, and the check above must see it.
+    // The host runs 2 % fast but the model claims 0 ppm and ε 0: the estimate runs ahead of
+    // truth (by over 1 ms after the 50 ms sleep), after(s) turns true too soon, and the check
+    // above must see it. The lead is far beyond how long a busy 2-core machine (the other tests
+    // of this file spin beside it) keeps this thread off the CPU between the wait's return and
+    // the truth read; a 5000 ppm lie over 5 ms (a 35 µs lead) was not.
     let mut early = 0;
     for _ in 0..20 {
-        let tt = host(5_000.0, 0, 0, 0.0);
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        let tt = host(20_000.0, 0, 0, 0.0);
+        std::thread::sleep(std::time::Duration::from_millis(50));
         let s = Timestamp::from_nanos(tt.now().unwrap().latest().as_nanos() + 2_000_000);
         tt.commit_wait_blocking(s).unwrap();
         if truth() <= s.as_nanos() {
@@ -86,6 +89,6 @@ fn negative_control_dishonest_bound_returns_early() {
     }
     assert!(
         early > 10,
-        "only {early} of 20 early returns with a 5000 ppm lie"
+        "only {early} of 20 early returns with a 20000 ppm lie"
     );
 }

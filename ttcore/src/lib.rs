@@ -18,6 +18,7 @@
 //! * [`master_kind`] — [`MasterKind`]: what a master disciplines its time with, and its codes.
 //! * [`ntp`] — time transfer on the NTPv4 wire: packet codec, master reply, client exchange.
 //! * [`phc`] — a PTP hardware clock as a source: bracketed readings and its error bound.
+//! * [`poll`] — how often a host polls: a fixed interval, or what the error budget asks for.
 //!
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
 //! as long as the stated assumptions hold; every rounding widens.
@@ -38,6 +39,7 @@ pub mod master_kind;
 pub mod ntp;
 pub mod osc;
 pub mod phc;
+pub mod poll;
 pub mod rate;
 pub mod sock;
 pub mod time;

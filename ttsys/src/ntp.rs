@@ -120,6 +120,11 @@ pub struct Burst {
     pub info: Option<MasterInfo>,
     /// Why exchanges failed (timeouts, refused replies), in order.
     pub errors: Vec<String>,
+    /// Requests sent.
+    pub requests: u32,
+    /// The master answered with a kiss-o'-death (e.g. `RATE`: slow down); the burst stopped
+    /// there.
+    pub kissed: Option<[u8; 4]>,
 }
 
 impl Source {
@@ -236,6 +241,7 @@ impl Source {
         let mut req = Vec::with_capacity(128);
         let mut buf = [0u8; MAX_DATAGRAM];
         for _ in 0..n {
+            out.requests += 1;
             match self.exchange(&mut req, &mut buf, timeout, drift, host) {
                 Ok(o) => {
                     out.samples.push(o.basic);
@@ -245,10 +251,13 @@ impl Source {
                 Err(e) => {
                     // A master that let one request time out (or refused the connection) is
                     // not asked again in this burst: a silent master must not hold the poll up
-                    // for `n` timeouts.
+                    // for `n` timeouts. One that sent a kiss is not asked again either.
                     let give_up = e.master_absent();
+                    if let ExchangeError::Reply(ReplyError::Kiss(code)) = e {
+                        out.kissed = Some(code);
+                    }
                     out.errors.push(e.to_string());
-                    if give_up {
+                    if give_up || out.kissed.is_some() {
                         break;
                     }
                 }

@@ -287,9 +287,19 @@ enum Cmd {
     /// service and/or complete NTS-KE handshakes plus idle connections at an NTS-KE server.
     /// Prints what it sent as one JSON object.
     Flood {
+        /// The address the UDP floods come from (another loopback address than the honest
+        /// clients' 127.0.0.1, so a per-client limit can tell them apart).
+        #[arg(long, default_value = "127.0.0.2")]
+        from: std::net::IpAddr,
         /// UDP time service to send garbage and malformed NTP to.
         #[arg(long)]
         udp: Option<std::net::SocketAddr>,
+        /// UDP time service to send well-formed TrueTime requests to, ignoring RATE kisses.
+        #[arg(long)]
+        requests: Option<std::net::SocketAddr>,
+        /// The pace of --requests (per second).
+        #[arg(long, default_value_t = 2000)]
+        requests_per_second: u32,
         /// NTS-KE server to flood with handshakes (needs --ca).
         #[arg(long, requires = "ca")]
         ke: Option<std::net::SocketAddr>,
@@ -358,6 +368,9 @@ fn start_master(nts: bool) -> anyhow::Result<BenchMaster> {
     };
     let (n, d) = (nts.clone(), dir.0.clone());
     let m = bench::lab::SimulatedMaster::start(&bins, &dir.0, "bench", move |c| {
+        // The load comes from one address, as fast as the master answers: a capacity
+        // measurement, so no per-client limit (chronyd beside it has none by default either).
+        c.rate_limit = timemaster::config::RateLimitConfig::off();
         c.nts = n.map(|(ke, pki)| {
             timemaster::config::NtsConfig::new(ke, pki.cert, pki.key, d.join("nts-keys"))
         });
@@ -684,13 +697,19 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Flood {
+            from,
             udp,
+            requests,
+            requests_per_second,
             ke,
             ca,
             seconds,
         } => {
             let r = bench::attack::flood(&bench::attack::Flood {
+                from,
                 udp,
+                requests,
+                requests_per_second,
                 ke: ke.zip(ca),
                 seconds,
             })?;

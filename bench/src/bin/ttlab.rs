@@ -41,6 +41,13 @@ struct Cli {
     /// this host's clock without touching it), polled as a plain NTP server (NTS with --secure).
     #[arg(long)]
     ntp_source: bool,
+    /// timed's target-epsilon-ns: it polls as often as keeps ε under this between syncs; 0:
+    /// a fixed poll every --poll-ms.
+    #[arg(long, default_value_t = bench::lab::DEFAULT_TARGET_EPSILON_NS)]
+    target_epsilon_ns: i64,
+    /// timed's fixed poll interval (ms) with --target-epsilon-ns 0.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
 }
 
 #[allow(
@@ -61,6 +68,8 @@ fn main() -> ExitCode {
         liar_ns: cli.liar_ms.map(|ms| (ms * 1e6) as i64),
         secure: cli.secure,
         ntp_source: cli.ntp_source,
+        target_epsilon_ns: (cli.target_epsilon_ns > 0).then_some(cli.target_epsilon_ns),
+        poll_ms: cli.poll_ms,
         ..Default::default()
     };
     if let Some(d) = cli.dir {

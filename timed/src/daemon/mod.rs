@@ -64,6 +64,19 @@ pub struct MasterView {
     pub assumption: &'static str,
     /// Half-width of the selected sample's offset interval (ns).
     pub radius_ns: i64,
+    /// Polled no faster than this (s; raised by RATE kisses), 0 when it sets no limit.
+    pub min_interval_s: f64,
+    /// RATE kisses from it.
+    pub rate_kisses: u64,
+}
+
+/// What the poll task decided last (for status).
+#[derive(Clone, Copy, Debug)]
+pub struct PollState {
+    /// The next poll.
+    pub plan: ttcore::poll::PollPlan,
+    /// Exchanges per master in it.
+    pub burst: u32,
 }
 
 /// Everything the service reads.
@@ -101,6 +114,10 @@ pub struct State {
     pub nts_tls: Option<Arc<rustls::ClientConfig>>,
     /// Stop flag.
     pub stop: Arc<AtomicBool>,
+    /// The poll task's last decision.
+    pub poll: Mutex<PollState>,
+    /// Requests sent to sources since start.
+    pub exchanges: std::sync::atomic::AtomicU64,
 }
 
 impl State {
@@ -124,7 +141,6 @@ impl State {
             writer: Mutex::new(writer),
             clockbound: clockbound.map(Mutex::new),
             vmclock: open_vmclock(&config.vmclock).map(Mutex::new),
-            config,
             disruptions: Default::default(),
             poll_epoch: Default::default(),
             detector: Mutex::new(clock::DisruptionDetector::new()),
@@ -133,6 +149,12 @@ impl State {
             watch,
             stop,
             nts_tls: None,
+            poll: Mutex::new(PollState {
+                plan: config_plan(&config),
+                burst: config.burst,
+            }),
+            exchanges: Default::default(),
+            config,
         }
     }
 
@@ -305,6 +327,7 @@ impl State {
         let host = self.host.lock().unwrap_or_else(|e| e.into_inner());
         let raw = self.host_raw();
         let knob = *self.knob.lock().unwrap_or_else(|e| e.into_inner());
+        let poll = *self.poll.lock().unwrap_or_else(|e| e.into_inner());
         let (freq_ppm, freq_bound_ppm) = match (host.model(), host.freq_bounds()) {
             (Some(m), Some((lo, hi))) => (m.freq.as_ppm_f64(), (hi - lo) as f64 / 2e6),
             (Some(m), None) => (m.freq.as_ppm_f64(), 1000.0),
@@ -357,6 +380,8 @@ impl State {
                     radius_ns: m.radius_ns,
                     auth: m.auth.into(),
                     assumption: m.assumption.into(),
+                    min_poll_interval_s: m.min_interval_s,
+                    rate_kisses: m.rate_kisses,
                 })
                 .collect(),
             shm_path: self.config.shm_path.display().to_string(),
@@ -368,11 +393,14 @@ impl State {
                 .unwrap_or_default(),
             knob_ppm: knob.skew.as_ppm_f64(),
             knob_step_ns: knob.step_ns,
-            poll_interval_s: self.config.poll_interval_ms as f64 / 1e3,
+            poll_interval_s: poll.plan.interval.as_nanos() as f64 / 1e9,
+            poll_reason: poll.plan.reason.as_str().into(),
+            exchanges: self.exchanges.load(Ordering::Relaxed),
+            target_epsilon_ns: self.config.target_epsilon_ns.unwrap_or(0),
             uptime_s: (clock::raw_ns() - self.started_raw) as f64 / 1e9,
             frequency_mode: self.config.frequency.as_str().into(),
             drift_bound_ppm: host.model().map_or(0.0, |m| m.drift_bound.as_ppm_f64()),
-            burst: self.config.burst,
+            burst: poll.burst,
             epsilon_sync_ns: host.model().map_or(0, |m| m.eps_ref.as_nanos()),
             pause_detection: match &self.vmclock {
                 Some(v) => format!(
@@ -408,6 +436,11 @@ impl State {
         self.record_disruption(why);
         self.publish(self.host_raw());
     }
+}
+
+/// The first poll's plan: the configuration's, with no model yet.
+fn config_plan(config: &Config) -> ttcore::poll::PollPlan {
+    config.poll_params().plan(None, ttcore::Span::ZERO, 0)
 }
 
 /// The VMClock device at `path` and a first snapshot, if it exists and reads.

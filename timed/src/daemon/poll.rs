@@ -1,8 +1,12 @@
 //! Polling: a burst of UDP exchanges with every master each interval, the narrowest sample of
-//! each into the core's round, then the page.
+//! each into the core's round, then the page. The interval is fixed, or follows the error budget
+//! ([`ttcore::poll`]); a master that answers `RATE` is polled less often
+//! ([`ttcore::poll::SourceBackoff`]).
 
 use super::*;
 use crate::config::SourceKind;
+use ttcore::Span;
+use ttcore::poll::SourceBackoff;
 use ttsys::phc::PhcSource;
 
 /// One of timed's sources: a master or NTP server over UDP, or a PTP hardware clock.
@@ -32,9 +36,16 @@ impl TimeSource {
     }
 }
 
-/// One poll: a burst of UDP exchanges with every master (in parallel, on blocking threads),
-/// the narrowest sample of each into the core's round, then the page.
-pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<TimeSource>) -> Vec<TimeSource> {
+/// One poll: a burst of `burst` UDP exchanges with every master that is `due` (in parallel, on
+/// blocking threads), the narrowest sample of each into the core's round, then the page.
+/// Returns the sources and what each one's burst was (`None`: not due).
+pub(super) async fn poll_once(
+    state: &Arc<State>,
+    mut sources: Vec<TimeSource>,
+    burst: usize,
+    due: &[bool],
+) -> (Vec<TimeSource>, Vec<Option<Option<[u8; 4]>>>) {
+    let not_polled = || vec![None; due.len()];
     // A disruption before the burst forgets the model first (the page's write after the round
     // checks again, so one during the burst forgets the round's result too).
     let _ = state.check_clock();
@@ -50,18 +61,21 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<TimeSource>) 
         let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
         (h.exchange_drift(), h.carry_rate())
     };
-    let burst = cfg.burst as usize;
     let knob = *state.knob.lock().unwrap_or_else(|e| e.into_inner());
+    let due_now = due.to_vec();
     let joined = tokio::task::spawn_blocking(move || {
         let mut sources = sources;
         let host = move |r: i64| knob.apply(RawReading::from_nanos(r)).as_nanos();
-        let bursts: Vec<Burst> = std::thread::scope(|sc| {
+        let bursts: Vec<Option<Burst>> = std::thread::scope(|sc| {
             let hs: Vec<_> = sources
                 .iter_mut()
-                .map(|src| sc.spawn(move || src.burst(burst, timeout, drift, &host)))
+                .zip(&due_now)
+                .map(|(src, &due)| {
+                    due.then(|| sc.spawn(move || src.burst(burst, timeout, drift, &host)))
+                })
                 .collect();
             hs.into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .map(|h| h.map(|h| h.join().unwrap_or_default()))
                 .collect()
         });
         (sources, bursts)
@@ -71,16 +85,31 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<TimeSource>) 
         Ok(v) => v,
         Err(e) => {
             tracing::error!("poll: {e}");
-            return sources_of(state);
+            return (sources_of(state), not_polled());
         }
     };
+    let requests: u64 = bursts.iter().flatten().map(|b| u64::from(b.requests)).sum();
+    state.exchanges.fetch_add(requests, Ordering::Relaxed);
+    let kisses: Vec<Option<Option<[u8; 4]>>> = bursts
+        .iter()
+        .map(|b| b.as_ref().map(|b| b.kissed))
+        .collect();
+    let bursts: Vec<Burst> = bursts
+        .into_iter()
+        .map(|b| {
+            b.unwrap_or_else(|| Burst {
+                errors: vec!["not polled this round: it answered RATE (backing off)".into()],
+                ..Default::default()
+            })
+        })
+        .collect();
     let _ = state.check_clock();
     if state.disruptions.load(Ordering::Relaxed) != epoch
         || *state.knob.lock().unwrap_or_else(|e| e.into_inner()) != knob
     {
         tracing::info!("poll dropped: the host clock was disrupted or re-knobbed during it");
         sources.iter_mut().for_each(TimeSource::reset);
-        return sources;
+        return (sources, kisses);
     }
     let (samples, mut views) = burst_results(cfg, &bursts, carry);
     let raw = state.host_raw();
@@ -111,7 +140,7 @@ pub(super) async fn poll_once(state: &Arc<State>, mut sources: Vec<TimeSource>) 
     if cfg.steer == Steer::Adjtimex {
         steer_system_clock(state);
     }
-    sources
+    (sources, kisses)
 }
 
 /// Each source's burst (masters, then PHCs) → its sample for the round (the narrowest, carried
@@ -235,11 +264,20 @@ pub(super) fn sources_of(state: &State) -> Vec<TimeSource> {
     net.chain(phc).collect()
 }
 
+// The daemon's poll loop: disruption bookkeeping, the round, the backoffs, readiness, and the
+// wait the plan chose, in the order one iteration needs them.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one loop iteration in order: slew warning, disruptions, the round, backoffs, readiness, the wait"
+)]
 pub(super) async fn poll_task(state: Arc<State>) {
     let mut sources: Vec<TimeSource> = sources_of(&state);
     let mut seen_disruptions = 0;
-    let base = state.config.poll_interval_ms as f64;
+    let params = state.config.poll_params();
     let jitter = state.config.poll_jitter_pct as f64 / 100.0;
+    let longest = Span::from_millis(state.config.longest_poll_ms() as i64);
+    let mut backoff = vec![SourceBackoff::default(); sources.len()];
+    let mut since_full = 0u32;
     let mut ready = false;
     let mut slew_beyond_rule = false;
     while !state.stop.load(Ordering::Relaxed) {
@@ -261,7 +299,65 @@ pub(super) async fn poll_task(state: Arc<State>) {
             sources.iter_mut().for_each(TimeSource::reset);
             seen_disruptions = d;
         }
-        sources = poll_once(&state, sources).await;
+        let (plan, burst) = {
+            let p = *state.poll.lock().unwrap_or_else(|e| e.into_inner());
+            (p.plan, p.burst)
+        };
+        let started = clock::raw_ns();
+        let due: Vec<bool> = backoff.iter().map(|b| b.due(started)).collect();
+        let kisses;
+        (sources, kisses) = poll_once(&state, sources, burst as usize, &due).await;
+        let overhead = Span::from_nanos(clock::raw_ns() - started);
+        for (i, (b, k)) in backoff.iter_mut().zip(&kisses).enumerate() {
+            let Some(k) = k else { continue };
+            let rate = *k == Some(*b"RATE");
+            if let Some(code) = k
+                && !rate
+            {
+                tracing::warn!(
+                    "source {i} answered kiss code {}",
+                    String::from_utf8_lossy(code)
+                );
+            }
+            let before = b.min_interval;
+            b.polled(started, rate, plan.interval, longest);
+            if b.min_interval != before {
+                tracing::info!(
+                    "source {i}: {} (RATE kisses so far: {}): polled no faster than every {:.3} s",
+                    if rate {
+                        "rate-limited"
+                    } else {
+                        "limit relaxed"
+                    },
+                    b.kisses,
+                    b.min_interval.as_nanos() as f64 / 1e9
+                );
+            }
+        }
+        {
+            let mut views = state.masters.lock().unwrap_or_else(|e| e.into_inner());
+            for (v, b) in views.iter_mut().zip(&backoff) {
+                v.min_interval_s = b.min_interval.as_nanos() as f64 / 1e9;
+                v.rate_kisses = b.kisses;
+            }
+        }
+        since_full = if burst >= state.config.burst {
+            0
+        } else {
+            since_full.saturating_add(1)
+        };
+        let next = {
+            let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
+            params.plan(h.model(), overhead, since_full)
+        };
+        *state.poll.lock().unwrap_or_else(|e| e.into_inner()) = PollState {
+            plan: next,
+            burst: if next.full_burst {
+                state.config.burst
+            } else {
+                state.config.burst.min(ttcore::poll::LIGHT_BURST)
+            },
+        };
         let st = state.status();
         let trusted = ttproto::status_from_wire(st.status).is_trustworthy();
         if trusted && !ready {
@@ -283,8 +379,14 @@ pub(super) async fn poll_task(state: Arc<State>) {
         );
         state.watch.send_replace(st);
         // Spread polls so a fleet does not poll in lockstep: the raw clock's low bits are as good
-        // a random source as this needs.
-        let k = ((clock::raw_ns().rem_euclid(2001)) as f64 / 1000.0 - 1.0) * jitter;
-        tokio::time::sleep(Duration::from_secs_f64(base * (1.0 + k) / 1e3)).await;
+        // a random source as this needs. A fixed interval spreads both ways; the budget's only
+        // shortens (a longer wait would let ε pass the target).
+        let k = (clock::raw_ns().rem_euclid(2001)) as f64 / 1000.0 - 1.0;
+        let spread = match next.reason {
+            ttcore::poll::PollReason::Fixed => 1.0 + k * jitter,
+            _ => 1.0 - k.abs() * jitter,
+        };
+        let wait = next.interval.as_nanos() as f64 * spread / 1e9;
+        tokio::time::sleep(Duration::from_secs_f64(wait.max(0.0))).await;
     }
 }

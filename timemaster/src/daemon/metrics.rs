@@ -149,6 +149,16 @@ pub fn metrics_text(s: &v1::MasterStatus) -> String {
                 "Time requests dropped as malformed",
                 t.malformed,
             ),
+            (
+                "time_requests_rate_kissed",
+                "Time requests over their client's rate limit, answered with a RATE kiss",
+                t.rate_kissed,
+            ),
+            (
+                "time_requests_rate_dropped",
+                "Time requests over their client's rate limit, dropped",
+                t.rate_dropped,
+            ),
         ];
         for (name, help, v) in nts {
             let c = Family::<Id, Counter>::default();

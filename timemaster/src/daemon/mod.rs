@@ -214,6 +214,7 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
     if let Some(s0) = sockets.first() {
         shared.transfer.set_stamping(s0.stamping());
     }
+    let limit = config.rate_limit.params();
     for sock in sockets {
         let (v, st, stop) = (
             shared.view.clone(),
@@ -225,7 +226,7 @@ pub fn run(config: Config, leap: LeapTable) -> Result<(), DaemonError> {
             .as_ref()
             .map(|n| (n.ring.clone(), n.stats.clone()));
         threads.push(std::thread::spawn(move || {
-            crate::ntp_server::serve(sock, v, st, nts, stop)
+            crate::ntp_server::serve(sock, v, st, nts, limit, stop)
         }));
     }
     tracing::info!(

@@ -165,6 +165,10 @@ impl Service {
             nts_ke_failed: n.map_or(0, |n| g(&n.ke_failed)),
             nts_ke_shed: n.map_or(0, |n| g(&n.ke_shed)),
             nts_rotations: n.map_or(0, |n| g(&n.rotations)),
+            rate_limit_per_second: self.shared.config.rate_limit.per_second,
+            rate_limit_burst: self.shared.config.rate_limit.burst,
+            rate_kissed: g(&t.rate_kissed),
+            rate_dropped: g(&t.rate_dropped),
         }
     }
 }

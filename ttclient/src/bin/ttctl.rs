@@ -133,6 +133,10 @@ fn master_json(s: &v1::MasterStatus) -> serde_json::Value {
             "malformed": t.malformed, "downsized": t.downsized, "wrong_mode": t.wrong_mode,
             "kernel_rx": t.kernel_rx, "kernel_tx": t.kernel_tx, "send_errors": t.send_errors,
             "nts": nts_json(t),
+            "rate_limit": json!({
+                "per_second": t.rate_limit_per_second, "burst": t.rate_limit_burst,
+                "kissed": t.rate_kissed, "dropped": t.rate_dropped,
+            }),
         })),
     })
 }
@@ -192,6 +196,14 @@ fn master_report(s: &v1::MasterStatus) -> String {
             "Time transfer   : udp {} ({} stamps, {} thread(s)): {} received, {} answered ({} interleaved, {} downsized to basic); dropped {} malformed, {} wrong mode; {} send errors\n",
             t.listen, t.stamping, t.threads, t.received, t.answered, t.interleaved, t.downsized, t.malformed, t.wrong_mode, t.send_errors
         ));
+        o.push_str(&if t.rate_limit_per_second > 0 {
+            format!(
+                "Rate limit      : {}/s per client, bursts of {}: {} RATE kisses, {} dropped\n",
+                t.rate_limit_per_second, t.rate_limit_burst, t.rate_kissed, t.rate_dropped
+            )
+        } else {
+            "Rate limit      : off\n".to_string()
+        });
         o.push_str(&if t.nts {
             format!(
                 "NTS             : on: {} authenticated, {} refused (NAK); NTS-KE {} ok, {} failed, {} shed; {} key rotations; plain requests answered unauthenticated\n",
@@ -315,6 +327,10 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
         "knob_ppm": s.knob_ppm,
         "knob_step_ns": s.knob_step_ns,
         "poll_interval_s": s.poll_interval_s,
+        "poll_reason": s.poll_reason,
+        "target_epsilon_ns": s.target_epsilon_ns,
+        "exchanges": s.exchanges,
+        "exchanges_per_s": if s.uptime_s > 0.0 { s.exchanges as f64 / s.uptime_s } else { 0.0 },
         "uptime_s": s.uptime_s,
         "frequency_mode": s.frequency_mode,
         "drift_bound_ppm": s.drift_bound_ppm,
@@ -328,7 +344,8 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
             "delay_ns": m.delay_ns, "epsilon_ns": m.epsilon_ns, "status": status_name(m.status),
             "transport": m.transport, "stamping": m.stamping, "interleaved": m.interleaved,
             "samples": m.samples, "radius_ns": m.radius_ns, "auth": m.auth,
-            "assumption": m.assumption,
+            "assumption": m.assumption, "min_poll_interval_s": m.min_poll_interval_s,
+            "rate_kisses": m.rate_kisses,
         })).collect::<Vec<_>>(),
     })
 }
@@ -362,6 +379,22 @@ fn status_report(s: &v1::DaemonStatus) -> String {
         "Last sync       : {:.1} s ago ({} syncs, {} disruptions)\n",
         s.last_sync_age_s, s.syncs, s.disruptions
     ));
+    o.push_str(&format!(
+        "Polling         : next in {:.3} s — {}{}; {} exchanges sent ({:.1}/s)\n",
+        s.poll_interval_s,
+        s.poll_reason,
+        if s.target_epsilon_ns > 0 {
+            format!(" (target ±{})", ns(s.target_epsilon_ns))
+        } else {
+            String::new()
+        },
+        s.exchanges,
+        if s.uptime_s > 0.0 {
+            s.exchanges as f64 / s.uptime_s
+        } else {
+            0.0
+        }
+    ));
     o.push_str(&format!("VM pauses       : {}\n", s.pause_detection));
     o.push_str(&format!("Kernel slew     : {}\n", s.kernel_slew));
     o.push_str(&format!(
@@ -380,6 +413,13 @@ fn status_report(s: &v1::DaemonStatus) -> String {
             ns(s.knob_step_ns)
         ));
     }
+    o.push_str(&sources_report(s));
+    o
+}
+
+/// The sources table of `ttctl status`, what their bounds assume, and who rate-limited us.
+fn sources_report(s: &v1::DaemonStatus) -> String {
+    let mut o = String::new();
     o.push_str("Sources:\n");
     o.push_str("  S address                kind       id         status          offset    round trip      ε      auth stamps            reason\n");
     for m in &s.masters {
@@ -420,6 +460,18 @@ fn status_report(s: &v1::DaemonStatus) -> String {
             };
             o.push_str(&format!("  {kind} bounds assume: {}\n", m.assumption));
         }
+    }
+    for m in s.masters.iter().filter(|m| m.rate_kisses > 0) {
+        o.push_str(&format!(
+            "  {} rate-limited us ({} RATE kisses): {}\n",
+            m.addr,
+            m.rate_kisses,
+            if m.min_poll_interval_s > 0.0 {
+                format!("polled no faster than every {:.3} s", m.min_poll_interval_s)
+            } else {
+                "limit relaxed since".into()
+            }
+        ));
     }
     o
 }

@@ -469,6 +469,11 @@ impl Client {
         if p.header.origin_ts != NtpTimestamp(cookie) {
             return Err(ReplyError::NotOurs);
         }
+        // A kiss (e.g. RATE from a master's rate limiter) carries no time: it only asks us to
+        // slow down or go away. It echoes our cookie, so only an on-path sender can forge one.
+        if p.header.stratum == 0 {
+            return Err(ReplyError::Kiss(p.header.reference_id));
+        }
         let r: TtReply = match p.tt {
             Some(TtField::Reply(r)) => r,
             _ => return Err(ReplyError::NoTtField),

@@ -238,3 +238,69 @@ pub fn sent_reply(view: &MasterView, t2_ns: i64, tx_raw: i64, kernel: bool) -> S
         kernel,
     }
 }
+
+/// Builds a kiss-o'-death reply with `code` (e.g. `*b"RATE"`) to `req` into `out` (RFC 5905
+/// §7.4): stratum 0, the code as reference id, leap "unsynchronized", the request's transmit
+/// stamp echoed as origin (so the client can match it) and no time at all. 48 bytes: never
+/// larger than a request.
+pub fn kiss(req: &[u8], code: [u8; 4], out: &mut Vec<u8>) -> Result<(), Refusal> {
+    let p = Packet::decode(req)?;
+    if p.header.mode != Mode::Client {
+        return Err(Refusal::NotClient(p.header.mode));
+    }
+    let zero = ntp_floor(crate::time::Timestamp::EPOCH);
+    let header = Header {
+        leap: LeapIndicator::Unsynchronized,
+        version: p.header.version,
+        mode: Mode::Server,
+        stratum: 0,
+        poll: p.header.poll,
+        precision: PRECISION,
+        root_delay: 0,
+        root_dispersion: 0,
+        reference_id: code,
+        reference_ts: zero,
+        origin_ts: p.header.transmit_ts,
+        receive_ts: zero,
+        transmit_ts: zero,
+    };
+    Packet { header, tt: None }.encode(out);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ntp::client::{Client, ReplyError};
+
+    #[test]
+    fn a_rate_kiss_is_seen_by_the_client_as_one() {
+        let mut c = Client::new();
+        let mut req = Vec::new();
+        c.request(0x1234_5678_9abc_def0, &mut req);
+        let mut out = Vec::new();
+        kiss(&req, *b"RATE", &mut out).unwrap();
+        assert_eq!(out.len(), 48);
+        assert!(out.len() <= req.len());
+        let p = Packet::decode(&out).unwrap();
+        assert_eq!(p.header.stratum, 0);
+        assert_eq!(
+            p.header.origin_ts,
+            Packet::decode(&req).unwrap().header.transmit_ts
+        );
+        let e = c
+            .on_reply(
+                &out,
+                0x1234_5678_9abc_def0,
+                1,
+                2,
+                false,
+                crate::Rate::from_ppm(1),
+            )
+            .unwrap_err();
+        assert_eq!(e, ReplyError::Kiss(*b"RATE"));
+        // Only client requests are kissed.
+        assert!(kiss(&out, *b"RATE", &mut Vec::new()).is_err());
+        assert!(kiss(&[0u8; 10], *b"RATE", &mut Vec::new()).is_err());
+    }
+}
