@@ -26,9 +26,10 @@ fn deterministic_part(mut j: serde_json::Value) -> String {
     j.to_string()
 }
 
-const CATALOGUE: [&str; 21] = [
+const CATALOGUE: [&str; 22] = [
     "baseline",
     "datacenter-kernel-stamps",
+    "datacenter-budget-polling",
     "spanner-2012",
     "drift-wander",
     "liar-master",
@@ -123,6 +124,42 @@ fn datacenter_with_kernel_stamps_keeps_epsilon_p99_within_60us() {
     sc.network.delay_us = [200.0, 200.0];
     let slow = run(&sc).unwrap();
     assert!(slow.summary.epsilon_ns.p99 > 2 * p99);
+}
+
+/// The same datacenter polled by the error budget (target 30 µs) instead of every second: ε
+/// p99 falls toward the transfer's floor, at a stated cost in exchanges (deterministic: design
+/// figures in virtual time).
+#[test]
+fn budget_polling_narrows_the_datacenter_at_a_stated_cost() {
+    let shorten = |mut sc: FleetScenario| {
+        sc.duration_s = 900.0;
+        sc.hosts.count = 10;
+        sc
+    };
+    let fixed = run(&shorten(load("datacenter-kernel-stamps")))
+        .unwrap()
+        .summary;
+    let budget = run(&shorten(load("datacenter-budget-polling")))
+        .unwrap()
+        .summary;
+    eprintln!(
+        "1 s polls: ε p50/p99 {}/{} ns, {} exchanges; target 30 µs: {}/{} ns, {} exchanges",
+        fixed.epsilon_ns.p50,
+        fixed.epsilon_ns.p99,
+        fixed.exchanges,
+        budget.epsilon_ns.p50,
+        budget.epsilon_ns.p99,
+        budget.exchanges
+    );
+    assert_eq!((fixed.violations, budget.violations), (0, 0));
+    assert!(
+        budget.epsilon_ns.p99 * 4 < fixed.epsilon_ns.p99 * 3,
+        "budget p99 {} vs fixed {}",
+        budget.epsilon_ns.p99,
+        fixed.epsilon_ns.p99
+    );
+    // It costs exchanges, and the count says how many.
+    assert!(budget.exchanges > fixed.exchanges);
 }
 
 /// A master whose GPS is spoofed 2 ms late locks onto the wrong time with a µs ε; its

@@ -33,6 +33,10 @@ pub(super) struct Host {
     pub(super) watch_phase: i64,
     /// The VMClock marker timed last checked (and put on its page).
     pub(super) vm_marker: u64,
+    /// Exchanges per source in its next poll.
+    pub(super) burst: usize,
+    /// Polls since its last full burst.
+    pub(super) since_full: u32,
 }
 
 /// timed's watch period (`timed::daemon::WATCH_MS`, ns).
@@ -165,6 +169,18 @@ pub(super) fn build_masters(
 /// defaults and its checks included. Intervals are whole milliseconds and the frequency window
 /// whole seconds, as timed's config holds them.
 pub(super) fn host_params(sc: &FleetScenario) -> Result<HostParams, Error> {
+    host_config(sc)
+        .host_params()
+        .map_err(|e| Error::failed(format!("hosts: timed refuses these settings: {e}")))
+}
+
+/// How the hosts poll, from the same timed config ([`timed::config::Config::poll_params`]).
+pub(super) fn poll_params(sc: &FleetScenario) -> ttcore::poll::PollParams {
+    host_config(sc).poll_params()
+}
+
+/// A timed config holding the scenario's host settings.
+fn host_config(sc: &FleetScenario) -> timed::config::Config {
     let h = &sc.hosts;
     let sources = sc.masters.len() + sc.ntp_servers.len();
     let mut c = timed::config::Config::new(
@@ -178,8 +194,15 @@ pub(super) fn host_params(sc: &FleetScenario) -> Result<HostParams, Error> {
     c.max_liars = h.max_liars;
     c.max_epsilon_ns = (h.max_epsilon_ms * 1e6) as i64;
     c.freq_window_s = h.freq_window_s.round() as u64;
-    c.host_params()
-        .map_err(|e| Error::failed(format!("hosts: timed refuses these settings: {e}")))
+    c.burst = h.burst as u32;
+    c.target_epsilon_ns = h.target_epsilon_ns;
+    if let Some(v) = h.min_poll_interval_s {
+        c.min_poll_interval_ms = (v * 1e3).round() as u64;
+    }
+    if let Some(v) = h.max_poll_interval_s {
+        c.max_poll_interval_ms = (v * 1e3).round() as u64;
+    }
+    c
 }
 
 /// The scenario's clock disruptions, and the windows around them where watch ticks run.
@@ -252,6 +275,8 @@ pub(super) fn build_hosts(
                 boot_offset: raw0 - start,
                 watch_phase: rng.random_range(0..WATCH),
                 vm_marker: 0,
+                burst: sc.hosts.burst.max(1),
+                since_full: 0,
             }
         })
         .collect()
@@ -474,7 +499,7 @@ pub(super) fn poll_host(
         };
         let mut samples = Vec::new();
         let mut t_send = t;
-        for _ in 0..sc.hosts.burst.max(1) {
+        for _ in 0..host.burst {
             tally.exchanges += 1;
             if !reachable || (sc.network.loss > 0.0 && rng.random::<f64>() < sc.network.loss) {
                 tally.lost += 1;
@@ -537,4 +562,28 @@ pub(super) fn poll_host(
         }
         Some(RoundNote::Resynchronized) | None => {}
     }
+}
+
+/// After a poll under a target: the host's next burst and the wait until its next poll (ns),
+/// as timed's poll loop decides them ([`ttcore::poll::PollParams::plan`]; the exchanges take
+/// no noticeable time here, so no overhead), spread up to 10 % early.
+pub(super) fn next_budget_poll(
+    pp: &ttcore::poll::PollParams,
+    host: &mut Host,
+    full_burst: usize,
+    rng: &mut ChaCha8Rng,
+) -> i64 {
+    host.since_full = if host.burst >= full_burst {
+        0
+    } else {
+        host.since_full.saturating_add(1)
+    };
+    let plan = pp.plan(host.clock.model(), Span::ZERO, host.since_full);
+    host.burst = if plan.full_burst {
+        full_burst
+    } else {
+        full_burst.min(ttcore::poll::LIGHT_BURST as usize)
+    };
+    let i = plan.interval.as_nanos();
+    i - rng.random_range(0..=i / 10)
 }

@@ -138,9 +138,19 @@ fn error_period() -> f64 {
 pub struct HostSpec {
     /// How many.
     pub count: usize,
-    /// Poll interval (s), ±10 % jitter.
+    /// Poll interval (s), ±10 % jitter, when there is no `target-epsilon-ns`.
     #[serde(default = "one_f")]
     pub poll_interval_s: f64,
+    /// timed's `target-epsilon-ns`: each host polls as its error budget asks
+    /// ([`ttcore::poll`]), up to 10 % early, with light bursts between full ones.
+    #[serde(default)]
+    pub target_epsilon_ns: Option<i64>,
+    /// timed's `min-poll-interval-ms` with a target (s; default timed's).
+    #[serde(default)]
+    pub min_poll_interval_s: Option<f64>,
+    /// timed's `max-poll-interval-ms` with a target (s; default timed's).
+    #[serde(default)]
+    pub max_poll_interval_s: Option<f64>,
     /// timed's `max-drift-ppm` (the assumption): wander around the measured frequency, or with
     /// `frequency = "assumed"` the whole frequency error.
     #[serde(default = "fifteen")]
@@ -620,6 +630,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
     let end = at_s(start, sc.duration_s);
     let mut masters = build_masters(sc, &mut rng, start)?;
     let hp = host_params(sc)?;
+    let pp = poll_params(sc);
     let steps: Vec<PhaseStep> = sc
         .hosts
         .steps
@@ -734,8 +745,13 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
                     &mut rng,
                     &mut tally,
                 );
-                let jitter = rng.random_range(-poll / 10..=poll / 10);
-                queue.push(Reverse((t + poll + jitter, Ev::Poll, h)));
+                let next = match pp.target_epsilon {
+                    // Fixed polls, ±10 %.
+                    None => poll + rng.random_range(-poll / 10..=poll / 10),
+                    // The budget's interval, up to 10 % early (as timed spreads it).
+                    Some(_) => next_budget_poll(&pp, host, sc.hosts.burst, &mut rng),
+                };
+                queue.push(Reverse((t + next, Ev::Poll, h)));
             }
         }
     }
