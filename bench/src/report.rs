@@ -86,7 +86,9 @@ pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, Error> {
     for f in &files {
         let src = std::fs::read_to_string(f)?;
         let sc = FleetScenario::from_toml(&src, &f.display().to_string())?;
-        let r = run(&sc)?;
+        // Every core (the output is the same for any thread count; fleet-10k has two shards).
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let r = crate::sim::run_threads(&sc, threads)?;
         let j = &r.summary;
         let us = |ns: u64| ns as f64 / 1e3;
         let share = |v: f64| format!("{:.1} %", v * 100.0);

@@ -18,16 +18,19 @@ fn load(name: &str) -> FleetScenario {
     .unwrap()
 }
 
-/// Removes the two wall-clock fields, the only ones that may differ between identical runs.
+/// Removes the machine-dependent fields (wall clock, memory), the only ones that may differ
+/// between identical runs.
 fn deterministic_part(mut j: serde_json::Value) -> String {
     let o = j.as_object_mut().unwrap();
     o.remove("wall_s");
     o.remove("virtual_s_per_wall_s");
+    o.remove("bytes_per_host");
     j.to_string()
 }
 
-const CATALOGUE: [&str; 22] = [
+const CATALOGUE: [&str; 23] = [
     "baseline",
+    "fleet-10k",
     "datacenter-kernel-stamps",
     "datacenter-budget-polling",
     "spanner-2012",
@@ -334,6 +337,30 @@ fn spanner_2012_reproduces_the_paper() {
     assert!((e.p1 as f64) < 1.2e6, "bottom of the sawtooth {e:?}");
     let cw = r.summary.commit_wait_ns.mean as f64;
     assert!(within(cw, 2.0 * e.mean as f64), "commit wait {cw} vs 2ε");
+}
+
+/// A sharded fleet gives the same output on one thread and on two (the shards, not the
+/// threads, decide the random streams and the merge order), and one shard is the plain loop.
+#[test]
+fn one_and_two_threads_give_the_same_output() {
+    let mut sc = load("fleet-10k");
+    sc.hosts.count = 60;
+    sc.duration_s = 600.0;
+    let one = bench::sim::run_threads(&sc, 1).unwrap();
+    let two = bench::sim::run_threads(&sc, 2).unwrap();
+    let (a, b) = (
+        deterministic_part(one.json()),
+        deterministic_part(two.json()),
+    );
+    assert_eq!(a, b);
+    assert!(one.summary.samples > 0 && one.summary.violations == 0);
+    // One shard on two threads is the single loop, byte for byte.
+    sc.shards = 1;
+    let single = deterministic_part(run(&sc).unwrap().json());
+    let single2 = bench::sim::run_threads(&sc, 2).unwrap();
+    assert_eq!(single, deterministic_part(single2.json()));
+    // And the shard count is part of the scenario: a different one is a different run.
+    assert_ne!(single, a);
 }
 
 #[test]

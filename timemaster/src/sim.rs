@@ -45,6 +45,9 @@ pub struct VirtualMaster {
     next_tick: i64,
     queue: BinaryHeap<Reverse<(i64, u64, Ev)>>,
     seq: u64,
+    /// Device events fed to the core so far: while it stays the same, so does the core (a
+    /// caller may keep what it derived from the core until it changes).
+    pub events: u64,
 }
 
 impl VirtualMaster {
@@ -89,6 +92,7 @@ impl VirtualMaster {
             next_tick: start_tai,
             queue: BinaryHeap::new(),
             seq: 0,
+            events: 0,
         }
     }
 
@@ -167,6 +171,7 @@ impl VirtualMaster {
                 break;
             };
             let raw = RawReading::from_nanos(self.raw_at(at));
+            self.events += 1;
             match ev {
                 Ev::GpsPulse => self.core.on_gps_pulse(raw),
                 Ev::Nmea(text) => {

@@ -144,7 +144,8 @@ impl Oscillator {
             + self.p.freq_offset_ppm * 1e-6 * d
             + 0.5 * self.p.aging_ppm_per_day * 1e-6 / NS_PER_DAY * d * d;
         phase += self.wander(d).1;
-        if self.p.periodic_period_s > 0.0 {
+        // A zero amplitude adds exactly ±0: skipped (two cosines per reading otherwise).
+        if self.p.periodic_period_s > 0.0 && self.p.periodic_amplitude_ppm != 0.0 {
             let per = self.p.periodic_period_s * NS_PER_S;
             let psi = self.p.periodic_phase_rad;
             phase += self.p.periodic_amplitude_ppm * 1e-6 * per / TAU

@@ -219,6 +219,10 @@ enum Cmd {
         /// lie set to it (keeping its sign); one line per point.
         #[arg(long, value_delimiter = ',')]
         lie_ms: Vec<f64>,
+        /// Threads to run the scenario's shards on (default: every core). The output is the
+        /// same for any value.
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// timed's interval beside AWS ClockBound's over the same chronyd, sampled together: each
     /// bound's p50/p99 and whether truth was inside (bench/scripts/anchor-clockbound.sh starts
@@ -520,6 +524,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             hosts,
             no_wall_clock,
             lie_ms,
+            threads,
         } => {
             let src = std::fs::read_to_string(&scenario)
                 .with_context(|| scenario.display().to_string())?;
@@ -537,10 +542,14 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             if !lie_ms.is_empty() {
                 return liar_sweep(&sc, &lie_ms, json);
             }
-            let mut r = bench::sim::run(&sc)?;
+            let threads = threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let mut r = bench::sim::run_threads(&sc, threads)?;
             if no_wall_clock {
                 r.summary.wall_s = None;
                 r.summary.virtual_s_per_wall_s = None;
+                r.summary.bytes_per_host = None;
             }
             if json {
                 println!("{}", r.json());

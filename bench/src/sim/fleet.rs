@@ -3,6 +3,7 @@
 //! each host event does (timed's watch, a reader's sample, a poll).
 
 use super::*;
+use std::hash::BuildHasherDefault;
 use ttcore::RawReading;
 
 pub(super) struct Master {
@@ -11,13 +12,45 @@ pub(super) struct Master {
     pub(super) down: Vec<(i64, i64)>,
     pub(super) kind: MasterKind,
     /// Interleave records of the replies it sent, by `(t2_ns, cookie)`.
-    pub(super) sent: HashMap<(i64, u64), SentReply>,
+    pub(super) sent: HashMap<(i64, u64), SentReply, BuildHasherDefault<KeyHasher>>,
     /// Its client state towards each other master (cross-checks, armageddon start).
     pub(super) peers: Vec<Client>,
     /// When (true time, ns) its cross-check first evicted it, if ever.
     pub(super) evicted_at: Option<i64>,
     /// The scenario expects it to evict itself.
     pub(super) expect_evicted: bool,
+    /// Its published view, with the count of device events its core had seen when it was
+    /// taken ([`timemaster::sim::VirtualMaster::events`]): reused until the core changes (the
+    /// masters' round clears it).
+    pub(super) view: Option<(u64, ttcore::ntp::MasterView)>,
+    /// Request and reply buffers, reused by every exchange with it.
+    pub(super) bufs: (Vec<u8>, Vec<u8>),
+}
+
+/// Interleave records a simulated master keeps before it starts over.
+pub(super) const SENT_CAP: usize = 100_000;
+
+/// A hasher for the interleave records' `(t2_ns, cookie)` keys: the cookie is random, so a
+/// multiply-rotate mix is enough (SipHash's protection against chosen keys is not needed in a
+/// simulation, and was a visible share of its time). Iteration order is never used.
+#[derive(Default)]
+pub(super) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
 }
 
 pub(super) struct Host {
@@ -154,7 +187,9 @@ pub(super) fn build_masters(
                 .map(|d| (at_s(start, d[0]), at_s(start, d[0] + d[1])))
                 .collect(),
             kind: m.kind,
-            sent: HashMap::new(),
+            sent: HashMap::with_capacity_and_hasher(SENT_CAP + 1, Default::default()),
+            view: None,
+            bufs: (Vec::with_capacity(160), Vec::with_capacity(160)),
             peers: (0..sc.masters.len()).map(|_| Client::new()).collect(),
             evicted_at: None,
             expect_evicted: m.expect_evicted,
@@ -356,6 +391,24 @@ pub(super) struct Tally {
 }
 
 impl Tally {
+    /// Adds another shard's tally (histograms, counts, statuses, violations, the trace).
+    pub(super) fn merge(&mut self, o: Tally) {
+        let _ = self.eps.add(&o.eps);
+        let _ = self.commit_wait.add(&o.commit_wait);
+        self.samples += o.samples;
+        self.violations += o.violations;
+        self.exchanges += o.exchanges;
+        self.lost += o.lost;
+        self.first.extend(o.first);
+        for i in 0..5 {
+            self.status_count[i] += o.status_count[i];
+            self.status_after[i] += o.status_after[i];
+        }
+        self.trace.extend(o.trace);
+        self.inconsistent_rounds += o.inconsistent_rounds;
+        self.refused_rounds += o.refused_rounds;
+    }
+
     pub(super) fn new() -> Tally {
         Tally {
             eps: hist(),

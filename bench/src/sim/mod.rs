@@ -71,6 +71,15 @@ pub struct FleetScenario {
     pub trace_host: Option<usize>,
     /// UTC start (`YYYY-MM-DDTHH:MM:SSZ`); default 2026-09-21T13:33:20Z.
     pub start_utc: Option<String>,
+    /// Shards the fleet is cut into, each with its own copy of the masters and its own random
+    /// stream, run on as many threads as `ttbench sim --threads` gives (default 1: one event
+    /// loop). The output depends on this, never on the thread count.
+    #[serde(default = "one_usize")]
+    pub shards: usize,
+}
+
+fn one_usize() -> usize {
+    1
 }
 
 fn one() -> u64 {
@@ -541,6 +550,11 @@ pub struct SimSummary {
     /// Wall-clock seconds the run took (absent with `--no-wall-clock`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_s: Option<f64>,
+    /// Memory per host: the process's peak resident set after the run less its resident set
+    /// before the fleet was built, over the hosts (bytes; the masters' copies and the event
+    /// queue included; absent with `--no-wall-clock`, like the other machine-dependent figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_host: Option<u64>,
 }
 
 /// Percentiles of a distribution (ns).
@@ -618,17 +632,47 @@ fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds")
 }
 
-/// Runs a scenario.
-#[allow(
-    clippy::too_many_lines,
-    reason = "the event loop: the order of its steps (restarts, masters' rounds, pauses, the host's event) is the simulation's semantics, so it stays in one place; each step is a function."
-)]
+/// Runs a scenario on one thread.
 pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
+    run_threads(sc, 1)
+}
+
+/// What every shard of a run shares.
+struct Shared<'a> {
+    sc: &'a FleetScenario,
+    start: i64,
+    end: i64,
+    hp: HostParams,
+    pp: ttcore::poll::PollParams,
+    dis: Disruptions,
+    net: Network,
+    servers: Vec<NtpServer>,
+    restarts: Vec<i64>,
+}
+
+/// One shard: a contiguous range of hosts (global indices from `first`) with its own copy of
+/// the masters and its own random stream.
+struct Shard {
+    first: usize,
+    hosts: Vec<Host>,
+    masters: Vec<Master>,
+    rng: ChaCha8Rng,
+}
+
+/// Runs a scenario on up to `threads` threads. The fleet is cut into the scenario's `shards`
+/// (a property of the scenario, not of the machine): each shard simulates its own copy of the
+/// masters (they evolve the same in every shard: nothing a host does changes a master's time)
+/// and its hosts with its own random stream, and the shards' tallies are merged in shard
+/// order. The output therefore depends on the scenario alone — byte-identical for any
+/// `threads` — and with one shard it is the single-loop run's exactly.
+pub fn run_threads(sc: &FleetScenario, threads: usize) -> Result<Report, Error> {
     let wall = std::time::Instant::now();
+    let rss_before = proc_status_kb("VmRSS");
     let start = start_tai(sc)?;
     let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
     let end = at_s(start, sc.duration_s);
-    let mut masters = build_masters(sc, &mut rng, start)?;
+    let rng_masters = rng.clone();
+    let masters = build_masters(sc, &mut rng, start)?;
     let hp = host_params(sc)?;
     let pp = poll_params(sc);
     let steps: Vec<PhaseStep> = sc
@@ -654,16 +698,149 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
         .iter()
         .map(|&s| at_s(start, s))
         .collect();
+    let n = hosts.len();
+    let n_shards = sc.shards.clamp(1, n.max(1));
+    let mut shards = Vec::with_capacity(n_shards);
+    let mut masters = Some(masters);
+    for k in (0..n_shards).rev() {
+        let first = k * n / n_shards;
+        let hs = hosts.split_off(first);
+        let (ms, r) = if n_shards == 1 {
+            // One shard: the loop continues the setup's stream, as it always has.
+            (masters.take().unwrap_or_default(), rng.clone())
+        } else {
+            let ms = match k {
+                0 => masters.take().unwrap_or_default(),
+                _ => build_masters(sc, &mut rng_masters.clone(), start)?,
+            };
+            let seed = sc.seed ^ 0x5AAD_0000_0000_0000 ^ k as u64;
+            (ms, ChaCha8Rng::seed_from_u64(seed))
+        };
+        shards.push(Shard {
+            first,
+            hosts: hs,
+            masters: ms,
+            rng: r,
+        });
+    }
+    shards.reverse();
+    let shared = Shared {
+        sc,
+        start,
+        end,
+        hp,
+        pp,
+        dis,
+        net,
+        servers,
+        restarts,
+    };
+    let results = run_shards(&shared, shards, threads);
+    let mut merged: Option<ShardResult> = None;
+    for (t, ms) in results {
+        merged = Some(match merged {
+            None => (t, ms),
+            Some((mut acc, m0)) => {
+                acc.merge(t);
+                (acc, m0)
+            }
+        });
+    }
+    let (mut tally, masters) = merged.ok_or_else(|| Error::failed("no hosts"))?;
+    if n_shards > 1 {
+        // The first violations in time (then host) order, as one loop would have met them.
+        tally
+            .first
+            .sort_by(|a, b| a.truth_ns.cmp(&b.truth_ns).then(a.host.cmp(&b.host)));
+        tally.first.truncate(5);
+    }
+    let mut r = report(sc, &masters, start, tally, wall.elapsed().as_secs_f64());
+    r.summary.bytes_per_host = match (rss_before, proc_status_kb("VmHWM")) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) * 1024 / n.max(1) as u64),
+        _ => None,
+    };
+    Ok(r)
+}
+
+/// A `kB` line of `/proc/self/status` (`VmRSS`, `VmHWM`), if readable.
+fn proc_status_kb(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What a shard leaves: its tally and its masters.
+type ShardResult = (Tally, Vec<Master>);
+
+/// Runs every shard on up to `threads` threads; the results in shard order.
+fn run_shards(shared: &Shared, shards: Vec<Shard>, threads: usize) -> Vec<ShardResult> {
+    let n = shards.len();
+    let threads = threads.clamp(1, n.max(1));
+    if threads == 1 {
+        return shards.into_iter().map(|s| run_shard(shared, s)).collect();
+    }
+    let work: std::sync::Mutex<Vec<(usize, Shard)>> =
+        std::sync::Mutex::new(shards.into_iter().enumerate().rev().collect());
+    let done: std::sync::Mutex<Vec<Option<ShardResult>>> =
+        std::sync::Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            sc.spawn(|| {
+                loop {
+                    let next = work.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some((i, shard)) = next else { break };
+                    let r = run_shard(shared, shard);
+                    done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// One shard's event loop.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the event loop: the order of its steps (restarts, masters' rounds, pauses, the host's event) is the simulation's semantics, so it stays in one place; each step is a function."
+)]
+fn run_shard(shared: &Shared, shard: Shard) -> ShardResult {
+    let Shared {
+        sc,
+        start,
+        end,
+        hp,
+        pp,
+        dis,
+        net,
+        servers,
+        restarts,
+    } = shared;
+    let (sc, start, end, hp, pp) = (*sc, *start, *end, *hp, *pp);
+    let Shard {
+        first,
+        mut hosts,
+        mut masters,
+        mut rng,
+    } = shard;
     let mut queue: BinaryHeap<Reverse<(i64, Ev, usize)>> = BinaryHeap::new();
     for &(a, _) in &dis.windows {
-        for (h, host) in hosts.iter().enumerate() {
-            let first = a + (host.watch_phase - a).rem_euclid(WATCH);
-            queue.push(Reverse((first, Ev::Watch, h)));
+        for (i, host) in hosts.iter().enumerate() {
+            let first_tick = a + (host.watch_phase - a).rem_euclid(WATCH);
+            queue.push(Reverse((first_tick, Ev::Watch, first + i)));
         }
     }
     let poll = (sc.hosts.poll_interval_s * 1e9) as i64;
     let sample = (sc.sample_interval_s * 1e9) as i64;
-    for h in 0..sc.hosts.count {
+    for h in first..first + hosts.len() {
         queue.push(Reverse((
             start + rng.random_range(0..poll.max(1)),
             Ev::Poll,
@@ -707,7 +884,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
             queue.push(Reverse((resume, ev, h)));
             continue;
         }
-        let host = &mut hosts[h];
+        let host = &mut hosts[h - first];
         let now = dis.clocks(host.osc.reading_at(t), host.boot_offset, t);
         let marker = dis.marker(t);
         let vm_moved = sc.hosts.vmclock && marker != host.vm_marker;
@@ -729,7 +906,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
                     start,
                     warm_up_end: at_s(start, sc.warm_up_s),
                 };
-                sample_host(sc, host, &masters, &dis, &ctx, &mut tally);
+                sample_host(sc, host, &masters, dis, &ctx, &mut tally);
                 queue.push(Reverse((t + sample, Ev::Sample, h)));
             }
             Ev::Poll => {
@@ -737,9 +914,9 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
                     sc,
                     host,
                     h,
-                    (&mut masters, &servers),
-                    &net,
-                    &dis,
+                    (&mut masters, servers),
+                    net,
+                    dis,
                     t,
                     now.raw,
                     &mut rng,
@@ -755,13 +932,7 @@ pub fn run(sc: &FleetScenario) -> Result<Report, Error> {
             }
         }
     }
-    Ok(report(
-        sc,
-        &masters,
-        start,
-        tally,
-        wall.elapsed().as_secs_f64(),
-    ))
+    (tally, masters)
 }
 
 /// The run's summary.
@@ -808,6 +979,7 @@ fn report(sc: &FleetScenario, masters: &[Master], start: i64, tally: Tally, wall
         lost_exchanges: tally.lost,
         virtual_s: sc.duration_s,
         wall_s: Some((wall_s * 1000.0).round() / 1000.0),
+        bytes_per_host: None,
         virtual_s_per_wall_s: Some((sc.duration_s / wall_s.max(1e-9)).round()),
         master_kinds: masters.iter().map(|m| m.kind).collect(),
         // When each master's cross-check evicted it, and the masters whose eviction (or its

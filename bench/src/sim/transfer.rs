@@ -9,6 +9,12 @@ use super::*;
 /// kernel's transmit stamp `send_path` later), the reply crosses back (`down`), and the
 /// client's real [`Client::on_reply`] checks and bounds it. `client_raw` reads the client's
 /// raw clock at a true instant.
+///
+/// The master's published view is taken once per state of its core (until its devices feed it
+/// the next event or the masters' round changes it, [`Master::view`]) and reused by every
+/// exchange in between: the one part of the view that depends on the instant — the status
+/// after the max-ε check — is applied again by [`ttcore::ntp::answer`] at each exchange's own
+/// stamps, and ε only grows with time.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn exchange(
     m: &mut Master,
@@ -20,9 +26,37 @@ pub(super) fn exchange(
     drift: Rate,
     client_raw: &mut dyn FnMut(i64) -> i64,
 ) -> Option<ReplyOutcome> {
-    let mut req = Vec::with_capacity(80);
-    let mut rep = Vec::with_capacity(144);
-    client.request(cookie, &mut req);
+    // The master's scratch buffers (encoding clears them): no allocation per exchange.
+    let (mut req, mut rep) = std::mem::take(&mut m.bufs);
+    let out = exchange_in(
+        m,
+        client,
+        cookie,
+        t_send,
+        (up, down, send_path),
+        max_eps,
+        drift,
+        client_raw,
+        (&mut req, &mut rep),
+    );
+    m.bufs = (req, rep);
+    out
+}
+
+/// [`exchange`] with its request and reply buffers.
+#[allow(clippy::too_many_arguments)]
+fn exchange_in(
+    m: &mut Master,
+    client: &mut Client,
+    cookie: u64,
+    t_send: i64,
+    (up, down, send_path): (i64, i64, i64),
+    max_eps: Span,
+    drift: Rate,
+    client_raw: &mut dyn FnMut(i64) -> i64,
+    (req, rep): (&mut Vec<u8>, &mut Vec<u8>),
+) -> Option<ReplyOutcome> {
+    client.request(cookie, req);
     let t2_true = t_send + up;
     let t3_true = t2_true + 8_000;
     let tx_kernel = t3_true + send_path;
@@ -30,19 +64,27 @@ pub(super) fn exchange(
     let r2 = m.vm.raw_at(t2_true);
     let r3 = m.vm.raw_at(t3_true);
     let rk = m.vm.raw_at(tx_kernel);
-    let mut view = timemaster::ntp_server::view_of(
-        &m.vm.core.snapshot(ttcore::RawReading::from_nanos(r2)),
-        m.kind,
-        "sim",
-        max_eps,
-    );
-    // A liar is wrong and does not know it: its whole timescale is shifted.
-    if let Some(model) = view.model.as_mut() {
-        model.ref_time = model.ref_time.saturating_add(Span::from_nanos(m.lie_ns));
-    }
+    let state = m.vm.events;
+    let view = match &m.view {
+        Some((e, v)) if *e == state => v.clone(),
+        _ => {
+            let mut view = timemaster::ntp_server::view_of(
+                &m.vm.core.snapshot(ttcore::RawReading::from_nanos(r2)),
+                m.kind,
+                "sim",
+                max_eps,
+            );
+            // A liar is wrong and does not know it: its whole timescale is shifted.
+            if let Some(model) = view.model.as_mut() {
+                model.ref_time = model.ref_time.saturating_add(Span::from_nanos(m.lie_ns));
+            }
+            m.view = Some((state, view.clone()));
+            view
+        }
+    };
     let sent = &m.sent;
     let a = ttcore::ntp::answer(
-        &req,
+        req,
         req.len(),
         RawStamp {
             raw: r2,
@@ -51,10 +93,10 @@ pub(super) fn exchange(
         r3,
         &|t2, c| sent.get(&(t2, c)).copied(),
         &view,
-        &mut rep,
+        rep,
     )
     .ok()?;
-    if m.sent.len() > 100_000 {
+    if m.sent.len() > SENT_CAP {
         m.sent.clear();
     }
     m.sent.insert(
@@ -63,7 +105,7 @@ pub(super) fn exchange(
     );
     let t1 = client_raw(t_send);
     let t4 = client_raw(t4_true);
-    client.on_reply(&rep, cookie, t1, t4, true, drift).ok()
+    client.on_reply(rep, cookie, t1, t4, true, drift).ok()
 }
 
 /// Once a second: masters exchange time with each other over the simulated network (200 µs
@@ -126,6 +168,8 @@ pub(super) fn master_round(masters: &mut [Master], t: i64) {
                     .map(|s| s.m.bounds)
             })
             .collect();
+        // The round changes the core: its published view is taken again.
+        masters[i].view = None;
         let core = &mut masters[i].vm.core;
         let _ = core.on_peer_round(ttcore::RawReading::from_nanos(at), &peers);
         core.cross_check(ttcore::RawReading::from_nanos(at), &peers);
