@@ -3,7 +3,7 @@
 //! sawtooth), and ε / commit-wait percentiles per scenario — into an output directory.
 
 use crate::error::Error;
-use crate::sim::{FleetScenario, run};
+use crate::sim::FleetScenario;
 use std::fmt::Write as _;
 use std::path::Path;
 
