@@ -545,12 +545,14 @@ pub(super) fn poll_host(
     let nm = masters.len();
     let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(nm + servers.len());
     let mut last_t4 = raw;
+    // One buffer for every source's samples (a basic and an interleaved one per exchange).
+    let mut samples = Vec::with_capacity(2 * host.burst);
     for mi in 0..nm + servers.len() {
         let reachable = match mi.checked_sub(nm) {
             None => net.reachable(&masters[mi], mi, t),
             Some(si) => servers[si].reachable(t),
         };
-        let mut samples = Vec::new();
+        samples.clear();
         let mut t_send = t;
         for _ in 0..host.burst {
             tally.exchanges += 1;
