@@ -88,7 +88,10 @@ pub fn sim_report(scenarios: &Path, out: &Path) -> Result<String, Error> {
         let sc = FleetScenario::from_toml(&src, &f.display().to_string())?;
         // Every core (the output is the same for any thread count; fleet-10k has two shards).
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let r = crate::sim::run_threads(&sc, threads)?;
+        let mut r = crate::sim::run_threads(&sc, threads)?;
+        // The process's peak memory is shared by every scenario run here: memory per host is
+        // measured by `ttbench sim` on one scenario alone.
+        r.summary.bytes_per_host = None;
         let j = &r.summary;
         let us = |ns: u64| ns as f64 / 1e3;
         let share = |v: f64| format!("{:.1} %", v * 100.0);
