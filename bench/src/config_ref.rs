@@ -40,6 +40,7 @@ mod tests {
         t.holdover_after_ms = Some(1);
         t.void_after_ms = Some(1);
         t.max_liars = Some(1);
+        t.target_epsilon_ns = Some(1);
         t.nts_trusted_certs = Some("/x".into());
         t.metrics_listen = Some(([127, 0, 0, 1], 9100).into());
         let serialized: Vec<String> = as_table(&t).keys().cloned().collect();
