@@ -26,7 +26,7 @@
 //! widens by more than the budget (15 ppm × 200 ms = 3 µs).
 
 use crate::clock_model::ClockModel;
-use crate::time::Span;
+use crate::time::{RawReading, Span};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -113,9 +113,18 @@ pub struct PollPlan {
 }
 
 impl PollParams {
-    /// The plan after a round: `model` is the host's model now, `overhead` how long the last
-    /// round's exchanges took, `since_full` the rounds since the last full burst.
-    pub fn plan(&self, model: Option<&ClockModel>, overhead: Span, since_full: u32) -> PollPlan {
+    /// The plan after a round, at raw reading `now`: `model` is the host's model, `overhead`
+    /// how long the last round's exchanges took, `since_full` the rounds since the last full
+    /// burst. The model's age at `now` is spent from the budget: after a round that did not
+    /// update the model (no answer, no agreement) the next poll comes sooner, not a whole
+    /// budget later.
+    pub fn plan(
+        &self,
+        model: Option<&ClockModel>,
+        now: RawReading,
+        overhead: Span,
+        since_full: u32,
+    ) -> PollPlan {
         let Some(target) = self.target_epsilon else {
             return PollPlan {
                 interval: self.interval,
@@ -138,7 +147,10 @@ impl PollParams {
             || eps_sync.as_nanos().saturating_mul(2) > target.as_nanos();
         let (interval, reason) = match self.budget(m, target) {
             Some(age) => {
-                let i = age.saturating_sub(overhead.max(Span::ZERO));
+                let spent = now.since(m.ref_raw).max(Span::ZERO);
+                let i = age
+                    .saturating_sub(spent)
+                    .saturating_sub(overhead.max(Span::ZERO));
                 if i < self.min_interval {
                     (self.min_interval, PollReason::AtMinimum)
                 } else if i > self.max_interval {
@@ -228,11 +240,14 @@ impl SourceBackoff {
 mod tests {
     use super::*;
     use crate::rate::Rate;
-    use crate::time::{RawReading, Timestamp};
+    use crate::time::Timestamp;
+
+    /// The models' reference reading: a plan made right after the round.
+    const REF: RawReading = RawReading::from_nanos(1_000_000_000);
 
     fn model(eps_ref_ns: i64, drift_ppm: i64) -> ClockModel {
         ClockModel {
-            ref_raw: RawReading::from_nanos(1_000_000_000),
+            ref_raw: REF,
             ref_time: Timestamp::from_nanos(5_000_000_000),
             freq: Rate::from_ppm(3),
             eps_ref: Span::from_nanos(eps_ref_ns),
@@ -250,7 +265,7 @@ mod tests {
     #[test]
     fn fixed_without_a_target() {
         let p = PollParams::default();
-        let plan = p.plan(Some(&model(500, 15)), Span::from_millis(3), 0);
+        let plan = p.plan(Some(&model(500, 15)), REF, Span::from_millis(3), 0);
         assert_eq!(plan.interval, Span::from_secs(1));
         assert!(plan.full_burst);
         assert_eq!(plan.reason, PollReason::Fixed);
@@ -258,7 +273,7 @@ mod tests {
 
     #[test]
     fn acquiring_polls_at_the_minimum_with_full_bursts() {
-        let plan = budget(5_000).plan(None, Span::ZERO, 0);
+        let plan = budget(5_000).plan(None, REF, Span::ZERO, 0);
         assert_eq!(plan.interval, Span::from_millis(125));
         assert!(plan.full_burst);
         assert_eq!(plan.reason, PollReason::Acquiring);
@@ -269,7 +284,7 @@ mod tests {
         let p = budget(5_000);
         let m = model(800, 15);
         let overhead = Span::from_millis(2);
-        let plan = p.plan(Some(&m), overhead, 0);
+        let plan = p.plan(Some(&m), REF, overhead, 0);
         assert_eq!(plan.reason, PollReason::Budget);
         // (5000 − 801) ns / 15 ppm ≈ 279.9 ms, less the 2 ms the round takes.
         let ms = plan.interval.as_nanos() as f64 / 1e6;
@@ -290,30 +305,42 @@ mod tests {
     fn bounds_and_full_bursts() {
         let p = budget(5_000);
         // ε at sync beyond the target: the minimum, and a full burst.
-        let plan = p.plan(Some(&model(6_000, 15)), Span::ZERO, 0);
+        let plan = p.plan(Some(&model(6_000, 15)), REF, Span::ZERO, 0);
         assert_eq!(plan.interval, p.min_interval);
         assert_eq!(plan.reason, PollReason::AtMinimum);
         assert!(plan.full_burst);
         // A large drift bound leaves less than the minimum.
-        let plan = p.plan(Some(&model(800, 1_000)), Span::ZERO, 0);
+        let plan = p.plan(Some(&model(800, 1_000)), REF, Span::ZERO, 0);
         assert_eq!(
             (plan.interval, plan.reason),
             (p.min_interval, PollReason::AtMinimum)
         );
         // A tiny drift bound (or none) allows more than the maximum.
-        let plan = p.plan(Some(&model(800, 0)), Span::ZERO, 0);
+        let plan = p.plan(Some(&model(800, 0)), REF, Span::ZERO, 0);
         assert_eq!(
             (plan.interval, plan.reason),
             (p.max_interval, PollReason::AtMaximum)
         );
-        let plan = budget(1_000_000).plan(Some(&model(800, 1)), Span::ZERO, 0);
+        let plan = budget(1_000_000).plan(Some(&model(800, 1)), REF, Span::ZERO, 0);
         assert_eq!(plan.reason, PollReason::AtMaximum);
         // More than half the budget used at sync: a full burst.
-        assert!(p.plan(Some(&model(2_600, 15)), Span::ZERO, 0).full_burst);
-        assert!(!p.plan(Some(&model(2_400, 15)), Span::ZERO, 0).full_burst);
+        assert!(
+            p.plan(Some(&model(2_600, 15)), REF, Span::ZERO, 0)
+                .full_burst
+        );
+        assert!(
+            !p.plan(Some(&model(2_400, 15)), REF, Span::ZERO, 0)
+                .full_burst
+        );
         // And at least every `full_burst_every` rounds.
-        assert!(!p.plan(Some(&model(800, 15)), Span::ZERO, 14).full_burst);
-        assert!(p.plan(Some(&model(800, 15)), Span::ZERO, 15).full_burst);
+        assert!(
+            !p.plan(Some(&model(800, 15)), REF, Span::ZERO, 14)
+                .full_burst
+        );
+        assert!(
+            p.plan(Some(&model(800, 15)), REF, Span::ZERO, 15)
+                .full_burst
+        );
     }
 
     #[test]
@@ -343,5 +370,27 @@ mod tests {
         }
         // 16 s → 8 → 4 → 2 → 1 → 0.5 → 0 (0.25 is not above the interval).
         assert_eq!(polls, 6 * SourceBackoff::RELAX_AFTER);
+    }
+
+    #[test]
+    fn a_round_that_did_not_update_the_model_spends_its_budget() {
+        let p = budget(5_000);
+        let m = model(800, 15);
+        let fresh = p.plan(Some(&m), REF, Span::ZERO, 0).interval;
+        // 200 ms later, with the model unchanged (the round failed): what is left, not a
+        // whole budget again.
+        let later = RawReading::from_nanos(REF.as_nanos() + 200_000_000);
+        let left = p.plan(Some(&m), later, Span::ZERO, 0);
+        assert_eq!(
+            left.interval,
+            Span::from_nanos(fresh.as_nanos() - 200_000_000).max(p.min_interval)
+        );
+        // Past the budget: the minimum.
+        let late = RawReading::from_nanos(REF.as_nanos() + 1_000_000_000);
+        let plan = p.plan(Some(&m), late, Span::ZERO, 0);
+        assert_eq!(
+            (plan.interval, plan.reason),
+            (p.min_interval, PollReason::AtMinimum)
+        );
     }
 }

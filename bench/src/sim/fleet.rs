@@ -619,12 +619,14 @@ pub(super) fn poll_host(
     }
 }
 
-/// After a poll under a target: the host's next burst and the wait until its next poll (ns),
+/// After a poll under a target (at the host's raw reading `raw`): its next burst and the wait
+/// until its next poll (ns),
 /// as timed's poll loop decides them ([`ttcore::poll::PollParams::plan`]; the exchanges take
 /// no noticeable time here, so no overhead), spread up to 10 % early.
 pub(super) fn next_budget_poll(
     pp: &ttcore::poll::PollParams,
     host: &mut Host,
+    raw: i64,
     full_burst: usize,
     rng: &mut ChaCha8Rng,
 ) -> i64 {
@@ -633,7 +635,12 @@ pub(super) fn next_budget_poll(
     } else {
         host.since_full.saturating_add(1)
     };
-    let plan = pp.plan(host.clock.model(), Span::ZERO, host.since_full);
+    let plan = pp.plan(
+        host.clock.model(),
+        RawReading::from_nanos(raw),
+        Span::ZERO,
+        host.since_full,
+    );
     host.burst = if plan.full_burst {
         full_burst
     } else {

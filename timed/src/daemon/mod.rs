@@ -440,7 +440,9 @@ impl State {
 
 /// The first poll's plan: the configuration's, with no model yet.
 fn config_plan(config: &Config) -> ttcore::poll::PollPlan {
-    config.poll_params().plan(None, ttcore::Span::ZERO, 0)
+    config
+        .poll_params()
+        .plan(None, RawReading::from_nanos(0), ttcore::Span::ZERO, 0)
 }
 
 /// The VMClock device at `path` and a first snapshot, if it exists and reads.

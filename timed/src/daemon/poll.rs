@@ -348,7 +348,7 @@ pub(super) async fn poll_task(state: Arc<State>) {
         };
         let next = {
             let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-            params.plan(h.model(), overhead, since_full)
+            params.plan(h.model(), state.host_raw(), overhead, since_full)
         };
         *state.poll.lock().unwrap_or_else(|e| e.into_inner()) = PollState {
             plan: next,
