@@ -187,6 +187,56 @@ impl PollParams {
     }
 }
 
+/// A host's bursts from round to round: how many exchanges per source the coming round sends
+/// (a full burst, or a light one) and the rounds since the last full burst. timed's poll loop
+/// and the simulator's hosts both keep one and advance it with [`PollParams::after_round`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BurstCycle {
+    /// Exchanges per source in a full burst (the configured `burst`).
+    pub full: u32,
+    /// Exchanges per source in the coming round.
+    pub next: u32,
+    /// Rounds since the last full burst.
+    since_full: u32,
+}
+
+impl BurstCycle {
+    /// Before the first round: a full burst of `full` exchanges.
+    pub fn new(full: u32) -> Self {
+        BurstCycle {
+            full,
+            next: full,
+            since_full: 0,
+        }
+    }
+}
+
+impl PollParams {
+    /// After a round that sent `cycle.next` exchanges per source: the plan ([`PollParams::plan`]
+    /// at raw reading `now`), with `cycle.next` set for the coming round — the full burst, or a
+    /// light one of [`LIGHT_BURST`].
+    pub fn after_round(
+        &self,
+        cycle: &mut BurstCycle,
+        model: Option<&ClockModel>,
+        now: RawReading,
+        overhead: Span,
+    ) -> PollPlan {
+        cycle.since_full = if cycle.next >= cycle.full {
+            0
+        } else {
+            cycle.since_full.saturating_add(1)
+        };
+        let plan = self.plan(model, now, overhead, cycle.since_full);
+        cycle.next = if plan.full_burst {
+            cycle.full
+        } else {
+            cycle.full.min(LIGHT_BURST)
+        };
+        plan
+    }
+}
+
 /// One source's own limit on how fast it is polled, raised when it answers with a `RATE` kiss
 /// (RFC 5905 §7.4: the client must reduce its rate). Each kiss doubles the source's minimum
 /// interval (from at least the interval then in use, to at most `max`); every `RELAX_AFTER`
@@ -392,5 +442,30 @@ mod tests {
             (plan.interval, plan.reason),
             (p.min_interval, PollReason::AtMinimum)
         );
+    }
+
+    #[test]
+    fn the_cycle_sends_light_bursts_between_full_ones() {
+        let p = PollParams {
+            full_burst_every: 4,
+            ..budget(5_000)
+        };
+        let m = model(800, 15);
+        let mut c = BurstCycle::new(4);
+        let mut sent = vec![c.next];
+        for _ in 0..8 {
+            p.after_round(&mut c, Some(&m), REF, Span::ZERO);
+            sent.push(c.next);
+        }
+        // A full burst at least every 4 rounds, pairs in between.
+        assert_eq!(sent, [4, 2, 2, 2, 4, 2, 2, 2, 4]);
+        // Fixed polls: always the full burst.
+        let mut c = BurstCycle::new(4);
+        PollParams::default().after_round(&mut c, Some(&m), REF, Span::ZERO);
+        assert_eq!(c.next, 4);
+        // A configured burst of 1 stays 1.
+        let mut c = BurstCycle::new(1);
+        p.after_round(&mut c, Some(&m), REF, Span::ZERO);
+        assert_eq!(c.next, 1);
     }
 }

@@ -66,10 +66,8 @@ pub(super) struct Host {
     pub(super) watch_phase: i64,
     /// The VMClock marker timed last checked (and put on its page).
     pub(super) vm_marker: u64,
-    /// Exchanges per source in its next poll.
-    pub(super) burst: usize,
-    /// Polls since its last full burst.
-    pub(super) since_full: u32,
+    /// Exchanges per source in its next poll, as timed's poll loop keeps them.
+    pub(super) cycle: ttcore::poll::BurstCycle,
 }
 
 /// timed's watch period (`timed::daemon::WATCH_MS`, ns).
@@ -310,8 +308,7 @@ pub(super) fn build_hosts(
                 boot_offset: raw0 - start,
                 watch_phase: rng.random_range(0..WATCH),
                 vm_marker: 0,
-                burst: sc.hosts.burst.max(1),
-                since_full: 0,
+                cycle: ttcore::poll::BurstCycle::new(sc.hosts.burst.max(1) as u32),
             }
         })
         .collect()
@@ -546,7 +543,7 @@ pub(super) fn poll_host(
     let mut round: Vec<Option<MasterSample>> = Vec::with_capacity(nm + servers.len());
     let mut last_t4 = raw;
     // One buffer for every source's samples (a basic and an interleaved one per exchange).
-    let mut samples = Vec::with_capacity(2 * host.burst);
+    let mut samples = Vec::with_capacity(2 * host.cycle.next as usize);
     for mi in 0..nm + servers.len() {
         let reachable = match mi.checked_sub(nm) {
             None => net.reachable(&masters[mi], mi, t),
@@ -554,7 +551,7 @@ pub(super) fn poll_host(
         };
         samples.clear();
         let mut t_send = t;
-        for _ in 0..host.burst {
+        for _ in 0..host.cycle.next {
             tally.exchanges += 1;
             if !reachable || (sc.network.loss > 0.0 && rng.random::<f64>() < sc.network.loss) {
                 tally.lost += 1;
@@ -620,32 +617,21 @@ pub(super) fn poll_host(
 }
 
 /// After a poll under a target (at the host's raw reading `raw`): its next burst and the wait
-/// until its next poll (ns),
-/// as timed's poll loop decides them ([`ttcore::poll::PollParams::plan`]; the exchanges take
-/// no noticeable time here, so no overhead), spread up to 10 % early.
+/// until its next poll (ns), as timed's poll loop decides them
+/// ([`ttcore::poll::PollParams::after_round`]; the exchanges take no noticeable time here, so no
+/// overhead), spread up to 10 % early.
 pub(super) fn next_budget_poll(
     pp: &ttcore::poll::PollParams,
     host: &mut Host,
     raw: i64,
-    full_burst: usize,
     rng: &mut ChaCha8Rng,
 ) -> i64 {
-    host.since_full = if host.burst >= full_burst {
-        0
-    } else {
-        host.since_full.saturating_add(1)
-    };
-    let plan = pp.plan(
+    let plan = pp.after_round(
+        &mut host.cycle,
         host.clock.model(),
         RawReading::from_nanos(raw),
         Span::ZERO,
-        host.since_full,
     );
-    host.burst = if plan.full_burst {
-        full_burst
-    } else {
-        full_burst.min(ttcore::poll::LIGHT_BURST as usize)
-    };
     let i = plan.interval.as_nanos();
     i - rng.random_range(0..=i / 10)
 }

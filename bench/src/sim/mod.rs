@@ -928,7 +928,7 @@ fn run_shard(shared: &Shared, shard: Shard) -> ShardResult {
                     // Fixed polls, ±10 %.
                     None => poll + rng.random_range(-poll / 10..=poll / 10),
                     // The budget's interval, up to 10 % early (as timed spreads it).
-                    Some(_) => next_budget_poll(&pp, host, now.raw, sc.hosts.burst, &mut rng),
+                    Some(_) => next_budget_poll(&pp, host, now.raw, &mut rng),
                 };
                 queue.push(Reverse((t + next, Ev::Poll, h)));
             }

@@ -6,7 +6,7 @@
 use super::*;
 use crate::config::SourceKind;
 use ttcore::Span;
-use ttcore::poll::SourceBackoff;
+use ttcore::poll::{BurstCycle, SourceBackoff};
 use ttsys::phc::PhcSource;
 
 /// One of timed's sources: a master or NTP server over UDP, or a PTP hardware clock.
@@ -277,7 +277,7 @@ pub(super) async fn poll_task(state: Arc<State>) {
     let jitter = state.config.poll_jitter_pct as f64 / 100.0;
     let longest = Span::from_millis(state.config.longest_poll_ms() as i64);
     let mut backoff = vec![SourceBackoff::default(); sources.len()];
-    let mut since_full = 0u32;
+    let mut cycle = BurstCycle::new(state.config.burst);
     let mut ready = false;
     let mut slew_beyond_rule = false;
     while !state.stop.load(Ordering::Relaxed) {
@@ -299,10 +299,8 @@ pub(super) async fn poll_task(state: Arc<State>) {
             sources.iter_mut().for_each(TimeSource::reset);
             seen_disruptions = d;
         }
-        let (plan, burst) = {
-            let p = *state.poll.lock().unwrap_or_else(|e| e.into_inner());
-            (p.plan, p.burst)
-        };
+        let plan = state.poll.lock().unwrap_or_else(|e| e.into_inner()).plan;
+        let burst = cycle.next;
         let started = clock::raw_ns();
         let due: Vec<bool> = backoff.iter().map(|b| b.due(started)).collect();
         let kisses;
@@ -341,22 +339,13 @@ pub(super) async fn poll_task(state: Arc<State>) {
                 v.rate_kisses = b.kisses;
             }
         }
-        since_full = if burst >= state.config.burst {
-            0
-        } else {
-            since_full.saturating_add(1)
-        };
         let next = {
             let h = state.host.lock().unwrap_or_else(|e| e.into_inner());
-            params.plan(h.model(), state.host_raw(), overhead, since_full)
+            params.after_round(&mut cycle, h.model(), state.host_raw(), overhead)
         };
         *state.poll.lock().unwrap_or_else(|e| e.into_inner()) = PollState {
             plan: next,
-            burst: if next.full_burst {
-                state.config.burst
-            } else {
-                state.config.burst.min(ttcore::poll::LIGHT_BURST)
-            },
+            burst: cycle.next,
         };
         let st = state.status();
         let trusted = ttproto::status_from_wire(st.status).is_trustworthy();
