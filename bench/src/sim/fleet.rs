@@ -23,8 +23,6 @@ pub(super) struct Master {
     /// taken ([`timemaster::sim::VirtualMaster::events`]): reused until the core changes (the
     /// masters' round clears it).
     pub(super) view: Option<(u64, ttcore::ntp::MasterView)>,
-    /// Request and reply buffers, reused by every exchange with it.
-    pub(super) bufs: (Vec<u8>, Vec<u8>),
 }
 
 /// Interleave records a simulated master keeps before it starts over.
@@ -187,7 +185,6 @@ pub(super) fn build_masters(
             kind: m.kind,
             sent: HashMap::with_capacity_and_hasher(SENT_CAP + 1, Default::default()),
             view: None,
-            bufs: (Vec::with_capacity(160), Vec::with_capacity(160)),
             peers: (0..sc.masters.len()).map(|_| Client::new()).collect(),
             evicted_at: None,
             expect_evicted: m.expect_evicted,

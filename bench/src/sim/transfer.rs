@@ -26,37 +26,9 @@ pub(super) fn exchange(
     drift: Rate,
     client_raw: &mut dyn FnMut(i64) -> i64,
 ) -> Option<ReplyOutcome> {
-    // The master's scratch buffers (encoding clears them): no allocation per exchange.
-    let (mut req, mut rep) = std::mem::take(&mut m.bufs);
-    let out = exchange_in(
-        m,
-        client,
-        cookie,
-        t_send,
-        (up, down, send_path),
-        max_eps,
-        drift,
-        client_raw,
-        (&mut req, &mut rep),
-    );
-    m.bufs = (req, rep);
-    out
-}
-
-/// [`exchange`] with its request and reply buffers.
-#[allow(clippy::too_many_arguments)]
-fn exchange_in(
-    m: &mut Master,
-    client: &mut Client,
-    cookie: u64,
-    t_send: i64,
-    (up, down, send_path): (i64, i64, i64),
-    max_eps: Span,
-    drift: Rate,
-    client_raw: &mut dyn FnMut(i64) -> i64,
-    (req, rep): (&mut Vec<u8>, &mut Vec<u8>),
-) -> Option<ReplyOutcome> {
-    client.request(cookie, req);
+    let mut req = Vec::with_capacity(80);
+    let mut rep = Vec::with_capacity(144);
+    client.request(cookie, &mut req);
     let t2_true = t_send + up;
     let t3_true = t2_true + 8_000;
     let tx_kernel = t3_true + send_path;
@@ -84,7 +56,7 @@ fn exchange_in(
     };
     let sent = &m.sent;
     let a = ttcore::ntp::answer(
-        req,
+        &req,
         req.len(),
         RawStamp {
             raw: r2,
@@ -93,7 +65,7 @@ fn exchange_in(
         r3,
         &|t2, c| sent.get(&(t2, c)).copied(),
         &view,
-        rep,
+        &mut rep,
     )
     .ok()?;
     if m.sent.len() > SENT_CAP {
@@ -105,7 +77,7 @@ fn exchange_in(
     );
     let t1 = client_raw(t_send);
     let t4 = client_raw(t4_true);
-    client.on_reply(rep, cookie, t1, t4, true, drift).ok()
+    client.on_reply(&rep, cookie, t1, t4, true, drift).ok()
 }
 
 /// Once a second: masters exchange time with each other over the simulated network (200 µs
