@@ -15,7 +15,12 @@
 //! * **no future reads** — a read must not see a value whose write began after the read ended;
 //! * **integrity** — a read's (value, version) must be one that some write produced;
 //! * **snapshot** — a read at timestamp `r` that saw version `v` must not have skipped an
-//!   acknowledged write with a timestamp in `(v, r]`.
+//!   acknowledged write with a timestamp in `(v, r]`;
+//! * **atomicity** — a transaction is all or nothing across keys and shards: once a read saw
+//!   one of its writes (so it committed, at the version seen), no read of another of its keys
+//!   at or after that version may miss it. This binds writes whose outcome the client never
+//!   learned, which the snapshot rule cannot (their timestamp comes from the read that saw
+//!   them).
 //!
 //! Writes whose outcome is unknown (the client gave up) may or may not have happened; they are
 //! only used to explain values that reads saw.
@@ -59,6 +64,9 @@ pub struct Op {
     pub complete_ns: Option<i64>,
     /// Commit timestamp (writes whose outcome is known).
     pub ts: Option<Ts>,
+    /// The transaction the op belongs to, when it touched several keys (the writes of one
+    /// multi-key transaction share it); `None` for a single-key op.
+    pub txn: Option<u64>,
 }
 
 /// A violation.
@@ -160,7 +168,61 @@ pub fn check(history: &[Op]) -> Vec<Anomaly> {
     }
 
     per_key_real_time(history, &mut out);
+    atomicity(history, &mut out);
     out
+}
+
+/// A multi-key write whose outcome is unknown but which some read saw has committed at the
+/// version seen: every read of its other keys at or after that version must see it too.
+fn atomicity(history: &[Op], out: &mut Vec<Anomaly>) {
+    // (key, value) → transaction, for unknown-outcome writes of multi-key transactions.
+    let mut unknown: HashMap<(&str, &str), u64> = HashMap::new();
+    // key → (transaction, value) of those writes.
+    let mut by_key: HashMap<&str, Vec<(u64, &str)>> = HashMap::new();
+    for op in history {
+        if let (OpKind::Write { key, value }, Some(t), None) = (&op.kind, op.txn, op.ts) {
+            unknown.insert((key, value), t);
+            by_key.entry(key).or_default().push((t, value));
+        }
+    }
+    // Transaction → the version a read saw one of its writes at, and that read's key.
+    let mut happened: HashMap<u64, (Ts, &str)> = HashMap::new();
+    for op in history {
+        if let OpKind::Read {
+            key,
+            observed: Some((Some(value), v)),
+            ..
+        } = &op.kind
+        {
+            if let Some(t) = unknown.get(&(key.as_str(), value.as_str())) {
+                happened.entry(*t).or_insert((*v, key));
+            }
+        }
+    }
+    for op in history {
+        let OpKind::Read {
+            key,
+            at: Some(at),
+            observed,
+        } = &op.kind
+        else {
+            continue;
+        };
+        let seen = observed.as_ref().map(|(_, v)| *v);
+        for (t, value) in by_key.get(key.as_str()).into_iter().flatten() {
+            if let Some((ts, witness)) = happened.get(t) {
+                if ts <= at && seen < Some(*ts) {
+                    out.push(Anomaly {
+                        rule: "atomicity",
+                        detail: format!(
+                            "client {} read {key:?} at {at:?} and saw {seen:?}, missing {value:?} of transaction {t}, which a read of {witness:?} saw committed at {ts:?}",
+                            op.client
+                        ),
+                    });
+                }
+            }
+        }
+    }
 }
 
 fn write_value(op: &Op) -> &str {
@@ -304,6 +366,7 @@ mod tests {
             invoke_ns: inv,
             complete_ns: Some(done),
             ts: Some(ts(at)),
+            txn: None,
         }
     }
     fn r(client: u32, key: &str, seen: Option<(&str, i64)>, inv: i64, done: i64, at: i64) -> Op {
@@ -317,6 +380,7 @@ mod tests {
             invoke_ns: inv,
             complete_ns: Some(done),
             ts: None,
+            txn: None,
         }
     }
     fn rules(h: &[Op]) -> Vec<&'static str> {
@@ -391,5 +455,34 @@ mod tests {
             r(3, "k", None, 1, 5, 3),
         ];
         assert_eq!(check(&h), vec![]);
+    }
+
+    /// A two-key write whose outcome is unknown: both halves, one transaction.
+    fn unknown_pair(value: &str) -> Vec<Op> {
+        ["k1", "k2"]
+            .iter()
+            .map(|k| {
+                let mut op = w(1, k, value, 0, 0, 0);
+                op.complete_ns = None;
+                op.ts = None;
+                op.txn = Some(7);
+                op
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_transaction_seen_on_one_key_and_missed_on_another_is_caught() {
+        // Both keys read at 20: k1 sees the write (committed at 10), k2 misses it.
+        let mut h = unknown_pair("t");
+        h.push(r(2, "k1", Some(("t", 10)), 30, 40, 20));
+        h.push(r(2, "k2", None, 30, 40, 20));
+        assert_eq!(rules(&h), vec!["atomicity"]);
+        // Seen on both, or missed by a read below its timestamp: consistent.
+        let mut ok = unknown_pair("t");
+        ok.push(r(2, "k1", Some(("t", 10)), 30, 40, 20));
+        ok.push(r(2, "k2", Some(("t", 10)), 30, 40, 20));
+        ok.push(r(3, "k2", None, 1, 5, 9));
+        assert_eq!(check(&ok), vec![]);
     }
 }

@@ -264,10 +264,19 @@ impl Client {
         })
     }
 
-    /// One node's status.
+    /// One node's status (of its first shard's replica).
     pub async fn status(&mut self, addr: &str) -> Result<pb::StatusReply, ClientError> {
+        self.group_status(addr, 0).await
+    }
+
+    /// One node's status of its replica of shard `group`.
+    pub async fn group_status(
+        &mut self,
+        addr: &str,
+        group: u32,
+    ) -> Result<pb::StatusReply, ClientError> {
         let mut c = self.conn(addr)?;
-        let mut r = tonic::Request::new(pb::StatusRequest {});
+        let mut r = tonic::Request::new(pb::StatusRequest { group });
         r.set_timeout(Duration::from_secs(2));
         c.status(r)
             .await

@@ -47,6 +47,11 @@ pub struct ClusterConfig {
     pub tls: bool,
     /// Regions and the delays between them (written to `<dir>/topology.toml` for the nodes).
     pub topology: Option<crate::region::Topology>,
+    /// Shards (Raft groups). With more than one, shard `g`'s leader is first placed on node
+    /// `group_homes[g]` (default: node `g mod nodes + 1`).
+    pub shards: u32,
+    /// The node each shard is initialised on (and so led by first), by shard.
+    pub group_homes: Vec<u64>,
 }
 
 impl ClusterConfig {
@@ -70,6 +75,8 @@ impl ClusterConfig {
             snapshot_every: 5000,
             tls: false,
             topology: None,
+            shards: 1,
+            group_homes: Vec::new(),
         }
     }
 }
@@ -168,6 +175,15 @@ impl LocalCluster {
             .map(|p| p.addr.clone())
     }
 
+    /// The node shard `g` is initialised on.
+    pub fn home_of(&self, g: u32) -> u64 {
+        self.cfg
+            .group_homes
+            .get(g as usize)
+            .copied()
+            .unwrap_or(u64::from(g) % self.cfg.nodes.max(1) + 1)
+    }
+
     fn args(&self, id: u64) -> Vec<String> {
         let p = self.procs.iter().find(|p| p.id == id).expect("known node");
         let mut a = vec![
@@ -240,7 +256,17 @@ impl LocalCluster {
                 self.cfg.dir.join("topology.toml").display().to_string(),
             ]);
         }
-        if id == 1 {
+        if self.cfg.shards > 1 {
+            a.push(format!("--shards={}", self.cfg.shards));
+        }
+        let homes: Vec<u32> = (0..self.cfg.shards)
+            .filter(|g| self.home_of(*g) == id)
+            .collect();
+        if self.cfg.shards > 1 && !homes.is_empty() {
+            let list: Vec<String> = homes.iter().map(u32::to_string).collect();
+            a.push(format!("--init-groups={}", list.join(",")));
+        }
+        if (self.cfg.shards <= 1 && id == 1) || (self.cfg.shards > 1 && !homes.is_empty()) {
             let init: Vec<String> = self
                 .procs
                 .iter()

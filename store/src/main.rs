@@ -20,7 +20,7 @@ use std::time::Duration;
 use ttproto::store as pb;
 use ttstore::client::Client;
 use ttstore::cluster::{ClusterConfig, LocalCluster};
-use ttstore::node::{ClockSpec, Mode, Node, NodeOptions};
+use ttstore::node::{ClockSpec, Mode, NodeOptions, Server};
 
 const DEFAULT_CLUSTER: &str = "127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303";
 
@@ -116,6 +116,11 @@ struct ClockArgs {
     /// Snapshot (and purge the Raft log) every this many entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_every: u64,
+    /// Shards: the key space is split by key hash into this many Raft groups, each with its own
+    /// leader; a transaction across shards commits by two-phase commit (TrueTime mode). Every
+    /// node of a cluster must be given the same number.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: u32,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +139,10 @@ enum Cmd {
         /// Initialise the cluster with these members: `1=host:port,2=host:port,…`.
         #[arg(long)]
         init: Option<String>,
+        /// With `--init`: the shards this node initialises, and so leads first (default: all).
+        /// Giving each node different shards places the leaders apart.
+        #[arg(long, value_delimiter = ',')]
+        init_groups: Option<Vec<u32>>,
         /// The cluster token (mode 0600, ≥ 32 characters): every call but Read and Status must
         /// carry it, Raft included, and the node sends it to its peers.
         #[arg(long)]
@@ -373,6 +382,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             listen,
             dir,
             init,
+            init_groups,
             token_file,
             tls_cert,
             tls_key,
@@ -426,14 +436,17 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 )
                 .map_err(|e| format!("node {id}: {e}"))?,
                 topology,
+                shards: clock.shards,
+                init_groups,
             };
-            let node = Node::start(&opts)
+            let node = Server::start(&opts)
                 .await
                 .map_err(|e| format!("node {id}: {e}"))?;
             tracing::info!(
-                "node {id} serving on {listen} ({} mode, commit wait {})",
+                "node {id} serving on {listen} ({} mode, commit wait {}, {} shard(s))",
                 opts.mode.name(),
-                opts.commit_wait && opts.mode == Mode::Truetime
+                opts.commit_wait && opts.mode == Mode::Truetime,
+                opts.shards
             );
             node.serve(listen, opts.close_interval, shutdown_signal())
                 .await
@@ -460,6 +473,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             cfg.global_lead_ms = clock.global_lead_ms;
             cfg.close_interval_ms = clock.close_interval_ms;
             cfg.snapshot_every = clock.snapshot_every;
+            cfg.shards = clock.shards;
             cfg.timed = clock.page.clone().map(|p| (p, clock.timed.clone()));
             cfg.tls = tls;
             let mut c = LocalCluster::start(cfg).map_err(|e| format!("starting nodes: {e}"))?;

@@ -68,6 +68,38 @@ pub enum Command {
         /// Closed timestamp.
         ts: Ts,
     },
+    /// Two-phase commit, phase one: this shard's part of a cross-shard transaction, at its
+    /// prepare timestamp `txn.ts`. Checks the compares, reads, and locks every key the part
+    /// touches until the decision.
+    Prepare {
+        /// The part (its `id` is the attempt's id, `ts` the prepare timestamp).
+        txn: TxnCmd,
+        /// The coordinator shard (whose log holds the decision).
+        coordinator: u32,
+    },
+    /// Two-phase commit, phase two: commit at `commit` (writes applied if `apply_writes`), or
+    /// abort (`None`). The first decision for an id wins; a later one gets the first's outcome.
+    Decide {
+        /// The attempt's id.
+        id: String,
+        /// The commit timestamp, or `None` to abort.
+        commit: Option<Ts>,
+        /// Whether the writes take effect (every part's compares held).
+        apply_writes: bool,
+    },
+}
+
+/// A prepared part of a cross-shard transaction, holding its keys' locks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The part as prepared (`ts`: the prepare timestamp).
+    pub txn: TxnCmd,
+    /// The coordinator shard.
+    pub coordinator: u32,
+    /// Whether this part's compares held.
+    pub compares_ok: bool,
+    /// The reads, as of the prepare (unchanged until the decision: their keys are locked).
+    pub reads: Vec<Value>,
 }
 
 /// A key's value as read.
@@ -98,6 +130,30 @@ pub enum Applied {
         /// The replica's safe time when it refused.
         safe: Ts,
     },
+    /// A cross-shard part was prepared at `ts` (or had been: prepares are idempotent).
+    Prepared {
+        /// The prepare timestamp.
+        ts: Ts,
+        /// Whether this part's compares held.
+        compares_ok: bool,
+        /// The reads, as of the prepare.
+        reads: Vec<Value>,
+    },
+    /// Refused: `key` is locked by the prepared transaction `by`; nothing changed.
+    Locked {
+        /// The locked key.
+        key: String,
+        /// The lock holder's id.
+        by: String,
+    },
+    /// A cross-shard transaction was aborted (or its decision came before its prepare).
+    Aborted,
+    /// Refused: a decision that cannot be applied (commit below the prepare timestamp, or a
+    /// commit for a part never prepared here); nothing changed.
+    Refused {
+        /// Why.
+        why: String,
+    },
     /// A closed-timestamp entry was applied.
     Closed {
         /// Safe time after it.
@@ -123,6 +179,21 @@ pub struct Mvcc {
     gc_before: Ts,
     /// Transactions committed (drives the GC cadence).
     commits: u64,
+    /// Prepared cross-shard parts by id, waiting for their decision.
+    #[serde(default)]
+    prepared: BTreeMap<String, Prepared>,
+    /// key → (holder's id, its prepare timestamp) for every key a prepared part touches.
+    #[serde(default)]
+    locks: BTreeMap<String, (String, Ts)>,
+}
+
+/// Every key a transaction touches: its compares, writes and reads.
+fn touched(t: &TxnCmd) -> impl Iterator<Item = &str> {
+    t.compares
+        .iter()
+        .map(|c| c.key.as_str())
+        .chain(t.writes.iter().map(|w| w.key.as_str()))
+        .chain(t.reads.iter().map(String::as_str))
 }
 
 impl Mvcc {
@@ -139,6 +210,9 @@ impl Mvcc {
                 }
                 if t.ts <= self.safe {
                     return Applied::TooOld { safe: self.safe };
+                }
+                if let Some(l) = self.lock_on(t) {
+                    return l;
                 }
                 let reads = t.reads.iter().map(|k| self.latest(k)).collect();
                 let succeeded = t
@@ -165,7 +239,164 @@ impl Mvcc {
                 self.collect(t.ts);
                 out
             }
+            Command::Prepare { txn, coordinator } => self.prepare(txn, *coordinator),
+            Command::Decide {
+                id,
+                commit,
+                apply_writes,
+            } => self.decide(id, *commit, *apply_writes),
         }
+    }
+
+    /// The first key of `t` locked by another transaction's prepared part, as a refusal.
+    fn lock_on(&self, t: &TxnCmd) -> Option<Applied> {
+        touched(t).find_map(|k| {
+            self.locks
+                .get(k)
+                .filter(|(by, _)| *by != t.id)
+                .map(|(by, _)| Applied::Locked {
+                    key: k.to_string(),
+                    by: by.clone(),
+                })
+        })
+    }
+
+    /// Phase one: check, read, lock (idempotent for an id already prepared or decided).
+    fn prepare(&mut self, t: &TxnCmd, coordinator: u32) -> Applied {
+        if let Some(prev) = self.done.get(&t.id) {
+            return prev.clone();
+        }
+        if let Some(p) = self.prepared.get(&t.id) {
+            return Applied::Prepared {
+                ts: p.txn.ts,
+                compares_ok: p.compares_ok,
+                reads: p.reads.clone(),
+            };
+        }
+        if t.ts <= self.safe {
+            return Applied::TooOld { safe: self.safe };
+        }
+        if let Some(l) = self.lock_on(t) {
+            return l;
+        }
+        let reads: Vec<Value> = t.reads.iter().map(|k| self.latest(k)).collect();
+        let compares_ok = t
+            .compares
+            .iter()
+            .all(|c| self.latest(&c.key).version == c.version);
+        for k in touched(t) {
+            self.locks.insert(k.to_string(), (t.id.clone(), t.ts));
+        }
+        // No later transaction may take a timestamp at or below the prepare (as for a commit).
+        self.safe = t.ts;
+        self.prepared.insert(
+            t.id.clone(),
+            Prepared {
+                txn: t.clone(),
+                coordinator,
+                compares_ok,
+                reads: reads.clone(),
+            },
+        );
+        Applied::Prepared {
+            ts: t.ts,
+            compares_ok,
+            reads,
+        }
+    }
+
+    /// Phase two: the first decision for `id` wins; a commit applies the prepared writes at
+    /// `commit` (≥ the prepare timestamp, so every version list stays in timestamp order: the
+    /// keys were locked since the prepare) and moves safe time to it.
+    fn decide(&mut self, id: &str, commit: Option<Ts>, apply_writes: bool) -> Applied {
+        if let Some(prev) = self.done.get(id) {
+            return prev.clone();
+        }
+        let out = match (commit, self.prepared.get(id)) {
+            (Some(s), Some(p)) if s < p.txn.ts => {
+                return Applied::Refused {
+                    why: format!(
+                        "commit timestamp {s:?} is below the prepare timestamp {:?}",
+                        p.txn.ts
+                    ),
+                };
+            }
+            (Some(_), None) => {
+                return Applied::Refused {
+                    why: format!("commit for {id:?}, which was never prepared here"),
+                };
+            }
+            (Some(s), Some(_)) => {
+                let p = self
+                    .release(id)
+                    .unwrap_or_else(|| unreachable!("checked above"));
+                let succeeded = apply_writes && p.compares_ok;
+                if succeeded {
+                    for w in &p.txn.writes {
+                        self.versions
+                            .entry(w.key.clone())
+                            .or_default()
+                            .push((s, w.value.clone()));
+                    }
+                }
+                self.safe = self.safe.max(s);
+                self.commits += 1;
+                Applied::Committed {
+                    ts: s,
+                    succeeded,
+                    reads: p.reads,
+                }
+            }
+            (None, _) => {
+                // An abort for an id never prepared here is remembered too, so a prepare that
+                // arrives late (after a recovering participant gave up on it) is refused.
+                self.release(id);
+                Applied::Aborted
+            }
+        };
+        let at = match &out {
+            Applied::Committed { ts, .. } => *ts,
+            _ => self.safe,
+        };
+        self.done.insert(id.to_string(), out.clone());
+        self.done_order.push_back((at, id.to_string()));
+        self.collect(at);
+        out
+    }
+
+    /// Drops `id`'s prepared part and its locks.
+    fn release(&mut self, id: &str) -> Option<Prepared> {
+        let p = self.prepared.remove(id)?;
+        self.locks.retain(|_, (by, _)| by != id);
+        Some(p)
+    }
+
+    /// The prepared parts waiting for a decision: (id, prepare timestamp, coordinator).
+    pub fn prepared(&self) -> Vec<(String, Ts, u32)> {
+        self.prepared
+            .iter()
+            .map(|(id, p)| (id.clone(), p.txn.ts, p.coordinator))
+            .collect()
+    }
+
+    /// The decision recorded for `id`, if any (`Committed` or `Aborted`).
+    pub fn decision(&self, id: &str) -> Option<&Applied> {
+        self.done.get(id)
+    }
+
+    /// The first of `keys` that a read at `at` cannot be served for yet: locked by a prepared
+    /// part whose prepare timestamp is at or below `at` (its commit may land at or below `at`).
+    pub fn locked_at<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a String>,
+        at: Ts,
+    ) -> Option<(String, String)> {
+        keys.into_iter().find_map(|k| {
+            self.locks
+                .get(k)
+                .filter(|(_, ts)| *ts <= at)
+                .map(|(by, _)| (k.clone(), by.clone()))
+        })
     }
 
     /// Forgets request ids and versions older than [`RETAIN_NS`] before `now` (a commit
@@ -390,5 +621,142 @@ mod tests {
         ));
         let v = m.latest("k");
         assert_eq!((v.value, v.version), (None, Some(ts(30))));
+    }
+
+    fn part(id: &str, at: i64, k: &str, v: &str, compares: Vec<Compare>) -> Command {
+        Command::Prepare {
+            txn: TxnCmd {
+                id: id.into(),
+                ts: ts(at),
+                compares,
+                writes: vec![Write {
+                    key: k.into(),
+                    value: Some(v.into()),
+                }],
+                reads: vec![k.into()],
+            },
+            coordinator: 0,
+        }
+    }
+
+    fn decide(id: &str, commit: Option<i64>, apply_writes: bool) -> Command {
+        Command::Decide {
+            id: id.into(),
+            commit: commit.map(ts),
+            apply_writes,
+        }
+    }
+
+    #[test]
+    fn a_prepared_part_locks_its_keys_until_the_commit_lands_at_its_timestamp() {
+        let mut m = Mvcc::default();
+        m.apply(&put("a", 10, "k", "v1"));
+        let p = m.apply(&part("t/0", 20, "k", "v2", vec![]));
+        assert!(matches!(p, Applied::Prepared { ts: t, compares_ok: true, .. } if t == ts(20)));
+        // Idempotent: the same prepare again gets the same answer and changes nothing.
+        assert_eq!(m.apply(&part("t/0", 25, "k", "v2", vec![])), p);
+        assert_eq!(m.prepared().len(), 1);
+        // Another transaction on the key is refused; one on another key is not.
+        assert_eq!(
+            m.apply(&put("b", 30, "k", "x")),
+            Applied::Locked {
+                key: "k".into(),
+                by: "t/0".into()
+            }
+        );
+        assert!(matches!(
+            m.apply(&put("c", 31, "other", "x")),
+            Applied::Committed { .. }
+        ));
+        // A read below the prepare timestamp is final; at or above it, it must wait.
+        let keys = vec!["k".to_string()];
+        assert_eq!(m.locked_at(&keys, ts(19)), None);
+        assert_eq!(m.locked_at(&keys, ts(20)), Some(("k".into(), "t/0".into())));
+        // The commit lands at its timestamp — below safe time 31, allowed because the key was
+        // locked — releases the lock and moves safe time up to it at least.
+        assert!(matches!(
+            m.apply(&decide("t/0", Some(28), true)),
+            Applied::Committed {
+                succeeded: true,
+                ..
+            }
+        ));
+        assert_eq!(m.read_at("k", ts(27)).value.as_deref(), Some("v1"));
+        assert_eq!(m.read_at("k", ts(28)).value.as_deref(), Some("v2"));
+        assert_eq!(m.locked_at(&keys, ts(100)), None);
+        assert!(m.prepared().is_empty());
+        // A later abort of the same id gets the commit back: the first decision stands.
+        assert!(matches!(
+            m.apply(&decide("t/0", None, false)),
+            Applied::Committed { .. }
+        ));
+        assert!(matches!(
+            m.apply(&put("b", 40, "k", "x")),
+            Applied::Committed {
+                succeeded: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_abort_releases_the_locks_writes_nothing_and_refuses_a_late_prepare() {
+        let mut m = Mvcc::default();
+        m.apply(&part("t/0", 20, "k", "v", vec![]));
+        assert_eq!(m.apply(&decide("t/0", None, false)), Applied::Aborted);
+        assert_eq!(m.latest("k").version, None);
+        assert!(m.prepared().is_empty());
+        // An abort that comes before its prepare (a recovering participant gave up on it) is
+        // remembered: the prepare that arrives later is refused and locks nothing.
+        assert_eq!(m.apply(&decide("u/0", None, false)), Applied::Aborted);
+        assert_eq!(
+            m.apply(&part("u/0", 30, "k", "v", vec![])),
+            Applied::Aborted
+        );
+        assert!(m.prepared().is_empty());
+        assert_eq!(m.decision("u/0"), Some(&Applied::Aborted));
+    }
+
+    #[test]
+    fn a_commit_below_the_prepare_or_without_one_is_refused_and_changes_nothing() {
+        let mut m = Mvcc::default();
+        m.apply(&part("t/0", 20, "k", "v", vec![]));
+        assert!(matches!(
+            m.apply(&decide("t/0", Some(19), true)),
+            Applied::Refused { .. }
+        ));
+        assert!(matches!(
+            m.apply(&decide("never", Some(50), true)),
+            Applied::Refused { .. }
+        ));
+        assert_eq!(m.prepared().len(), 1);
+        assert_eq!(m.decision("never"), None);
+    }
+
+    #[test]
+    fn a_failed_compare_is_reported_at_prepare_and_commits_no_writes() {
+        let mut m = Mvcc::default();
+        m.apply(&put("a", 10, "k", "v1"));
+        let guard = vec![Compare {
+            key: "k".into(),
+            version: None,
+        }];
+        assert!(matches!(
+            m.apply(&part("t/0", 20, "k", "v2", guard)),
+            Applied::Prepared {
+                compares_ok: false,
+                ..
+            }
+        ));
+        // The coordinator decides to commit without writes (another part's compare failed,
+        // or this one's): the timestamp is taken, nothing is written.
+        assert!(matches!(
+            m.apply(&decide("t/0", Some(21), false)),
+            Applied::Committed {
+                succeeded: false,
+                ..
+            }
+        ));
+        assert_eq!(m.latest("k").value.as_deref(), Some("v1"));
     }
 }

@@ -29,6 +29,8 @@ pub type Blocked = Arc<RwLock<HashSet<NodeId>>>;
 pub struct Network {
     /// This node.
     pub id: NodeId,
+    /// The shard (Raft group) this network carries.
+    pub group: u32,
     /// Peers cut off by fault injection.
     pub blocked: Blocked,
     /// The CA trusted for peers' TLS and the cluster token sent with every Raft RPC.
@@ -40,6 +42,7 @@ pub struct Network {
 /// A lazily connected gRPC client to one peer.
 pub struct Conn {
     from: NodeId,
+    group: u32,
     target: NodeId,
     client: pb::raft_client::RaftClient<tonic::transport::Channel>,
     blocked: Blocked,
@@ -60,6 +63,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             .connect_lazy();
         Conn {
             from: self.id,
+            group: self.group,
             target,
             client: pb::raft_client::RaftClient::new(channel),
             blocked: self.blocked.clone(),
@@ -113,6 +117,7 @@ impl Conn {
         let mut request = self.security.request(pb::RaftMessage {
             from: self.from,
             payload,
+            group: self.group,
         });
         request.set_timeout(option.hard_ttl());
         Ok(request)
@@ -177,16 +182,25 @@ impl RaftNetwork<TypeConfig> for Conn {
     }
 }
 
-/// The receiving side of the Raft transport.
+/// The receiving side of the Raft transport: one Raft per shard, picked by the message's group.
 pub struct RaftService {
-    /// The local Raft.
-    pub raft: Raft,
+    /// The local Rafts, by group.
+    pub rafts: Vec<Raft>,
     /// Peers cut off by fault injection.
     pub blocked: Blocked,
 }
 
 impl RaftService {
-    fn admit(&self, from: NodeId) -> Result<(), tonic::Status> {
+    /// The message's group's Raft, once its sender is admitted.
+    fn admit(&self, m: &pb::RaftMessage) -> Result<&Raft, tonic::Status> {
+        let from = m.from;
+        let raft = self.rafts.get(m.group as usize).ok_or_else(|| {
+            tonic::Status::invalid_argument(format!(
+                "no Raft group {} here ({} groups)",
+                m.group,
+                self.rafts.len()
+            ))
+        })?;
         if self
             .blocked
             .read()
@@ -197,7 +211,7 @@ impl RaftService {
                 "node {from} is partitioned away (fault injection)"
             )));
         }
-        Ok(())
+        Ok(raft)
     }
 }
 
@@ -210,7 +224,11 @@ pub fn decode<T: for<'a> Deserialize<'a>>(m: &pb::RaftMessage) -> Result<T, toni
 
 fn encode<T: Serialize>(v: &T) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
     let payload = serde_json::to_vec(v).map_err(|e| tonic::Status::internal(e.to_string()))?;
-    Ok(tonic::Response::new(pb::RaftMessage { from: 0, payload }))
+    Ok(tonic::Response::new(pb::RaftMessage {
+        from: 0,
+        payload,
+        group: 0,
+    }))
 }
 
 #[tonic::async_trait]
@@ -220,9 +238,9 @@ impl pb::raft_server::Raft for RaftService {
         req: tonic::Request<pb::RaftMessage>,
     ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
         let m = req.into_inner();
-        self.admit(m.from)?;
+        let raft = self.admit(&m)?;
         let r: AppendEntriesRequest<TypeConfig> = decode(&m)?;
-        encode(&self.raft.append_entries(r).await)
+        encode(&raft.append_entries(r).await)
     }
 
     async fn vote(
@@ -230,9 +248,9 @@ impl pb::raft_server::Raft for RaftService {
         req: tonic::Request<pb::RaftMessage>,
     ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
         let m = req.into_inner();
-        self.admit(m.from)?;
+        let raft = self.admit(&m)?;
         let r: VoteRequest<NodeId> = decode(&m)?;
-        encode(&self.raft.vote(r).await)
+        encode(&raft.vote(r).await)
     }
 
     async fn install_snapshot(
@@ -240,8 +258,8 @@ impl pb::raft_server::Raft for RaftService {
         req: tonic::Request<pb::RaftMessage>,
     ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
         let m = req.into_inner();
-        self.admit(m.from)?;
+        let raft = self.admit(&m)?;
         let r: InstallSnapshotRequest<TypeConfig> = decode(&m)?;
-        encode(&self.raft.install_snapshot(r).await)
+        encode(&raft.install_snapshot(r).await)
     }
 }

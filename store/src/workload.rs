@@ -2,9 +2,10 @@
 //! latency figures `ttbench store` reports.
 //!
 //! Each client loops until told to stop: with probability `write_fraction` it writes a unique
-//! value to a random key (a one-write transaction, or a two-key transaction every fourth time),
-//! otherwise it reads a random key at the chosen consistency from "its" node (client `i` reads
-//! from node `i mod n`, moving on when that node cannot serve). Times are stamped with the host
+//! value to a random key (a one-write transaction, or a two-key transaction every fourth time —
+//! across shards when the keys fall in different ones), otherwise it reads a random key (two
+//! keys in one read every fourth time) at the chosen consistency from "its" node (client `i`
+//! reads from node `i mod n`, moving on when that node cannot serve). Times are stamped with the host
 //! clock, which is true time for the simulated TrueTime sources.
 
 use crate::checker::{Op, OpKind};
@@ -45,6 +46,8 @@ pub struct Sample {
     pub latency_ns: Option<i64>,
     /// Transaction (true) or read.
     pub txn: bool,
+    /// Shards a committed transaction touched (more than one: two-phase commit); 0 otherwise.
+    pub shards: usize,
     /// Leader-side figures for transactions: replicate, commit wait, exposed wait, total (ns).
     pub leader_ns: Option<[i64; 4]>,
     /// HLC read restarts.
@@ -139,6 +142,7 @@ async fn client(
                     })
                     .collect(),
                 reads: vec![],
+                group: None,
             };
             let invoke = realtime_ns();
             let res = cl.txn(req).await;
@@ -160,6 +164,7 @@ async fn client(
                 Err(e) => (None, None, None, Some(e.to_string())),
             };
             let rejected = matches!(res, Err(ClientError::Rejected(_)));
+            let txn = (keys.len() > 1).then_some((u64::from(id) << 32) | n);
             session = session.max(commit);
             out.push(Sample {
                 ops: if rejected {
@@ -175,19 +180,28 @@ async fn client(
                             invoke_ns: invoke,
                             complete_ns: complete,
                             ts: commit,
+                            txn,
                         })
                         .collect()
                 },
                 latency_ns: res.as_ref().ok().map(|_| done - invoke),
                 txn: true,
+                shards: res.as_ref().map_or(0, |r| r.groups.len()),
                 leader_ns,
                 restarts: 0,
                 error,
             });
         } else {
-            let key = format!("k{}", rng.below(cfg.keys));
+            let mut keys = vec![format!("k{}", rng.below(cfg.keys))];
+            if n % 4 == 1 && cfg.keys > 1 {
+                let k2 = format!("k{}", rng.below(cfg.keys));
+                if k2 != keys[0] {
+                    keys.push(k2);
+                }
+            }
+            let txn = (keys.len() > 1).then_some((u64::from(id) << 32) | n);
             let req = pb::ReadRequest {
-                keys: vec![key.clone()],
+                keys: keys.clone(),
                 consistency: cfg.consistency as i32,
                 at: None,
                 max_staleness_ns: 50_000_000,
@@ -202,22 +216,32 @@ async fn client(
             match res {
                 Ok(r) => {
                     session = session.max(ts(&r.session));
-                    let v = r.values.into_iter().next();
-                    let observed = v.and_then(|v| ts(&v.version).map(|t| (v.value, t)));
+                    let at = ts(&r.read_ts);
+                    let ops = keys
+                        .iter()
+                        .map(|key| {
+                            let v = r.values.iter().find(|v| v.key == *key);
+                            let observed =
+                                v.and_then(|v| ts(&v.version).map(|t| (v.value.clone(), t)));
+                            Op {
+                                client: id,
+                                kind: OpKind::Read {
+                                    key: key.clone(),
+                                    at,
+                                    observed,
+                                },
+                                invoke_ns: invoke,
+                                complete_ns: Some(done),
+                                ts: None,
+                                txn,
+                            }
+                        })
+                        .collect();
                     out.push(Sample {
-                        ops: vec![Op {
-                            client: id,
-                            kind: OpKind::Read {
-                                key,
-                                at: ts(&r.read_ts),
-                                observed,
-                            },
-                            invoke_ns: invoke,
-                            complete_ns: Some(done),
-                            ts: None,
-                        }],
+                        ops,
                         latency_ns: Some(done - invoke),
                         txn: false,
+                        shards: 0,
                         leader_ns: None,
                         restarts: r.restarts,
                         error: None,
@@ -227,6 +251,7 @@ async fn client(
                     ops: vec![],
                     latency_ns: None,
                     txn: false,
+                    shards: 0,
                     leader_ns: None,
                     restarts: 0,
                     error: Some(e.to_string()),

@@ -83,6 +83,7 @@ async fn final_reads(c: &mut Client, keys: usize, nodes: usize) -> Vec<Op> {
                 invoke_ns: invoke,
                 complete_ns: Some(realtime_ns()),
                 ts: None,
+                txn: None,
             });
         }
     }
@@ -165,6 +166,17 @@ fn workload_cfg() -> WorkloadConfig {
     }
 }
 
+/// Cuts node `l` off from both other nodes for `secs` seconds, heals, and lets it settle 2 s.
+async fn cut_off_and_heal(admin: &mut Client, cluster: &LocalCluster, l: u64, secs: u64) {
+    let others: Vec<u64> = (1..=3).filter(|i| *i != l).collect();
+    eprintln!("partitioning node {l} from {others:?}");
+    let addr = cluster.addr(l).unwrap();
+    admin.partition(&addr, others).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    admin.partition(&addr, vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
 #[test]
 fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_partition() {
     let _g = serial();
@@ -200,18 +212,7 @@ fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_parti
 
         // 3. Cut the leader off from both followers, then heal.
         let l = leader_id(&mut admin).await;
-        let others: Vec<u64> = (1..=3).filter(|i| *i != l).collect();
-        eprintln!("partitioning leader {l} from {others:?}");
-        admin
-            .partition(&cluster.addr(l).unwrap(), others)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        admin
-            .partition(&cluster.addr(l).unwrap(), vec![])
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        cut_off_and_heal(&mut admin, &cluster, l, 3).await;
 
         let samples = wl.finish().await;
         let extra = final_reads(&mut admin, 3, 3).await;
@@ -244,31 +245,40 @@ fn external_consistency_holds_with_skew_within_epsilon_through_kills_and_a_parti
     })
 }
 
+/// The negative control on `cfg` (one shard or several): two nodes run 50 ms ahead while
+/// claiming ε = 1 ms, node 3 is right, and there is no commit wait. The checker must find the
+/// stale reads. Returns the workload's samples.
+async fn negative_control(mut cfg: ClusterConfig, name: &str) -> Vec<workload::Sample> {
+    cfg.commit_wait = false;
+    cfg.epsilon_ns = 1_000_000;
+    cfg.skews_ns = vec![50_000_000, 50_000_000, 0];
+    let shards = cfg.shards;
+    let mut cluster = LocalCluster::start(cfg).unwrap();
+    let mut admin = cluster.client().unwrap();
+    for g in 0..shards {
+        let l = group_leader(&mut admin, g).await;
+        assert_ne!(l, 3, "the scenario needs skewed leaders");
+    }
+    let wl = start_workload(&cluster);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let samples = wl.finish().await;
+    let run = tally(&samples, vec![]);
+    let anomalies = checker::check(&run.history);
+    report(name, &run, &anomalies);
+    assert!(
+        anomalies.iter().any(|a| a.rule == "write -> read"),
+        "the checker must find the stale reads: {anomalies:?}"
+    );
+    cluster.stop();
+    samples
+}
+
 #[test]
 fn negative_control_no_commit_wait_and_skew_beyond_epsilon_is_caught() {
     let _g = serial();
     block(async {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config(dir.path());
-        // Two nodes run 50 ms ahead while claiming ε = 1 ms; node 3 is right. No commit wait.
-        cfg.commit_wait = false;
-        cfg.epsilon_ns = 1_000_000;
-        cfg.skews_ns = vec![50_000_000, 50_000_000, 0];
-        let mut cluster = LocalCluster::start(cfg).unwrap();
-        let mut admin = cluster.client().unwrap();
-        let l = leader_id(&mut admin).await;
-        assert_ne!(l, 3, "the scenario needs a skewed leader");
-        let wl = start_workload(&cluster);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let samples = wl.finish().await;
-        let run = tally(&samples, vec![]);
-        let anomalies = checker::check(&run.history);
-        report("negative control", &run, &anomalies);
-        assert!(
-            anomalies.iter().any(|a| a.rule == "write -> read"),
-            "the checker must find the stale reads: {anomalies:?}"
-        );
-        cluster.stop();
+        negative_control(config(dir.path()), "negative control").await;
     })
 }
 
@@ -678,4 +688,215 @@ fn a_node_whose_clock_turns_untrustworthy_or_too_wide_stands_aside_until_it_reco
         assert_eq!(r.values[0].value.as_deref(), Some("before"));
         c.txn(put("q", "after")).await.expect("commits again");
     });
+}
+
+/// Shard `g`'s leader, asking every node until one says it leads it.
+async fn group_leader(c: &mut Client, g: u32) -> u64 {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        for a in c.addrs().to_vec() {
+            if let Ok(s) = c.group_status(&a, g).await {
+                if s.role() == pb::Role::Leader {
+                    return s.id;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("shard {g} elected no leader in 20 s");
+}
+
+/// Prepared parts still undecided, over every node and shard.
+async fn undecided(c: &mut Client, shards: u32) -> u64 {
+    let mut n = 0;
+    for a in c.addrs().to_vec() {
+        for g in 0..shards {
+            n += c.group_status(&a, g).await.map_or(0, |s| s.prepared);
+        }
+    }
+    n
+}
+
+/// Three nodes, two shards with their leaders on nodes 1 and 2, simulated clocks.
+fn sharded_config(dir: &Path) -> ClusterConfig {
+    let mut cfg = config(dir);
+    cfg.shards = 2;
+    cfg.group_homes = vec![1, 2];
+    // The workload's keys k0…k2 fall in both shards (checked by the tests below).
+    cfg
+}
+
+fn keys_span_both_shards() {
+    let shards: std::collections::BTreeSet<u32> = (0..3)
+        .map(|i| ttstore::node::shard_of(&format!("k{i}"), 2))
+        .collect();
+    assert_eq!(
+        shards.len(),
+        2,
+        "the workload's keys must fall in both shards"
+    );
+}
+
+#[test]
+fn sharded_cluster_is_externally_consistent_across_shards_through_kills_and_a_partition() {
+    let _g = serial();
+    keys_span_both_shards();
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = sharded_config(dir.path());
+        cfg.epsilon_ns = 2_000_000;
+        cfg.skews_ns = vec![1_500_000, -1_500_000, 900_000];
+        let mut cluster = LocalCluster::start(cfg).unwrap();
+        let mut admin = cluster.client().unwrap();
+        // The leaders start where they were placed.
+        assert_eq!(group_leader(&mut admin, 0).await, 1);
+        assert_eq!(group_leader(&mut admin, 1).await, 2);
+
+        let wl = start_workload(&cluster);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // 1. Kill shard 1's leader: prepares and decisions there move to its successor, and
+        //    parts it held are recovered.
+        let l = group_leader(&mut admin, 1).await;
+        eprintln!("killing shard 1's leader {l}");
+        cluster.kill(l);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.restart(l).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // 2. Cut shard 0's leader (a coordinator shard) off from both others, then heal.
+        let l = group_leader(&mut admin, 0).await;
+        cut_off_and_heal(&mut admin, &cluster, l, 3).await;
+
+        let samples = wl.finish().await;
+        let cross = samples
+            .iter()
+            .filter(|s| s.shards > 1 && s.latency_ns.is_some())
+            .count();
+        let multi_reads = samples.iter().filter(|s| !s.txn && s.ops.len() > 1).count();
+        let extra = final_reads(&mut admin, 3, 3).await;
+        let run = tally(&samples, extra);
+        let anomalies = checker::check(&run.history);
+        report("sharded truetime, skew within ε, faults", &run, &anomalies);
+        eprintln!("{cross} cross-shard transactions acknowledged, {multi_reads} two-key reads");
+        assert!(anomalies.is_empty(), "anomalies: {anomalies:?}");
+        assert!(
+            cross >= 5,
+            "only {cross} cross-shard transactions acknowledged"
+        );
+        assert!(multi_reads >= 5, "only {multi_reads} two-key reads");
+        assert!(run.acked_writes >= 20 && run.reads >= 20);
+        // Nothing is left prepared: every part was decided, by its coordinator or recovery.
+        let t0 = std::time::Instant::now();
+        let mut left = undecided(&mut admin, 2).await;
+        while left > 0 && t0.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            left = undecided(&mut admin, 2).await;
+        }
+        assert_eq!(left, 0, "prepared parts left undecided");
+        cluster.stop();
+    })
+}
+
+#[test]
+fn negative_control_sharded_no_commit_wait_and_skew_beyond_epsilon_is_caught() {
+    let _g = serial();
+    keys_span_both_shards();
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let samples =
+            negative_control(sharded_config(dir.path()), "sharded negative control").await;
+        let cross = samples
+            .iter()
+            .filter(|s| s.shards > 1 && s.latency_ns.is_some())
+            .count();
+        assert!(cross > 0, "no cross-shard transaction ran");
+    })
+}
+
+#[test]
+fn an_undecided_prepare_holds_its_key_until_recovery_aborts_it_in_the_coordinator_shard() {
+    let _g = serial();
+    block(async {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = LocalCluster::start(sharded_config(dir.path())).unwrap();
+        let mut admin = cluster.client().unwrap();
+        group_leader(&mut admin, 0).await;
+        let l1 = group_leader(&mut admin, 1).await;
+        // A key of shard 1, prepared there by a "coordinator" that then goes silent.
+        let key = (0..)
+            .map(|i| format!("orphan{i}"))
+            .find(|k| ttstore::node::shard_of(k, 2) == 1)
+            .unwrap();
+        let security = cluster.security().unwrap();
+        let ch = security
+            .endpoint(&cluster.addr(l1).unwrap())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut raw = pb::store_client::StoreClient::new(ch);
+        let prepare = pb::PrepareRequest {
+            group: 1,
+            txn_id: "orphan-txn/0".into(),
+            writes: vec![pb::Write {
+                key: key.clone(),
+                value: Some("never".into()),
+            }],
+            coordinator: 0,
+            ..Default::default()
+        };
+        let p = raw
+            .prepare(security.request(prepare.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(p.state(), pb::TxnState::Prepared);
+        let prepared_at = std::time::Instant::now();
+        // One part on every replica, once the followers have applied it.
+        let mut parts = undecided(&mut admin, 2).await;
+        while parts < 3 && prepared_at.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            parts = undecided(&mut admin, 2).await;
+        }
+        assert_eq!(parts, 3, "one part on every replica");
+        // Without the token the internal calls are refused.
+        let anon = pb::PrepareRequest {
+            txn_id: "anon/0".into(),
+            ..prepare.clone()
+        };
+        assert_eq!(
+            raw.prepare(anon).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        // A write to the key waits for the lock; recovery (after 5 s) aborts the orphan in
+        // shard 0, frees the key, and the write then commits.
+        let mut c = cluster.client().unwrap();
+        let w = c.txn(put(&key, "after")).await.unwrap();
+        let waited = prepared_at.elapsed();
+        eprintln!("the write waited {waited:?} for the orphan's lock");
+        assert!(
+            waited >= ttstore::node::RECOVER_AFTER,
+            "the write got through a held lock after {waited:?}"
+        );
+        assert!(w.succeeded);
+        assert_eq!(undecided(&mut admin, 2).await, 0);
+        // The decision stands in the coordinator shard: the same prepare again is refused.
+        let again = raw
+            .prepare(security.request(prepare))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again.state(), pb::TxnState::Aborted);
+        let r = c
+            .read(
+                0,
+                pb::ReadRequest {
+                    keys: vec![key.clone()],
+                    consistency: pb::Consistency::Strong as i32,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.values[0].value.as_deref(), Some("after"));
+    })
 }

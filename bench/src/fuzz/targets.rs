@@ -173,8 +173,9 @@ pub(super) fn grpc(mut seeds: Vec<Vec<u8>>) -> Harness {
     }
 }
 
-/// The demo store's requests after decoding: random protobuf bytes as a transaction (then the
-/// node's validation, which runs before anything is proposed) and as a Raft message (then its
+/// The demo store's requests after decoding: random protobuf bytes as a transaction and as a
+/// two-phase-commit prepare (then the node's validation, which runs before anything is
+/// proposed), as a decision, and as a Raft message (then its
 /// JSON payload as each Raft request type, as the Raft service decodes it).
 pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
     use prost::Message;
@@ -196,6 +197,7 @@ pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
             pb::RaftMessage {
                 from: 1,
                 payload: payload.to_vec(),
+                group: 0,
             }
             .encode_to_vec(),
         );
@@ -211,6 +213,14 @@ pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
                 },
                 Err(_) => "txn-undecodable",
             };
+            let prepare = match pb::PrepareRequest::decode(b) {
+                Ok(r) => match ttstore::node::validate_prepare(&r) {
+                    Ok(()) => "prepare-valid",
+                    Err(_) => "prepare-refused",
+                },
+                Err(_) => "prepare-undecodable",
+            };
+            let _ = pb::DecideRequest::decode(b);
             let raft = match pb::RaftMessage::decode(b) {
                 Ok(m) => {
                     use ttstore::network::decode;
@@ -229,7 +239,7 @@ pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
                 }
                 Err(_) => "raft-undecodable",
             };
-            format!("{txn},{raft}")
+            format!("{txn},{prepare},{raft}")
         }),
         fixup: no_fixup,
     }

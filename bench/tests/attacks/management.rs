@@ -137,7 +137,7 @@ async fn observe(
     let mut store = Vec::new();
     for n in nodes {
         let st = pb::store_client::StoreClient::new(n.clone())
-            .status(pb::StatusRequest {})
+            .status(pb::StatusRequest { group: 0 })
             .await
             .unwrap()
             .into_inner();

@@ -57,6 +57,9 @@ impl Node {
             purged_index: m.purged.map(|l| l.index).unwrap_or(0),
             quarantined: self.quarantine().unwrap_or_default(),
             max_epsilon_ns: self.max_epsilon.as_nanos(),
+            group: self.group,
+            shards: 0,
+            prepared: d.mvcc.prepared().len() as u64,
         }
     }
 
@@ -129,8 +132,21 @@ impl Node {
     }
 }
 
-/// The `Store` gRPC service over a node.
-pub(super) struct Svc(pub(super) Arc<Node>);
+/// The `Store` gRPC service over a node process.
+pub(super) struct Svc(pub(super) Arc<Server>);
+
+impl Svc {
+    /// Membership changes apply to one Raft group; in a sharded cluster they would have to be
+    /// made in every group, which is not built yet.
+    fn one_group(&self) -> Result<&Arc<Node>, Status> {
+        if self.0.shards() > 1 {
+            return Err(Status::unimplemented(
+                "membership changes on a sharded cluster are not supported yet (each shard's group would need the change)",
+            ));
+        }
+        Ok(&self.0.groups[0])
+    }
+}
 
 #[tonic::async_trait]
 impl pb::store_server::Store for Svc {
@@ -144,9 +160,11 @@ impl pb::store_server::Store for Svc {
 
     async fn status(
         &self,
-        _: Request<pb::StatusRequest>,
+        r: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
-        Ok(Response::new(self.0.status()))
+        let mut s = self.0.group(r.into_inner().group)?.status();
+        s.shards = self.0.shards();
+        Ok(Response::new(s))
     }
 
     async fn add_node(
@@ -154,7 +172,7 @@ impl pb::store_server::Store for Svc {
         r: Request<pb::AddNodeRequest>,
     ) -> Result<Response<pb::MembershipReply>, Status> {
         let r = r.into_inner();
-        self.0
+        self.one_group()?
             .change_members(Some((r.id, r.addr)), None)
             .await
             .map(Response::new)
@@ -164,7 +182,7 @@ impl pb::store_server::Store for Svc {
         &self,
         r: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::MembershipReply>, Status> {
-        self.0
+        self.one_group()?
             .change_members(None, Some(r.into_inner().id))
             .await
             .map(Response::new)
@@ -191,24 +209,40 @@ impl pb::store_server::Store for Svc {
         &self,
         r: Request<pb::CloseRequest>,
     ) -> Result<Response<pb::CloseReply>, Status> {
-        let at = r
-            .into_inner()
-            .at
-            .as_ref()
-            .map(ts_from_pb)
-            .ok_or_else(|| Status::invalid_argument("close needs `at`"))?;
-        if !self.0.is_leader() {
-            return Err(self.0.not_leader(self.0.metrics().current_leader));
+        let r = r.into_inner();
+        let node = self.0.group(r.group)?;
+        let at =
+            r.at.as_ref()
+                .map(ts_from_pb)
+                .ok_or_else(|| Status::invalid_argument("close needs `at`"))?;
+        if !node.is_leader() {
+            return Err(node.not_leader(node.metrics().current_leader));
         }
         // A replica whose clock is far ahead must not drag every future timestamp with it.
-        let now = self.0.clock_ts()?;
+        let now = node.clock_ts()?;
         if at.wall > now.wall.saturating_add(CLOSE_AHEAD_LIMIT_NS) {
             return Err(Status::invalid_argument(format!(
                 "close at {} is more than 1 s ahead of the leader's clock {}",
                 at.wall, now.wall
             )));
         }
-        self.0.request_close(at);
+        node.request_close(at);
         Ok(Response::new(pb::CloseReply {}))
+    }
+
+    async fn prepare(
+        &self,
+        r: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::PrepareReply>, Status> {
+        let r = r.into_inner();
+        self.0.group(r.group)?.prepare(r).await.map(Response::new)
+    }
+
+    async fn decide(
+        &self,
+        r: Request<pb::DecideRequest>,
+    ) -> Result<Response<pb::PrepareReply>, Status> {
+        let r = r.into_inner();
+        self.0.group(r.group)?.decide(r).await.map(Response::new)
     }
 }

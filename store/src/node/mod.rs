@@ -18,7 +18,7 @@
 //! certainly passed.
 
 use crate::mvcc::{Command, Compare, Ts, TxnCmd, Value, Write};
-use crate::network::{Blocked, Network, RaftService};
+use crate::network::{Blocked, Network};
 use crate::raft::{LogStore, NodeId, Raft, Shared, StateMachine};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
@@ -37,9 +37,12 @@ use ttproto::store as pb;
 
 mod api;
 mod reads;
+mod server;
+mod twopc;
 mod txn;
 
-use api::Svc;
+pub use server::{Server, shard_of};
+pub use twopc::{RECOVER_AFTER, RECOVER_EVERY, validate_prepare};
 pub use txn::validate_txn;
 
 /// How timestamps are chosen.
@@ -124,6 +127,12 @@ pub struct NodeOptions {
     pub peers: ttsys::mgmt::ClientSecurity,
     /// Regions and the delays between them (`None`: every node in one place).
     pub topology: Option<crate::region::Topology>,
+    /// How many shards (Raft groups) the key space is split into; every node of the cluster
+    /// hosts a replica of each and must be started with the same number.
+    pub shards: u32,
+    /// The groups this node initialises (and so leads first) when `init` is given; `None`:
+    /// all of them. Spreading them places the shards' leaders on different nodes.
+    pub init_groups: Option<Vec<u32>>,
 }
 
 /// Raft's heartbeat interval and election timeouts (ms) for a cluster whose longest one-way
@@ -179,9 +188,12 @@ pub const CLOSE_AHEAD_LIMIT_NS: i64 = 1_000_000_000;
 /// Most operations in one request.
 pub const MAX_OPS: usize = 128;
 
-/// A running node.
+/// One shard's replica on a node: its Raft member, state machine, timestamp rules, commit wait
+/// and reads. A node process ([`Server`]) holds one per shard.
 pub struct Node {
     id: NodeId,
+    /// The shard (Raft group) this replica belongs to.
+    group: u32,
     raft: Raft,
     shared: Arc<Shared>,
     tt: TrueTime,
@@ -247,15 +259,28 @@ fn clock_err(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("no trustworthy time: {e}"))
 }
 
+/// The redb file of shard `group` in a node's data directory (`raft.redb` for shard 0, as
+/// before sharding).
+pub fn group_db(dir: &std::path::Path, group: u32) -> PathBuf {
+    if group == 0 {
+        dir.join("raft.redb")
+    } else {
+        dir.join(format!("raft-g{group}.redb"))
+    }
+}
+
 impl Node {
-    /// Starts the node: opens storage, starts Raft, initialises the cluster if asked, and
-    /// returns the node and the gRPC router to serve.
-    pub async fn start(
+    /// Starts this node's replica of shard `group`: opens its storage, starts its Raft, and
+    /// initialises the group if asked. `blocked` is the node's fault-injection list, shared by
+    /// its groups.
+    pub async fn start_group(
         opts: &NodeOptions,
+        group: u32,
+        tt: TrueTime,
+        blocked: Blocked,
     ) -> Result<Arc<Node>, Box<dyn std::error::Error + Send + Sync>> {
         std::fs::create_dir_all(&opts.dir)?;
-        let db = crate::raft::open_db(&opts.dir.join("raft.redb"))?;
-        let tt = open_clock(&opts.clock)?;
+        let db = crate::raft::open_db(&group_db(&opts.dir, group))?;
         let max_offset = Span::from_duration(opts.max_offset);
         let hlc = Arc::new(Hlc::new(tt.clone(), MaxOffset::Fixed(max_offset)));
         let observe: Box<dyn Fn(Ts) + Send + Sync> = if opts.mode == Mode::Hlc {
@@ -278,7 +303,7 @@ impl Node {
                 .map_or(Duration::ZERO, |t| t.max_one_way()),
         );
         let config = openraft::Config {
-            cluster_name: "ttstore".into(),
+            cluster_name: format!("ttstore-g{group}"),
             heartbeat_interval: heartbeat,
             election_timeout_min: election_min,
             election_timeout_max: election_max,
@@ -287,15 +312,19 @@ impl Node {
             ..Default::default()
         }
         .validate()?;
-        let blocked: Blocked = Default::default();
         let network = Network {
             id: opts.id,
+            group,
             blocked: blocked.clone(),
             security: opts.peers.clone(),
             topology: topology.clone(),
         };
         let raft = Raft::new(opts.id, Arc::new(config), network, log, sm).await?;
-        if let Some(members) = &opts.init {
+        let initialises = opts
+            .init_groups
+            .as_ref()
+            .is_none_or(|gs| gs.contains(&group));
+        if let Some(members) = opts.init.as_ref().filter(|_| initialises) {
             if !raft.is_initialized().await? {
                 let m: BTreeMap<NodeId, BasicNode> = members
                     .iter()
@@ -309,6 +338,7 @@ impl Node {
         let safe = shared.read().mvcc.safe();
         Ok(Arc::new(Node {
             id: opts.id,
+            group,
             raft,
             shared,
             tt,
@@ -332,32 +362,6 @@ impl Node {
             ids: AtomicU64::new(0),
             topology,
         }))
-    }
-
-    /// Serves the Store and Raft services on `listen` until `shutdown` resolves, with the
-    /// closer running alongside.
-    pub async fn serve(
-        self: Arc<Self>,
-        listen: SocketAddr,
-        close_interval: Duration,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let security = self.management.server(listen, OPEN_METHODS)?;
-        let closer = tokio::spawn(self.clone().closer(close_interval));
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let res = security
-            .builder()?
-            .add_service(pb::store_server::StoreServer::new(Svc(self.clone())))
-            .add_service(pb::raft_server::RaftServer::new(RaftService {
-                raft: self.raft.clone(),
-                blocked: self.blocked.clone(),
-            }))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
-        closer.abort();
-        let _ = self.raft.shutdown().await;
-        res.map_err(Into::into)
     }
 
     fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
@@ -385,8 +389,8 @@ impl Node {
             Some(l) => {
                 let addr = self.addr_of(l).unwrap_or_default();
                 let mut s = Status::failed_precondition(format!(
-                    "node {} is not the leader; the leader is node {l} at {addr}",
-                    self.id
+                    "node {} is not shard {}'s leader; the leader is node {l} at {addr}",
+                    self.id, self.group
                 ));
                 if let Ok(v) = addr.parse() {
                     s.metadata_mut().insert("x-leader-addr", v);
@@ -394,8 +398,8 @@ impl Node {
                 s
             }
             None => Status::unavailable(format!(
-                "node {}: no leader (election in progress)",
-                self.id
+                "node {}: shard {} has no leader (election in progress)",
+                self.id, self.group
             )),
         }
     }
@@ -537,6 +541,7 @@ impl Node {
         } else if let Ok(mut leader) = self.leader_client() {
             let req = self.security.request(pb::CloseRequest {
                 at: Some(ts_to_pb(r)),
+                group: self.group,
             });
             // The request crosses to the leader's region; its effect comes back through Raft.
             let delay = self.link_to_leader();

@@ -5,9 +5,51 @@
 use super::*;
 
 impl Node {
-    fn read_values(&self, keys: &[String], at: Ts) -> Vec<Value> {
-        let d = self.shared.read();
-        keys.iter().map(|k| d.mvcc.read_at(k, at)).collect()
+    /// `keys` as of `at` (safe time must already have reached it), once none of them is held
+    /// by a prepared cross-shard transaction whose prepare timestamp is at or below `at` — its
+    /// commit may land at or below `at`, so the read waits for the decision (Spanner's readers
+    /// wait on prepared writes the same way). Refused after [`WAIT_LIMIT`].
+    pub(super) async fn read_final(&self, keys: &[String], at: Ts) -> Result<Vec<Value>, Status> {
+        let mut rx = self.shared.safe.subscribe();
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            rx.borrow_and_update();
+            let held = {
+                let d = self.shared.read();
+                match d.mvcc.locked_at(keys, at) {
+                    None => return Ok(keys.iter().map(|k| d.mvcc.read_at(k, at)).collect()),
+                    Some(h) => h,
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+                return Err(Status::unavailable(format!(
+                    "node {}: key {:?} is held by the prepared transaction {:?}, undecided after {WAIT_LIMIT:?}",
+                    self.id, held.0, held.1
+                )));
+            }
+        }
+    }
+
+    /// Refuses a snapshot timestamp more than 1 s in the future or before the GC horizon.
+    pub(super) fn check_snapshot_ts(&self, at: Ts) -> Result<(), Status> {
+        let horizon = self.tt.now().map_err(clock_err)?.latest().as_nanos() + 1_000_000_000;
+        if at.wall > horizon {
+            return Err(Status::invalid_argument(format!(
+                "snapshot timestamp {} is more than 1 s in the future",
+                at.wall
+            )));
+        }
+        let gc = self.shared.read().mvcc.gc_before();
+        if at < gc {
+            return Err(Status::failed_precondition(format!(
+                "snapshot timestamp {} is older than the GC horizon {} (versions are kept for {} s)",
+                at.wall,
+                gc.wall,
+                crate::mvcc::RETAIN_NS / 1_000_000_000
+            )));
+        }
+        Ok(())
     }
 
     /// Serves a read at the requested consistency.
@@ -56,7 +98,7 @@ impl Node {
                 let token = r.session.as_ref().map(ts_from_pb).unwrap_or_default();
                 self.wait_safe(token).await?;
                 let at = (*self.shared.safe.borrow()).max(token);
-                (at, self.read_values(&r.keys, at), 0)
+                (at, self.read_final(&r.keys, at).await?, 0)
             }
         };
         let newest = values
@@ -83,7 +125,7 @@ impl Node {
     async fn read_strong_truetime(&self, keys: &[String]) -> Result<(Ts, Vec<Value>), Status> {
         let at = self.clock_ts()?;
         self.wait_safe(at).await?;
-        let values = self.read_values(keys, at);
+        let values = self.read_final(keys, at).await?;
         if let Some(newest) = values.iter().filter_map(|v| v.version).max() {
             self.after(newest).await?;
         }
@@ -139,7 +181,7 @@ impl Node {
         }
         Ok(HlcRead::Local {
             at,
-            values: self.read_values(&r.keys, at),
+            values: self.read_final(&r.keys, at).await?,
             restarts,
         })
     }
@@ -151,24 +193,9 @@ impl Node {
             r.at.as_ref()
                 .map(ts_from_pb)
                 .ok_or_else(|| Status::invalid_argument("a snapshot read needs `at`"))?;
-        let horizon = self.tt.now().map_err(clock_err)?.latest().as_nanos() + 1_000_000_000;
-        if at.wall > horizon {
-            return Err(Status::invalid_argument(format!(
-                "snapshot timestamp {} is more than 1 s in the future",
-                at.wall
-            )));
-        }
-        let gc = self.shared.read().mvcc.gc_before();
-        if at < gc {
-            return Err(Status::failed_precondition(format!(
-                "snapshot timestamp {} is older than the GC horizon {} (versions are kept for {} s)",
-                at.wall,
-                gc.wall,
-                crate::mvcc::RETAIN_NS / 1_000_000_000
-            )));
-        }
+        self.check_snapshot_ts(at)?;
         self.wait_safe(at).await?;
-        Ok((at, self.read_values(&r.keys, at)))
+        Ok((at, self.read_final(&r.keys, at).await?))
     }
 
     /// Bounded staleness: at this node's safe time, once it is within `max_staleness_ns` of
@@ -189,7 +216,7 @@ impl Node {
             let earliest = self.tt.now().map_err(clock_err)?.earliest().as_nanos();
             let stale = earliest.saturating_sub(safe.wall);
             if stale <= r.max_staleness_ns {
-                return Ok((safe, self.read_values(&r.keys, safe)));
+                return Ok((safe, self.read_final(&r.keys, safe).await?));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {

@@ -40,7 +40,54 @@ pub fn validate_txn(r: &pb::TxnRequest) -> Result<(), Status> {
     Ok(())
 }
 
+/// A request's compares and writes as the state machine's.
+pub(super) fn parts_of(r: &pb::TxnRequest) -> (Vec<Compare>, Vec<Write>) {
+    let compares = r
+        .compares
+        .iter()
+        .map(|c| Compare {
+            key: c.key.clone(),
+            version: c.version.as_ref().map(ts_from_pb),
+        })
+        .collect();
+    let writes = r
+        .writes
+        .iter()
+        .map(|w| Write {
+            key: w.key.clone(),
+            value: w.value.clone(),
+        })
+        .collect();
+    (compares, writes)
+}
+
+/// The receiving end of a proposed entry's result.
+pub(super) type Applying = tokio::sync::oneshot::Receiver<
+    Result<
+        openraft::raft::ClientWriteResponse<crate::raft::TypeConfig>,
+        ClientWriteError<NodeId, BasicNode>,
+    >,
+>;
+
 impl Node {
+    /// Proposes the command `make(s)` at the next timestamp `s = max(write_ts, previous + 1,
+    /// safe + 1)`, chosen and handed to Raft under one mutex so log order is timestamp order.
+    pub(super) async fn propose_at_next_ts(
+        &self,
+        make: impl FnOnce(Ts) -> Command,
+    ) -> Result<(Ts, Applying), Status> {
+        let mut last = self.propose.lock().await;
+        let safe = self.shared.read().mvcc.safe();
+        let s = self.write_ts()?.max(last.next()).max(safe.next());
+        *last = s;
+        let rx = self
+            .raft
+            .client_write_ff(make(s))
+            .await
+            .map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
+        Ok((s, rx))
+    }
+
     /// Executes a transaction (leader only).
     #[allow(
         clippy::too_many_lines,
@@ -56,42 +103,20 @@ impl Node {
         } else {
             r.request_id.clone()
         };
-        let compares: Vec<Compare> = r
-            .compares
-            .iter()
-            .map(|c| Compare {
-                key: c.key.clone(),
-                version: c.version.as_ref().map(ts_from_pb),
-            })
-            .collect();
-        let writes: Vec<Write> = r
-            .writes
-            .iter()
-            .map(|w| Write {
-                key: w.key.clone(),
-                value: w.value.clone(),
-            })
-            .collect();
+        let (compares, writes) = parts_of(&r);
         let t0 = Instant::now();
         for attempt in 0..8u32 {
-            let (s, rx) = {
-                let mut last = self.propose.lock().await;
-                let safe = self.shared.read().mvcc.safe();
-                let s = self.write_ts()?.max(last.next()).max(safe.next());
-                *last = s;
-                let rx = self
-                    .raft
-                    .client_write_ff(Command::Txn(TxnCmd {
+            let (s, rx) = self
+                .propose_at_next_ts(|s| {
+                    Command::Txn(TxnCmd {
                         id: id.clone(),
                         ts: s,
                         compares: compares.clone(),
                         writes: writes.clone(),
                         reads: r.reads.clone(),
-                    }))
-                    .await
-                    .map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
-                (s, rx)
-            };
+                    })
+                })
+                .await?;
             // Replication and commit wait run at the same time.
             let replicate = async {
                 let out = tokio::time::timeout(WAIT_LIMIT, rx).await;
@@ -142,7 +167,12 @@ impl Node {
                         total_ns: t0.elapsed().as_nanos() as i64,
                         leader: self.id,
                         ts_retries: attempt,
+                        groups: vec![self.group],
                     });
+                }
+                crate::mvcc::Applied::Locked { key, by } => {
+                    tracing::debug!("{key:?} is held by the prepared transaction {by:?}; waiting");
+                    self.wait_unlocked(&key).await?;
                 }
                 crate::mvcc::Applied::TooOld { safe } => {
                     tracing::debug!(
@@ -159,7 +189,7 @@ impl Node {
             }
         }
         Err(Status::unavailable(
-            "no timestamp above safe time after 8 attempts; retry",
+            "no timestamp above safe time (or the keys stayed locked) after 8 attempts; retry",
         ))
     }
 }
