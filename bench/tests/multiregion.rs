@@ -7,7 +7,10 @@ mod common;
 use bench::multiregion::MultiRegionReport;
 
 fn multiregion(args: &[&str]) -> MultiRegionReport {
-    let mut a = vec!["multiregion", "--json", "--write-fraction", "0.3"];
+    let mut a = vec!["multiregion", "--json"];
+    if !args.contains(&"--write-fraction") {
+        a.extend(["--write-fraction", "0.3"]);
+    }
     a.extend_from_slice(args);
     let j = common::ttbench_json(&a);
     serde_json::from_value(j.clone())
@@ -75,6 +78,42 @@ fn three_regions_keep_external_consistency_and_the_negative_control_breaks_it() 
     let n = &neg.runs[0];
     assert!(n.negative_control);
     assert!(n.anomalies > 0, "the checker missed stale reads: {n:?}");
+}
+
+#[test]
+fn shards_led_from_three_regions_commit_across_shards_with_commit_wait_hidden() {
+    let r = multiregion(&[
+        "--duration",
+        "8",
+        "--epsilon-us",
+        "20",
+        "--fault-seconds",
+        "0",
+        "--global-lead-ms",
+        "0",
+        "--shards",
+        "3",
+        "--write-fraction",
+        "0.5",
+    ]);
+    assert_eq!(r.shards, 3);
+    let run = &r.runs[0];
+    eprintln!("{run:#?}");
+    assert_eq!(
+        run.shard_leader_regions,
+        vec!["us-east", "eu-west", "ap-south"],
+        "{run:?}"
+    );
+    assert_eq!(run.anomalies, 0, "{run:?}");
+    let cross: usize = run.regions.iter().map(|g| g.cross_shard_writes).sum();
+    assert!(cross > 0, "no cross-shard write committed: {run:?}");
+    // A cross-shard write needs both phases at leaders in other regions: never faster than a
+    // round trip to the nearest other region (80 ms) for each.
+    for g in run.regions.iter().filter(|g| g.cross_shard_writes > 0) {
+        assert!(g.cross_shard_write_p50_ms >= 160.0, "{g:?}");
+    }
+    // Commit wait (2ε) beside two phases of cross-region consensus adds nothing.
+    assert!(run.exposed_wait_share < 0.01, "{run:?}");
 }
 
 #[test]

@@ -343,18 +343,26 @@ fn print_txn(r: &pb::TxnReply, json: bool) {
             "exposed_wait_us": r.exposed_wait_ns as f64 / 1e3,
             "total_us": r.total_ns as f64 / 1e3,
             "leader": r.leader,
+            "shards": r.groups,
         });
         println!("{v}");
     } else {
         println!(
-            "{} at {} (leader {}; replicate {:.0} µs, commit wait {:.0} µs of which {:.0} µs after replication, total {:.0} µs)",
+            "{} at {} ({}; replicate {:.0} µs, commit wait {:.0} µs of which {:.0} µs after replication, total {:.0} µs)",
             if r.succeeded {
                 "committed"
             } else {
                 "compare failed, nothing written"
             },
             fmt_ts(&r.commit_ts),
-            r.leader,
+            if r.groups.len() > 1 {
+                format!(
+                    "shards {:?} by two-phase commit, coordinated by node {}",
+                    r.groups, r.leader
+                )
+            } else {
+                format!("leader {}", r.leader)
+            },
             r.replicate_ns as f64 / 1e3,
             r.commit_wait_ns as f64 / 1e3,
             r.exposed_wait_ns as f64 / 1e3,
@@ -579,7 +587,15 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             let mut all = Vec::new();
             for a in target.cluster.clone() {
                 match c.status(&a).await {
-                    Ok(s) => all.push((a, Ok(s))),
+                    Ok(s) => {
+                        let shards = s.shards;
+                        all.push((a.clone(), Ok(s)));
+                        // A sharded node: one line per shard's replica.
+                        for g in 1..shards {
+                            let r = c.group_status(&a, g).await.map_err(|e| e.to_string());
+                            all.push((a.clone(), r));
+                        }
+                    }
                     Err(e) => all.push((a, Err(e.to_string()))),
                 }
             }
@@ -714,6 +730,7 @@ fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
                     "commit_wait": s.commit_wait, "epsilon_ns": s.epsilon_ns, "keys": s.keys,
                     "quarantined": s.quarantined, "max_epsilon_ns": s.max_epsilon_ns,
                     "versions": s.versions, "blocked": s.blocked,
+                    "shard": s.group, "shards": s.shards, "prepared": s.prepared,
                     "members": s.members.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
                 }),
                 Err(e) => serde_json::json!({"addr": a, "error": e}),
@@ -724,8 +741,13 @@ fn print_status(all: &[(String, Result<pb::StatusReply, String>)], json: bool) {
         for (a, s) in all {
             match s {
                 Ok(s) => println!(
-                    "node {} at {a}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}{}",
+                    "node {} at {a}{}: {} (term {}, leader {}), {} mode, commit wait {}, ε {:.3} ms, applied {}, safe {}, {} keys / {} versions{}{}",
                     s.id,
+                    if s.shards > 1 {
+                        format!(" shard {}/{} ({} prepared)", s.group, s.shards, s.prepared)
+                    } else {
+                        String::new()
+                    },
                     ttstore::client::role_name(s.role()),
                     s.term,
                     s.leader,

@@ -95,6 +95,11 @@ enum Cmd {
         /// that far ahead so strong reads are local everywhere. Empty: none.
         #[arg(long, value_delimiter = ',', default_value = "400,1000")]
         global_lead_ms: Vec<u64>,
+        /// Shards (Raft groups), their leaders placed one per region in turn; two-key writes
+        /// that span shards commit by two-phase commit. With more than one, the failure-mode
+        /// table leaves out the clock row (a quarantined shard leader keeps its leadership).
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -596,6 +601,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             negative_control,
             fault_seconds,
             global_lead_ms,
+            shards,
             json,
         } => {
             let topology = match topology {
@@ -615,6 +621,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 negative_control,
                 fault: (fault_seconds > 0).then(|| std::time::Duration::from_secs(fault_seconds)),
                 global_leads_ms: global_lead_ms.into_iter().filter(|l| *l > 0).collect(),
+                shards: shards.clamp(1, 64),
             })?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -877,6 +884,13 @@ fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
         if run.global_lead_ms > 0 {
             println!("global table, lead {} ms:", run.global_lead_ms);
         }
+        if run.shard_leader_regions.len() > 1 {
+            println!(
+                "{} shards, leaders in {}:",
+                run.shard_leader_regions.len(),
+                run.shard_leader_regions.join(", ")
+            );
+        }
         println!(
             "ε {} µs, leader in {}: consensus p50 {:.1} ms, commit wait p50 {:.1} µs; commit wait is {:.3} % of write latency ({:.3} % exposed); {} ops checked, {} anomalies",
             run.epsilon_us,
@@ -890,11 +904,13 @@ fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
         );
         for g in &run.regions {
             println!(
-                "  {:<9} writes {:>4} p50 {:>7.1} ms p99 {:>7.1} ms | strong reads {:>4} p50 {:>7.1} ms p99 {:>7.1} ms | errors {}",
+                "  {:<9} writes {:>4} p50 {:>7.1} ms p99 {:>7.1} ms (cross-shard {:>4} p50 {:>7.1} ms) | strong reads {:>4} p50 {:>7.1} ms p99 {:>7.1} ms | errors {}",
                 g.region,
                 g.writes,
                 g.write_p50_ms,
                 g.write_p99_ms,
+                g.cross_shard_writes,
+                g.cross_shard_write_p50_ms,
                 g.reads,
                 g.read_p50_ms,
                 g.read_p99_ms,

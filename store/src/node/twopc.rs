@@ -15,6 +15,8 @@
 //!    after `TT.after(s)`.
 //! 4. **Apply.** The decision goes to every other part; each applies the writes at `s` (the
 //!    keys were locked since the prepare, so no version lands between) and releases its locks.
+//!    The client is not kept waiting for this: a read that reaches a part first waits on the
+//!    lock for it.
 //!
 //! **Reads** of a locked key at a timestamp at or above its prepare timestamp wait for the
 //! decision ([`Node::read_final`]); reads below it are final without waiting, since `s` is
@@ -413,13 +415,14 @@ impl Server {
                 (d, t0.elapsed())
             };
             let wait = async {
-                if prepared {
+                let w = if prepared {
                     first.after(s).await
                 } else {
                     Ok(Duration::ZERO)
-                }
+                };
+                (w, t0.elapsed())
             };
-            let ((decision, decided_at), waited) = tokio::join!(decided, wait);
+            let ((decision, decided_at), (waited, waited_at)) = tokio::join!(decided, wait);
             let decision = decision.map_err(|e| {
                 Status::unavailable(format!(
                     "no decision logged for {id}: {} (outcome unknown; retry with the same request id)",
@@ -428,29 +431,26 @@ impl Server {
             })?;
             let committed = decision.state() == pb::TxnState::Committed;
             let commit_ts = decision.ts.as_ref().map(ts_from_pb).unwrap_or_default();
-            // The decision to every other part (a part that misses it is recovered).
-            let mut set = tokio::task::JoinSet::new();
-            for g in parts.keys().filter(|g| **g != coord) {
+            // The decision to every other part, not waited for: a read of a part's keys waits
+            // for it there (they stay locked until it lands), and a part that misses it is
+            // recovered.
+            for g in parts.keys().copied().filter(|g| *g != coord) {
                 let me = self.clone();
                 let req = pb::DecideRequest {
-                    group: *g,
+                    group: g,
                     txn_id: id.clone(),
                     commit: committed,
                     ts: committed.then(|| ts_to_pb(commit_ts)),
                     apply_writes: decision.compares_ok,
                 };
-                set.spawn(async move { me.decide_at(req).await });
-            }
-            let mut others: Vec<pb::PrepareReply> = Vec::new();
-            while let Some(j) = set.join_next().await {
-                match j {
-                    Ok(Ok(x)) => others.push(x),
-                    Ok(Err(e)) => tracing::warn!(
-                        "decision for {id} not applied everywhere yet ({}); recovery will",
-                        e.message()
-                    ),
-                    Err(e) => tracing::warn!("decision task for {id}: {e}"),
-                }
+                tokio::spawn(async move {
+                    if let Err(e) = me.decide_at(req).await {
+                        tracing::warn!(
+                            "decision not applied in shard {g} yet ({}); recovery will",
+                            e.message()
+                        );
+                    }
+                });
             }
             if !committed {
                 // Aborted: try again with a fresh attempt id after a short random pause, so
@@ -460,9 +460,11 @@ impl Server {
                 continue;
             }
             let mut wait_ns = waited?.as_nanos() as i64;
+            let mut waited_at = waited_at;
             if commit_ts != s {
                 // An earlier run of this attempt committed at `commit_ts`.
                 wait_ns += first.after(commit_ts).await?.as_nanos() as i64;
+                waited_at = t0.elapsed();
             }
             let done = t0.elapsed();
             let mut reads: Vec<pb::KeyValue> = Vec::new();
@@ -483,7 +485,7 @@ impl Server {
                 reads,
                 replicate_ns: decided_at.as_nanos() as i64,
                 commit_wait_ns: wait_ns,
-                exposed_wait_ns: done.saturating_sub(decided_at).as_nanos() as i64,
+                exposed_wait_ns: waited_at.saturating_sub(decided_at).as_nanos() as i64,
                 total_ns: done.as_nanos() as i64,
                 leader: self.id,
                 ts_retries: attempt,
