@@ -52,6 +52,9 @@ pub struct ClusterConfig {
     pub shards: u32,
     /// The node each shard is initialised on (and so led by first), by shard.
     pub group_homes: Vec<u64>,
+    /// Run AP nodes (`ttstore ap-node`: multi-leader, asynchronous replication) instead of the
+    /// Raft store; the mode, commit-wait, shard and Raft options do not apply.
+    pub ap: bool,
 }
 
 impl ClusterConfig {
@@ -77,6 +80,7 @@ impl ClusterConfig {
             topology: None,
             shards: 1,
             group_homes: Vec::new(),
+            ap: false,
         }
     }
 }
@@ -184,27 +188,78 @@ impl LocalCluster {
             .unwrap_or(u64::from(g) % self.cfg.nodes.max(1) + 1)
     }
 
+    /// The node's clock: its own page, timed's, or a simulated clock with its skew.
+    fn clock_args(&self, id: u64) -> Vec<String> {
+        let own_page = self
+            .cfg
+            .pages
+            .get((id - 1) as usize)
+            .map(|p| (p.clone(), "127.0.0.1:9".to_string()));
+        match own_page.as_ref().or(self.cfg.timed.as_ref()) {
+            Some((page, addr)) => vec![
+                "--page".into(),
+                page.display().to_string(),
+                "--timed".into(),
+                addr.clone(),
+            ],
+            None => {
+                let skew = self
+                    .cfg
+                    .skews_ns
+                    .get((id - 1) as usize)
+                    .copied()
+                    .unwrap_or(0);
+                vec![
+                    format!("--skew-ns={skew}"),
+                    format!("--epsilon-ns={}", self.cfg.epsilon_ns),
+                ]
+            }
+        }
+    }
+
     fn args(&self, id: u64) -> Vec<String> {
         let p = self.procs.iter().find(|p| p.id == id).expect("known node");
-        let mut a = vec![
-            "node".to_string(),
-            "--id".into(),
-            id.to_string(),
-            "--listen".into(),
-            p.addr.clone(),
-            "--dir".into(),
-            self.cfg.dir.join(format!("node{id}")).display().to_string(),
-            "--mode".into(),
-            self.cfg.mode.name().into(),
-            "--max-offset-ms".into(),
-            self.cfg.max_offset_ms.to_string(),
-            "--close-interval-ms".into(),
-            self.cfg.close_interval_ms.to_string(),
-            "--snapshot-every".into(),
-            self.cfg.snapshot_every.to_string(),
-            "--token-file".into(),
-            self.token_file.display().to_string(),
-        ];
+        let dir = self.cfg.dir.join(format!("node{id}")).display().to_string();
+        let mut a = if self.cfg.ap {
+            let peers: Vec<String> = self
+                .procs
+                .iter()
+                .map(|p| format!("{}={}", p.id, p.addr))
+                .collect();
+            vec![
+                "ap-node".to_string(),
+                "--id".into(),
+                id.to_string(),
+                "--listen".into(),
+                p.addr.clone(),
+                "--dir".into(),
+                dir,
+                "--peers".into(),
+                peers.join(","),
+                "--token-file".into(),
+                self.token_file.display().to_string(),
+            ]
+        } else {
+            vec![
+                "node".to_string(),
+                "--id".into(),
+                id.to_string(),
+                "--listen".into(),
+                p.addr.clone(),
+                "--dir".into(),
+                dir,
+                "--mode".into(),
+                self.cfg.mode.name().into(),
+                "--max-offset-ms".into(),
+                self.cfg.max_offset_ms.to_string(),
+                "--close-interval-ms".into(),
+                self.cfg.close_interval_ms.to_string(),
+                "--snapshot-every".into(),
+                self.cfg.snapshot_every.to_string(),
+                "--token-file".into(),
+                self.token_file.display().to_string(),
+            ]
+        };
         if let Some(p) = &self.pki {
             for (flag, f) in [
                 ("--tls-cert", &p.cert),
@@ -214,32 +269,15 @@ impl LocalCluster {
                 a.extend([flag.into(), f.display().to_string()]);
             }
         }
-        let own_page = self
-            .cfg
-            .pages
-            .get((id - 1) as usize)
-            .map(|p| (p.clone(), "127.0.0.1:9".to_string()));
-        match own_page.as_ref().or(self.cfg.timed.as_ref()) {
-            Some((page, addr)) => {
-                a.extend([
-                    "--page".into(),
-                    page.display().to_string(),
-                    "--timed".into(),
-                    addr.clone(),
-                ]);
-            }
-            None => {
-                let skew = self
-                    .cfg
-                    .skews_ns
-                    .get((id - 1) as usize)
-                    .copied()
-                    .unwrap_or(0);
-                a.extend([
-                    format!("--skew-ns={skew}"),
-                    format!("--epsilon-ns={}", self.cfg.epsilon_ns),
-                ]);
-            }
+        a.extend(self.clock_args(id));
+        if self.cfg.topology.is_some() {
+            a.extend([
+                "--topology".into(),
+                self.cfg.dir.join("topology.toml").display().to_string(),
+            ]);
+        }
+        if self.cfg.ap {
+            return a;
         }
         if !self.cfg.commit_wait {
             a.push("--no-commit-wait".into());
@@ -249,12 +287,6 @@ impl LocalCluster {
         }
         if self.cfg.global_lead_ms > 0 {
             a.push(format!("--global-lead-ms={}", self.cfg.global_lead_ms));
-        }
-        if self.cfg.topology.is_some() {
-            a.extend([
-                "--topology".into(),
-                self.cfg.dir.join("topology.toml").display().to_string(),
-            ]);
         }
         if self.cfg.shards > 1 {
             a.push(format!("--shards={}", self.cfg.shards));

@@ -9,11 +9,15 @@
 //!
 //! * [`ap`] — the multi-leader (AP) side: LWW registers ordered by TrueTime with overlaps
 //!   reported, version-vector siblings, and the PN-counter and OR-set CRDTs.
+//! * [`apnode`] — `ttstore ap-node`, the AP mode as a running service: every node accepts
+//!   writes, logs them durably, and replicates them to the others by pull.
 //! * [`mvcc`] — the replicated state machine (pure): versions by commit timestamp, safe time,
 //!   exactly-once retries.
 //! * [`raft`] — openraft types, redb log storage (fsync before acknowledging), the state
 //!   machine, and the tonic transport.
-//! * [`node`] — timestamp choice, commit wait overlapped with replication, closed timestamps
+//! * [`node`] — shards (one Raft group each, every node a replica of all) and two-phase commit
+//!   across them with TrueTime timestamps; timestamp choice, commit wait overlapped with
+//!   replication, closed timestamps
 //!   (in the future in global-table mode, so every replica serves strong reads locally), the
 //!   clock quarantine, and the reads: `strong`, `snapshot`, `bounded-staleness`, `session`.
 //! * [`client`] — leader discovery, redirects, retries with the same request id.
@@ -44,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod ap;
+pub mod apnode;
 pub mod checker;
 pub mod client;
 pub mod cluster;

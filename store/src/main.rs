@@ -163,6 +163,52 @@ enum Cmd {
         #[command(flatten)]
         clock: ClockArgs,
     },
+    /// Run one AP (multi-leader) node: it accepts writes on its own, logs them durably, and
+    /// replicates them to its peers asynchronously (see the `apnode` module).
+    ApNode {
+        /// Node id (≥ 1): the origin of the writes it accepts.
+        #[arg(long)]
+        id: u64,
+        /// Listen address.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Data directory (`ap.log`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Every node of the cluster, this one included: `1=host:port,2=host:port,…`.
+        #[arg(long)]
+        peers: String,
+        /// How often it pulls from each peer (ms).
+        #[arg(long, default_value_t = 50)]
+        pull_interval_ms: u64,
+        /// The cluster token (as for `node`).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// PEM certificate to serve TLS with (required unless `--listen` is loopback).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of `--tls-cert` (mode 0600).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// PEM CA certificates trusted for the peers' TLS.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// Regions and the delays between them (as for `node`).
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Simulated clock: offset from the host clock (ns).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        skew_ns: i64,
+        /// Simulated clock: the ε it claims (ns).
+        #[arg(long, default_value_t = 1_000_000)]
+        epsilon_ns: i64,
+        /// Read TrueTime from timed's page instead of a simulated clock.
+        #[arg(long)]
+        page: Option<PathBuf>,
+        /// timed's gRPC address (fallback when the page is missing).
+        #[arg(long, default_value = ttclient::DEFAULT_ADDR)]
+        timed: String,
+    },
     /// Start a local cluster of node processes on loopback and keep it running (Ctrl-C stops).
     Cluster {
         /// Data directory.
@@ -304,6 +350,19 @@ fn max_epsilon(c: &ClockArgs) -> ttcore::Span {
     )
 }
 
+/// `1=host:port,2=host:port,…` as id → address.
+fn members(s: &str, flag: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut m = BTreeMap::new();
+    for part in s.split(',') {
+        let (k, v) = split_kv(part, &format!("{flag} member"))?;
+        let id: u64 = k
+            .parse()
+            .map_err(|e| format!("{flag} member {part:?}: bad id: {e}"))?;
+        m.insert(id, v);
+    }
+    Ok(m)
+}
+
 fn clock_spec(c: &ClockArgs) -> ClockSpec {
     match &c.page {
         Some(page) => ClockSpec::Timed {
@@ -402,20 +461,7 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 .map(|p| ttstore::region::Topology::load(&p))
                 .transpose()
                 .map_err(|e| format!("node {id}: {e}"))?;
-            let init = match init {
-                None => None,
-                Some(s) => {
-                    let mut m = BTreeMap::new();
-                    for part in s.split(',') {
-                        let (k, v) = split_kv(part, "--init member")?;
-                        let id: u64 = k
-                            .parse()
-                            .map_err(|e| format!("--init member {part:?}: bad id: {e}"))?;
-                        m.insert(id, v);
-                    }
-                    Some(m)
-                }
-            };
+            let init = init.map(|s| members(&s, "--init")).transpose()?;
             if id == 0 {
                 return Err("--id must be ≥ 1".into());
             }
@@ -459,6 +505,63 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             node.serve(listen, opts.close_interval, shutdown_signal())
                 .await
                 .map_err(|e| format!("node {id}: {e}"))
+        }
+        Cmd::ApNode {
+            id,
+            listen,
+            dir,
+            peers,
+            pull_interval_ms,
+            token_file,
+            tls_cert,
+            tls_key,
+            tls_ca,
+            topology,
+            skew_ns,
+            epsilon_ns,
+            page,
+            timed,
+        } => {
+            let opts = ttstore::apnode::ApOptions {
+                id,
+                listen,
+                dir,
+                clock: match page {
+                    Some(page) => ClockSpec::Timed { page, addr: timed },
+                    None => ClockSpec::Sim {
+                        skew_ns,
+                        epsilon_ns,
+                    },
+                },
+                peers: members(&peers, "--peers")?,
+                pull_interval: Duration::from_millis(pull_interval_ms.max(1)),
+                management: ttsys::mgmt::ManagementConfig {
+                    certificate: tls_cert,
+                    private_key: tls_key,
+                    client_ca: None,
+                    token_file: Some(token_file.clone()),
+                },
+                security: ttsys::mgmt::ClientSecurity::from_files(
+                    tls_ca.as_deref(),
+                    Some(&token_file),
+                )
+                .map_err(|e| format!("ap node {id}: {e}"))?,
+                topology: topology
+                    .map(|p| ttstore::region::Topology::load(&p))
+                    .transpose()
+                    .map_err(|e| format!("ap node {id}: {e}"))?,
+            };
+            let node =
+                ttstore::apnode::ApNode::open(&opts).map_err(|e| format!("ap node {id}: {e}"))?;
+            tracing::info!("AP node {id} serving on {listen}");
+            node.serve(
+                listen,
+                &opts.management,
+                opts.pull_interval,
+                shutdown_signal(),
+            )
+            .await
+            .map_err(|e| format!("ap node {id}: {e}"))
         }
         Cmd::Cluster {
             dir,

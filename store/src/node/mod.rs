@@ -41,6 +41,7 @@ mod server;
 mod twopc;
 mod txn;
 
+pub(crate) use server::sleep_nonzero;
 pub use server::{Server, shard_of};
 pub use twopc::{RECOVER_AFTER, RECOVER_EVERY, validate_prepare};
 pub use txn::validate_txn;

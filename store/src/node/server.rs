@@ -283,7 +283,7 @@ pub(super) fn retry_at_leader(s: &Status) -> bool {
 }
 
 /// Sleeps `d` unless it is zero (no region delay).
-pub(super) async fn sleep_nonzero(d: Duration) {
+pub(crate) async fn sleep_nonzero(d: Duration) {
     if !d.is_zero() {
         tokio::time::sleep(d).await;
     }
