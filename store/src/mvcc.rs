@@ -76,6 +76,11 @@ pub enum Command {
         txn: TxnCmd,
         /// The coordinator shard (whose log holds the decision).
         coordinator: u32,
+        /// The transaction's age (the coordinator's clock when it first tried it; kept across
+        /// attempts): an older transaction may wait for a younger one's lock, never the other
+        /// way round (wait-die, so no deadlock).
+        #[serde(default)]
+        priority: Ts,
     },
     /// Two-phase commit, phase two: commit at `commit` (writes applied if `apply_writes`), or
     /// abort (`None`). The first decision for an id wins; a later one gets the first's outcome.
@@ -96,6 +101,9 @@ pub struct Prepared {
     pub txn: TxnCmd,
     /// The coordinator shard.
     pub coordinator: u32,
+    /// The transaction's age (see [`Command::Prepare`]).
+    #[serde(default)]
+    pub priority: Ts,
     /// Whether this part's compares held.
     pub compares_ok: bool,
     /// The reads, as of the prepare (unchanged until the decision: their keys are locked).
@@ -145,6 +153,8 @@ pub enum Applied {
         key: String,
         /// The lock holder's id.
         by: String,
+        /// The lock holder's age (see [`Command::Prepare`]).
+        holder_priority: Ts,
     },
     /// A cross-shard transaction was aborted (or its decision came before its prepare).
     Aborted,
@@ -239,7 +249,11 @@ impl Mvcc {
                 self.collect(t.ts);
                 out
             }
-            Command::Prepare { txn, coordinator } => self.prepare(txn, *coordinator),
+            Command::Prepare {
+                txn,
+                coordinator,
+                priority,
+            } => self.prepare(txn, *coordinator, *priority),
             Command::Decide {
                 id,
                 commit,
@@ -257,12 +271,17 @@ impl Mvcc {
                 .map(|(by, _)| Applied::Locked {
                     key: k.to_string(),
                     by: by.clone(),
+                    holder_priority: self
+                        .prepared
+                        .get(by)
+                        .map(|p| p.priority)
+                        .unwrap_or_default(),
                 })
         })
     }
 
     /// Phase one: check, read, lock (idempotent for an id already prepared or decided).
-    fn prepare(&mut self, t: &TxnCmd, coordinator: u32) -> Applied {
+    fn prepare(&mut self, t: &TxnCmd, coordinator: u32, priority: Ts) -> Applied {
         if let Some(prev) = self.done.get(&t.id) {
             return prev.clone();
         }
@@ -294,6 +313,7 @@ impl Mvcc {
             Prepared {
                 txn: t.clone(),
                 coordinator,
+                priority,
                 compares_ok,
                 reads: reads.clone(),
             },
@@ -636,6 +656,7 @@ mod tests {
                 reads: vec![k.into()],
             },
             coordinator: 0,
+            priority: ts(at),
         }
     }
 
@@ -661,7 +682,8 @@ mod tests {
             m.apply(&put("b", 30, "k", "x")),
             Applied::Locked {
                 key: "k".into(),
-                by: "t/0".into()
+                by: "t/0".into(),
+                holder_priority: ts(20),
             }
         );
         assert!(matches!(

@@ -4,8 +4,11 @@
 //! 1. **Prepare.** The coordinator (the node that took the request) sends each shard its part.
 //!    The shard's leader logs a prepare record at a timestamp of its own choosing (above its
 //!    safe time, as for any transaction), checks the part's compares, reads, and locks every
-//!    key the part touches. A key already locked refuses the prepare (no waiting, so no
-//!    deadlock).
+//!    key the part touches. A key locked by a younger transaction makes the prepare wait for
+//!    that one's decision; one locked by an older transaction refuses it at once (wait-die, by
+//!    the age the coordinator gave the transaction when it first tried it, kept across its
+//!    attempts: waits only go from older to younger, so there is no deadlock, and a retried
+//!    transaction ages until it wins).
 //! 2. **Decide.** If every part prepared, the coordinator picks
 //!    `s = max(every prepare timestamp, TT.now().latest)` and logs "commit at `s`" in the
 //!    *coordinator shard* (the lowest shard touched); otherwise it logs "abort" there. The
@@ -45,6 +48,11 @@ pub const RECOVER_AFTER: Duration = Duration::from_secs(5);
 /// Attempts (fresh attempt ids) before a cross-shard transaction gives up on locked keys.
 const ATTEMPTS: u32 = 8;
 
+/// The request id an attempt id `id/k` belongs to (ties between equal ages).
+fn base_id(id: &str) -> &str {
+    id.rsplit_once('/').map_or(id, |(b, _)| b)
+}
+
 /// A cross-shard transaction's outcome at one shard, as the wire says it.
 fn reply_of(a: Applied) -> Result<pb::PrepareReply, Status> {
     let (state, ts, compares_ok, reads, detail) = match a {
@@ -70,7 +78,7 @@ fn reply_of(a: Applied) -> Result<pb::PrepareReply, Status> {
             reads,
             String::new(),
         ),
-        Applied::Locked { key, by } => (
+        Applied::Locked { key, by, .. } => (
             pb::TxnState::Locked,
             None,
             false,
@@ -136,6 +144,7 @@ impl Node {
             return Err(self.not_leader(self.metrics().current_leader));
         }
         let (compares, writes) = txn::parts_of(&as_txn(&r));
+        let priority = r.priority.as_ref().map(ts_from_pb).unwrap_or_default();
         for _ in 0..8 {
             let (s, rx) = self
                 .propose_at_next_ts(|s| Command::Prepare {
@@ -147,6 +156,7 @@ impl Node {
                         reads: r.reads.clone(),
                     },
                     coordinator: r.coordinator,
+                    priority,
                 })
                 .await?;
             match self.applied(rx).await? {
@@ -154,6 +164,22 @@ impl Node {
                     tracing::debug!("prepare at {s:?} at or below safe time {safe:?}; again");
                     let mut last = self.propose.lock().await;
                     *last = (*last).max(safe);
+                }
+                Applied::Locked {
+                    key,
+                    by,
+                    holder_priority,
+                } if (priority, base_id(&r.txn_id)) <= (holder_priority, base_id(&by)) => {
+                    // Wait-die: older than the holder (or an earlier attempt of this very
+                    // transaction, whose abort is on its way), so wait for its decision and try
+                    // again; a younger one is refused at once, below.
+                    if self.wait_unlocked(&key).await.is_err() {
+                        return reply_of(Applied::Locked {
+                            key,
+                            by,
+                            holder_priority,
+                        });
+                    }
                 }
                 other => return reply_of(other),
             }
@@ -346,6 +372,11 @@ impl Server {
         }
         let coord = groups[0];
         let t0 = Instant::now();
+        // The transaction's age, kept across attempts so that it only gets older (wait-die).
+        let priority = Ts {
+            wall: first.tt.now().map_err(clock_err)?.earliest().as_nanos(),
+            logical: 0,
+        };
         let mut last_reason = String::new();
         for attempt in 0..ATTEMPTS {
             let id = format!("{base}/{attempt}");
@@ -360,6 +391,7 @@ impl Server {
                     writes: p.writes.clone(),
                     reads: p.reads.clone(),
                     coordinator: coord,
+                    priority: Some(ts_to_pb(priority)),
                 };
                 set.spawn(async move { (req.group, me.prepare_at(req).await) });
             }

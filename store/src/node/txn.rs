@@ -170,7 +170,7 @@ impl Node {
                         groups: vec![self.group],
                     });
                 }
-                crate::mvcc::Applied::Locked { key, by } => {
+                crate::mvcc::Applied::Locked { key, by, .. } => {
                     tracing::debug!("{key:?} is held by the prepared transaction {by:?}; waiting");
                     self.wait_unlocked(&key).await?;
                 }
