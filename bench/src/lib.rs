@@ -12,6 +12,7 @@ pub mod error;
 pub mod fuzz;
 pub mod lab;
 pub mod multiregion;
+pub mod multiregion_ap;
 pub mod now_latency;
 pub mod report;
 pub mod sim;

@@ -43,6 +43,9 @@ pub struct MultiRegionBench {
     pub fault: Option<Duration>,
     /// Global-table leads (ms) to run, each once at the first ε.
     pub global_leads_ms: Vec<u64>,
+    /// Run the failure-mode table's faults on the AP mode too (a region cut off, the first
+    /// region's node killed).
+    pub ap: bool,
     /// Shards (Raft groups); with more than one, shard `g`'s leader is placed in region
     /// `g mod regions` and two-key writes that span shards commit by two-phase commit.
     pub shards: u32,
@@ -137,6 +140,9 @@ pub struct MultiRegionReport {
     pub runs: Vec<EpsilonRun>,
     /// The failure-mode table (empty when not asked for).
     pub failures: Vec<FailureRow>,
+    /// The same faults on the AP mode (`ttstore ap-node`), when asked for.
+    #[serde(default)]
+    pub ap_failures: Vec<crate::multiregion_ap::ApFailureRow>,
     /// CockroachDB's global-table write latency by its formula (max-offset 500 ms + 1.5 × the
     /// round trip from the leader's region to the farthest region), for the same topology (ms).
     pub cockroach_global_write_formula_ms: f64,
@@ -336,7 +342,7 @@ async fn new_leader(
 
 /// The longest stretch (s) inside `[from, to]` (realtime ns) without a time in `done` (any
 /// order), counting the window's ends.
-fn longest_gap(done: &[i64], from: i64, to: i64) -> f64 {
+pub(crate) fn longest_gap(done: &[i64], from: i64, to: i64) -> f64 {
     let mut t: Vec<i64> = done
         .iter()
         .copied()
@@ -763,6 +769,13 @@ pub fn run(b: &MultiRegionBench) -> Result<MultiRegionReport, Error> {
             failures.push(rt.block_on(fault_run(&exe, b, f))?);
         }
     }
+    let mut ap_failures = Vec::new();
+    if b.ap && b.fault.is_some() && !b.negative_control {
+        let far = b.topology.regions.last().cloned().unwrap_or_default();
+        for cut in [Some(far.as_str()), None] {
+            ap_failures.push(rt.block_on(crate::multiregion_ap::ap_fault_run(&exe, b, cut))?);
+        }
+    }
     // The leader's region (the first run's) to the farthest region, there and back.
     let leader = runs
         .first()
@@ -784,6 +797,7 @@ pub fn run(b: &MultiRegionBench) -> Result<MultiRegionReport, Error> {
         write_fraction: b.write_fraction,
         runs,
         failures,
+        ap_failures,
         cockroach_global_write_formula_ms: 500.0 + 1.5 * 2.0 * farthest.as_secs_f64() * 1e3,
     })
 }

@@ -127,6 +127,7 @@ fn the_failure_modes_keep_a_cp_store_consistent_and_unavailable_only_where_it_mu
         "12",
         "--global-lead-ms",
         "0",
+        "--ap",
     ]);
     assert_eq!(r.failures.len(), 4, "{r:?}");
     for f in &r.failures {
@@ -159,8 +160,33 @@ fn the_failure_modes_keep_a_cp_store_consistent_and_unavailable_only_where_it_mu
     let clock = &r.failures[3];
     assert!(clock.fault.contains("eu-west"), "{clock:?}");
     assert_eq!(clock.quarantined_nodes, vec![2], "{clock:?}");
+    check_ap_rows(&r);
     assert!(
         region(clock, "eu-west").longest_gap_during_s < clock.fault_s - 2.0,
         "{clock:?}"
     );
+}
+
+/// The AP rows of the same run's table: every region keeps serving through the fault, the
+/// nodes diverge and converge, nothing acknowledged is lost silently, every overlap is
+/// reported, and the stale-read count shows what AP gives up.
+fn check_ap_rows(r: &bench::multiregion::MultiRegionReport) {
+    assert_eq!(r.ap_failures.len(), 2, "{r:?}");
+    for f in &r.ap_failures {
+        eprintln!("{f:?}");
+        for g in &f.regions {
+            assert!(g.completed > 0, "{f:?}");
+            assert!(g.longest_gap_during_s < f.fault_s - 2.0, "{g:?} in {f:?}");
+        }
+        assert!(f.converged && f.converge_s.is_some(), "{f:?}");
+        assert_eq!(f.lost_increments, 0, "{f:?}");
+        assert!(f.increments > 0 && f.puts > 0, "{f:?}");
+        assert_eq!(f.kept_value_mismatches, 0, "{f:?}");
+        assert_eq!(f.conflicts_reported, f.overlapping_pairs as u64, "{f:?}");
+    }
+    let cut = &r.ap_failures[0];
+    assert!(cut.fault.contains("ap-south"), "{cut:?}");
+    assert!(cut.diverged_during && cut.max_ops_behind > 0, "{cut:?}");
+    // The cut-off region's reads missed what the others wrote: the check can find staleness.
+    assert!(cut.stale_reads > 0, "{cut:?}");
 }

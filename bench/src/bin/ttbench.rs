@@ -100,6 +100,10 @@ enum Cmd {
         /// table leaves out the clock row (a quarantined shard leader keeps its leadership).
         #[arg(long, default_value_t = 1)]
         shards: u32,
+        /// Also run the failure-mode table's faults (a region cut off, a node killed) on the AP
+        /// mode: three `ttstore ap-node`s, every write accepted locally.
+        #[arg(long)]
+        ap: bool,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -602,6 +606,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             fault_seconds,
             global_lead_ms,
             shards,
+            ap,
             json,
         } => {
             let topology = match topology {
@@ -622,6 +627,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 fault: (fault_seconds > 0).then(|| std::time::Duration::from_secs(fault_seconds)),
                 global_leads_ms: global_lead_ms.into_iter().filter(|l| *l > 0).collect(),
                 shards: shards.clamp(1, 64),
+                ap,
             })?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -878,6 +884,21 @@ fn print_campaign(r: &bench::campaign::CampaignReport) {
     }
 }
 
+/// Each region's completions and longest gaps through a fault.
+fn print_fault_regions(regions: &[bench::multiregion::FaultRegion]) {
+    for g in regions {
+        println!(
+            "  {:<9} completed {:>4}, failed {:>3}, longest without a completion: {:.1} s before, {:.1} s during, {:.1} s after",
+            g.region,
+            g.completed,
+            g.failed,
+            g.longest_gap_before_s,
+            g.longest_gap_during_s,
+            g.longest_gap_after_s
+        );
+    }
+}
+
 /// The text form of `ttbench multiregion`'s result.
 fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
     for run in &r.runs {
@@ -929,17 +950,28 @@ fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
             f.anomalies,
             f.history_ops
         );
-        for g in &f.regions {
-            println!(
-                "  {:<9} completed {:>4}, failed {:>3}, longest without a completion: {:.1} s before, {:.1} s during, {:.1} s after",
-                g.region,
-                g.completed,
-                g.failed,
-                g.longest_gap_before_s,
-                g.longest_gap_during_s,
-                g.longest_gap_after_s
-            );
-        }
+        print_fault_regions(&f.regions);
+    }
+    for f in &r.ap_failures {
+        println!(
+            "AP, {} ({} s): diverged {} (up to {} ops behind), caught up {} after the heal, converged {}; {} puts, {} overlapping pairs, {} reported, {} kept values off the rule; {} increments, {} lost; {} of {} local reads stale",
+            f.fault,
+            f.fault_s,
+            f.diverged_during,
+            f.max_ops_behind,
+            f.converge_s
+                .map_or("never".to_string(), |c| format!("{c:.2} s")),
+            f.converged,
+            f.puts,
+            f.overlapping_pairs,
+            f.conflicts_reported,
+            f.kept_value_mismatches,
+            f.increments,
+            f.lost_increments,
+            f.stale_reads,
+            f.reads
+        );
+        print_fault_regions(&f.regions);
     }
     println!(
         "CockroachDB global-table write by its formula (500 ms max-offset + 1.5 RTT to the farthest region): {:.0} ms",
