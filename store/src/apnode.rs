@@ -165,6 +165,33 @@ pub struct ApNode {
     topology: Option<Arc<Topology>>,
 }
 
+/// Replays a log: the state it leaves and how many bytes were whole records (the rest, a
+/// record torn by a crash mid-append or damaged, is dropped). Records that are not the next of
+/// their origin are skipped, as when they arrive by replication.
+fn replay(bytes: &[u8]) -> (State, usize) {
+    let mut state = State::new();
+    let mut buf = bytes;
+    let mut good = 0;
+    while !buf.is_empty() {
+        match pb::ApOp::decode_length_delimited(&mut buf) {
+            Ok(op) => {
+                if state.is_next(&op) {
+                    state.apply(op);
+                }
+                good = bytes.len() - buf.len();
+            }
+            Err(_) => break,
+        }
+    }
+    (state, good)
+}
+
+/// [`replay`] for outside callers (the fuzz harness): (operations applied, whole bytes).
+pub fn replay_log(bytes: &[u8]) -> (usize, usize) {
+    let (s, good) = replay(bytes);
+    (s.ops.values().map(Vec::len).sum(), good)
+}
+
 fn io(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("ap.log: {e}"))
 }
@@ -182,25 +209,13 @@ impl ApNode {
         if path.exists() {
             std::fs::File::open(&path)?.read_to_end(&mut bytes)?;
         }
-        let mut state = State::new();
-        let mut buf = &bytes[..];
-        let mut good = 0;
-        while !buf.is_empty() {
-            match pb::ApOp::decode_length_delimited(&mut buf) {
-                Ok(op) => {
-                    if state.is_next(&op) {
-                        state.apply(op);
-                    }
-                    good = bytes.len() - buf.len();
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "{}: dropping a torn record at byte {good} ({e})",
-                        path.display()
-                    );
-                    break;
-                }
-            }
+        let (state, good) = replay(&bytes);
+        if good < bytes.len() {
+            tracing::warn!(
+                "{}: dropping a torn or corrupt record at byte {good} of {}",
+                path.display(),
+                bytes.len()
+            );
         }
         let file = std::fs::OpenOptions::new()
             .create(true)

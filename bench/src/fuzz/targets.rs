@@ -189,6 +189,7 @@ pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
         ..Default::default()
     };
     seeds.push(txn.encode_to_vec());
+    seeds.push(ap_pull_seed());
     let vote =
         br#"{"vote":{"leader_id":{"term":1,"node_id":1},"committed":false},"last_log_id":null}"#;
     let append = br#"{"vote":{"leader_id":{"term":1,"node_id":1},"committed":true},"prev_log_id":null,"entries":[],"leader_commit":null}"#;
@@ -221,6 +222,7 @@ pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
                 Err(_) => "prepare-undecodable",
             };
             let _ = pb::DecideRequest::decode(b);
+            let ap = ap_inputs(b);
             let raft = match pb::RaftMessage::decode(b) {
                 Ok(m) => {
                     use ttstore::network::decode;
@@ -239,9 +241,65 @@ pub(super) fn store(mut seeds: Vec<Vec<u8>>) -> Harness {
                 }
                 Err(_) => "raft-undecodable",
             };
-            format!("{txn},{prepare},{raft}")
+            format!("{txn},{prepare},{ap},{raft}")
         }),
         fixup: no_fixup,
+    }
+}
+
+/// A peer's pull reply with one register write and one decrement (a seed to mutate).
+fn ap_pull_seed() -> Vec<u8> {
+    use prost::Message;
+    use ttproto::store as pb;
+    let pull = pb::ApPullReply {
+        ops: vec![
+            pb::ApOp {
+                origin: 1,
+                seq: 1,
+                op: Some(pb::ap_op::Op::Put(pb::ApPutOp {
+                    key: "k".into(),
+                    value: "v".into(),
+                    wall_ns: 1,
+                    earliest_ns: 1,
+                    latest_ns: 3,
+                })),
+            },
+            pb::ApOp {
+                origin: 1,
+                seq: 2,
+                op: Some(pb::ap_op::Op::Add(pb::ApAddRequest {
+                    counter: "c".into(),
+                    delta: -2,
+                })),
+            },
+        ],
+    };
+    pull.encode_to_vec()
+}
+
+/// The AP node's inputs: its requests, a peer's pull reply (replayed as a log of whole
+/// records, which must replay whole), and its own log on disk (any bytes: a torn or damaged
+/// record ends the replay, never a panic).
+fn ap_inputs(b: &[u8]) -> &'static str {
+    use prost::Message;
+    use ttproto::store as pb;
+    let _ = pb::ApPutRequest::decode(b);
+    let _ = pb::ApAddRequest::decode(b);
+    let _ = pb::ApPullRequest::decode(b);
+    let (_, whole) = ttstore::apnode::replay_log(b);
+    assert!(whole <= b.len());
+    match pb::ApPullReply::decode(b) {
+        Ok(r) => {
+            let mut log = Vec::new();
+            for op in &r.ops {
+                let _ = op.encode_length_delimited(&mut log);
+            }
+            let (applied, whole) = ttstore::apnode::replay_log(&log);
+            assert_eq!(whole, log.len(), "a log of whole records replays whole");
+            assert!(applied <= r.ops.len());
+            "ap-pull"
+        }
+        Err(_) => "ap-undecodable",
     }
 }
 
