@@ -50,13 +50,19 @@ pub struct ApFailureRow {
     pub overlapping_pairs: usize,
     /// The pairs every node reports (equal to the above when nothing is missed).
     pub conflicts_reported: u64,
-    /// Keys whose kept value differs from the TrueTime rule over every acknowledged write (a
-    /// silent loss; 0 expected).
+    /// Keys whose kept value is an acknowledged write other than the one the TrueTime rule
+    /// picks over every acknowledged write (a silent loss; 0 expected).
     pub kept_value_mismatches: usize,
-    /// Acknowledged increments of the PN-counter, and how many of them the converged counter
-    /// lacks (0 expected).
+    /// Keys whose kept value is a write whose client never heard back (it was logged, then its
+    /// node was killed or the reply lost): it may rightly win.
+    pub kept_unacknowledged: usize,
+    /// Acknowledged increments of the PN-counter.
     pub increments: i64,
-    /// … lost.
+    /// Increments whose client never heard back (they may or may not have been logged).
+    pub increments_unknown: i64,
+    /// The converged counter.
+    pub counter: i64,
+    /// Acknowledged increments the counter lacks (0 expected): `max(0, increments − counter)`.
     pub lost_increments: i64,
     /// Local reads, and those that missed a write acknowledged before they began.
     pub reads: usize,
@@ -70,6 +76,8 @@ type Ap = pb::ap_client::ApClient<Channel>;
 enum Did {
     Put(Version),
     Add,
+    /// An increment whose outcome is unknown.
+    AddFailed,
     Read {
         key: String,
         invoke_ns: i64,
@@ -165,7 +173,7 @@ async fn client(
             }),
             Err(_) => {
                 out.push(Sample {
-                    did: None,
+                    did: (n % 3 == 1).then_some(Did::AddFailed),
                     done_ns: realtime_ns(),
                 });
                 // The node is down or cut off: the next nearest.
@@ -395,6 +403,10 @@ pub(crate) async fn ap_fault_run(
         .iter()
         .filter(|s| matches!(s.did, Some(Did::Add)))
         .count() as i64;
+    let increments_unknown = all
+        .iter()
+        .filter(|s| matches!(s.did, Some(Did::AddFailed)))
+        .count() as i64;
     let mut pairs = BTreeSet::new();
     let mut by_key: HashMap<&str, Vec<&Version>> = HashMap::new();
     for v in &puts {
@@ -424,11 +436,15 @@ pub(crate) async fn ap_fault_run(
         .await
         .map_err(|e| Error::Failed(e.message().to_string()))?
         .into_inner();
-    let kept_value_mismatches = got
-        .registers
-        .iter()
-        .filter(|r| r.value.as_ref() != expect.get(&r.key))
-        .count();
+    let acked_ids: BTreeSet<(u32, u64)> = puts.iter().map(|v| v.id()).collect();
+    let (mut kept_value_mismatches, mut kept_unacknowledged) = (0, 0);
+    for r in &got.registers {
+        if !acked_ids.contains(&(r.origin, r.seq)) {
+            kept_unacknowledged += 1;
+        } else if r.value.as_ref() != expect.get(&r.key) {
+            kept_value_mismatches += 1;
+        }
+    }
     let counter = got.counters.first().map_or(0, |c| c.value);
     // Stale reads: a read that began after a write to its key was acknowledged (anywhere) and
     // returned a version the TrueTime rule ranks below that write.
@@ -497,8 +513,11 @@ pub(crate) async fn ap_fault_run(
         overlapping_pairs: pairs.len(),
         conflicts_reported: end.iter().map(|s| s.conflicts).max().unwrap_or(0),
         kept_value_mismatches,
+        kept_unacknowledged,
         increments,
-        lost_increments: increments - counter,
+        increments_unknown,
+        counter,
+        lost_increments: (increments - counter).max(0),
         reads,
         stale_reads,
     })

@@ -180,6 +180,8 @@ fn check_ap_rows(r: &bench::multiregion::MultiRegionReport) {
         }
         assert!(f.converged && f.converge_s.is_some(), "{f:?}");
         assert_eq!(f.lost_increments, 0, "{f:?}");
+        // Nothing invented: at most the increments whose clients never heard back are extra.
+        assert!(f.counter <= f.increments + f.increments_unknown, "{f:?}");
         assert!(f.increments > 0 && f.puts > 0, "{f:?}");
         assert_eq!(f.kept_value_mismatches, 0, "{f:?}");
         assert_eq!(f.conflicts_reported, f.overlapping_pairs as u64, "{f:?}");

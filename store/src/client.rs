@@ -318,11 +318,29 @@ impl Client {
         })
     }
 
-    /// Adds (`Some(addr)`) or removes a node, at the leader.
+    /// Adds (`Some(addr)`) or removes a voter, at the leader.
     pub async fn membership(
         &mut self,
         id: u64,
         add: Option<String>,
+    ) -> Result<pb::MembershipReply, ClientError> {
+        self.change(id, add, false).await
+    }
+
+    /// Adds a learner (it replicates and serves reads, but does not vote), at the leader.
+    pub async fn add_learner(
+        &mut self,
+        id: u64,
+        addr: String,
+    ) -> Result<pb::MembershipReply, ClientError> {
+        self.change(id, Some(addr), true).await
+    }
+
+    async fn change(
+        &mut self,
+        id: u64,
+        add: Option<String>,
+        learner: bool,
     ) -> Result<pb::MembershipReply, ClientError> {
         let t0 = Instant::now();
         let mut last = String::new();
@@ -336,6 +354,7 @@ impl Client {
                     c.add_node(self.security.request(pb::AddNodeRequest {
                         id,
                         addr: addr.clone(),
+                        learner,
                     }))
                     .await
                 }

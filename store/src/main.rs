@@ -289,6 +289,10 @@ enum Cmd {
         id: u64,
         /// Its address.
         addr: String,
+        /// As a learner: it replicates and serves reads but does not vote (a read replica in a
+        /// far region that adds nothing to the write quorum's round trip).
+        #[arg(long)]
+        learner: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -705,12 +709,19 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             print_status(&all, target.json);
             Ok(())
         }
-        Cmd::AddNode { id, addr, target } => {
+        Cmd::AddNode {
+            id,
+            addr,
+            learner,
+            target,
+        } => {
             let mut c = target.creds.client(&target.cluster, true)?;
-            let r = c
-                .membership(id, Some(addr))
-                .await
-                .map_err(|e| e.to_string())?;
+            let r = if learner {
+                c.add_learner(id, addr).await
+            } else {
+                c.membership(id, Some(addr)).await
+            }
+            .map_err(|e| e.to_string())?;
             print_members(&r, target.json);
             Ok(())
         }

@@ -479,6 +479,22 @@ fn consistency_levels_bad_input_membership_and_restart_durability() {
         assert_eq!(r.values[0].value.as_deref(), Some("2"));
         assert_eq!(r.values[1].value.as_deref(), Some("after-change"));
 
+        // A learner: a member that does not vote, and serves strong reads.
+        let a5 = cluster.spawn_extra(5).unwrap();
+        let m = c4.add_learner(5, a5.clone()).await.unwrap();
+        assert!(m.members.iter().any(|m| m.id == 5 && !m.voter), "{m:?}");
+        let voters: Vec<u64> = m.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+        assert_eq!(voters, vec![1, 2, 4], "{m:?}");
+        c4.txn(put("c", "after-learner")).await.unwrap();
+        let mut c5 = Client::with_security(std::slice::from_ref(&a5), cluster.security().unwrap());
+        let r = c5
+            .read(0, read(&["c"], pb::Consistency::Strong))
+            .await
+            .unwrap();
+        assert_eq!(r.served_by, 5);
+        assert_eq!(r.values[0].value.as_deref(), Some("after-learner"));
+        c4.txn(put("c", "after-change")).await.unwrap();
+
         // Durability: kill every node, restart, the acknowledged writes are all there.
         for id in [1, 2, 4] {
             cluster.kill(id);

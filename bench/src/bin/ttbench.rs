@@ -954,7 +954,7 @@ fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
     }
     for f in &r.ap_failures {
         println!(
-            "AP, {} ({} s): diverged {} (up to {} ops behind), caught up {} after the heal, converged {}; {} puts, {} overlapping pairs, {} reported, {} kept values off the rule; {} increments, {} lost; {} of {} local reads stale",
+            "AP, {} ({} s): diverged {} (up to {} ops behind), caught up {} after the heal, converged {}; {} puts, {} overlapping pairs, {} reported, {} kept values off the rule ({} unacknowledged kept); {} increments acknowledged, {} unknown, counter {}, {} lost; {} of {} local reads stale",
             f.fault,
             f.fault_s,
             f.diverged_during,
@@ -966,7 +966,10 @@ fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
             f.overlapping_pairs,
             f.conflicts_reported,
             f.kept_value_mismatches,
+            f.kept_unacknowledged,
             f.increments,
+            f.increments_unknown,
+            f.counter,
             f.lost_increments,
             f.stale_reads,
             f.reads

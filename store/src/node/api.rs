@@ -67,6 +67,7 @@ impl Node {
         &self,
         add: Option<(NodeId, String)>,
         remove: Option<NodeId>,
+        learner: bool,
     ) -> Result<pb::MembershipReply, Status> {
         if !self.is_leader() {
             return Err(self.not_leader(self.metrics().current_leader));
@@ -89,10 +90,14 @@ impl Node {
             }
             addr.parse::<SocketAddr>()
                 .map_err(|e| Status::invalid_argument(format!("bad address {addr:?}: {e}")))?;
-            self.raft
+            let resp = self
+                .raft
                 .add_learner(id, BasicNode::new(addr), true)
                 .await
                 .map_err(map)?;
+            if learner {
+                return Ok(members_reply(resp.membership.as_ref()));
+            }
             voters.insert(id);
         }
         if let Some(id) = remove {
@@ -108,27 +113,27 @@ impl Node {
             .change_membership(voters, false)
             .await
             .map_err(map)?;
-        let voters: BTreeSet<NodeId> = resp
-            .membership
-            .as_ref()
-            .map(|m| m.voter_ids().collect())
-            .unwrap_or_default();
-        Ok(pb::MembershipReply {
-            members: resp
-                .membership
-                .iter()
-                .flat_map(|m| {
-                    m.nodes()
-                        .map(|(id, n)| (*id, n.addr.clone()))
-                        .collect::<Vec<_>>()
-                })
-                .map(|(id, addr)| pb::Member {
-                    id,
-                    addr,
-                    voter: voters.contains(&id),
-                })
-                .collect(),
-        })
+        Ok(members_reply(resp.membership.as_ref()))
+    }
+}
+
+/// A membership as the wire's member list.
+fn members_reply(m: Option<&openraft::Membership<NodeId, BasicNode>>) -> pb::MembershipReply {
+    let voters: BTreeSet<NodeId> = m.map(|m| m.voter_ids().collect()).unwrap_or_default();
+    pb::MembershipReply {
+        members: m
+            .iter()
+            .flat_map(|m| {
+                m.nodes()
+                    .map(|(id, n)| (*id, n.addr.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .map(|(id, addr)| pb::Member {
+                id,
+                addr,
+                voter: voters.contains(&id),
+            })
+            .collect(),
     }
 }
 
@@ -173,7 +178,7 @@ impl pb::store_server::Store for Svc {
     ) -> Result<Response<pb::MembershipReply>, Status> {
         let r = r.into_inner();
         self.one_group()?
-            .change_members(Some((r.id, r.addr)), None)
+            .change_members(Some((r.id, r.addr)), None, r.learner)
             .await
             .map(Response::new)
     }
@@ -183,7 +188,7 @@ impl pb::store_server::Store for Svc {
         r: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::MembershipReply>, Status> {
         self.one_group()?
-            .change_members(None, Some(r.into_inner().id))
+            .change_members(None, Some(r.into_inner().id), false)
             .await
             .map(Response::new)
     }
