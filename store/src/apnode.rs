@@ -497,14 +497,18 @@ impl pb::ap_server::Ap for ApSvc {
             registers: s.lww.values().len() as u64,
             counters: s.counters.len() as u64,
             conflicts: s.lww.conflicts().len() as u64,
-            blocked: self
-                .0
-                .blocked
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .copied()
-                .collect(),
+            blocked: {
+                let mut b: Vec<u64> = self
+                    .0
+                    .blocked
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .copied()
+                    .collect();
+                b.sort_unstable();
+                b
+            },
         }))
     }
 
@@ -541,8 +545,8 @@ impl pb::ap_server::Ap for ApSvc {
         let mut b = self.0.blocked.write().unwrap_or_else(|e| e.into_inner());
         *b = blocked.into_iter().filter(|id| *id != self.0.id).collect();
         tracing::warn!("fault injection: replication with {:?} is now dropped", *b);
-        Ok(Response::new(pb::PartitionReply {
-            blocked: b.iter().copied().collect(),
-        }))
+        let mut blocked: Vec<u64> = b.iter().copied().collect();
+        blocked.sort_unstable();
+        Ok(Response::new(pb::PartitionReply { blocked }))
     }
 }

@@ -828,6 +828,62 @@ fn negative_control_sharded_no_commit_wait_and_skew_beyond_epsilon_is_caught() {
     })
 }
 
+/// A request whose first eight attempts were all aborted (as if an earlier run had lost them to
+/// locks) still commits when retried: the coordinator skips the lost attempts. `key` is in
+/// shard 1.
+async fn lost_attempts_are_skipped(
+    cluster: &LocalCluster,
+    admin: &mut Client,
+    c: &mut Client,
+    key: &str,
+) {
+    let security = cluster.security().unwrap();
+    let l0 = group_leader(admin, 0).await;
+    let ch = security
+        .endpoint(&cluster.addr(l0).unwrap())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw0 = pb::store_client::StoreClient::new(ch);
+    for k in 0..8 {
+        let d = raw0
+            .decide(security.request(pb::DecideRequest {
+                group: 0,
+                txn_id: format!("unlucky/{k}"),
+                commit: false,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(d.state(), pb::TxnState::Aborted);
+    }
+    let other = (0..)
+        .map(|i| format!("other{i}"))
+        .find(|k| ttstore::node::shard_of(k, 2) == 0)
+        .unwrap();
+    let w = c
+        .txn(pb::TxnRequest {
+            request_id: "unlucky".into(),
+            writes: vec![
+                pb::Write {
+                    key: key.to_string(),
+                    value: Some("x".into()),
+                },
+                pb::Write {
+                    key: other,
+                    value: Some("x".into()),
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(w.groups, vec![0, 1]);
+    assert!(w.succeeded && w.ts_retries >= 8, "{w:?}");
+}
+
 #[test]
 fn an_undecided_prepare_holds_its_key_until_recovery_aborts_it_in_the_coordinator_shard() {
     let _g = serial();
@@ -914,5 +970,7 @@ fn an_undecided_prepare_holds_its_key_until_recovery_aborts_it_in_the_coordinato
             .await
             .unwrap();
         assert_eq!(r.values[0].value.as_deref(), Some("after"));
+
+        lost_attempts_are_skipped(&cluster, &mut admin, &mut c, &key).await;
     })
 }
