@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use ttcore::{TTInterval, Timestamp};
 use ttproto::store as pb;
 use ttstore::ap::{LwwMap, LwwRule, Version};
 use ttstore::cluster::{ClusterConfig, LocalCluster};
@@ -119,21 +118,9 @@ async fn client(
                     value: value.clone(),
                 });
                 r.set_timeout(Duration::from_secs(2));
-                ap.put(r).await.map(|r| {
-                    let r = r.into_inner();
-                    Did::Put(Version {
-                        key,
-                        value,
-                        origin: r.origin,
-                        seq: r.seq,
-                        wall_ns: r.wall_ns,
-                        tt: TTInterval::new(
-                            Timestamp::from_nanos(r.earliest_ns),
-                            Timestamp::from_nanos(r.latest_ns),
-                        )
-                        .unwrap_or_else(|_| TTInterval::point(Timestamp::from_nanos(r.latest_ns))),
-                    })
-                })
+                ap.put(r)
+                    .await
+                    .map(|r| Did::Put(ttstore::apnode::acknowledged(key, value, &r.into_inner())))
             }
             1 => {
                 let mut r = security.request(pb::ApAddRequest {

@@ -42,6 +42,22 @@ const PULL_BATCH: usize = 4096;
 const MAX_KEY: usize = crate::node::MAX_KEY;
 const MAX_VALUE: usize = crate::node::MAX_VALUE;
 
+/// An acknowledged register write as the LWW register sees it (the client's record of it).
+pub fn acknowledged(key: String, value: String, r: &pb::ApWriteReply) -> Version {
+    Version {
+        key,
+        value,
+        origin: r.origin,
+        seq: r.seq,
+        wall_ns: r.wall_ns,
+        tt: TTInterval::new(
+            Timestamp::from_nanos(r.earliest_ns),
+            Timestamp::from_nanos(r.latest_ns),
+        )
+        .unwrap_or_else(|_| TTInterval::point(Timestamp::from_nanos(r.latest_ns))),
+    }
+}
+
 /// Everything an AP node needs to start.
 #[derive(Clone, Debug)]
 pub struct ApOptions {

@@ -220,34 +220,26 @@ impl LocalCluster {
     fn args(&self, id: u64) -> Vec<String> {
         let p = self.procs.iter().find(|p| p.id == id).expect("known node");
         let dir = self.cfg.dir.join(format!("node{id}")).display().to_string();
-        let mut a = if self.cfg.ap {
+        let mut a = vec![
+            if self.cfg.ap { "ap-node" } else { "node" }.to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            p.addr.clone(),
+            "--dir".into(),
+            dir,
+            "--token-file".into(),
+            self.token_file.display().to_string(),
+        ];
+        if self.cfg.ap {
             let peers: Vec<String> = self
                 .procs
                 .iter()
                 .map(|p| format!("{}={}", p.id, p.addr))
                 .collect();
-            vec![
-                "ap-node".to_string(),
-                "--id".into(),
-                id.to_string(),
-                "--listen".into(),
-                p.addr.clone(),
-                "--dir".into(),
-                dir,
-                "--peers".into(),
-                peers.join(","),
-                "--token-file".into(),
-                self.token_file.display().to_string(),
-            ]
+            a.extend(["--peers".into(), peers.join(",")]);
         } else {
-            vec![
-                "node".to_string(),
-                "--id".into(),
-                id.to_string(),
-                "--listen".into(),
-                p.addr.clone(),
-                "--dir".into(),
-                dir,
+            a.extend([
                 "--mode".into(),
                 self.cfg.mode.name().into(),
                 "--max-offset-ms".into(),
@@ -256,10 +248,8 @@ impl LocalCluster {
                 self.cfg.close_interval_ms.to_string(),
                 "--snapshot-every".into(),
                 self.cfg.snapshot_every.to_string(),
-                "--token-file".into(),
-                self.token_file.display().to_string(),
-            ]
-        };
+            ]);
+        }
         if let Some(p) = &self.pki {
             for (flag, f) in [
                 ("--tls-cert", &p.cert),

@@ -77,15 +77,64 @@ impl Creds {
     }
 }
 
+/// How a node is reached and locked, and where it is.
 #[derive(clap::Args, Clone)]
-struct ClockArgs {
-    /// Timestamp mode.
-    #[arg(long, value_enum, default_value = "truetime")]
-    mode: Mode,
-    /// Acknowledge without waiting for TT.after(s) (breaks external consistency; for the
-    /// negative control only).
+struct NodeNet {
+    /// The cluster token (mode 0600, ≥ 32 characters): every call but the reads and Status must
+    /// carry it, the nodes' own traffic included, and the node sends it to its peers.
     #[arg(long)]
-    no_commit_wait: bool,
+    token_file: PathBuf,
+    /// PEM certificate to serve TLS with (required unless `--listen` is loopback).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (mode 0600).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates trusted for the peers' TLS.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Regions and the delays between them (TOML; see the `region` module): every message to a
+    /// node in another region waits the link's delay.
+    #[arg(long)]
+    topology: Option<PathBuf>,
+}
+
+impl NodeNet {
+    /// The listener's lock, the peers' client security, and the topology (`who` names the
+    /// node in errors).
+    fn load(
+        &self,
+        who: &str,
+    ) -> Result<
+        (
+            ttsys::mgmt::ManagementConfig,
+            ttsys::mgmt::ClientSecurity,
+            Option<ttstore::region::Topology>,
+        ),
+        String,
+    > {
+        let management = ttsys::mgmt::ManagementConfig {
+            certificate: self.tls_cert.clone(),
+            private_key: self.tls_key.clone(),
+            client_ca: None,
+            token_file: Some(self.token_file.clone()),
+        };
+        let peers =
+            ttsys::mgmt::ClientSecurity::from_files(self.tls_ca.as_deref(), Some(&self.token_file))
+                .map_err(|e| format!("{who}: {e}"))?;
+        let topology = self
+            .topology
+            .as_ref()
+            .map(|p| ttstore::region::Topology::load(p))
+            .transpose()
+            .map_err(|e| format!("{who}: {e}"))?;
+        Ok((management, peers, topology))
+    }
+}
+
+/// Where a node's TrueTime comes from.
+#[derive(clap::Args, Clone)]
+struct ClockSource {
     /// Simulated clock: offset from the host clock (ns).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     skew_ns: i64,
@@ -98,6 +147,19 @@ struct ClockArgs {
     /// timed's gRPC address (fallback when the page is missing).
     #[arg(long, default_value = ttclient::DEFAULT_ADDR)]
     timed: String,
+}
+
+#[derive(clap::Args, Clone)]
+struct ClockArgs {
+    /// Timestamp mode.
+    #[arg(long, value_enum, default_value = "truetime")]
+    mode: Mode,
+    /// Acknowledge without waiting for TT.after(s) (breaks external consistency; for the
+    /// negative control only).
+    #[arg(long)]
+    no_commit_wait: bool,
+    #[command(flatten)]
+    source: ClockSource,
     /// HLC mode: maximum clock offset between nodes (ms).
     #[arg(long, default_value_t = 250)]
     max_offset_ms: u64,
@@ -143,23 +205,8 @@ enum Cmd {
         /// Giving each node different shards places the leaders apart.
         #[arg(long, value_delimiter = ',')]
         init_groups: Option<Vec<u32>>,
-        /// The cluster token (mode 0600, ≥ 32 characters): every call but Read and Status must
-        /// carry it, Raft included, and the node sends it to its peers.
-        #[arg(long)]
-        token_file: PathBuf,
-        /// PEM certificate to serve TLS with (required unless `--listen` is loopback).
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key of `--tls-cert` (mode 0600).
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// PEM CA certificates trusted for the peers' TLS.
-        #[arg(long)]
-        tls_ca: Option<PathBuf>,
-        /// Regions and the delays between them (TOML; see the `region` module): every Raft
-        /// message to a node in another region waits the link's delay.
-        #[arg(long)]
-        topology: Option<PathBuf>,
+        #[command(flatten)]
+        net: NodeNet,
         #[command(flatten)]
         clock: ClockArgs,
     },
@@ -181,33 +228,10 @@ enum Cmd {
         /// How often it pulls from each peer (ms).
         #[arg(long, default_value_t = 50)]
         pull_interval_ms: u64,
-        /// The cluster token (as for `node`).
-        #[arg(long)]
-        token_file: PathBuf,
-        /// PEM certificate to serve TLS with (required unless `--listen` is loopback).
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key of `--tls-cert` (mode 0600).
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// PEM CA certificates trusted for the peers' TLS.
-        #[arg(long)]
-        tls_ca: Option<PathBuf>,
-        /// Regions and the delays between them (as for `node`).
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// Simulated clock: offset from the host clock (ns).
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        skew_ns: i64,
-        /// Simulated clock: the ε it claims (ns).
-        #[arg(long, default_value_t = 1_000_000)]
-        epsilon_ns: i64,
-        /// Read TrueTime from timed's page instead of a simulated clock.
-        #[arg(long)]
-        page: Option<PathBuf>,
-        /// timed's gRPC address (fallback when the page is missing).
-        #[arg(long, default_value = ttclient::DEFAULT_ADDR)]
-        timed: String,
+        #[command(flatten)]
+        net: NodeNet,
+        #[command(flatten)]
+        source: ClockSource,
     },
     /// Start a local cluster of node processes on loopback and keep it running (Ctrl-C stops).
     Cluster {
@@ -367,7 +391,7 @@ fn members(s: &str, flag: &str) -> Result<BTreeMap<u64, String>, String> {
     Ok(m)
 }
 
-fn clock_spec(c: &ClockArgs) -> ClockSpec {
+fn clock_spec(c: &ClockSource) -> ClockSpec {
     match &c.page {
         Some(page) => ClockSpec::Timed {
             page: page.clone(),
@@ -454,17 +478,10 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             dir,
             init,
             init_groups,
-            token_file,
-            tls_cert,
-            tls_key,
-            tls_ca,
-            topology,
+            net,
             clock,
         } => {
-            let topology = topology
-                .map(|p| ttstore::region::Topology::load(&p))
-                .transpose()
-                .map_err(|e| format!("node {id}: {e}"))?;
+            let (management, peers, topology) = net.load(&format!("node {id}"))?;
             let init = init.map(|s| members(&s, "--init")).transpose()?;
             if id == 0 {
                 return Err("--id must be ≥ 1".into());
@@ -475,24 +492,15 @@ async fn run(cmd: Cmd) -> Result<(), String> {
                 dir,
                 mode: clock.mode,
                 commit_wait: !clock.no_commit_wait,
-                clock: clock_spec(&clock),
+                clock: clock_spec(&clock.source),
                 max_offset: Duration::from_millis(clock.max_offset_ms),
                 max_epsilon: max_epsilon(&clock),
                 global_lead: Duration::from_millis(clock.global_lead_ms),
                 close_interval: Duration::from_millis(clock.close_interval_ms.max(1)),
                 snapshot_every: clock.snapshot_every,
                 init,
-                management: ttsys::mgmt::ManagementConfig {
-                    certificate: tls_cert,
-                    private_key: tls_key,
-                    client_ca: None,
-                    token_file: Some(token_file.clone()),
-                },
-                peers: ttsys::mgmt::ClientSecurity::from_files(
-                    tls_ca.as_deref(),
-                    Some(&token_file),
-                )
-                .map_err(|e| format!("node {id}: {e}"))?,
+                management,
+                peers,
                 topology,
                 shards: clock.shards,
                 init_groups,
@@ -516,44 +524,20 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             dir,
             peers,
             pull_interval_ms,
-            token_file,
-            tls_cert,
-            tls_key,
-            tls_ca,
-            topology,
-            skew_ns,
-            epsilon_ns,
-            page,
-            timed,
+            net,
+            source,
         } => {
+            let (management, security, topology) = net.load(&format!("ap node {id}"))?;
             let opts = ttstore::apnode::ApOptions {
                 id,
                 listen,
                 dir,
-                clock: match page {
-                    Some(page) => ClockSpec::Timed { page, addr: timed },
-                    None => ClockSpec::Sim {
-                        skew_ns,
-                        epsilon_ns,
-                    },
-                },
+                clock: clock_spec(&source),
                 peers: members(&peers, "--peers")?,
                 pull_interval: Duration::from_millis(pull_interval_ms.max(1)),
-                management: ttsys::mgmt::ManagementConfig {
-                    certificate: tls_cert,
-                    private_key: tls_key,
-                    client_ca: None,
-                    token_file: Some(token_file.clone()),
-                },
-                security: ttsys::mgmt::ClientSecurity::from_files(
-                    tls_ca.as_deref(),
-                    Some(&token_file),
-                )
-                .map_err(|e| format!("ap node {id}: {e}"))?,
-                topology: topology
-                    .map(|p| ttstore::region::Topology::load(&p))
-                    .transpose()
-                    .map_err(|e| format!("ap node {id}: {e}"))?,
+                management,
+                security,
+                topology,
             };
             let node =
                 ttstore::apnode::ApNode::open(&opts).map_err(|e| format!("ap node {id}: {e}"))?;
@@ -582,14 +566,18 @@ async fn run(cmd: Cmd) -> Result<(), String> {
             cfg.mode = clock.mode;
             cfg.commit_wait = !clock.no_commit_wait;
             cfg.skews_ns = skews_ns;
-            cfg.epsilon_ns = clock.epsilon_ns;
+            cfg.epsilon_ns = clock.source.epsilon_ns;
             cfg.max_offset_ms = clock.max_offset_ms;
             cfg.max_epsilon_ns = clock.max_epsilon_ns;
             cfg.global_lead_ms = clock.global_lead_ms;
             cfg.close_interval_ms = clock.close_interval_ms;
             cfg.snapshot_every = clock.snapshot_every;
             cfg.shards = clock.shards;
-            cfg.timed = clock.page.clone().map(|p| (p, clock.timed.clone()));
+            cfg.timed = clock
+                .source
+                .page
+                .clone()
+                .map(|p| (p, clock.source.timed.clone()));
             cfg.tls = tls;
             let mut c = LocalCluster::start(cfg).map_err(|e| format!("starting nodes: {e}"))?;
             let mut client = c.client().map_err(|e| e.to_string())?;

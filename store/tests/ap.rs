@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use ttcore::{TTInterval, Timestamp};
 use ttproto::store as pb;
 use ttstore::ap::{LwwMap, LwwRule, Version};
 use ttstore::cluster::{ClusterConfig, LocalCluster};
@@ -47,7 +46,8 @@ async fn writer(
             }))
             .await
         {
-            out.puts.push(version(key, value, r.into_inner()));
+            out.puts
+                .push(ttstore::apnode::acknowledged(key, value, &r.into_inner()));
         }
         if ap
             .add(security.request(pb::ApAddRequest {
@@ -80,27 +80,15 @@ async fn writer(
                 .await
             {
                 out.rmw_increments += 1;
-                out.puts.push(version("rmw".into(), value, r.into_inner()));
+                out.puts.push(ttstore::apnode::acknowledged(
+                    "rmw".into(),
+                    value,
+                    &r.into_inner(),
+                ));
             }
         }
     }
     out
-}
-
-/// An acknowledged put as the LWW register sees it.
-fn version(key: String, value: String, r: pb::ApWriteReply) -> Version {
-    Version {
-        key,
-        value,
-        origin: r.origin,
-        seq: r.seq,
-        wall_ns: r.wall_ns,
-        tt: TTInterval::new(
-            Timestamp::from_nanos(r.earliest_ns),
-            Timestamp::from_nanos(r.latest_ns),
-        )
-        .unwrap(),
-    }
 }
 
 async fn connect(addr: &str, security: &ttsys::mgmt::ClientSecurity) -> Ap {
