@@ -255,7 +255,8 @@ impl ApNode {
     }
 
     /// Appends `ops` to the log, fsyncs, then applies them (those still next for their
-    /// origin).
+    /// origin). Blocking: callers run it in `block_in_place`, so the fsync does not stall the
+    /// runtime's other tasks.
     fn persist(&self, log: &mut std::fs::File, ops: Vec<pb::ApOp>) -> Result<(), Status> {
         if ops.is_empty() {
             return Ok(());
@@ -292,7 +293,7 @@ impl ApNode {
             seq,
             op: Some(op(wall, tt)),
         };
-        self.persist(&mut log, vec![rec])?;
+        tokio::task::block_in_place(|| self.persist(&mut log, vec![rec]))?;
         Ok(pb::ApWriteReply {
             origin,
             seq,
@@ -334,7 +335,7 @@ impl ApNode {
                 .filter(|o| o.seq > s.known(o.origin))
                 .collect()
         };
-        self.persist(&mut log, fresh)?;
+        tokio::task::block_in_place(|| self.persist(&mut log, fresh))?;
         Ok(n)
     }
 

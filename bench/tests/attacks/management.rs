@@ -29,6 +29,8 @@ const OPEN: &[&str] = &[
     "/truetime.v1.TimeDaemon/WatchStatus",
     "/ttstore.v1.Store/Read",
     "/ttstore.v1.Store/Status",
+    "/ttstore.v1.Ap/Get",
+    "/ttstore.v1.Ap/State",
 ];
 
 /// One method from a `.proto` file.
@@ -123,11 +125,14 @@ struct NodeState {
 struct Observed {
     knob: (f64, i64),
     store: Vec<NodeState>,
+    /// The AP node's digest, operations and partition list.
+    ap: (u64, Vec<(u32, u64)>, Vec<u64>),
 }
 
 async fn observe(
     timed: &tonic::transport::Channel,
     nodes: &[tonic::transport::Channel],
+    ap: &tonic::transport::Channel,
 ) -> Observed {
     let s = v1::time_daemon_client::TimeDaemonClient::new(timed.clone())
         .status(v1::StatusRequest {})
@@ -149,9 +154,17 @@ async fn observe(
             term: st.term,
         });
     }
+    let a = pb::ap_client::ApClient::new(ap.clone())
+        .state(pb::ApStateRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut known: Vec<(u32, u64)> = a.known.into_iter().collect();
+    known.sort_unstable();
     Observed {
         knob: (s.knob_ppm, s.knob_step_ns),
         store,
+        ap: (a.digest, known, a.blocked),
     }
 }
 
@@ -215,6 +228,12 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
     let mut ccfg = ttstore::cluster::ClusterConfig::new(&bins.join("ttstore"), &d.join("store"));
     ccfg.tls = true;
     let cluster = ttstore::cluster::LocalCluster::start(ccfg).unwrap();
+    // One AP node, TLS too.
+    let mut acfg = ttstore::cluster::ClusterConfig::new(&bins.join("ttstore"), &d.join("ap"));
+    acfg.tls = true;
+    acfg.ap = true;
+    acfg.nodes = 1;
+    let ap = ttstore::cluster::LocalCluster::start(acfg).unwrap();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -248,11 +267,18 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
             nodes.push(connect(a, store_sec.clone()).await);
         }
         cluster.client().unwrap().find_leader().await.unwrap();
+        let ap_sec = ap.security().unwrap();
+        let ap_right = format!(
+            "Bearer {}",
+            std::fs::read_to_string(ap.token_file()).unwrap().trim()
+        );
+        let ap_ch = connect(ap.addrs()[0].clone(), ap_sec.clone()).await;
         let by_service: BTreeMap<&str, &tonic::transport::Channel> = [
             ("TimeMaster", &master_ch),
             ("TimeDaemon", &timed_ch),
             ("Store", &nodes[0]),
             ("Raft", &nodes[0]),
+            ("Ap", &ap_ch),
         ]
         .into();
 
@@ -261,6 +287,7 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
             .iter()
             .chain(timed::daemon::OPEN_METHODS)
             .chain(ttstore::node::OPEN_METHODS)
+            .chain(ttstore::apnode::AP_OPEN_METHODS)
             .copied()
             .collect();
         theirs.sort();
@@ -285,7 +312,7 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
         }
 
         let all = methods();
-        let before = observe(&timed_ch, &nodes).await;
+        let before = observe(&timed_ch, &nodes, &ap_ch).await;
         let mut closed = Vec::new();
         for m in &all {
             let ch = by_service.get(m.service.as_str()).unwrap_or_else(|| {
@@ -316,6 +343,12 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
             "/ttstore.v1.Raft/AppendEntries",
             "/ttstore.v1.Raft/Vote",
             "/ttstore.v1.Raft/InstallSnapshot",
+            "/ttstore.v1.Store/Prepare",
+            "/ttstore.v1.Store/Decide",
+            "/ttstore.v1.Ap/Put",
+            "/ttstore.v1.Ap/Add",
+            "/ttstore.v1.Ap/Pull",
+            "/ttstore.v1.Ap/Partition",
         ] {
             assert!(
                 paths.contains(&must),
@@ -323,7 +356,7 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
             );
         }
         assert_eq!(
-            observe(&timed_ch, &nodes).await,
+            observe(&timed_ch, &nodes, &ap_ch).await,
             before,
             "a refused call changed state"
         );
@@ -336,7 +369,9 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
                 continue;
             }
             let ch = by_service[m.service.as_str()];
-            let token = if m.path.starts_with("/ttstore.") {
+            let token = if m.path.starts_with("/ttstore.v1.Ap/") {
+                &ap_right
+            } else if m.path.starts_with("/ttstore.") {
                 &store_right
             } else {
                 &right
@@ -360,11 +395,20 @@ fn every_state_changing_rpc_refuses_callers_without_the_token() {
             .partition(store_sec.request(pb::PartitionRequest { blocked: vec![1] }))
             .await
             .unwrap();
-        let after = observe(&timed_ch, &nodes).await;
+        pb::ap_client::ApClient::new(ap_ch.clone())
+            .put(ap_sec.request(pb::ApPutRequest {
+                key: "k".into(),
+                value: "v".into(),
+            }))
+            .await
+            .unwrap();
+        let after = observe(&timed_ch, &nodes, &ap_ch).await;
         assert_ne!(after.knob, before.knob, "the knob change was not seen");
         assert_ne!(after.store, before.store, "the partition was not seen");
+        assert_ne!(after.ap, before.ap, "the AP write was not seen");
     });
     drop(cluster);
+    drop(ap);
 }
 
 #[test]
