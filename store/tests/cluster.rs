@@ -939,6 +939,22 @@ fn an_undecided_prepare_holds_its_key_until_recovery_aborts_it_in_the_coordinato
             raw.prepare(anon).await.unwrap_err().code(),
             tonic::Code::Unauthenticated
         );
+        // A part addressed to a shard that does not own its key is refused (it would be written
+        // where no read looks).
+        let stray = (0..)
+            .map(|i| format!("stray{i}"))
+            .find(|k| ttstore::node::shard_of(k, 2) == 0)
+            .unwrap();
+        let wrong = pb::PrepareRequest {
+            txn_id: "stray/0".into(),
+            writes: vec![pb::Write {
+                key: stray,
+                value: Some("x".into()),
+            }],
+            ..prepare.clone()
+        };
+        let e = raw.prepare(security.request(wrong)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
         // A write to the key waits for the lock; recovery (after 5 s) aborts the orphan in
         // shard 0, frees the key, and the write then commits.
         let mut c = cluster.client().unwrap();

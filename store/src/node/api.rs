@@ -240,6 +240,8 @@ impl pb::store_server::Store for Svc {
         r: Request<pb::PrepareRequest>,
     ) -> Result<Response<pb::PrepareReply>, Status> {
         let r = r.into_inner();
+        self.0
+            .owns(r.group, server::keys_of(&r.compares, &r.writes, &r.reads))?;
         self.0.group(r.group)?.prepare(r).await.map(Response::new)
     }
 

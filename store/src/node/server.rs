@@ -25,6 +25,19 @@ pub fn shard_of(key: &str, shards: u32) -> u32 {
     (h % u64::from(shards.max(1))) as u32
 }
 
+/// Every key a request touches: its compares', writes' and reads'.
+pub(super) fn keys_of<'a>(
+    compares: &'a [pb::Compare],
+    writes: &'a [pb::Write],
+    reads: &'a [String],
+) -> impl Iterator<Item = &'a String> {
+    compares
+        .iter()
+        .map(|c| &c.key)
+        .chain(writes.iter().map(|w| &w.key))
+        .chain(reads.iter())
+}
+
 /// How long a forwarded or two-phase request keeps trying a shard's leader.
 pub(super) const ROUTE_LIMIT: Duration = Duration::from_secs(3);
 
@@ -109,6 +122,23 @@ impl Server {
         res.map_err(Into::into)
     }
 
+    /// Refuses a request addressed to shard `g` that touches a key of another shard (it would
+    /// be written where no read looks for it).
+    pub(super) fn owns<'a>(
+        &self,
+        g: u32,
+        keys: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), Status> {
+        self.group(g)?;
+        match keys.into_iter().find(|k| shard_of(k, self.shards()) != g) {
+            Some(k) => Err(Status::invalid_argument(format!(
+                "key {k:?} belongs to shard {}, not shard {g}",
+                shard_of(k, self.shards())
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The keys of a request by shard, each shard's in request order.
     pub(super) fn split<'a>(
         &self,
@@ -130,18 +160,13 @@ impl Server {
     pub async fn txn(self: &Arc<Self>, r: pb::TxnRequest) -> Result<pb::TxnReply, Status> {
         validate_txn(&r)?;
         if let Some(g) = r.group {
+            self.owns(g, keys_of(&r.compares, &r.writes, &r.reads))?;
             return self.group(g)?.txn(r).await;
         }
         if self.shards() == 1 {
             return self.groups[0].txn(r).await;
         }
-        let touched = self.split(
-            r.compares
-                .iter()
-                .map(|c| &c.key)
-                .chain(r.writes.iter().map(|w| &w.key))
-                .chain(r.reads.iter()),
-        );
+        let touched = self.split(keys_of(&r.compares, &r.writes, &r.reads));
         let groups: Vec<u32> = touched.keys().copied().collect();
         if let [g] = groups[..] {
             let mut reply = self.forward_txn(g, r).await?;
