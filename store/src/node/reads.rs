@@ -4,7 +4,55 @@
 
 use super::*;
 
+/// Checks a read's keys and consistency level, before anything waits.
+pub(super) fn validate_read(r: &pb::ReadRequest) -> Result<pb::Consistency, Status> {
+    if r.keys.is_empty() {
+        return Err(Status::invalid_argument("no keys to read"));
+    }
+    if r.keys.len() > MAX_OPS {
+        return Err(Status::invalid_argument(format!(
+            "{} keys; at most {MAX_OPS}",
+            r.keys.len()
+        )));
+    }
+    for k in &r.keys {
+        check_key(k)?;
+    }
+    pb::Consistency::try_from(r.consistency)
+        .map_err(|_| Status::invalid_argument(format!("unknown consistency {}", r.consistency)))
+}
+
 impl Node {
+    /// The reply for `values` read at `at` by node `served_by`, started at `t0`: the session
+    /// token covers the newest version returned, and the staleness bound is
+    /// `TT.now().latest − at` as the reply leaves.
+    pub(super) fn read_reply(
+        &self,
+        values: Vec<Value>,
+        at: Ts,
+        restarts: u32,
+        t0: Instant,
+        served_by: NodeId,
+    ) -> pb::ReadReply {
+        let newest = values
+            .iter()
+            .filter_map(|v| v.version)
+            .max()
+            .unwrap_or_default();
+        pb::ReadReply {
+            values: values.into_iter().map(value_to_pb).collect(),
+            read_ts: Some(ts_to_pb(at)),
+            restarts,
+            wait_ns: t0.elapsed().as_nanos() as i64,
+            served_by,
+            session: Some(ts_to_pb(at.max(newest))),
+            staleness_bound_ns: self
+                .tt
+                .now()
+                .map_or(-1, |i| i.latest().as_nanos().saturating_sub(at.wall).max(0)),
+        }
+    }
+
     /// `keys` as of `at` (safe time must already have reached it), once none of them is held
     /// by a prepared cross-shard transaction whose prepare timestamp is at or below `at` — its
     /// commit may land at or below `at`, so the read waits for the decision (Spanner's readers
@@ -55,21 +103,7 @@ impl Node {
     /// Serves a read at the requested consistency.
     pub async fn read(&self, r: pb::ReadRequest) -> Result<pb::ReadReply, Status> {
         self.serving()?;
-        if r.keys.is_empty() {
-            return Err(Status::invalid_argument("no keys to read"));
-        }
-        if r.keys.len() > MAX_OPS {
-            return Err(Status::invalid_argument(format!(
-                "{} keys; at most {MAX_OPS}",
-                r.keys.len()
-            )));
-        }
-        for k in &r.keys {
-            check_key(k)?;
-        }
-        let consistency = pb::Consistency::try_from(r.consistency).map_err(|_| {
-            Status::invalid_argument(format!("unknown consistency {}", r.consistency))
-        })?;
+        let consistency = validate_read(&r)?;
         let t0 = Instant::now();
         let (at, values, restarts) = match consistency {
             pb::Consistency::Unspecified | pb::Consistency::Strong => match self.mode {
@@ -101,23 +135,7 @@ impl Node {
                 (at, self.read_final(&r.keys, at).await?, 0)
             }
         };
-        let newest = values
-            .iter()
-            .filter_map(|v| v.version)
-            .max()
-            .unwrap_or_default();
-        Ok(pb::ReadReply {
-            values: values.into_iter().map(value_to_pb).collect(),
-            read_ts: Some(ts_to_pb(at)),
-            restarts,
-            wait_ns: t0.elapsed().as_nanos() as i64,
-            served_by: self.id,
-            session: Some(ts_to_pb(at.max(newest))),
-            staleness_bound_ns: self
-                .tt
-                .now()
-                .map_or(-1, |i| i.latest().as_nanos().saturating_sub(at.wall).max(0)),
-        })
+        Ok(self.read_reply(values, at, restarts, t0, self.id))
     }
 
     /// Strong, TrueTime mode: read at `TT.now().latest` once safe time reaches it; never hand

@@ -207,18 +207,7 @@ impl Server {
         }
         let first = &self.groups[0];
         first.serving()?;
-        for k in &r.keys {
-            check_key(k)?;
-        }
-        if r.keys.len() > MAX_OPS {
-            return Err(Status::invalid_argument(format!(
-                "{} keys; at most {MAX_OPS}",
-                r.keys.len()
-            )));
-        }
-        let consistency = pb::Consistency::try_from(r.consistency).map_err(|_| {
-            Status::invalid_argument(format!("unknown consistency {}", r.consistency))
-        })?;
+        let consistency = reads::validate_read(&r)?;
         let t0 = Instant::now();
         let min_safe = || {
             parts
@@ -271,30 +260,16 @@ impl Server {
             .iter()
             .filter_map(|k| found.get(k).cloned())
             .collect();
-        let newest = values
-            .iter()
-            .filter_map(|v| v.version)
-            .max()
-            .unwrap_or_default();
+        // Strong: never hand out a version before its commit time has certainly passed (as a
+        // one-shard strong read does).
         if matches!(
             consistency,
             pb::Consistency::Unspecified | pb::Consistency::Strong
-        ) && newest > Ts::default()
+        ) && let Some(newest) = values.iter().filter_map(|v| v.version).max()
         {
             first.after(newest).await?;
         }
-        Ok(pb::ReadReply {
-            values: values.into_iter().map(value_to_pb).collect(),
-            read_ts: Some(ts_to_pb(at)),
-            restarts: 0,
-            wait_ns: t0.elapsed().as_nanos() as i64,
-            served_by: self.id,
-            session: Some(ts_to_pb(at.max(newest))),
-            staleness_bound_ns: first
-                .tt
-                .now()
-                .map_or(-1, |i| i.latest().as_nanos().saturating_sub(at.wall).max(0)),
-        })
+        Ok(first.read_reply(values, at, 0, t0, self.id))
     }
 }
 
