@@ -37,6 +37,7 @@ mod tests {
         // the documented fields (options set so that they serialize too).
         let mut t = timed::config::Config::new(Vec::new());
         t.clockbound_shm_path = Some("/x".into());
+        t.clockbound3_shm_path = Some("/y".into());
         t.holdover_after_ms = Some(1);
         t.void_after_ms = Some(1);
         t.max_liars = Some(1);

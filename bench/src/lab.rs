@@ -24,6 +24,8 @@ pub struct LabOptions {
     pub allow_knob: bool,
     /// Also write a ClockBound segment here.
     pub clockbound: Option<PathBuf>,
+    /// Also write a ClockBound 3 segment (`shm1`) here.
+    pub clockbound3: Option<PathBuf>,
     /// timed's poll interval (ms) when there is no `target_epsilon_ns`.
     pub poll_ms: u64,
     /// timed's `target-epsilon-ns`: poll as the error budget asks (`None`: every `poll_ms`).
@@ -54,6 +56,7 @@ impl Default for LabOptions {
             liar_ns: None,
             allow_knob: false,
             clockbound: None,
+            clockbound3: None,
             poll_ms: 1000,
             target_epsilon_ns: Some(DEFAULT_TARGET_EPSILON_NS),
             max_drift_ppm: 15.0,
@@ -415,6 +418,7 @@ impl Lab {
             max_drift_ppm: lab.opts.max_drift_ppm,
             allow_test_knob: lab.opts.allow_knob,
             clockbound_shm_path: lab.opts.clockbound.clone(),
+            clockbound3_shm_path: lab.opts.clockbound3.clone(),
             vmclock: lab
                 .opts
                 .vmclock

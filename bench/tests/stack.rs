@@ -305,11 +305,19 @@ fn a_vmclock_disruption_is_refused_by_readers_and_timed() {
     let vmdir = tempfile::tempdir().unwrap();
     let vm = vmdir.path().join("vmclock0");
     std::fs::write(&vm, ttcore::vmclock::encode(1, 2, 2)).unwrap();
+    let cb3_path = vmdir.path().join("shm1");
     let (lab, _d) = lab(LabOptions {
         vmclock: Some(vm.clone()),
+        clockbound3: Some(cb3_path.clone()),
         ..Default::default()
     });
     lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    // ClockBound 3's disruption marker (header 16 bytes + 64: a u64), as its clients see it.
+    let cb3_marker = || {
+        let b = std::fs::read(&cb3_path).unwrap();
+        u64::from_ne_bytes(b[80..88].try_into().unwrap())
+    };
+    let marker_before = cb3_marker();
     let rt = Lab::rt();
     let s = rt.block_on(lab.status()).unwrap();
     assert!(
@@ -342,6 +350,12 @@ fn a_vmclock_disruption_is_refused_by_readers_and_timed() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(disrupted, "timed did not see the marker change");
+    // The disruption moved ClockBound 3's marker too.
+    assert!(
+        cb3_marker() > marker_before,
+        "ClockBound 3's marker did not move: {marker_before} → {}",
+        cb3_marker()
+    );
     let log = std::fs::read_to_string(lab.opts.dir.join("timed.log")).unwrap();
     assert!(
         log.contains("hypervisor reported"),
@@ -350,6 +364,109 @@ fn a_vmclock_disruption_is_refused_by_readers_and_timed() {
     // Then back to synchronized at the next polls, with the new marker on the page.
     lab.wait_synchronized(3, Duration::from_secs(30)).unwrap();
     assert!(tt.now().is_ok());
+    let mut cb3 = cb3_synchronized(&cb3_path);
+    cb3_reads_contain_truth(&mut cb3, 20, "ClockBound 3 after the disruption");
+}
+
+/// A ClockBound 3 client on `path`, once it reads synchronized (timed's counter calibration
+/// needs a second of baseline after the first sync).
+fn cb3_synchronized(path: &std::path::Path) -> clock_bound::Client {
+    let t0 = Instant::now();
+    loop {
+        let c = clock_bound::Client::new_with_path(path.to_str().unwrap());
+        if let Ok(mut c) = c
+            && c.now().ok().map(|w| w.clock_status) == Some(clock_bound::ClockStatus::Synchronized)
+        {
+            return c;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "ClockBound 3 segment never synchronized"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `n` reads of a ClockBound 3 client, each bracketed by realtime reads: every synchronized
+/// interval must contain truth. Returns the widths' (min, median, max) in ns.
+fn cb3_reads_contain_truth(c: &mut clock_bound::Client, n: usize, what: &str) -> (i64, i64, i64) {
+    let ns = |t: &clock_bound::nix::sys::time::TimeSpec| t.tv_sec() * 1_000_000_000 + t.tv_nsec();
+    let mut widths = Vec::new();
+    for _ in 0..n {
+        let before = ttsys::clock::realtime_ns();
+        let w = c.now().expect("ClockBound 3 now");
+        let after = ttsys::clock::realtime_ns();
+        assert_eq!(
+            w.clock_status,
+            clock_bound::ClockStatus::Synchronized,
+            "{what}"
+        );
+        let (e, l) = (ns(&w.earliest), ns(&w.latest));
+        assert!(
+            e <= after && l >= before,
+            "{what}: [{e}, {l}] misses truth in [{before}, {after}]"
+        );
+        widths.push(l - e);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    widths.sort_unstable();
+    (widths[0], widths[n / 2], widths[n - 1])
+}
+
+/// The check above against segments written directly: ClockBound 3's client decodes our
+/// layout (the counter's period as its scaled fraction, the header's version) to an interval
+/// around truth, and the same check catches a segment whose time is 1 ms off with a 50 µs
+/// bound (the negative control), and a void one reads Unknown.
+#[test]
+fn clockbound3_client_decodes_our_segment_and_the_check_catches_a_wrong_one() {
+    use ttsys::shm::{ClockBound3Data, ClockBound3Writer, cb_status};
+    if let Some(why) = ttsys::tsc::unusable_reason() {
+        panic!("this test needs a usable time-stamp counter: {why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shm1");
+    let mut w = ClockBound3Writer::open(&path).unwrap();
+    // The counter's rate from two pairs 300 ms apart (ample for a 50 µs bound).
+    let a = ttsys::tsc::pair().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let b = ttsys::tsc::pair().unwrap();
+    let k = (b.raw - a.raw) as f64 / (b.tsc - a.tsc) as f64;
+    let write = |w: &mut ClockBound3Writer, off_ns: i64, void_in_ns: i64| {
+        let (raw, rt, _) = ttsys::clock::pair(ttsys::clock::realtime_ns);
+        let p = ttsys::tsc::pair().unwrap();
+        let as_of = rt + (p.raw - raw) + off_ns;
+        w.write(&ClockBound3Data {
+            as_of_tsc: p.tsc,
+            as_of_ns: as_of,
+            void_after_ns: as_of + void_in_ns,
+            period_s: k * 1e-9,
+            period_err: 1e-6,
+            bound_ns: 50_000,
+            max_drift_ppb: 15_000,
+            status: cb_status::SYNCHRONIZED,
+            disruption_marker: 0,
+        });
+    };
+    write(&mut w, 0, 10_000_000_000);
+    let mut c = clock_bound::Client::new_with_path(path.to_str().unwrap()).unwrap();
+    let (lo, _, hi) = cb3_reads_contain_truth(&mut c, 20, "a direct segment");
+    assert!(
+        (100_000..110_000).contains(&lo) && hi < 200_000,
+        "{lo} {hi}"
+    );
+    // Negative control: 1 ms off.
+    write(&mut w, 1_000_000, 10_000_000_000);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cb3_reads_contain_truth(&mut c, 3, "1 ms off")
+    }));
+    assert!(caught.is_err(), "a segment 1 ms off passed the truth check");
+    // Void: past void_after the client reports Unknown.
+    write(&mut w, 0, 1_000_000);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(
+        c.now().unwrap().clock_status,
+        clock_bound::ClockStatus::Unknown
+    );
 }
 
 #[test]
@@ -357,11 +474,18 @@ fn killing_timed_degrades_readers_and_a_restart_recovers() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cb = tempfile::tempdir().unwrap();
     let cb_path = cb.path().join("clockbound").join("shm0");
+    let cb3_path = cb.path().join("clockbound").join("shm1");
     let (mut lab, _d) = lab(LabOptions {
         clockbound: Some(cb_path.clone()),
+        clockbound3: Some(cb3_path.clone()),
         ..Default::default()
     });
     lab.wait_synchronized(3, Duration::from_secs(60)).unwrap();
+    // ClockBound 3's own client reads `shm1` (a counter → time mapping, no system call):
+    // synchronized once the counter's calibration has a baseline, intervals containing truth.
+    let mut cb3 = cb3_synchronized(&cb3_path);
+    let widths = cb3_reads_contain_truth(&mut cb3, 200, "ClockBound 3 on timed's shm1");
+    println!("ClockBound 3 widths (ns): {widths:?}");
     // The ClockBound client reads our segment: synchronized, an interval containing truth.
     let mut cbc = clock_bound_client::ClockBoundClient::new_with_path(cb_path.to_str().unwrap())
         .expect("clock-bound-client");
@@ -411,10 +535,18 @@ fn killing_timed_degrades_readers_and_a_restart_recovers() {
         clock_bound_client::ClockStatus::Unknown,
         "ClockBound still trusted a dead daemon"
     );
+    assert_eq!(
+        cb3.now().expect("ClockBound 3 now").clock_status,
+        clock_bound::ClockStatus::Unknown,
+        "ClockBound 3 still trusted a dead daemon"
+    );
     // Restart: the same mapping sees the new daemon, disrupted until its first sync, then good.
     lab.start_timed().unwrap();
     let (_, seen) = watch_page(&reader, 8.0, "after restart");
     assert!(seen.contains(&ClockStatus::Synchronized), "{seen:?}");
+    // ClockBound 3 follows: synchronized again, on the same file, and right.
+    let mut cb3 = cb3_synchronized(&cb3_path);
+    cb3_reads_contain_truth(&mut cb3, 20, "ClockBound 3 after the restart");
     let d = reader.read().unwrap();
     assert_eq!(
         d.read_at(ttsys::clock::raw()).status,

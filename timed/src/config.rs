@@ -5,6 +5,7 @@
 //! listen = "127.0.0.1:7100"           # gRPC Now / Status / WatchStatus
 //! shm-path = "/run/timed/page"        # the TT.now() page
 //! clockbound-shm-path = "/run/clockbound/shm0"  # optional ClockBound v2 segment
+//! clockbound3-shm-path = "/run/clockbound/shm1" # optional ClockBound 3 segment (TSC mapping)
 //! poll-interval-ms = 1000              # fixed, unless target-epsilon-ns is set:
 //! # target-epsilon-ns = 5000          # poll as often as keeps ε under this between syncs,
 //! # min-poll-interval-ms = 125        # but no faster than this
@@ -289,6 +290,10 @@ pub struct Config {
     pub shm_path: PathBuf,
     /// Also write an AWS ClockBound v2 segment here.
     pub clockbound_shm_path: Option<PathBuf>,
+    /// Also write an AWS ClockBound 3 segment (`shm1`, layout 3: a time-stamp counter → time
+    /// mapping its clients read with no system call) here. Needs clocksource `tsc` and an
+    /// invariant counter; otherwise the segment says `Unknown` and the log says why.
+    pub clockbound3_shm_path: Option<PathBuf>,
     /// OpenMetrics (`GET /metrics`): read-only and unauthenticated, so an address only the
     /// scraper reaches.
     pub metrics_listen: Option<SocketAddr>,
@@ -375,6 +380,7 @@ impl Config {
             listen: default_listen(),
             shm_path: default_shm(),
             clockbound_shm_path: None,
+            clockbound3_shm_path: None,
             metrics_listen: None,
             poll_interval_ms: default_poll(),
             target_epsilon_ns: None,

@@ -19,6 +19,7 @@
 //! * [`ntp`] — time transfer on the NTPv4 wire: packet codec, master reply, client exchange.
 //! * [`phc`] — a PTP hardware clock as a source: bracketed readings and its error bound.
 //! * [`poll`] — how often a host polls: a fixed interval, or what the error budget asks for.
+//! * [`tsc`] — the time-stamp counter against the raw clock, and ClockBound 3's view of it.
 //!
 //! **The invariant.** Every interval produced here under a trustworthy status contains true time
 //! as long as the stated assumptions hold; every rounding widens.
@@ -44,6 +45,7 @@ pub mod rate;
 pub mod sock;
 pub mod time;
 pub mod transfer;
+pub mod tsc;
 pub mod vmclock;
 
 pub use clock_model::ClockModel;

@@ -10,13 +10,16 @@ use std::time::Duration;
 use tonic::{Request, Response};
 use ttcore::disrupt::ClockPair;
 use ttcore::host::{Disturbance, HostClock, HostParams, MasterSample, Verdict};
+use ttcore::tsc::TscCalibration;
 use ttcore::vmclock::Snapshot as VmSnapshot;
 use ttcore::{ClockStatus, Rate, RawReading};
 use ttproto::v1;
 use ttsys::clock;
 use ttsys::ntp::{Burst, Source};
+use ttsys::shm::cb_status;
 use ttsys::shm::{
-    ClockBoundData, ClockBoundPublish, ClockBoundWriter, Knob, PageData, PagePublish, PageWriter,
+    ClockBound3Data, ClockBound3Publish, ClockBound3Writer, ClockBoundData, ClockBoundPublish,
+    ClockBoundWriter, Knob, PageData, PagePublish, PageWriter,
 };
 use ttsys::vmclock::VmClock;
 
@@ -93,6 +96,10 @@ pub struct State {
     pub writer: Mutex<Box<dyn PagePublish>>,
     /// Where ClockBound's segment goes, when configured.
     pub clockbound: Option<Mutex<Box<dyn ClockBoundPublish>>>,
+    /// Where ClockBound 3's segment (`shm1`) goes, when configured.
+    pub clockbound3: Option<Mutex<Box<dyn ClockBound3Publish>>>,
+    /// The time-stamp counter's calibration against the raw clock (for `shm1`).
+    pub tsc: Mutex<TscState>,
     /// Configuration.
     pub config: Config,
     /// Disruptions so far.
@@ -140,6 +147,12 @@ impl State {
             knob: Mutex::new(Knob::default()),
             writer: Mutex::new(writer),
             clockbound: clockbound.map(Mutex::new),
+            clockbound3: None,
+            // Not yet checked: the first publish checks and logs what it found.
+            tsc: Mutex::new(TscState {
+                unusable: Some(String::new()),
+                calibration: None,
+            }),
             vmclock: open_vmclock(&config.vmclock).map(Mutex::new),
             disruptions: Default::default(),
             poll_epoch: Default::default(),
@@ -263,6 +276,9 @@ impl State {
         if let Some(cb) = &self.clockbound {
             self.publish_clockbound(cb, &d);
         }
+        if let Some(cb) = &self.clockbound3 {
+            self.publish_clockbound3(cb, &d);
+        }
     }
 
     /// The ClockBound segment: ClockBound clients centre their interval on `CLOCK_REALTIME`, so
@@ -293,6 +309,85 @@ impl State {
             status: b.status.code(),
             disruption_marker: self.disruptions.load(Ordering::Relaxed),
         };
+        cb.lock().unwrap_or_else(|e| e.into_inner()).publish(&data);
+    }
+
+    /// ClockBound 3's segment: our interval as a counter → time mapping. The counter is paired
+    /// with the raw clock at every publish and the pair checked against the calibration (a pair
+    /// off the line starts it over); the arithmetic is [`ttcore::tsc::cb_v3`]. Without a usable
+    /// counter or a trustworthy interval the segment says so (`Unknown`, `Disrupted`).
+    fn publish_clockbound3(&self, cb: &Mutex<Box<dyn ClockBound3Publish>>, d: &PageData) {
+        let mut t = self.tsc.lock().unwrap_or_else(|e| e.into_inner());
+        let why = ttsys::tsc::unusable_reason();
+        if why != t.unusable {
+            match &why {
+                Some(w) => tracing::warn!("ClockBound 3 segment: counter not used: {w}"),
+                None => tracing::info!("ClockBound 3 segment: calibrating the time-stamp counter"),
+            }
+            t.unusable = why.clone();
+            t.calibration = None;
+        }
+        let pair = if why.is_none() {
+            ttsys::tsc::pair()
+        } else {
+            None
+        };
+        let rate = pair.and_then(|p| match &mut t.calibration {
+            Some(c) => match c.add(p) {
+                Ok(()) => c.rate(),
+                Err(e) => {
+                    tracing::warn!("ClockBound 3 segment: {e}: calibrating again");
+                    t.calibration = Some(TscCalibration::start(p));
+                    None
+                }
+            },
+            None => {
+                t.calibration = Some(TscCalibration::start(p));
+                None
+            }
+        });
+        drop(t);
+        let marker = self.disruptions.load(Ordering::Relaxed);
+        let void = self.config.void_after().as_nanos();
+        let mut data = ClockBound3Data {
+            as_of_tsc: pair.map_or(0, |p| p.tsc),
+            as_of_ns: clock::realtime_ns(),
+            void_after_ns: 0,
+            period_s: 0.0,
+            period_err: 0.0,
+            bound_ns: ttcore::clockbound::UNKNOWN_BOUND_NS,
+            max_drift_ppb: 0,
+            status: cb_status::UNKNOWN,
+            disruption_marker: marker,
+        };
+        if let (Some(p), Some(rate)) = (pair, rate) {
+            let r = d.read_at(RawReading::from_nanos(p.raw));
+            let status = ttcore::clockbound::CbStatus::from(r.status);
+            data.status = status.code();
+            if r.status.is_trustworthy() && d.knob == Knob::default() {
+                let v = ttcore::tsc::cb_v3(&ttcore::tsc::CbV3Inputs {
+                    interval: r.interval,
+                    pair: p,
+                    rate,
+                    freq: d.model.freq,
+                    drift: d.model.drift_bound,
+                });
+                data = ClockBound3Data {
+                    as_of_tsc: v.as_of_tsc,
+                    as_of_ns: v.as_of_ns,
+                    void_after_ns: v.as_of_ns.saturating_add(void),
+                    period_s: v.period_s,
+                    period_err: v.period_err,
+                    bound_ns: v.bound_ns,
+                    max_drift_ppb: v.max_drift_ppb,
+                    status: status.code(),
+                    disruption_marker: marker,
+                };
+            } else if r.status.is_trustworthy() {
+                // The test knob bends the host clock, which the counter does not follow.
+                data.status = cb_status::UNKNOWN;
+            }
+        }
         cb.lock().unwrap_or_else(|e| e.into_inner()).publish(&data);
     }
 
@@ -438,6 +533,35 @@ impl State {
     }
 }
 
+/// Warns when too few sources are configured to outvote a liar.
+fn warn_few_sources(config: &Config) {
+    if config.sources() < 3 {
+        tracing::warn!(
+            "only {} source(s) configured: a lying source cannot be outvoted with fewer than three",
+            config.sources()
+        );
+    }
+}
+
+/// ClockBound 3's segment writer, when configured.
+fn open_clockbound3(
+    config: &Config,
+) -> Result<Option<Mutex<Box<dyn ClockBound3Publish>>>, DaemonError> {
+    Ok(match &config.clockbound3_shm_path {
+        Some(p) => Some(Mutex::new(Box::new(ClockBound3Writer::open(p)?))),
+        None => None,
+    })
+}
+
+/// The time-stamp counter as timed uses it for ClockBound 3's segment.
+#[derive(Debug, Default)]
+pub struct TscState {
+    /// Why the counter is not used (`None`: it is).
+    pub unusable: Option<String>,
+    /// The calibration so far.
+    pub calibration: Option<TscCalibration>,
+}
+
 /// The first poll's plan: the configuration's, with no model yet.
 fn config_plan(config: &Config) -> ttcore::poll::PollPlan {
     config
@@ -532,12 +656,7 @@ pub enum DaemonError {
 /// Runs timed until SIGINT/SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let params = config.host_params().map_err(DaemonError::Config)?;
-    if config.sources() < 3 {
-        tracing::warn!(
-            "only {} source(s) configured: a lying source cannot be outvoted with fewer than three",
-            config.sources()
-        );
-    }
+    warn_few_sources(&config);
     if let Some(d) = config.shm_path.parent() {
         std::fs::create_dir_all(d).map_err(|source| DaemonError::PageDir {
             dir: d.to_path_buf(),
@@ -567,6 +686,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         now,
     );
     state.nts_tls = nts_tls;
+    state.clockbound3 = open_clockbound3(&config)?;
     let state = Arc::new(state);
     state.publish(RawReading::from_nanos(now));
     let security = config

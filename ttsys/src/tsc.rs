@@ -1,0 +1,88 @@
+//! The CPU's time-stamp counter (TSC), for the TSC → time mapping timed publishes (ClockBound
+//! 3's `shm1` segment and the page's TSC block). `unsafe` here is one `rdtsc` intrinsic
+//! bracketed by `lfence` (x86-64 only; elsewhere there is no counter and nothing is published).
+//!
+//! The counter is usable only when the kernel itself times with it (clocksource `tsc`) and the
+//! CPU says it runs at a constant rate through every power state (`constant_tsc` and
+//! `nonstop_tsc`): then `CLOCK_MONOTONIC_RAW` is a fixed linear function of the counter, and a
+//! calibration against it holds until a disruption, which timed's checks see (see
+//! [`ttcore::tsc`]).
+
+use ttcore::tsc::TscPair;
+
+/// Reads the counter, ordered after every earlier instruction and before every later one (the
+/// `lfence; rdtsc; lfence` sequence Intel's manual gives for a serialised read). `None` on
+/// architectures without one.
+#[inline(always)]
+pub fn read() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_lfence, _rdtsc};
+        // SAFETY: `lfence` and `rdtsc` exist on every x86-64 CPU and touch no memory; user
+        // space may execute `rdtsc` unless the kernel set CR4.TSD, which Linux does only for a
+        // process that asked for it with prctl(PR_SET_TSC), which nothing here does.
+        let t = unsafe {
+            _mm_lfence();
+            let t = _rdtsc();
+            _mm_lfence();
+            t
+        };
+        Some(t)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// Why the counter is not used on this host.
+pub fn unusable_reason() -> Option<String> {
+    if read().is_none() {
+        return Some("no time-stamp counter on this architecture".into());
+    }
+    let cs_path = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+    match std::fs::read_to_string(cs_path) {
+        Ok(cs) if cs.trim() == "tsc" => {}
+        Ok(cs) => {
+            return Some(format!(
+                "the kernel's clocksource is {}, not tsc: the raw clock is not a fixed function of the counter",
+                cs.trim()
+            ));
+        }
+        Err(e) => return Some(format!("{cs_path}: {e}")),
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    for need in ["constant_tsc", "nonstop_tsc"] {
+        if !flags.contains(&need) {
+            return Some(format!(
+                "the CPU does not report {need}: the counter's rate may change"
+            ));
+        }
+    }
+    None
+}
+
+/// A counter reading bracketed by two raw-clock reads: the narrowest of up to five tries
+/// (stopping at one of 100 ns or less), as [`crate::clock::pair`] does. `None` without a
+/// counter.
+pub fn pair() -> Option<TscPair> {
+    let mut best: Option<TscPair> = None;
+    for _ in 0..5 {
+        let a = crate::clock::raw_ns();
+        let t = read()?;
+        let b = crate::clock::raw_ns();
+        let p = TscPair::bracketed(t, a, b);
+        if best.is_none_or(|x| p.half_ns < x.half_ns) {
+            best = Some(p);
+        }
+        if b - a <= 100 {
+            break;
+        }
+    }
+    best
+}
