@@ -1,7 +1,9 @@
-//! `ttbench now-latency`: the cost of `TrueTime::now()` through timed's page beside a plain
-//! `clock_gettime(CLOCK_REALTIME)` and AWS ClockBound's client (`clock-bound-client`'s
-//! `now()` on a ClockBound v2 segment), in one run, interleaved (a batch of each in turn) so
-//! all see the same machine noise; with 1 and with 2 threads reading at once.
+//! `ttbench now-latency`: the cost of `TrueTime::now()` through timed's page (the counter path
+//! where the page has a counter block, and the raw-clock path beside it) beside a plain
+//! `clock_gettime(CLOCK_REALTIME)` and AWS ClockBound's clients (`clock-bound-client` 2's
+//! `now()` on a v2 segment, `clock-bound` 3's on a layout-3 segment), in one run, interleaved
+//! (a batch of each in turn) so all see the same machine noise; with 1 and with 2 threads
+//! reading at once.
 //!
 //! `ttbench commit-wait-overshoot`: how long after the exact instant at which `after(s)` first
 //! holds does `commit_wait` return (blocking and async), on real time.
@@ -24,6 +26,48 @@ pub fn synthetic_page(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter,
         ClockStatus::Synchronized,
     ));
     Ok(w)
+}
+
+/// [`synthetic_page`] with a counter block calibrated over 1.1 s (none where the counter is not
+/// usable), as timed writes it.
+fn synthetic_page_with_counter(path: &Path, eps: Span, drift: Rate) -> Result<PageWriter, Error> {
+    let mut w = PageWriter::open(path)?;
+    w.write(&ttsys::shm::host_realtime_page_with_counter(
+        eps,
+        drift,
+        ClockStatus::Synchronized,
+        std::time::Duration::from_millis(1_100),
+    ));
+    Ok(w)
+}
+
+/// A synchronized ClockBound 3 segment (bound 100 µs, 200 ppm) on the counter's rate measured
+/// over 300 ms, valid for an hour; `None` without a usable counter.
+fn synthetic_clockbound3(path: &Path) -> Result<Option<ttsys::shm::ClockBound3Writer>, Error> {
+    if ttsys::tsc::unusable_reason().is_some() {
+        return Ok(None);
+    }
+    let (Some(a), _, Some(b)) = (
+        ttsys::tsc::pair(),
+        std::thread::sleep(std::time::Duration::from_millis(300)),
+        ttsys::tsc::pair(),
+    ) else {
+        return Ok(None);
+    };
+    let mut w = ttsys::shm::ClockBound3Writer::open(path)?;
+    let rt = plain_clock_gettime(libc::CLOCK_REALTIME);
+    w.write(&ttsys::shm::ClockBound3Data {
+        as_of_tsc: b.tsc,
+        as_of_ns: rt,
+        void_after_ns: rt + 3_600_000_000_000,
+        period_s: (b.raw - a.raw) as f64 / (b.tsc - a.tsc) as f64 * 1e-9,
+        period_err: 1e-6,
+        bound_ns: 100_000,
+        max_drift_ppb: 200_000,
+        status: ttsys::shm::cb_status::SYNCHRONIZED,
+        disruption_marker: 0,
+    });
+    Ok(Some(w))
 }
 
 /// A synchronized ClockBound v2 segment (bound 100 µs, 200 ppm), valid for an hour.
@@ -56,55 +100,89 @@ fn plain_clock_gettime(id: libc::clockid_t) -> i64 {
 
 struct Pair {
     tt: Histogram<u64>,
+    tt_raw_path: Histogram<u64>,
     cg: Histogram<u64>,
     raw: Histogram<u64>,
     cb: Histogram<u64>,
+    cb3: Histogram<u64>,
 }
 
 impl Pair {
     fn new() -> Pair {
+        let h = || Histogram::new(3).expect("hist");
         Pair {
-            tt: Histogram::new(3).expect("hist"),
-            cg: Histogram::new(3).expect("hist"),
-            raw: Histogram::new(3).expect("hist"),
-            cb: Histogram::new(3).expect("hist"),
+            tt: h(),
+            tt_raw_path: h(),
+            cg: h(),
+            raw: h(),
+            cb: h(),
+            cb3: h(),
         }
+    }
+
+    fn add(&mut self, o: &Pair) {
+        let _ = self.tt.add(&o.tt);
+        let _ = self.tt_raw_path.add(&o.tt_raw_path);
+        let _ = self.cg.add(&o.cg);
+        let _ = self.raw.add(&o.raw);
+        let _ = self.cb.add(&o.cb);
+        let _ = self.cb3.add(&o.cb3);
     }
 }
 
+/// Times `batch` calls of `f` and records the per-call cost (ps) in `h`.
+#[inline(always)]
+fn batch_of(h: &mut Histogram<u64>, batch: usize, sink: &mut i64, mut f: impl FnMut() -> i64) {
+    let t = Instant::now();
+    for _ in 0..batch {
+        *sink = sink.wrapping_add(f());
+    }
+    let _ = h.record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+}
+
+/// The readers measured side by side.
+struct Readers<'a> {
+    tt: &'a ttclient::TrueTime,
+    tt_raw_path: &'a ttclient::TrueTime,
+    cb: &'a Path,
+    cb3: Option<&'a Path>,
+}
+
 /// Per-call cost in ps (batch time / batch size), recorded per batch.
-fn measure(tt: &ttclient::TrueTime, cb: &Path, batches: usize, batch: usize) -> Pair {
+fn measure(r: &Readers<'_>, batches: usize, batch: usize) -> Pair {
     let mut p = Pair::new();
     let mut cbc =
-        clock_bound_client::ClockBoundClient::new_with_path(cb.to_str().expect("utf-8 path")).ok();
+        clock_bound_client::ClockBoundClient::new_with_path(r.cb.to_str().expect("utf-8 path"))
+            .ok();
+    let mut cb3 = r
+        .cb3
+        .and_then(|c| clock_bound::Client::new_with_path(c.to_str().expect("utf-8 path")).ok());
     let mut sink = 0i64;
     for _ in 0..batches {
-        let t = Instant::now();
-        for _ in 0..batch {
-            sink = sink.wrapping_add(tt.now().map(|i| i.latest().as_nanos()).unwrap_or(0));
-        }
-        let _ =
-            p.tt.record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
-        let t = Instant::now();
-        for _ in 0..batch {
-            sink = sink.wrapping_add(plain_clock_gettime(libc::CLOCK_REALTIME));
-        }
-        let _ =
-            p.cg.record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
-        let t = Instant::now();
-        for _ in 0..batch {
-            sink = sink.wrapping_add(plain_clock_gettime(libc::CLOCK_MONOTONIC_RAW));
-        }
-        let _ = p
-            .raw
-            .record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+        batch_of(&mut p.tt, batch, &mut sink, || {
+            r.tt.now().map(|i| i.latest().as_nanos()).unwrap_or(0)
+        });
+        batch_of(&mut p.tt_raw_path, batch, &mut sink, || {
+            r.tt_raw_path
+                .now()
+                .map(|i| i.latest().as_nanos())
+                .unwrap_or(0)
+        });
+        batch_of(&mut p.cg, batch, &mut sink, || {
+            plain_clock_gettime(libc::CLOCK_REALTIME)
+        });
+        batch_of(&mut p.raw, batch, &mut sink, || {
+            plain_clock_gettime(libc::CLOCK_MONOTONIC_RAW)
+        });
         if let Some(c) = cbc.as_mut() {
-            let t = Instant::now();
-            for _ in 0..batch {
-                sink = sink.wrapping_add(c.now().map(|n| n.latest.tv_nsec()).unwrap_or(0));
-            }
-            let _ =
-                p.cb.record((t.elapsed().as_nanos() as u64 * 1000) / batch as u64);
+            batch_of(&mut p.cb, batch, &mut sink, || {
+                c.now().map(|n| n.latest.tv_nsec()).unwrap_or(0)
+            });
+        }
+        if let Some(c) = cb3.as_mut() {
+            batch_of(&mut p.cb3, batch, &mut sink, || {
+                c.now().map(|n| n.latest.tv_nsec()).unwrap_or(0)
+            });
         }
     }
     std::hint::black_box(sink);
@@ -139,6 +217,18 @@ pub struct LatencySummary {
     pub clockbound_ratio: f64,
     /// ClockBound's client, p99.
     pub clockbound_now_ns_p99: f64,
+    /// `TrueTime::now()` on the raw-clock path only (`open_raw_clock_path`: two vDSO clock
+    /// reads and the fast block), p50.
+    pub tt_now_raw_path_ns: f64,
+    /// `tt_now_raw_path_ns / clock_gettime_ns`.
+    pub raw_path_ratio: f64,
+    /// ClockBound 3's client (`clock-bound` 3.0.0-rc.0) `now()` on a layout-3 segment, p50 (0
+    /// without a usable counter).
+    pub clockbound3_now_ns: f64,
+    /// `clockbound3_now_ns / clock_gettime_ns`.
+    pub clockbound3_ratio: f64,
+    /// ClockBound 3's client, p99.
+    pub clockbound3_now_ns_p99: f64,
 }
 
 /// What `ttbench now-latency --json` prints; the text form and the tests read this type.
@@ -155,6 +245,9 @@ pub struct NowLatency {
     pub calls_per_batch: usize,
     /// `page` (a running timed's) or `synthetic page`.
     pub source: String,
+    /// Whether the page had a counter block when measured (`tt_now_ns` is then the counter
+    /// path's cost).
+    pub counter_path: bool,
 }
 
 fn summary(p: &Pair) -> LatencySummary {
@@ -171,6 +264,11 @@ fn summary(p: &Pair) -> LatencySummary {
         clockbound_now_ns: ns(&p.cb, 0.5),
         clockbound_ratio: ns(&p.cb, 0.5) / ns(&p.cg, 0.5),
         clockbound_now_ns_p99: ns(&p.cb, 0.99),
+        tt_now_raw_path_ns: ns(&p.tt_raw_path, 0.5),
+        raw_path_ratio: ns(&p.tt_raw_path, 0.5) / ns(&p.cg, 0.5),
+        clockbound3_now_ns: ns(&p.cb3, 0.5),
+        clockbound3_ratio: ns(&p.cb3, 0.5) / ns(&p.cg, 0.5),
+        clockbound3_now_ns_p99: ns(&p.cb3, 0.99),
     }
 }
 
@@ -183,7 +281,7 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<NowLatency, Er
             let p = dir.join("page");
             std::fs::create_dir_all(&dir)?;
             (
-                Some(synthetic_page(
+                Some(synthetic_page_with_counter(
                     &p,
                     Span::from_micros(100),
                     Rate::from_ppm(200),
@@ -195,27 +293,30 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<NowLatency, Er
     let tt = ttclient::TrueTime::open(&path)?;
     tt.now()
         .map_err(|e| Error::at("the page is not usable", e))?;
+    let tt_raw_path = ttclient::TrueTime::open_raw_clock_path(&path)?;
+    let counter_path = ttsys::shm::PageReader::open(&path)?.read()?.tsc.is_some();
     std::fs::create_dir_all(&dir)?;
     let cb = dir.join("clockbound-shm0");
     let _cbw = synthetic_clockbound(&cb)?;
-    measure(&tt, &cb, 200, 1000); // warm-up
-    let one = measure(&tt, &cb, batches, 1000);
+    let cb3 = dir.join("clockbound-shm1");
+    let cb3w = synthetic_clockbound3(&cb3)?;
+    let readers = Readers {
+        tt: &tt,
+        tt_raw_path: &tt_raw_path,
+        cb: &cb,
+        cb3: cb3w.as_ref().map(|_| cb3.as_path()),
+    };
+    measure(&readers, 200, 1000); // warm-up
+    let one = measure(&readers, batches, 1000);
     let two: Vec<Pair> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let t = tt.clone();
-                let cb = cb.clone();
-                s.spawn(move || measure(&t, &cb, batches, 1000))
-            })
+            .map(|_| s.spawn(|| measure(&readers, batches, 1000)))
             .collect();
         hs.into_iter().map(|h| h.join().expect("thread")).collect()
     });
     let mut merged = Pair::new();
     for p in &two {
-        let _ = merged.tt.add(&p.tt);
-        let _ = merged.cg.add(&p.cg);
-        let _ = merged.raw.add(&p.raw);
-        let _ = merged.cb.add(&p.cb);
+        merged.add(p);
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(NowLatency {
@@ -228,6 +329,7 @@ pub fn now_latency(page: Option<&Path>, batches: usize) -> Result<NowLatency, Er
         } else {
             "synthetic page".into()
         },
+        counter_path,
     })
 }
 

@@ -21,12 +21,18 @@ fn now_latency_reports_both_costs_and_the_ratio() {
             ("clock_monotonic_raw_ns", s.clock_monotonic_raw_ns),
             ("clockbound_now_ns", s.clockbound_now_ns),
             ("clockbound_ratio", s.clockbound_ratio),
+            ("tt_now_raw_path_ns", s.tt_now_raw_path_ns),
+            ("clockbound3_now_ns", s.clockbound3_now_ns),
+            ("clockbound3_ratio", s.clockbound3_ratio),
         ] {
             assert!(v > 0.0, "{what} {k}: {j}");
         }
         assert!((s.ratio - s.tt_now_ns / s.clock_gettime_ns).abs() < 1e-9);
     }
     assert_eq!((r.batches, r.calls_per_batch), (200, 1000));
+    // The synthetic page carries a counter block (this machine's counter is usable), so
+    // `tt_now_ns` is the counter path's cost.
+    assert!(r.counter_path, "{j}");
 }
 
 #[test]

@@ -150,8 +150,9 @@ pub struct SimSource {
 }
 
 enum Source {
-    /// The page, and the VMClock device when this process can map one.
-    Shm(PageReader, Option<ttsys::vmclock::VmClock>),
+    /// The page, the VMClock device when this process can map one, and whether reads may take
+    /// the counter path.
+    Shm(PageReader, Option<ttsys::vmclock::VmClock>, bool),
     Grpc(grpc::Client),
     Sim(SimSource),
 }
@@ -190,10 +191,21 @@ impl TrueTime {
     /// [`TrueTime::open`] with the VMClock device at `vmclock` (a file with the same layout in
     /// tests); a missing or unreadable device is not an error (the check is skipped).
     pub fn open_with_vmclock(path: &Path, vmclock: &Path) -> Result<TrueTime, TtError> {
+        Self::open_page(path, vmclock, true)
+    }
+
+    /// [`TrueTime::open`] reading the raw clock on every read, never the time-stamp counter
+    /// (PROTOCOL.md "Counter path"): for comparing the two paths, and for hosts where the
+    /// counter is not wanted. The intervals are the same model's.
+    pub fn open_raw_clock_path(path: &Path) -> Result<TrueTime, TtError> {
+        Self::open_page(path, Path::new(ttsys::vmclock::DEFAULT_PATH), false)
+    }
+
+    fn open_page(path: &Path, vmclock: &Path, counter: bool) -> Result<TrueTime, TtError> {
         let r = PageReader::open(path).map_err(|e| TtError::unavailable(path.display(), e))?;
         let vm = ttsys::vmclock::VmClock::open(vmclock).ok();
         Ok(Self::from_source(
-            Source::Shm(r, vm),
+            Source::Shm(r, vm, counter),
             Some(path.to_path_buf()),
         ))
     }
@@ -256,7 +268,10 @@ impl TrueTime {
     #[inline]
     pub fn reading(&self) -> Result<Reading, TtError> {
         match &self.inner.source {
-            Source::Shm(r, vmclock) => {
+            Source::Shm(r, vmclock, counter) => {
+                if *counter && let Some(r) = Self::counter_reading(r, vmclock) {
+                    return Ok(r);
+                }
                 // The writer's fast block covers the common case (a trustworthy page inside
                 // its validity window, the raw clock continuous since the writer's check);
                 // anything else takes the general path.
@@ -305,11 +320,32 @@ impl TrueTime {
         }
     }
 
+    /// The counter path (PROTOCOL.md "Counter path"): the page's counter block, the two coarse
+    /// clocks for the suspend check, the VMClock marker, then the counter (ordered after all of
+    /// them). `None` where it does not vouch for the interval: the caller reads the raw clock.
+    #[inline(always)]
+    fn counter_reading(
+        r: &PageReader,
+        vmclock: &Option<ttsys::vmclock::VmClock>,
+    ) -> Option<Reading> {
+        let t = r.read_tsc();
+        let mono = ttsys::clock::monotonic_coarse_ns();
+        let real = ttsys::clock::realtime_coarse_ns();
+        let vm = vmclock.as_ref().map(|v| v.marker());
+        let tsc = ttsys::tsc::read_ordered()?;
+        let (interval, status) = t.at(tsc, real.wrapping_sub(mono), vm)?;
+        Some(Reading {
+            interval,
+            status,
+            source: SourceKind::Shm,
+        })
+    }
+
     /// The interval at a given raw reading (`CLOCK_MONOTONIC_RAW`) — for comparing
     /// implementations at one instant. Not available for the gRPC source.
     pub fn reading_at_raw(&self, raw: RawReading) -> Result<Reading, TtError> {
         match &self.inner.source {
-            Source::Shm(r, _) => {
+            Source::Shm(r, ..) => {
                 let d: PageData = r.read().map_err(|e| TtError::Page(e.into()))?;
                 let x = d.read_at(raw);
                 Ok(Reading {
@@ -331,6 +367,14 @@ impl TrueTime {
     /// one (see the crate docs).
     #[inline]
     pub fn now(&self) -> Result<TTInterval, TtError> {
+        // The counter path inlined here, so that the common case returns the interval without
+        // building the full reading's result.
+        if let Source::Shm(r, vm, true) = &self.inner.source
+            && let Some(x) = Self::counter_reading(r, vm)
+            && x.status.is_trustworthy()
+        {
+            return Ok(x.interval);
+        }
         self.now_reading().map(|r| r.interval)
     }
 
@@ -354,7 +398,7 @@ impl TrueTime {
     /// `Stale`; `None` for sources other than the page, or when it cannot be read.
     pub fn page_degraded(&self) -> Option<ttsys::shm::Degraded> {
         match &self.inner.source {
-            Source::Shm(r, _) => r
+            Source::Shm(r, ..) => r
                 .read()
                 .ok()
                 .map(|d| d.read_at(ttsys::clock::raw()).degraded),
@@ -688,6 +732,61 @@ mod tests {
                 assert!(tt.now().is_err());
             }
         }
+    }
+
+    /// The counter path keeps the per-read check: a page with a counter block whose writer's
+    /// realtime offset and (raw, boot) pair both say the clocks have since moved 100 µs apart (a
+    /// 100 µs suspend since timed's check) reads as disrupted from the very next read — the
+    /// counter path declines, the raw clock's check refuses. The honest page reads through the
+    /// counter path (its interval is the counter block's), and a page whose offset alone moved
+    /// (the system clock was stepped, which does not disturb the raw clock) reads synchronized
+    /// through the raw clock.
+    #[test]
+    fn the_counter_path_refuses_a_100_us_stall_from_the_next_read() {
+        if let Some(why) = ttsys::tsc::unusable_reason() {
+            panic!("this test needs a usable time-stamp counter: {why}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let honest = ttsys::shm::host_realtime_page_with_counter(
+            Span::from_micros(20),
+            Rate::from_ppm(15),
+            ClockStatus::Synchronized,
+            Duration::from_millis(1_100),
+        );
+        // The counter block made 500 µs wider than the model (still honest, only wider), so
+        // that which path answered shows in ε.
+        let mut honest = honest;
+        honest.tsc.as_mut().expect("a counter block").map.eps0_ns += 500_000;
+        let open = |name: &str, d: &PageData| {
+            let path = dir.path().join(name);
+            ttsys::shm::PageWriter::open(&path).unwrap().write(d);
+            TrueTime::open(&path).unwrap()
+        };
+        let i = open("honest", &honest).now().unwrap();
+        assert!(
+            i.epsilon() > Span::from_micros(520),
+            "the counter path's interval: {i}"
+        );
+        let raw_path = TrueTime::open_raw_clock_path(&dir.path().join("honest")).unwrap();
+        let i = raw_path.now().unwrap();
+        assert!(
+            i.epsilon() < Span::from_micros(21),
+            "the raw path's interval: {i}"
+        );
+        let mut stalled = honest;
+        let b = stalled.tsc.as_mut().unwrap();
+        b.real_minus_mono_ns -= 100_000;
+        stalled.clock_check.as_mut().unwrap().boot -= 100_000;
+        let tt = open("stalled", &stalled);
+        assert_eq!(tt.reading().unwrap().status, ClockStatus::Disrupted);
+        assert!(tt.now().is_err());
+        let mut stepped = honest;
+        stepped.tsc.as_mut().unwrap().real_minus_mono_ns += 3_600_000_000_000;
+        let i = open("stepped", &stepped).now().unwrap();
+        assert!(
+            i.epsilon() < Span::from_micros(21),
+            "the raw path's interval: {i}"
+        );
     }
 
     #[test]

@@ -215,6 +215,105 @@ pub fn cb_v3(i: &CbV3Inputs) -> CbV3 {
     }
 }
 
+/// The page's counter block: our interval as a function of the counter, for readers that read
+/// the counter instead of the raw clock (PROTOCOL.md "Counter path"). Valid for counter values
+/// `tsc_ref ≤ tsc < tsc_ref + until_ticks`; the status throughout is the page's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TscMap {
+    /// The counter at the reference.
+    pub tsc_ref: u64,
+    /// Our estimate at the reference (timescale ns).
+    pub base_ns: i64,
+    /// Timescale ns per tick, `k(1 + f)`, as fixed point with 62 fraction bits (rounded).
+    pub mult_q62: u64,
+    /// ε at the reference (ns), with the pair's and the arithmetic's margins.
+    pub eps0_ns: i64,
+    /// ε's growth per tick, fixed point with 62 fraction bits (rounded up).
+    pub grow_q62: u64,
+    /// The window (ticks): 0 means no counter path.
+    pub until_ticks: u64,
+}
+
+/// Longest counter window (ticks): 2⁴⁴ (≈ 1.6 h at 3 GHz) keeps `age × mult` under 2¹²⁶.
+pub const MAX_UNTIL_TICKS: u64 = 1 << 44;
+
+/// `2⁶²` as an `f64`.
+const Q62: f64 = (1u64 << 62) as f64;
+
+impl TscMap {
+    /// The interval at counter value `tsc`, or `None` outside the window (then read the raw
+    /// clock). Contains the model's interval at the raw clock's reading for that counter value,
+    /// whatever that reading is within the calibration's bounds (see [`tsc_map`]).
+    #[inline(always)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "inside the window (< 2⁴⁴ ticks, mult < 2⁶⁴) each product shifted is < 2⁴⁶; a corrupted page wraps, never panics, and an inverted interval is refused"
+    )]
+    pub fn at(&self, tsc: u64) -> Option<TTInterval> {
+        let age = tsc.wrapping_sub(self.tsc_ref);
+        // One unsigned compare rejects a counter behind the reference (a reset) and one past
+        // the window (and a zero window).
+        if age >= self.until_ticks {
+            return None;
+        }
+        let d = ((age as u128 * self.mult_q62 as u128) >> 62) as i64;
+        let g = ((age as u128 * self.grow_q62 as u128) >> 62) as i64;
+        let est = self.base_ns.wrapping_add(d);
+        let eps = self.eps0_ns.wrapping_add(g).wrapping_add(1);
+        TTInterval::new(
+            crate::Timestamp::from_nanos(est.wrapping_sub(eps)),
+            crate::Timestamp::from_nanos(est.wrapping_add(eps)),
+        )
+        .ok()
+    }
+}
+
+/// The counter block for `i`, valid until the raw clock reaches `until_raw` (the earliest of
+/// the page's void and holdover deadlines) and while its ε is at most `max_eps_ns`, or `None` when a value is outside the range
+/// the fixed-point arithmetic is proven for.
+///
+/// Same bound as [`cb_v3`], per tick instead of per client second: true time at a counter `Δ`
+/// ticks past the pair is within `ε + h(1 + |f| + w) + Δk[e(1 + |f|) + w(1 + e)]` of
+/// `est + Δk(1 + f)`. The fixed-point `mult` is off by at most 2⁻⁶³ ns per tick and the floors
+/// by 1 ns each, so `eps0` carries 3 ns and [`TscMap::at`] adds 1. The window ends before the
+/// raw clock can reach `until_raw`: the raw reading at `Δ` is at most `raw + h + Δk(1 + e)`.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "every f64 → integer cast is of a value checked to be in range first"
+)]
+pub fn tsc_map(i: &CbV3Inputs, until_raw: i64, max_eps_ns: i64) -> Option<TscMap> {
+    let f = (i.freq.as_ppt() as f64 * 1e-12).abs();
+    let w = i.drift.abs().as_ppt() as f64 * 1e-12;
+    let (k, e) = (i.rate.ns_per_tick, i.rate.rel_err);
+    let h = i.pair.half_ns as f64;
+    let mult = k * (1.0 + i.freq.as_ppt() as f64 * 1e-12);
+    let grow = k * (e * (1.0 + f) + w * (1.0 + e));
+    let eps0 = i.interval.epsilon().as_nanos() as f64 + (h * (1.0 + f + w)).ceil() + 3.0;
+    let room = until_raw as f64 - i.pair.raw as f64 - h;
+    if !(k > 0.0 && k < 3.0 && f < 0.01 && e < 0.01 && eps0 < 2f64.powi(50) && room > 0.0) {
+        return None;
+    }
+    // The f64 products carry a relative error of 2⁻⁵², far below the 2⁻³⁰ added to `grow`.
+    let grow_q = (grow * (1.0 + 2f64.powi(-30)) * Q62).ceil() + 1.0;
+    // The window also ends before this path's ε (eps0 + 1 + growth) passes max-epsilon.
+    let eps_room = max_eps_ns as f64 - eps0 - 2.0;
+    if eps_room <= 0.0 {
+        return None;
+    }
+    let until = (room / (k * (1.0 + e)))
+        .min(eps_room * Q62 / grow_q)
+        .floor()
+        .min(MAX_UNTIL_TICKS as f64) as u64;
+    Some(TscMap {
+        tsc_ref: i.pair.tsc,
+        base_ns: i.interval.midpoint().as_nanos(),
+        mult_q62: (mult * Q62).round() as u64,
+        eps0_ns: eps0 as i64,
+        grow_q62: grow_q as u64,
+        until_ticks: until,
+    })
+}
+
 #[cfg(test)]
 #[allow(
     clippy::cast_possible_truncation,
@@ -266,6 +365,93 @@ mod tests {
         prop_oneof![Just(-1.0), Just(1.0), -1.0f64..1.0]
     }
 
+    /// A world for the mapping's properties: our interval at a pair, the counter's rate with its
+    /// error, the model's frequency and drift — and where, within every bound, the truth is:
+    /// the pair's true raw (`h_off`), the counter's true rate (`k_off`), the raw clock's true
+    /// rate (`wander`), truth inside our interval (`truth_off`); `ticks` after the pair.
+    #[derive(Debug, Clone)]
+    struct World {
+        inputs: CbV3Inputs,
+        h_off: f64,
+        k_off: f64,
+        wander: f64,
+        truth_off: f64,
+        ticks: u64,
+    }
+
+    impl World {
+        /// True time (ns) and the raw clock's true reading `ticks` after the pair.
+        fn truth(&self) -> (f64, f64) {
+            let i = &self.inputs;
+            let (eps, h) = (
+                i.interval.epsilon().as_nanos() as f64,
+                i.pair.half_ns as f64,
+            );
+            let (f, w) = (
+                i.freq.as_ppt() as f64 * 1e-12,
+                i.drift.as_ppt() as f64 * 1e-12,
+            );
+            let raw0 = self.h_off * h;
+            let k_true = i.rate.ns_per_tick * (1.0 + self.k_off * i.rate.rel_err);
+            // Truth at the pair's true raw is within ε (grown to there) of the estimate.
+            let truth0 = i.interval.midpoint().as_nanos() as f64
+                + raw0 * (1.0 + f)
+                + self.truth_off * (eps + w * raw0.abs());
+            let d_raw = self.ticks as f64 * k_true - raw0;
+            (
+                truth0 + d_raw * (1.0 + f + self.wander * w),
+                i.pair.raw as f64 + raw0 + d_raw,
+            )
+        }
+    }
+
+    fn world() -> impl Strategy<Value = World> {
+        (
+            (
+                0i64..100_000,
+                -100_000i64..100_000,
+                0i64..50_000,
+                0.0f64..1e-6,
+                1i64..500,
+            ),
+            (edge(), edge(), edge(), edge(), 0u64..20_000_000_000_000),
+        )
+            .prop_map(
+                |(
+                    (eps, freq_ppb, drift_ppb, rel_err, h),
+                    (h_off, k_off, wander, truth_off, ticks),
+                )| {
+                    // Near zero, so the test's own f64 arithmetic is exact to well under 1 ns.
+                    let mid = 1_000_000_000i64;
+                    World {
+                        inputs: CbV3Inputs {
+                            interval: TTInterval::around(
+                                Timestamp::from_nanos(mid),
+                                crate::Span::from_nanos(eps),
+                            )
+                            .unwrap(),
+                            pair: TscPair {
+                                tsc: 1 << 40,
+                                raw: 9_000_000_000,
+                                half_ns: h,
+                            },
+                            rate: TscRate {
+                                ns_per_tick: 0.37,
+                                rel_err,
+                            },
+                            freq: Rate::from_ppb(freq_ppb),
+                            drift: Rate::from_ppb(drift_ppb),
+                        },
+                        h_off,
+                        k_off,
+                        wander,
+                        truth_off,
+                        ticks,
+                    }
+                },
+            )
+    }
+
     proptest! {
         /// The bound: for any counter rate, bracket widths and baseline, the true rate is
         /// within `rel_err` of the estimate.
@@ -296,45 +482,35 @@ mod tests {
             }
         }
 
-        /// ClockBound 3's projection contains true time at every later counter value when the
-        /// raw clock's true rate, the counter's true rate and the pair's true raw are anywhere
-        /// their bounds allow (the client's arithmetic done here as its source describes it).
+        /// The page's counter block read through [`TscMap::at`]: truth inside at every counter
+        /// value in the window (which ends before `until_raw` and max-epsilon), `None` outside it.
         #[test]
-        fn clockbound3_projection_contains_truth(
-            eps in 0i64..100_000,
-            freq_ppb in -100_000i64..100_000,
-            drift_ppb in 0i64..50_000,
-            wander in edge(),
-            rel_err in 0.0f64..1e-6,
-            k_off in edge(),
-            h in 1i64..500,
-            h_off in edge(),
-            truth_off in edge(),
-            ticks in 0u64..20_000_000_000_000,
-        ) {
-            let k = 0.37;
-            let freq = Rate::from_ppb(freq_ppb);
-            let drift = Rate::from_ppb(drift_ppb);
-            // Near zero, so the test's own f64 arithmetic is exact to well under 1 ns.
-            let mid = 1_000_000_000i64;
-            let interval = TTInterval::around(Timestamp::from_nanos(mid),
-                crate::Span::from_nanos(eps)).unwrap();
-            let pair = TscPair { tsc: 1 << 40, raw: 9_000_000_000, half_ns: h };
-            let v = cb_v3(&CbV3Inputs {
-                interval, pair, rate: TscRate { ns_per_tick: k, rel_err }, freq, drift,
-            });
-            // The world: true raw at the pair, the counter's true rate, the raw clock's true
-            // rate against the timescale, and truth inside our interval at the pair.
-            let raw0 = h_off * h as f64;
-            let k_true = k * (1.0 + k_off * rel_err);
-            let f_true = freq_ppb as f64 * 1e-9 + wander * drift_ppb as f64 * 1e-9;
-            // Truth at the pair's true raw is within ε of the model's estimate there.
-            let truth0 = mid as f64 + raw0 * (1.0 + freq_ppb as f64 * 1e-9)
-                + truth_off * (eps as f64 + drift_ppb as f64 * 1e-9 * raw0.abs());
-            let d_raw = ticks as f64 * k_true - raw0;
-            let truth = truth0 + d_raw * (1.0 + f_true);
-            // The client, as ClockBound 3's source computes it.
-            let dur_s = ticks as f64 * v.period_s;
+        fn the_counter_block_contains_truth(w in world()) {
+            let until_raw = w.inputs.pair.raw + 3_000_000_000_000;
+            let max_eps = 60_000_000;
+            let m = tsc_map(&w.inputs, until_raw, max_eps).unwrap();
+            let (truth, raw_then) = w.truth();
+            match m.at(w.inputs.pair.tsc + w.ticks) {
+                Some(iv) => {
+                    prop_assert!(raw_then < until_raw as f64, "window past until_raw");
+                    prop_assert!(iv.epsilon().as_nanos() <= max_eps, "ε past max-epsilon");
+                    prop_assert!(iv.earliest().as_nanos() as f64 <= truth
+                        && truth <= iv.latest().as_nanos() as f64,
+                        "{iv} misses {truth} ({m:?})");
+                }
+                None => prop_assert!(w.ticks >= m.until_ticks),
+            }
+            // A counter behind the reference (a reset) is refused.
+            prop_assert!(m.at(w.inputs.pair.tsc - 1).is_none());
+        }
+
+        /// ClockBound 3's projection contains true time at every later counter value (the
+        /// client's arithmetic done here as its source describes it).
+        #[test]
+        fn clockbound3_projection_contains_truth(w in world()) {
+            let v = cb_v3(&w.inputs);
+            let (truth, _) = w.truth();
+            let dur_s = w.ticks as f64 * v.period_s;
             let now = v.as_of_ns + (dur_s * 1e9) as i64;
             let bound = (v.bound_ns as f64 + dur_s * v.max_drift_ppb as f64
                 + dur_s * 1e9 * v.period_err) as i64;

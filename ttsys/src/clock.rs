@@ -45,7 +45,27 @@ pub fn monotonic_ns() -> i64 {
     read(ClockId::CLOCK_MONOTONIC)
 }
 
+/// `CLOCK_REALTIME_COARSE` (ns): realtime as of the last tick. With
+/// [`monotonic_coarse_ns`] read at the same tick, their difference is exactly the kernel's
+/// realtime offset, which moves only when the system clock is stepped or a suspend ends.
+#[inline(always)]
+pub fn realtime_coarse_ns() -> i64 {
+    read(ClockId::CLOCK_REALTIME_COARSE)
+}
+
+/// `CLOCK_REALTIME − CLOCK_MONOTONIC` exactly (ns), from the coarse clocks read at one tick
+/// (retried until two monotonic reads around the realtime one agree; `None` after 100 tries).
+pub fn realtime_offset_ns() -> Option<i64> {
+    (0..100).find_map(|_| {
+        let a = monotonic_coarse_ns();
+        let r = realtime_coarse_ns();
+        let b = monotonic_coarse_ns();
+        (a == b).then_some(r - a)
+    })
+}
+
 /// `CLOCK_MONOTONIC_COARSE` (ns): the tick-granular monotonic clock ClockBound clients read.
+#[inline(always)]
 pub fn monotonic_coarse_ns() -> i64 {
     read(ClockId::CLOCK_MONOTONIC_COARSE)
 }

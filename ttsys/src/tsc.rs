@@ -35,21 +35,51 @@ pub fn read() -> Option<u64> {
     }
 }
 
-/// Why the counter is not used on this host.
+/// Reads the counter after every earlier instruction has completed (`lfence; rdtsc`), as the
+/// kernel's own clock reads do: the reading is of an instant inside the call. The SDK's counter
+/// path. `None` on architectures without one.
+#[inline(always)]
+pub fn read_ordered() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_lfence, _rdtsc};
+        // SAFETY: as in `read`.
+        let t = unsafe {
+            _mm_lfence();
+            _rdtsc()
+        };
+        Some(t)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// Why the counter is not used on this host: no counter, a CPU that does not promise a constant
+/// rate through every power state (checked once: the flags do not change), or a kernel timing
+/// with another clocksource (checked on every call: the kernel may switch away from the counter
+/// at any time, e.g. when its watchdog finds it unstable).
 pub fn unusable_reason() -> Option<String> {
-    if read().is_none() {
-        return Some("no time-stamp counter on this architecture".into());
+    static CPU: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if let Some(why) = CPU.get_or_init(cpu_reason) {
+        return Some(why.clone());
     }
     let cs_path = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
     match std::fs::read_to_string(cs_path) {
-        Ok(cs) if cs.trim() == "tsc" => {}
-        Ok(cs) => {
-            return Some(format!(
-                "the kernel's clocksource is {}, not tsc: the raw clock is not a fixed function of the counter",
-                cs.trim()
-            ));
-        }
-        Err(e) => return Some(format!("{cs_path}: {e}")),
+        Ok(cs) if cs.trim() == "tsc" => None,
+        Ok(cs) => Some(format!(
+            "the kernel's clocksource is {}, not tsc: the raw clock is not a fixed function of the counter",
+            cs.trim()
+        )),
+        Err(e) => Some(format!("{cs_path}: {e}")),
+    }
+}
+
+/// The CPU's part of [`unusable_reason`].
+fn cpu_reason() -> Option<String> {
+    if read().is_none() {
+        return Some("no time-stamp counter on this architecture".into());
     }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let flags: Vec<&str> = cpuinfo
@@ -57,14 +87,10 @@ pub fn unusable_reason() -> Option<String> {
         .find(|l| l.starts_with("flags"))
         .map(|l| l.split_whitespace().collect())
         .unwrap_or_default();
-    for need in ["constant_tsc", "nonstop_tsc"] {
-        if !flags.contains(&need) {
-            return Some(format!(
-                "the CPU does not report {need}: the counter's rate may change"
-            ));
-        }
-    }
-    None
+    ["constant_tsc", "nonstop_tsc"]
+        .into_iter()
+        .find(|need| !flags.contains(need))
+        .map(|need| format!("the CPU does not report {need}: the counter's rate may change"))
 }
 
 /// A counter reading bracketed by two raw-clock reads: the narrowest of up to five tries

@@ -984,17 +984,34 @@ fn print_multiregion(r: &bench::multiregion::MultiRegionReport) {
 
 /// The text form of `ttbench now-latency`'s result.
 fn print_now_latency(r: &bench::now_latency::NowLatency) {
+    let path = if r.counter_path {
+        "counter path"
+    } else {
+        "raw-clock path: the page has no counter block"
+    };
     for (what, s) in [("1 thread ", &r.one_thread), ("2 threads", &r.threads_2)] {
         println!(
-            "{what}: TrueTime::now() {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns)",
-            s.tt_now_ns, s.clock_gettime_ns, s.ratio, s.tt_now_ns_p99, s.clock_gettime_ns_p99
+            "{what}: TrueTime::now() ({path}) {:.1} ns, clock_gettime(CLOCK_REALTIME) {:.1} ns, ratio {:.2} (p99 {:.1} / {:.1} ns); raw-clock path {:.1} ns ({:.2})",
+            s.tt_now_ns,
+            s.clock_gettime_ns,
+            s.ratio,
+            s.tt_now_ns_p99,
+            s.clock_gettime_ns_p99,
+            s.tt_now_raw_path_ns,
+            s.raw_path_ratio
         );
     }
     println!(
-        "ClockBound client now(): {:.1} ns, ratio {:.2} to clock_gettime (2 threads {:.1} ns)",
+        "ClockBound 2 client now(): {:.1} ns, ratio {:.2} to clock_gettime (2 threads {:.1} ns)",
         r.one_thread.clockbound_now_ns,
         r.one_thread.clockbound_ratio,
         r.threads_2.clockbound_now_ns
+    );
+    println!(
+        "ClockBound 3 client now(): {:.1} ns, ratio {:.2} to clock_gettime (2 threads {:.1} ns)",
+        r.one_thread.clockbound3_now_ns,
+        r.one_thread.clockbound3_ratio,
+        r.threads_2.clockbound3_now_ns
     );
 }
 

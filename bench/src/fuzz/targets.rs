@@ -25,7 +25,8 @@ pub(super) fn text_target(
 }
 
 /// The shm page as a reader sees it: any 256 bytes (random, mutated, or torn — a splice of two
-/// valid pages), through open's checks, the full, hot and fast reads and the interval rules.
+/// valid pages), through open's checks, the full, hot, fast and counter reads and the interval
+/// rules.
 #[allow(
     clippy::too_many_lines,
     reason = "the page target's three input kinds (random, mutated, torn) and every read path each input goes through: one harness."
@@ -62,6 +63,18 @@ pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
                 raw,
                 boot: raw + 77,
                 gap: 0,
+            });
+            d.tsc = Some(ttsys::shm::TscBlock {
+                map: ttcore::tsc::TscMap {
+                    tsc_ref: 1 << 40,
+                    base_ns: 1_790_000_000_000_000_000,
+                    mult_q62: 1 << 61,
+                    eps0_ns: 7_100,
+                    grow_q62: 1 << 30,
+                    until_ticks: 10_000_000_000,
+                },
+                status: st,
+                real_minus_mono_ns: 1_700_000_000_000_000_000,
             });
             w.write(&d);
             seeds.push(std::fs::read(&path)?);
@@ -130,6 +143,25 @@ pub(super) fn shm_page(mut seeds: Vec<Vec<u8>>) -> Result<Harness, Error> {
                     assert!(iv.earliest() <= iv.latest());
                 }
                 let _ = f.continuous(raw, raw.as_nanos(), None);
+            }
+            // The counter block, at its own offset (so the window is reached) and others.
+            let t = r.read_tsc();
+            let (tref, off) = d
+                .tsc
+                .map_or((0, 0), |b| (b.map.tsc_ref, b.real_minus_mono_ns));
+            for tsc in [
+                tref,
+                tref.wrapping_add(1_000_000_000),
+                tref.wrapping_sub(1),
+                0,
+                u64::MAX,
+            ] {
+                for o in [off, off.wrapping_add(1)] {
+                    if let Some((iv, _)) = t.at(tsc, o, Some(tsc)) {
+                        out = "ok-counter";
+                        assert!(iv.earliest() <= iv.latest());
+                    }
+                }
             }
             out.into()
         }),

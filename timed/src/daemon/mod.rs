@@ -10,7 +10,7 @@ use std::time::Duration;
 use tonic::{Request, Response};
 use ttcore::disrupt::ClockPair;
 use ttcore::host::{Disturbance, HostClock, HostParams, MasterSample, Verdict};
-use ttcore::tsc::TscCalibration;
+use ttcore::tsc::{TscCalibration, TscPair, TscRate};
 use ttcore::vmclock::Snapshot as VmSnapshot;
 use ttcore::{ClockStatus, Rate, RawReading};
 use ttproto::v1;
@@ -19,7 +19,7 @@ use ttsys::ntp::{Burst, Source};
 use ttsys::shm::cb_status;
 use ttsys::shm::{
     ClockBound3Data, ClockBound3Publish, ClockBound3Writer, ClockBoundData, ClockBoundPublish,
-    ClockBoundWriter, Knob, PageData, PagePublish, PageWriter,
+    ClockBoundWriter, Knob, PageData, PagePublish, PageWriter, TscBlock,
 };
 use ttsys::vmclock::VmClock;
 
@@ -254,6 +254,7 @@ impl State {
                 disruptions: self.disruptions.load(Ordering::Relaxed) as i64,
                 clock_check,
                 vmclock_marker,
+                tsc: None,
             },
             None => {
                 let mut d = PageData::unsynchronized(raw);
@@ -267,6 +268,8 @@ impl State {
             }
         };
         d.writer_pid = std::process::id() as i64;
+        let sample = self.tsc_sample();
+        d.tsc = Self::tsc_block(&d, sample);
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -277,7 +280,7 @@ impl State {
             self.publish_clockbound(cb, &d);
         }
         if let Some(cb) = &self.clockbound3 {
-            self.publish_clockbound3(cb, &d);
+            self.publish_clockbound3(cb, &d, sample);
         }
     }
 
@@ -312,31 +315,30 @@ impl State {
         cb.lock().unwrap_or_else(|e| e.into_inner()).publish(&data);
     }
 
-    /// ClockBound 3's segment: our interval as a counter → time mapping. The counter is paired
-    /// with the raw clock at every publish and the pair checked against the calibration (a pair
-    /// off the line starts it over); the arithmetic is [`ttcore::tsc::cb_v3`]. Without a usable
-    /// counter or a trustworthy interval the segment says so (`Unknown`, `Disrupted`).
-    fn publish_clockbound3(&self, cb: &Mutex<Box<dyn ClockBound3Publish>>, d: &PageData) {
+    /// The time-stamp counter paired with the raw clock now, and its calibrated rate (once the
+    /// baseline is long enough). The pair is checked against the calibration: a pair off the
+    /// line (a counter reset, a clocksource change) starts it over, and so does a host on which
+    /// the counter became unusable (both logged). `None` without a usable counter.
+    fn tsc_sample(&self) -> Option<(TscPair, Option<TscRate>)> {
         let mut t = self.tsc.lock().unwrap_or_else(|e| e.into_inner());
         let why = ttsys::tsc::unusable_reason();
         if why != t.unusable {
             match &why {
-                Some(w) => tracing::warn!("ClockBound 3 segment: counter not used: {w}"),
-                None => tracing::info!("ClockBound 3 segment: calibrating the time-stamp counter"),
+                Some(w) => tracing::warn!("time-stamp counter not used: {w}"),
+                None => tracing::info!("calibrating the time-stamp counter against the raw clock"),
             }
             t.unusable = why.clone();
             t.calibration = None;
         }
-        let pair = if why.is_none() {
-            ttsys::tsc::pair()
-        } else {
-            None
-        };
-        let rate = pair.and_then(|p| match &mut t.calibration {
+        if why.is_some() {
+            return None;
+        }
+        let p = ttsys::tsc::pair()?;
+        let rate = match &mut t.calibration {
             Some(c) => match c.add(p) {
                 Ok(()) => c.rate(),
                 Err(e) => {
-                    tracing::warn!("ClockBound 3 segment: {e}: calibrating again");
+                    tracing::warn!("{e}: calibrating again");
                     t.calibration = Some(TscCalibration::start(p));
                     None
                 }
@@ -345,8 +347,56 @@ impl State {
                 t.calibration = Some(TscCalibration::start(p));
                 None
             }
-        });
-        drop(t);
+        };
+        Some((p, rate))
+    }
+
+    /// The page's counter block for `d` from `sample` (PROTOCOL.md "Counter path"): only for
+    /// a trustworthy page without the test knob, with a calibrated rate; its window ends before
+    /// the page's void and holdover deadlines and before its ε passes max-epsilon.
+    fn tsc_block(d: &PageData, sample: Option<(TscPair, Option<TscRate>)>) -> Option<TscBlock> {
+        let (pair, rate) = sample?;
+        let rate = rate?;
+        if !d.status.is_trustworthy() || d.knob != Knob::default() {
+            return None;
+        }
+        let r = d.read_at(RawReading::from_nanos(pair.raw));
+        if r.status != d.status {
+            return None;
+        }
+        let mut until = d.void_after_raw.as_nanos();
+        if d.status == ClockStatus::Synchronized {
+            until = until.min(d.holdover_after_raw.as_nanos());
+        }
+        let map = ttcore::tsc::tsc_map(
+            &ttcore::tsc::CbV3Inputs {
+                interval: r.interval,
+                pair,
+                rate,
+                freq: d.model.freq,
+                drift: d.model.drift_bound,
+            },
+            until,
+            d.max_eps.as_nanos(),
+        )?;
+        Some(TscBlock {
+            map,
+            status: d.status,
+            real_minus_mono_ns: clock::realtime_offset_ns()?,
+        })
+    }
+
+    /// ClockBound 3's segment: our interval as a counter → time mapping, from the same counter
+    /// sample as the page's block; the arithmetic is [`ttcore::tsc::cb_v3`]. Without a usable
+    /// counter or a trustworthy interval the segment says so (`Unknown`, `Disrupted`).
+    fn publish_clockbound3(
+        &self,
+        cb: &Mutex<Box<dyn ClockBound3Publish>>,
+        d: &PageData,
+        sample: Option<(TscPair, Option<TscRate>)>,
+    ) {
+        let pair = sample.map(|s| s.0);
+        let rate = sample.and_then(|s| s.1);
         let marker = self.disruptions.load(Ordering::Relaxed);
         let void = self.config.void_after().as_nanos();
         let mut data = ClockBound3Data {

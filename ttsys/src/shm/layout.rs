@@ -9,11 +9,11 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"TTPG");
 /// Layout version.
 pub const VERSION: u16 = 1;
 /// Size of the page struct in bytes.
-pub const PAGE_SIZE: usize = 256;
+pub const PAGE_SIZE: usize = 320;
 /// `clock_id` value for `CLOCK_MONOTONIC_RAW` (Linux).
 pub const CLOCK_MONOTONIC_RAW_ID: i64 = 4;
 /// Number of `i64` fields after the header.
-pub(super) const NFIELDS: usize = 29;
+pub(super) const NFIELDS: usize = 37;
 
 /// Field indices (each an `i64` at byte offset `24 + 8 × index`).
 pub mod field {
@@ -75,6 +75,36 @@ pub mod field {
     pub const CHECK_RAW_NS: usize = 27;
     /// Continuity check: `boot − raw` of that pair (ns).
     pub const CHECK_BOOT_OFFSET_NS: usize = 28;
+    /// Counter block (PROTOCOL.md "Counter path"): the counter at the reference.
+    pub const TSC_REF: usize = 29;
+    /// Counter block: our estimate at the reference (ns).
+    pub const TSC_BASE_NS: usize = 30;
+    /// Counter block: timescale ns per tick, fixed point with 62 fraction bits.
+    pub const TSC_MULT_Q62: usize = 31;
+    /// Counter block: ε at the reference with its margins (ns).
+    pub const TSC_EPS0_NS: usize = 32;
+    /// Counter block: ε's growth per tick, 62 fraction bits, rounded up.
+    pub const TSC_GROW_Q62: usize = 33;
+    /// Counter block: the window in ticks (0: no counter path).
+    pub const TSC_UNTIL_TICKS: usize = 34;
+    /// Counter block: the status that holds throughout the window.
+    pub const TSC_STATUS: usize = 35;
+    /// Counter block's continuity check: `CLOCK_REALTIME_COARSE − CLOCK_MONOTONIC_COARSE` as
+    /// timed read it at its last verified check (ns); it moves by exactly the time a suspend
+    /// lasted, and at a step of the system clock.
+    pub const TSC_REAL_MINUS_MONO_NS: usize = 36;
+}
+
+/// The page's counter block (PROTOCOL.md "Counter path"): our interval as a function of the
+/// time-stamp counter, and the offset that must not have moved since timed wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TscBlock {
+    /// The mapping.
+    pub map: ttcore::tsc::TscMap,
+    /// The status throughout the window.
+    pub status: ClockStatus,
+    /// `CLOCK_REALTIME_COARSE − CLOCK_MONOTONIC_COARSE` at timed's check (ns).
+    pub real_minus_mono_ns: i64,
 }
 
 /// Longest fast-path window (ns, ≈ 73 minutes): keeps every fixed-point product far from
@@ -219,6 +249,8 @@ pub struct PageData {
     /// (header `flags` bit 0 and `reserved`: the marker's low 32 bits). Readers that can map the
     /// device compare it on every read.
     pub vmclock_marker: Option<u64>,
+    /// The counter block, when timed has a calibrated counter and a trustworthy interval.
+    pub tsc: Option<TscBlock>,
 }
 
 /// PROTOCOL.md reading step 3, for every reader: has the raw clock run continuously from the
@@ -346,6 +378,22 @@ impl PageData {
             f[field::CHECK_RAW_NS] = c.raw;
             f[field::CHECK_BOOT_OFFSET_NS] = c.offset();
         }
+        // The counter block only where the fast block's own conditions hold too (a trustworthy
+        // status, no knob, values in range): the window was computed against this page's
+        // deadlines.
+        if let Some(t) = self.tsc
+            && f[field::FAST_UNTIL_AGE_NS] > 0
+            && t.status == self.status
+        {
+            f[field::TSC_REF] = t.map.tsc_ref as i64;
+            f[field::TSC_BASE_NS] = t.map.base_ns;
+            f[field::TSC_MULT_Q62] = t.map.mult_q62 as i64;
+            f[field::TSC_EPS0_NS] = t.map.eps0_ns;
+            f[field::TSC_GROW_Q62] = t.map.grow_q62 as i64;
+            f[field::TSC_UNTIL_TICKS] = t.map.until_ticks.min(ttcore::tsc::MAX_UNTIL_TICKS) as i64;
+            f[field::TSC_STATUS] = t.status.as_u8() as i64;
+            f[field::TSC_REAL_MINUS_MONO_NS] = t.real_minus_mono_ns;
+        }
         f
     }
 
@@ -380,6 +428,18 @@ impl PageData {
                 gap: 0,
             }),
             vmclock_marker: None,
+            tsc: (f[field::TSC_UNTIL_TICKS] != 0).then(|| TscBlock {
+                map: ttcore::tsc::TscMap {
+                    tsc_ref: f[field::TSC_REF] as u64,
+                    base_ns: f[field::TSC_BASE_NS],
+                    mult_q62: f[field::TSC_MULT_Q62] as u64,
+                    eps0_ns: f[field::TSC_EPS0_NS],
+                    grow_q62: f[field::TSC_GROW_Q62] as u64,
+                    until_ticks: f[field::TSC_UNTIL_TICKS] as u64,
+                },
+                status: decode_status(f[field::TSC_STATUS]),
+                real_minus_mono_ns: f[field::TSC_REAL_MINUS_MONO_NS],
+            }),
         }
     }
 
@@ -407,6 +467,7 @@ impl PageData {
             disruptions: 0,
             clock_check: None,
             vmclock_marker: None,
+            tsc: None,
         }
     }
 }

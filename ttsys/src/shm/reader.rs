@@ -177,6 +177,36 @@ impl FastBlock {
     }
 }
 
+/// The page's counter block (PROTOCOL.md "Counter path"), copied under the seqlock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TscFast {
+    map: ttcore::tsc::TscMap,
+    status: i64,
+    real_minus_mono: i64,
+    vm: Option<u32>,
+}
+
+impl TscFast {
+    /// The interval and status at counter value `tsc` (read after the coarse clocks), with
+    /// `real_minus_mono` = `CLOCK_REALTIME_COARSE − CLOCK_MONOTONIC_COARSE` read just before
+    /// and `vm` the VMClock device's marker (if the reader maps one). `None` — read the raw
+    /// clock instead — when the counter is outside the window, when the offset moved since
+    /// timed's check (a suspend ended, the system clock was stepped, or the two coarse reads
+    /// straddled a tick), or when the VMClock marker is not the page's.
+    #[inline(always)]
+    pub fn at(
+        &self,
+        tsc: u64,
+        real_minus_mono: i64,
+        vm: Option<u64>,
+    ) -> Option<(TTInterval, ClockStatus)> {
+        if real_minus_mono != self.real_minus_mono || !vm_consistent(self.vm, vm) {
+            return None;
+        }
+        self.map.at(tsc).map(|i| (i, decode_status(self.status)))
+    }
+}
+
 /// The page's VMClock marker (low 32 bits), if timed watches one; relaxed, under the seqlock.
 #[inline(always)]
 pub(super) fn vm_marker(p: &PageRaw) -> Option<u32> {
@@ -349,6 +379,31 @@ impl PageReader {
             status: 0,
             check_raw: 0,
             check_offset: 0,
+            vm: None,
+        })
+    }
+
+    /// The counter block, copied under the seqlock (an empty window when the page has none or
+    /// stayed busy, which sends the caller to the raw clock).
+    #[inline(always)]
+    pub fn read_tsc(&self) -> TscFast {
+        self.seqlock_copy(|p| TscFast {
+            map: ttcore::tsc::TscMap {
+                tsc_ref: ld(&p.f, field::TSC_REF) as u64,
+                base_ns: ld(&p.f, field::TSC_BASE_NS),
+                mult_q62: ld(&p.f, field::TSC_MULT_Q62) as u64,
+                eps0_ns: ld(&p.f, field::TSC_EPS0_NS),
+                grow_q62: ld(&p.f, field::TSC_GROW_Q62) as u64,
+                until_ticks: ld(&p.f, field::TSC_UNTIL_TICKS) as u64,
+            },
+            status: ld(&p.f, field::TSC_STATUS),
+            real_minus_mono: ld(&p.f, field::TSC_REAL_MINUS_MONO_NS),
+            vm: vm_marker(p),
+        })
+        .unwrap_or(TscFast {
+            map: ttcore::tsc::TscMap::default(),
+            status: 0,
+            real_minus_mono: 0,
             vm: None,
         })
     }

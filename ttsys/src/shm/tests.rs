@@ -356,3 +356,65 @@ fn time_dependent_status() {
     };
     assert_eq!(d.read_at(rr(2_000)).raw, rr(3_000));
 }
+
+/// The counter block (PROTOCOL.md "Counter path") through a real page: it round-trips, reads
+/// an interval containing the host's realtime (the synthetic page's truth), and is refused —
+/// the caller reads the raw clock — when the realtime offset moved (a suspend ended: 100 µs,
+/// and even 1 ns), when the counter is behind the reference (a reset), when the VMClock marker
+/// is not the page's, and when the page's status is not trustworthy or the knob is on.
+#[test]
+fn the_counter_block_reads_truth_and_refuses_a_moved_offset_a_reset_and_a_migration() {
+    if let Some(why) = crate::tsc::unusable_reason() {
+        panic!("this test needs a usable time-stamp counter: {why}");
+    }
+    let d = host_realtime_page_with_counter(
+        Span::from_micros(20),
+        Rate::from_ppm(15),
+        ClockStatus::Synchronized,
+        std::time::Duration::from_millis(1_100),
+    );
+    let block = d.tsc.expect("a counter block");
+    let (_dir, r) = published(&d);
+    assert_eq!(r.read().unwrap().tsc, Some(block), "round trip");
+    let t = r.read_tsc();
+    for _ in 0..1_000 {
+        let off = crate::clock::realtime_offset_ns().unwrap();
+        let before = crate::clock::realtime_ns();
+        let tsc = crate::tsc::read_ordered().unwrap();
+        let after = crate::clock::realtime_ns();
+        let (i, st) = t.at(tsc, off, None).expect("inside the window");
+        assert_eq!(st, ClockStatus::Synchronized);
+        assert!(
+            i.earliest().as_nanos() <= after && i.latest().as_nanos() >= before,
+            "{i} misses [{before}, {after}]"
+        );
+        // 20 µs + the pair and the rate's error: well under 25 µs.
+        assert!(i.epsilon().as_nanos() < 25_000, "{i}");
+    }
+    let off = crate::clock::realtime_offset_ns().unwrap();
+    let tsc = crate::tsc::read_ordered().unwrap();
+    assert!(t.at(tsc, off, None).is_some(), "the control read");
+    assert!(t.at(tsc, off + 100_000, None).is_none(), "a 100 µs suspend");
+    assert!(t.at(tsc, off - 1, None).is_none(), "1 ns");
+    assert!(t.at(block.map.tsc_ref - 1, off, None).is_none(), "reset");
+    assert!(t.at(tsc, off, Some(7)).is_some(), "no marker on the page");
+    let mut vm = d;
+    vm.vmclock_marker = Some(5);
+    let (_dir2, r2) = published(&vm);
+    let t2 = r2.read_tsc();
+    assert!(t2.at(tsc, off, Some(5)).is_some(), "the same marker");
+    assert!(t2.at(tsc, off, Some(6)).is_none(), "a migration");
+    for (what, change) in [
+        ("unsynchronized", ClockStatus::Unsynchronized),
+        ("disrupted", ClockStatus::Disrupted),
+    ] {
+        let mut bad = d;
+        bad.status = change;
+        let (_d3, r3) = published(&bad);
+        assert!(r3.read_tsc().at(tsc, off, None).is_none(), "{what}");
+    }
+    let mut knob = d;
+    knob.knob.step_ns = 1_000;
+    let (_d4, r4) = published(&knob);
+    assert!(r4.read_tsc().at(tsc, off, None).is_none(), "the knob");
+}

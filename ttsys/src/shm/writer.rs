@@ -146,3 +146,52 @@ pub fn host_realtime_page(
     d.clock_check = Some(crate::clock::clock_pair());
     d
 }
+
+/// [`host_realtime_page`] with a counter block (PROTOCOL.md "Counter path") calibrated over
+/// `baseline` (slept through: at least 1 s, [`ttcore::tsc::MIN_BASELINE_NS`]); without one when
+/// the counter is not usable here ([`crate::tsc::unusable_reason`]).
+pub fn host_realtime_page_with_counter(
+    eps: ttcore::Span,
+    drift: ttcore::Rate,
+    status: ttcore::ClockStatus,
+    baseline: std::time::Duration,
+) -> PageData {
+    use ttcore::tsc::{CbV3Inputs, TscCalibration, tsc_map};
+    let first = crate::tsc::pair();
+    std::thread::sleep(baseline);
+    let mut d = host_realtime_page(eps, drift, status);
+    if crate::tsc::unusable_reason().is_some() {
+        return d;
+    }
+    let (Some(a), Some(b)) = (first, crate::tsc::pair()) else {
+        return d;
+    };
+    let mut c = TscCalibration::start(a);
+    let (Ok(()), Some(rate)) = (c.add(b), c.rate()) else {
+        return d;
+    };
+    let r = d.read_at(ttcore::RawReading::from_nanos(b.raw));
+    let until = d
+        .void_after_raw
+        .as_nanos()
+        .min(d.holdover_after_raw.as_nanos());
+    let map = tsc_map(
+        &CbV3Inputs {
+            interval: r.interval,
+            pair: b,
+            rate,
+            freq: d.model.freq,
+            drift: d.model.drift_bound,
+        },
+        until,
+        d.max_eps.as_nanos(),
+    );
+    d.tsc = map
+        .zip(crate::clock::realtime_offset_ns())
+        .map(|(map, off)| TscBlock {
+            map,
+            status,
+            real_minus_mono_ns: off,
+        });
+    d
+}
