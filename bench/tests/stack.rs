@@ -486,6 +486,29 @@ fn killing_timed_degrades_readers_and_a_restart_recovers() {
     let mut cb3 = cb3_synchronized(&cb3_path);
     let widths = cb3_reads_contain_truth(&mut cb3, 200, "ClockBound 3 on timed's shm1");
     println!("ClockBound 3 widths (ns): {widths:?}");
+    // TT.now() on timed's page takes the counter path (timed writes a counter block here) and
+    // contains truth on every read.
+    let tt = ttclient::TrueTime::open(&lab.page).unwrap();
+    let page = PageReader::open(&lab.page).unwrap();
+    assert!(page.read().unwrap().tsc.is_some(), "no counter block");
+    let (mut counter, n) = (0, 2_000);
+    for _ in 0..n {
+        let before = ttsys::clock::realtime_ns();
+        let i = tt.now().expect("TT.now()");
+        let after = ttsys::clock::realtime_ns();
+        assert!(
+            i.earliest().as_nanos() <= after && i.latest().as_nanos() >= before,
+            "TT.now() {i} misses truth in [{before}, {after}]"
+        );
+        let off = ttsys::clock::realtime_offset_ns().unwrap();
+        let tsc = ttsys::tsc::read_ordered().unwrap();
+        counter += usize::from(page.read_tsc().at(tsc, off, None).is_some());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        counter * 100 >= n * 95,
+        "the counter block vouched for only {counter} of {n} reads"
+    );
     // The ClockBound client reads our segment: synchronized, an interval containing truth.
     let mut cbc = clock_bound_client::ClockBoundClient::new_with_path(cb_path.to_str().unwrap())
         .expect("clock-bound-client");
