@@ -120,6 +120,13 @@ fn ttctl_now_returns_an_interval_containing_truth() {
     let reader = PageReader::open(&lab.page).unwrap();
     let (n, _) = watch_page(&reader, 5.0, "steady state");
     assert!(n > 200, "{n}");
+    // `ttctl status` says the counter is calibrated and the page carries its block.
+    let j = ttctl(&lab, &["status", "--addr", &lab.timed_addr, "--json"]);
+    let counter = j["counter"].as_str().unwrap_or_default();
+    assert!(
+        counter.starts_with("on: ") && counter.contains("counter block is written"),
+        "{j}"
+    );
 }
 
 #[test]

@@ -563,7 +563,40 @@ impl State {
                 Ok(k) => k.describe(),
                 Err(e) => format!("unknown (adjtimex: {e})"),
             },
+            counter: self.counter_description(),
         }
+    }
+
+    /// What `ttctl status` says about the time-stamp counter: its calibration, and whether the
+    /// page carries a counter block now (TT.now()'s counter path).
+    fn counter_description(&self) -> String {
+        let t = self.tsc.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = &t.unusable {
+            return format!(
+                "off: {}",
+                if why.is_empty() {
+                    "not checked yet"
+                } else {
+                    why
+                }
+            );
+        }
+        let Some(c) = t.calibration else {
+            return "calibrating: no pair yet".into();
+        };
+        let Some(r) = c.rate() else {
+            return "calibrating: baseline under 1 s".into();
+        };
+        let block = match self.page.load().tsc {
+            Some(_) => "the page's counter block is written (TT.now() reads the counter)",
+            None => "no counter block now (the page is not trustworthy)",
+        };
+        format!(
+            "on: {:.6} ns/tick ({:.3} GHz) ± {:.3} ppb; {block}",
+            r.ns_per_tick,
+            1.0 / r.ns_per_tick,
+            r.rel_err * 1e9
+        )
     }
 
     /// Logs and counts a disruption, and makes the core forget its model.

@@ -338,6 +338,7 @@ fn status_json(s: &v1::DaemonStatus) -> serde_json::Value {
         "burst": s.burst,
         "pause_detection": s.pause_detection,
         "kernel_slew": s.kernel_slew,
+        "counter": s.counter,
         "masters": s.masters.iter().map(|m| json!({
             "addr": m.addr, "id": m.id, "kind": m.kind, "reachable": m.reachable,
             "selected": m.selected, "reason": m.reason, "offset_ns": m.offset_ns,
@@ -397,6 +398,7 @@ fn status_report(s: &v1::DaemonStatus) -> String {
     ));
     o.push_str(&format!("VM pauses       : {}\n", s.pause_detection));
     o.push_str(&format!("Kernel slew     : {}\n", s.kernel_slew));
+    o.push_str(&format!("Counter (TSC)   : {}\n", s.counter));
     o.push_str(&format!(
         "Page            : {}{}\n",
         s.shm_path,
