@@ -98,7 +98,8 @@ pub struct State {
     pub clockbound: Option<Mutex<Box<dyn ClockBoundPublish>>>,
     /// Where ClockBound 3's segment (`shm1`) goes, when configured.
     pub clockbound3: Option<Mutex<Box<dyn ClockBound3Publish>>>,
-    /// The time-stamp counter's calibration against the raw clock (for `shm1`).
+    /// The time-stamp counter's calibration against the raw clock (for the page's counter block
+    /// and ClockBound 3's `shm1`).
     pub tsc: Mutex<TscState>,
     /// Configuration.
     pub config: Config,
