@@ -38,13 +38,19 @@ fn open_segment(path: &Path, size: usize, version: u16) -> Result<MmapMut, ShmEr
     Ok(map)
 }
 
-/// ClockBound's header, common to both layouts.
+/// ClockBound's header, common to both layouts (16 bytes).
 #[repr(C, align(8))]
-struct CbHeader {
+pub(super) struct CbHeader {
     magic: [AtomicU32; 2],
     segsize: AtomicU32,
     version: AtomicU16,
     generation: AtomicU16,
+}
+
+/// Stores `ns` as a `timespec`'s seconds and nanoseconds (the nanoseconds in [0, 10⁹)).
+fn store_timespec(sec: &AtomicI64, nsec: &AtomicI64, ns: i64) {
+    sec.store(ns.div_euclid(1_000_000_000), Ordering::Relaxed);
+    nsec.store(ns.rem_euclid(1_000_000_000), Ordering::Relaxed);
 }
 
 /// ClockBound's seqlock around `write`: the generation odd while writing, even after, never 0
@@ -82,10 +88,7 @@ pub mod cb_status {
 
 #[repr(C, align(8))]
 pub(super) struct CbSegment {
-    pub(super) magic: [AtomicU32; 2],
-    pub(super) segsize: AtomicU32,
-    pub(super) version: AtomicU16,
-    pub(super) generation: AtomicU16,
+    pub(super) header: CbHeader,
     pub(super) as_of_sec: AtomicI64,
     pub(super) as_of_nsec: AtomicI64,
     pub(super) void_after_sec: AtomicI64,
@@ -130,10 +133,9 @@ pub struct ClockBoundWriter {
 impl ClockBoundWriter {
     /// Creates (or takes over) the segment at `path`.
     pub fn open(path: &Path) -> Result<ClockBoundWriter, ShmError> {
-        let w = ClockBoundWriter {
+        Ok(ClockBoundWriter {
             map: open_segment(path, CB_SIZE, CB_VERSION)?,
-        };
-        Ok(w)
+        })
     }
 
     fn seg(&self) -> &CbSegment {
@@ -144,19 +146,9 @@ impl ClockBoundWriter {
     /// Publishes `d` (ClockBound's seqlock: odd generation while writing, never 0 after).
     pub fn write(&mut self, d: &ClockBoundData) {
         let s = self.seg();
-        seqlocked(&s.generation, || {
-            s.as_of_sec
-                .store(d.as_of_mono_ns.div_euclid(1_000_000_000), Ordering::Relaxed);
-            s.as_of_nsec
-                .store(d.as_of_mono_ns.rem_euclid(1_000_000_000), Ordering::Relaxed);
-            s.void_after_sec.store(
-                d.void_after_mono_ns.div_euclid(1_000_000_000),
-                Ordering::Relaxed,
-            );
-            s.void_after_nsec.store(
-                d.void_after_mono_ns.rem_euclid(1_000_000_000),
-                Ordering::Relaxed,
-            );
+        seqlocked(&s.header.generation, || {
+            store_timespec(&s.as_of_sec, &s.as_of_nsec, d.as_of_mono_ns);
+            store_timespec(&s.void_after_sec, &s.void_after_nsec, d.void_after_mono_ns);
             s.bound_nsec.store(d.bound_ns, Ordering::Relaxed);
             s.disruption_marker
                 .store(d.disruption_marker, Ordering::Relaxed);
@@ -188,10 +180,7 @@ pub const CB3_VERSION: u16 = 0x0303;
 
 #[repr(C, align(8))]
 pub(super) struct Cb3Segment {
-    pub(super) magic: [AtomicU32; 2],
-    pub(super) segsize: AtomicU32,
-    pub(super) version: AtomicU16,
-    pub(super) generation: AtomicU16,
+    pub(super) header: CbHeader,
     pub(super) as_of_tsc: AtomicU64,
     pub(super) as_of_sec: AtomicI64,
     pub(super) as_of_nsec: AtomicI64,
@@ -279,18 +268,12 @@ impl ClockBound3Writer {
     /// Publishes `d` under ClockBound's seqlock (odd generation while writing, never 0 after).
     pub fn write(&mut self, d: &ClockBound3Data) {
         let s = self.seg();
-        seqlocked(&s.generation, || {
+        seqlocked(&s.header.generation, || {
             let (pf, ps) = cb3_fraction(d.period_s);
             let (ef, es) = cb3_fraction(d.period_err);
             s.as_of_tsc.store(d.as_of_tsc, Ordering::Relaxed);
-            s.as_of_sec
-                .store(d.as_of_ns.div_euclid(1_000_000_000), Ordering::Relaxed);
-            s.as_of_nsec
-                .store(d.as_of_ns.rem_euclid(1_000_000_000), Ordering::Relaxed);
-            s.void_after_sec
-                .store(d.void_after_ns.div_euclid(1_000_000_000), Ordering::Relaxed);
-            s.void_after_nsec
-                .store(d.void_after_ns.rem_euclid(1_000_000_000), Ordering::Relaxed);
+            store_timespec(&s.as_of_sec, &s.as_of_nsec, d.as_of_ns);
+            store_timespec(&s.void_after_sec, &s.void_after_nsec, d.void_after_ns);
             s.period_frac.store(pf, Ordering::Relaxed);
             s.period_shift.store(ps, Ordering::Relaxed);
             s.period_err_frac.store(ef, Ordering::Relaxed);
