@@ -270,7 +270,8 @@ impl State {
         };
         d.writer_pid = std::process::id() as i64;
         let sample = self.tsc_sample();
-        d.tsc = Self::tsc_block(&d, sample);
+        let at_pair = sample.and_then(|s| Self::at_pair(&d, s));
+        d.tsc = at_pair.and_then(|(i, status)| Self::tsc_block(&d, &i, status));
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -281,7 +282,7 @@ impl State {
             self.publish_clockbound(cb, &d);
         }
         if let Some(cb) = &self.clockbound3 {
-            self.publish_clockbound3(cb, &d, sample);
+            self.publish_clockbound3(cb, &d, sample.map(|s| s.0), at_pair);
         }
     }
 
@@ -352,52 +353,61 @@ impl State {
         Some((p, rate))
     }
 
-    /// The page's counter block for `d` from `sample` (PROTOCOL.md "Counter path"): only for
-    /// a trustworthy page without the test knob, with a calibrated rate; its window ends before
-    /// the page's void and holdover deadlines and before its ε passes max-epsilon.
-    fn tsc_block(d: &PageData, sample: Option<(TscPair, Option<TscRate>)>) -> Option<TscBlock> {
-        let (pair, rate) = sample?;
+    /// Our interval and its status at the counter pair's raw reading, with what the counter's
+    /// mappings are computed from — once the calibration gives a rate. Shared by the page's
+    /// counter block and ClockBound 3's segment.
+    fn at_pair(
+        d: &PageData,
+        (pair, rate): (TscPair, Option<TscRate>),
+    ) -> Option<(ttcore::tsc::CbV3Inputs, ClockStatus)> {
         let rate = rate?;
-        if !d.status.is_trustworthy() || d.knob != Knob::default() {
-            return None;
-        }
         let r = d.read_at(RawReading::from_nanos(pair.raw));
-        if r.status != d.status {
-            return None;
-        }
-        let mut until = d.void_after_raw.as_nanos();
-        if d.status == ClockStatus::Synchronized {
-            until = until.min(d.holdover_after_raw.as_nanos());
-        }
-        let map = ttcore::tsc::tsc_map(
-            &ttcore::tsc::CbV3Inputs {
+        Some((
+            ttcore::tsc::CbV3Inputs {
                 interval: r.interval,
                 pair,
                 rate,
                 freq: d.model.freq,
                 drift: d.model.drift_bound,
             },
-            until,
-            d.max_eps.as_nanos(),
-        )?;
+            r.status,
+        ))
+    }
+
+    /// The page's counter block for `d` (PROTOCOL.md "Counter path"), from our interval at the
+    /// counter pair (`i`, read as `status`): only for a trustworthy page without the test knob;
+    /// its window ends before the page's void and holdover deadlines and before its ε passes
+    /// max-epsilon.
+    fn tsc_block(
+        d: &PageData,
+        i: &ttcore::tsc::CbV3Inputs,
+        status: ClockStatus,
+    ) -> Option<TscBlock> {
+        if !d.status.is_trustworthy() || d.knob != Knob::default() || status != d.status {
+            return None;
+        }
+        let mut until = d.void_after_raw.as_nanos();
+        if d.status == ClockStatus::Synchronized {
+            until = until.min(d.holdover_after_raw.as_nanos());
+        }
         Some(TscBlock {
-            map,
+            map: ttcore::tsc::tsc_map(i, until, d.max_eps.as_nanos())?,
             status: d.status,
             real_minus_mono_ns: clock::realtime_offset_ns()?,
         })
     }
 
     /// ClockBound 3's segment: our interval as a counter → time mapping, from the same counter
-    /// sample as the page's block; the arithmetic is [`ttcore::tsc::cb_v3`]. Without a usable
+    /// pair and interval as the page's block (`at_pair`); the arithmetic is
+    /// [`ttcore::tsc::cb_v3`]. Without a usable
     /// counter or a trustworthy interval the segment says so (`Unknown`, `Disrupted`).
     fn publish_clockbound3(
         &self,
         cb: &Mutex<Box<dyn ClockBound3Publish>>,
         d: &PageData,
-        sample: Option<(TscPair, Option<TscRate>)>,
+        pair: Option<TscPair>,
+        at_pair: Option<(ttcore::tsc::CbV3Inputs, ClockStatus)>,
     ) {
-        let pair = sample.map(|s| s.0);
-        let rate = sample.and_then(|s| s.1);
         let marker = self.disruptions.load(Ordering::Relaxed);
         let void = self.config.void_after().as_nanos();
         let mut data = ClockBound3Data {
@@ -411,18 +421,11 @@ impl State {
             status: cb_status::UNKNOWN,
             disruption_marker: marker,
         };
-        if let (Some(p), Some(rate)) = (pair, rate) {
-            let r = d.read_at(RawReading::from_nanos(p.raw));
-            let status = ttcore::clockbound::CbStatus::from(r.status);
+        if let Some((i, st)) = at_pair {
+            let status = ttcore::clockbound::CbStatus::from(st);
             data.status = status.code();
-            if r.status.is_trustworthy() && d.knob == Knob::default() {
-                let v = ttcore::tsc::cb_v3(&ttcore::tsc::CbV3Inputs {
-                    interval: r.interval,
-                    pair: p,
-                    rate,
-                    freq: d.model.freq,
-                    drift: d.model.drift_bound,
-                });
+            if st.is_trustworthy() && d.knob == Knob::default() {
+                let v = ttcore::tsc::cb_v3(&i);
                 data = ClockBound3Data {
                     as_of_tsc: v.as_of_tsc,
                     as_of_ns: v.as_of_ns,
@@ -434,7 +437,7 @@ impl State {
                     status: status.code(),
                     disruption_marker: marker,
                 };
-            } else if r.status.is_trustworthy() {
+            } else if st.is_trustworthy() {
                 // The test knob bends the host clock, which the counter does not follow.
                 data.status = cb_status::UNKNOWN;
             }
