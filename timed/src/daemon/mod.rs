@@ -19,7 +19,7 @@ use ttsys::ntp::{Burst, Source};
 use ttsys::shm::cb_status;
 use ttsys::shm::{
     ClockBound3Data, ClockBound3Publish, ClockBound3Writer, ClockBoundData, ClockBoundPublish,
-    ClockBoundWriter, Knob, PageData, PagePublish, PageWriter, TscBlock,
+    ClockBoundWriter, Knob, PageData, PagePublish, PageWriter,
 };
 use ttsys::vmclock::VmClock;
 
@@ -270,8 +270,11 @@ impl State {
         };
         d.writer_pid = std::process::id() as i64;
         let sample = self.tsc_sample();
-        let at_pair = sample.and_then(|s| Self::at_pair(&d, s));
-        d.tsc = at_pair.and_then(|(i, status)| Self::tsc_block(&d, &i, status));
+        // Our interval at the counter pair, shared by the page's counter block and ClockBound 3's
+        // segment.
+        let at_pair = sample.and_then(|(p, rate)| Some(d.counter_inputs(p, rate?)));
+        d.tsc = at_pair
+            .and_then(|(i, status)| d.counter_block(&i, status, clock::realtime_offset_ns()?));
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -353,52 +356,8 @@ impl State {
         Some((p, rate))
     }
 
-    /// Our interval and its status at the counter pair's raw reading, with what the counter's
-    /// mappings are computed from — once the calibration gives a rate. Shared by the page's
-    /// counter block and ClockBound 3's segment.
-    fn at_pair(
-        d: &PageData,
-        (pair, rate): (TscPair, Option<TscRate>),
-    ) -> Option<(ttcore::tsc::CbV3Inputs, ClockStatus)> {
-        let rate = rate?;
-        let r = d.read_at(RawReading::from_nanos(pair.raw));
-        Some((
-            ttcore::tsc::CbV3Inputs {
-                interval: r.interval,
-                pair,
-                rate,
-                freq: d.model.freq,
-                drift: d.model.drift_bound,
-            },
-            r.status,
-        ))
-    }
-
-    /// The page's counter block for `d` (PROTOCOL.md "Counter path"), from our interval at the
-    /// counter pair (`i`, read as `status`): only for a trustworthy page without the test knob;
-    /// its window ends before the page's void and holdover deadlines and before its ε passes
-    /// max-epsilon.
-    fn tsc_block(
-        d: &PageData,
-        i: &ttcore::tsc::CbV3Inputs,
-        status: ClockStatus,
-    ) -> Option<TscBlock> {
-        if !d.status.is_trustworthy() || d.knob != Knob::default() || status != d.status {
-            return None;
-        }
-        let mut until = d.void_after_raw.as_nanos();
-        if d.status == ClockStatus::Synchronized {
-            until = until.min(d.holdover_after_raw.as_nanos());
-        }
-        Some(TscBlock {
-            map: ttcore::tsc::tsc_map(i, until, d.max_eps.as_nanos())?,
-            status: d.status,
-            real_minus_mono_ns: clock::realtime_offset_ns()?,
-        })
-    }
-
     /// ClockBound 3's segment: our interval as a counter → time mapping, from the same counter
-    /// pair and interval as the page's block (`at_pair`); the arithmetic is
+    /// pair and interval as the page's block (`at_pair`, [`PageData::counter_inputs`]); the arithmetic is
     /// [`ttcore::tsc::cb_v3`]. Without a usable
     /// counter or a trustworthy interval the segment says so (`Unknown`, `Disrupted`).
     fn publish_clockbound3(

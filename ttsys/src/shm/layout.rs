@@ -443,6 +443,51 @@ impl PageData {
         }
     }
 
+    /// Our interval at a counter pair's raw reading and its status there, as the inputs of the
+    /// counter mappings (the page's counter block and ClockBound 3's segment).
+    pub fn counter_inputs(
+        &self,
+        pair: ttcore::tsc::TscPair,
+        rate: ttcore::tsc::TscRate,
+    ) -> (ttcore::tsc::CbV3Inputs, ClockStatus) {
+        let r = self.read_at(RawReading::from_nanos(pair.raw));
+        (
+            ttcore::tsc::CbV3Inputs {
+                interval: r.interval,
+                pair,
+                rate,
+                freq: self.model.freq,
+                drift: self.model.drift_bound,
+            },
+            r.status,
+        )
+    }
+
+    /// This page's counter block (PROTOCOL.md "Counter path") from [`PageData::counter_inputs`]
+    /// (`i`, read as `status`) and `CLOCK_REALTIME − CLOCK_MONOTONIC` as the writer verified it:
+    /// only for a trustworthy page, without the test knob, whose status at the pair is the
+    /// written one; the window ends before the void deadline, before the holdover deadline for a
+    /// synchronized page, and before the block's ε passes max-epsilon.
+    pub fn counter_block(
+        &self,
+        i: &ttcore::tsc::CbV3Inputs,
+        status: ClockStatus,
+        real_minus_mono_ns: i64,
+    ) -> Option<TscBlock> {
+        if !self.status.is_trustworthy() || self.knob != Knob::default() || status != self.status {
+            return None;
+        }
+        let mut until = self.void_after_raw.as_nanos();
+        if self.status == ClockStatus::Synchronized {
+            until = until.min(self.holdover_after_raw.as_nanos());
+        }
+        Some(TscBlock {
+            map: ttcore::tsc::tsc_map(i, until, self.max_eps.as_nanos())?,
+            status: self.status,
+            real_minus_mono_ns,
+        })
+    }
+
     /// A page that says "unsynchronized" (what a writer publishes before its first sync).
     pub fn unsynchronized(now_raw: RawReading) -> Self {
         PageData {

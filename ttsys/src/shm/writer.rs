@@ -156,7 +156,6 @@ pub fn host_realtime_page_with_counter(
     status: ttcore::ClockStatus,
     baseline: std::time::Duration,
 ) -> PageData {
-    use ttcore::tsc::{CbV3Inputs, TscCalibration, tsc_map};
     let first = crate::tsc::pair();
     std::thread::sleep(baseline);
     let mut d = host_realtime_page(eps, drift, status);
@@ -166,32 +165,11 @@ pub fn host_realtime_page_with_counter(
     let (Some(a), Some(b)) = (first, crate::tsc::pair()) else {
         return d;
     };
-    let mut c = TscCalibration::start(a);
+    let mut c = ttcore::tsc::TscCalibration::start(a);
     let (Ok(()), Some(rate)) = (c.add(b), c.rate()) else {
         return d;
     };
-    let r = d.read_at(ttcore::RawReading::from_nanos(b.raw));
-    let until = d
-        .void_after_raw
-        .as_nanos()
-        .min(d.holdover_after_raw.as_nanos());
-    let map = tsc_map(
-        &CbV3Inputs {
-            interval: r.interval,
-            pair: b,
-            rate,
-            freq: d.model.freq,
-            drift: d.model.drift_bound,
-        },
-        until,
-        d.max_eps.as_nanos(),
-    );
-    d.tsc = map
-        .zip(crate::clock::realtime_offset_ns())
-        .map(|(map, off)| TscBlock {
-            map,
-            status,
-            real_minus_mono_ns: off,
-        });
+    let (i, at) = d.counter_inputs(b, rate);
+    d.tsc = crate::clock::realtime_offset_ns().and_then(|off| d.counter_block(&i, at, off));
     d
 }
