@@ -88,19 +88,26 @@ pub fn boottime_ns() -> i64 {
 /// (stopping at one of 100 ns or less), so a preemption between the reads (microseconds on a
 /// busy host) does not leak into the result.
 pub fn pair(other: fn() -> i64) -> (i64, i64, i64) {
-    let mut best = (0, 0, i64::MAX);
+    let (a, o, b) = bracket(other);
+    (a + (b - a) / 2, o, b - a)
+}
+
+/// `other` read between two raw reads: `(raw before, other, raw after)` of the narrowest of up
+/// to five tries, stopping at one of 100 ns or less ([`pair`]'s rule, for any reading).
+pub fn bracket<T>(mut other: impl FnMut() -> T) -> (i64, T, i64) {
+    let mut best: Option<(i64, T, i64)> = None;
     for _ in 0..5 {
         let a = raw_ns();
         let o = other();
         let b = raw_ns();
-        if b - a < best.2 {
-            best = (a + (b - a) / 2, o, b - a);
+        if best.as_ref().is_none_or(|x| b - a < x.2 - x.0) {
+            best = Some((a, o, b));
         }
-        if best.2 <= 100 {
+        if b - a <= 100 {
             break;
         }
     }
-    best
+    best.expect("at least one try")
 }
 
 /// Converts a `CLOCK_REALTIME` timestamp from the recent past into the raw clock, using a

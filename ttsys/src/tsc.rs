@@ -93,22 +93,10 @@ fn cpu_reason() -> Option<String> {
         .map(|need| format!("the CPU does not report {need}: the counter's rate may change"))
 }
 
-/// A counter reading bracketed by two raw-clock reads: the narrowest of up to five tries
-/// (stopping at one of 100 ns or less), as [`crate::clock::pair`] does. `None` without a
-/// counter.
+/// A counter reading bracketed by two raw-clock reads ([`crate::clock::bracket`]: the
+/// narrowest of up to five tries). `None` without a counter.
 pub fn pair() -> Option<TscPair> {
-    let mut best: Option<TscPair> = None;
-    for _ in 0..5 {
-        let a = crate::clock::raw_ns();
-        let t = read()?;
-        let b = crate::clock::raw_ns();
-        let p = TscPair::bracketed(t, a, b);
-        if best.is_none_or(|x| p.half_ns < x.half_ns) {
-            best = Some(p);
-        }
-        if b - a <= 100 {
-            break;
-        }
-    }
-    best
+    read()?;
+    let (before, tsc, after) = crate::clock::bracket(|| read().unwrap_or_default());
+    Some(TscPair::bracketed(tsc, before, after))
 }
