@@ -269,44 +269,10 @@ impl TrueTime {
     pub fn reading(&self) -> Result<Reading, TtError> {
         match &self.inner.source {
             Source::Shm(r, vmclock, counter) => {
-                if *counter && let Some(r) = Self::counter_reading(r, vmclock) {
-                    return Ok(r);
+                match counter.then(|| Self::counter_reading(r, vmclock)).flatten() {
+                    Some(x) => Ok(x),
+                    None => Self::raw_clock_reading(r, vmclock),
                 }
-                // The writer's fast block covers the common case (a trustworthy page inside
-                // its validity window, the raw clock continuous since the writer's check);
-                // anything else takes the general path.
-                let fast = r.read_fast();
-                let raw = ttsys::clock::raw();
-                let boot = ttsys::clock::boottime_ns();
-                let vm = vmclock.as_ref().map(|v| v.marker());
-                if let Some((interval, status)) = fast.at(raw)
-                    && fast.continuous(raw, boot, vm)
-                {
-                    return Ok(Reading {
-                        interval,
-                        status,
-                        source: SourceKind::Shm,
-                    });
-                }
-                let h = r.read_hot().map_err(|e| TtError::Page(e.into()))?;
-                // A failed continuity check is read once more: a preemption between the two
-                // clock reads looks like a stall, a real stall or step stays.
-                let (raw, continuous) = if h.continuous(raw, boot, vm) {
-                    (raw, true)
-                } else {
-                    let raw = ttsys::clock::raw();
-                    (raw, h.continuous(raw, ttsys::clock::boottime_ns(), vm))
-                };
-                let (interval, status) = h.at(raw);
-                Ok(Reading {
-                    interval,
-                    status: if continuous {
-                        status
-                    } else {
-                        ClockStatus::Disrupted
-                    },
-                    source: SourceKind::Shm,
-                })
             }
             Source::Grpc(c) => c.now(),
             Source::Sim(s) => {
@@ -320,6 +286,50 @@ impl TrueTime {
         }
     }
 
+    /// The raw-clock path (PROTOCOL.md "Fast path" and "Reading"): the interval at
+    /// `CLOCK_MONOTONIC_RAW`, disrupted unless the raw clock ran continuously since timed's check.
+    #[inline]
+    fn raw_clock_reading(
+        r: &PageReader,
+        vmclock: &Option<ttsys::vmclock::VmClock>,
+    ) -> Result<Reading, TtError> {
+        // The writer's fast block covers the common case (a trustworthy page inside
+        // its validity window, the raw clock continuous since the writer's check);
+        // anything else takes the general path.
+        let fast = r.read_fast();
+        let raw = ttsys::clock::raw();
+        let boot = ttsys::clock::boottime_ns();
+        let vm = vmclock.as_ref().map(|v| v.marker());
+        if let Some((interval, status)) = fast.at(raw)
+            && fast.continuous(raw, boot, vm)
+        {
+            return Ok(Reading {
+                interval,
+                status,
+                source: SourceKind::Shm,
+            });
+        }
+        let h = r.read_hot().map_err(|e| TtError::Page(e.into()))?;
+        // A failed continuity check is read once more: a preemption between the two
+        // clock reads looks like a stall, a real stall or step stays.
+        let (raw, continuous) = if h.continuous(raw, boot, vm) {
+            (raw, true)
+        } else {
+            let raw = ttsys::clock::raw();
+            (raw, h.continuous(raw, ttsys::clock::boottime_ns(), vm))
+        };
+        let (interval, status) = h.at(raw);
+        Ok(Reading {
+            interval,
+            status: if continuous {
+                status
+            } else {
+                ClockStatus::Disrupted
+            },
+            source: SourceKind::Shm,
+        })
+    }
+
     /// The counter path (PROTOCOL.md "Counter path"): the page's counter block, the two coarse
     /// clocks for the suspend check, the VMClock marker, then the counter (ordered after all of
     /// them). `None` where it does not vouch for the interval: the caller reads the raw clock.
@@ -329,6 +339,10 @@ impl TrueTime {
         vmclock: &Option<ttsys::vmclock::VmClock>,
     ) -> Option<Reading> {
         let t = r.read_tsc();
+        // No block (a page without one, or a host without a usable counter): no clock reads.
+        if !t.has_window() {
+            return None;
+        }
         let mono = ttsys::clock::monotonic_coarse_ns();
         let real = ttsys::clock::realtime_coarse_ns();
         let vm = vmclock.as_ref().map(|v| v.marker());
@@ -369,11 +383,14 @@ impl TrueTime {
     pub fn now(&self) -> Result<TTInterval, TtError> {
         // The counter path inlined here, so that the common case returns the interval without
         // building the full reading's result.
-        if let Source::Shm(r, vm, true) = &self.inner.source
-            && let Some(x) = Self::counter_reading(r, vm)
-            && x.status.is_trustworthy()
-        {
-            return Ok(x.interval);
+        if let Source::Shm(r, vm, true) = &self.inner.source {
+            if let Some(x) = Self::counter_reading(r, vm)
+                && x.status.is_trustworthy()
+            {
+                return Ok(x.interval);
+            }
+            // Declined: the raw clock, without trying the counter a second time.
+            return usable(Self::raw_clock_reading(r, vm)?).map(|x| x.interval);
         }
         self.now_reading().map(|r| r.interval)
     }
@@ -382,15 +399,7 @@ impl TrueTime {
     /// and its source, from the same single read.
     #[inline]
     pub fn now_reading(&self) -> Result<Reading, TtError> {
-        let r = self.reading()?;
-        if r.status.is_trustworthy() {
-            Ok(r)
-        } else {
-            Err(TtError::NotUsable {
-                status: r.status,
-                reason: not_usable_reason(r.status),
-            })
-        }
+        usable(self.reading()?)
     }
 
     /// Why the page's interval is not usable beyond its written status, read now:
@@ -623,6 +632,19 @@ mod grpc {
                 .map_err(|_| TtError::RpcThreadGone)?;
             rx.recv().map_err(|_| TtError::RpcThreadGone)?
         }
+    }
+}
+
+/// `r` if its status allows using the interval, else why not.
+#[inline]
+fn usable(r: Reading) -> Result<Reading, TtError> {
+    if r.status.is_trustworthy() {
+        Ok(r)
+    } else {
+        Err(TtError::NotUsable {
+            status: r.status,
+            reason: not_usable_reason(r.status),
+        })
     }
 }
 

@@ -187,6 +187,12 @@ pub struct TscFast {
 }
 
 impl TscFast {
+    /// Whether the page has a counter block at all (a zero window: none, or the copy gave up).
+    #[inline(always)]
+    pub fn has_window(&self) -> bool {
+        self.map.until_ticks != 0
+    }
+
     /// The interval and status at counter value `tsc` (read after the coarse clocks), with
     /// `real_minus_mono` = `CLOCK_REALTIME_COARSE − CLOCK_MONOTONIC_COARSE` read just before
     /// and `vm` the VMClock device's marker (if the reader maps one). `None` — read the raw
