@@ -388,7 +388,19 @@ impl LeapTable {
     pub fn tai_to_utc(&self, tai_ns: i64) -> UtcLabel {
         let s = tai_ns.div_euclid(NANOS_PER_SEC);
         let nanos = u32::try_from(tai_ns.rem_euclid(NANOS_PER_SEC)).unwrap_or(0); // < 10⁹
-        for e in self.entries.iter().filter(|e| e.delta == 1) {
+        // Fixed point p = s − (TAI−UTC)(p); converges in two steps for a sorted table. During
+        // an inserted leap second before `m` it alternates between m − 1 and m, so only the
+        // entries within a few seconds of p can make this second 23:59:60 (checking those alone
+        // keeps this linear in the table: the simulator calls it for every truth check).
+        let mut p = s - self.tai_minus_utc_s(s);
+        for _ in 0..3 {
+            p = s - self.tai_minus_utc_s(p);
+        }
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.delta == 1 && (e.effective_posix_s - p).abs() <= 2)
+        {
             let m = e.effective_posix_s;
             if s == m - 1 + self.tai_minus_utc_s(m - 1) + 1 {
                 let mut l = label_from_posix_ns((m - 1) as i128 * NANOS_PER_SEC as i128);
@@ -396,11 +408,6 @@ impl LeapTable {
                 l.nanos = nanos;
                 return l;
             }
-        }
-        // Fixed point p = s − (TAI−UTC)(p); converges in two steps for a sorted table.
-        let mut p = s - self.tai_minus_utc_s(s);
-        for _ in 0..3 {
-            p = s - self.tai_minus_utc_s(p);
         }
         let mut l = label_from_posix_ns(p as i128 * NANOS_PER_SEC as i128);
         l.nanos = nanos;
@@ -775,6 +782,41 @@ mod tests {
         assert_eq!(d.tai_to_utc(b), lbl(2030, 1, 1, 0, 0, 0, 0));
         assert_eq!(d.tai_to_utc(a), lbl(2029, 12, 31, 23, 59, 58, 0));
         assert!(d.utc_to_tai_ns(&lbl(2029, 12, 31, 23, 59, 59, 0)).is_err());
+    }
+
+    /// Around every leap of the built-in table (and a deleted one), each TAI second has one
+    /// label that maps back to it, labels increase, and `23:59:60` appears exactly once per
+    /// inserted leap, on the day it belongs to.
+    #[test]
+    fn every_leap_of_the_table_round_trips_second_by_second() {
+        let deleted = days_from_civil(2030, 1, 1) * DAY_S;
+        let mut entries = LeapTable::builtin().entries.clone();
+        entries.push(LeapSecond {
+            effective_posix_s: deleted,
+            delta: -1,
+        });
+        let t = LeapTable::new(entries.clone()).unwrap();
+        for e in &entries {
+            let m = e.effective_posix_s;
+            let tai0 = (m + t.tai_minus_utc_s(m)) * NANOS_PER_SEC;
+            let mut sixties = 0;
+            let mut prev: Option<UtcLabel> = None;
+            for k in -6..6 {
+                let x = tai0 + k * NANOS_PER_SEC + 123;
+                let lab = t.tai_to_utc(x);
+                assert_eq!(t.utc_to_tai_ns(&lab).unwrap(), x, "{lab:?}");
+                if lab.second == 60 {
+                    sixties += 1;
+                    assert_eq!(e.delta, 1);
+                    assert_eq!(lab.day_start_s() + DAY_S, m, "{lab:?}");
+                }
+                if let Some(p) = prev {
+                    assert!(t.utc_to_tai_ns(&p).unwrap() < x);
+                }
+                prev = Some(lab);
+            }
+            assert_eq!(sixties, usize::from(e.delta == 1), "leap at {m}");
+        }
     }
 
     #[test]
