@@ -90,6 +90,10 @@ fn every_scenario_keeps_truth_inside() {
         let r = run(&sc).unwrap();
         let j = &r.summary;
         assert_eq!(j.violations, 0, "{name}: {:?}", j.first_violations);
+        // No interval narrower than the hosts' assumptions allow on the scenario's links (the
+        // negative control below shows this check finding some).
+        assert!(j.epsilon_floor_ns.is_some(), "{name}: no floor");
+        assert_eq!(j.samples_below_floor, 0, "{name}: {j:?}");
         // Every master's cross-check verdict as the scenario expects: the spoofed one evicted,
         // no honest one (the leap-second scenario's armageddon master was, until its atomic
         // pulses were placed in TAI).
@@ -123,6 +127,19 @@ fn datacenter_with_kernel_stamps_keeps_epsilon_p99_within_60us() {
     assert_eq!(r.summary.violations, 0);
     let p99 = r.summary.epsilon_ns.p99;
     assert!(p99 <= 60_000, "ε p99 {p99} ns");
+    // Beside the link floor of the same samples: within 1.25× of what any estimator honest
+    // under the same assumptions could reach on these links, and never below it.
+    let floor = r.summary.epsilon_floor_ns.unwrap();
+    eprintln!(
+        "ε p50/p99 {}/{} ns; link floor p50/p99 {}/{} ns",
+        r.summary.epsilon_ns.p50, p99, floor.p50, floor.p99
+    );
+    assert_eq!(r.summary.samples_below_floor, 0);
+    assert!(
+        p99 * 4 <= floor.p99 * 5,
+        "ε p99 {p99} vs floor {}",
+        floor.p99
+    );
     // And the same fleet on 200 µs of one-way delay is wider: the transfer is what matters.
     sc.network.delay_us = [200.0, 200.0];
     let slow = run(&sc).unwrap();
@@ -196,6 +213,10 @@ fn the_negative_control_finds_violations() {
     let v = r.summary.violations;
     assert!(v > 100, "negative control found only {v} violations");
     assert!(!r.summary.first_violations.is_empty());
+    // Its hosts hand out intervals their (broken) assumption cannot justify: the floor check
+    // finds them too.
+    let below = r.summary.samples_below_floor;
+    assert!(below > 100, "only {below} samples below the floor");
 }
 
 /// NTP servers beside masters in one selection: the server whose root distance hides its

@@ -87,6 +87,15 @@ pub struct HostParams {
     pub freq_window: Span,
 }
 
+impl HostParams {
+    /// The liars a round tolerates among `configured` sources: `max_liars`, or a minority of
+    /// them (`⌊(N−1)/2⌋`). A round takes what at least `n − f` of its `n` trustworthy answers
+    /// cover.
+    pub fn liars_tolerated(&self, configured: usize) -> usize {
+        self.max_liars.unwrap_or((configured.max(1) - 1) / 2)
+    }
+}
+
 impl Default for HostParams {
     fn default() -> Self {
         HostParams {
@@ -428,7 +437,7 @@ impl HostClock {
         // answering it is wider, never a guess between groups). With no more than f answering,
         // they may all be liars: the round refuses (a last master standing is not trusted;
         // `max-liars = 0` says the fleet has no liars and uses it).
-        let f = self.p.max_liars.unwrap_or((samples.len().max(1) - 1) / 2);
+        let f = self.p.liars_tolerated(samples.len());
         let sel = match marzullo::covered_hull(&ivs, n.saturating_sub(f)) {
             Ok(s) => s,
             Err(e) => {

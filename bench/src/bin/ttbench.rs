@@ -1077,6 +1077,12 @@ fn print_sim(j: &bench::sim::SimSummary) {
         "  ε ns: p50 {} p99 {} max {} mean {}",
         e.p50, e.p99, e.max, e.mean
     );
+    if let Some(f) = &j.epsilon_floor_ns {
+        println!(
+            "  link floor ns (no honest estimator below it): p50 {} p99 {}; samples below it {}",
+            f.p50, f.p99, j.samples_below_floor
+        );
+    }
     let c = &j.commit_wait_ns;
     println!(
         "  commit wait ns: p50 {} p99 {} max {}",

@@ -2,6 +2,7 @@
 //! core on a simulated oscillator), the network between them, the clock disruptions, and what
 //! each host event does (timed's watch, a reader's sample, a poll).
 
+use super::floor::Floor;
 use super::*;
 use std::hash::BuildHasherDefault;
 use ttcore::RawReading;
@@ -23,6 +24,28 @@ pub(super) struct Master {
     /// taken ([`timemaster::sim::VirtualMaster::events`]): reused until the core changes (the
     /// masters' round clears it).
     pub(super) view: Option<(u64, ttcore::ntp::MasterView)>,
+}
+
+impl Master {
+    /// How far the time it publishes may be from the truth on each side while it stays honest,
+    /// over true times `t0..=t1` (one round's exchanges): `(hi − truth, truth − lo)` of its
+    /// interval, the smaller of the two ends (both are linear over a round, in which the
+    /// master's state does not change). `None` when it is not honest (a liar, or its ε does not
+    /// cover its error): the links the [`Floor`] may count on.
+    pub(super) fn honest_slack(&mut self, t0: i64, t1: i64) -> Option<(i64, i64)> {
+        let mut slack = (i64::MAX, i64::MAX);
+        for t in [t0, t1] {
+            let raw = RawReading::from_nanos(self.vm.raw_at(t));
+            let truth = self.vm.truth_at(t);
+            let iv = self.view.as_ref()?.1.model.as_ref()?.interval_at(raw);
+            if !iv.contains(truth) {
+                return None;
+            }
+            slack.0 = slack.0.min(iv.latest().as_nanos() - truth.as_nanos());
+            slack.1 = slack.1.min(truth.as_nanos() - iv.earliest().as_nanos());
+        }
+        Some(slack)
+    }
 }
 
 /// Interleave records a simulated master keeps before it starts over.
@@ -66,6 +89,8 @@ pub(super) struct Host {
     pub(super) vm_marker: u64,
     /// Exchanges per source in its next poll, as timed's poll loop keeps them.
     pub(super) cycle: ttcore::poll::BurstCycle,
+    /// What no honest estimator could have narrowed its interval to ([`Floor`]).
+    pub(super) floor: Floor,
 }
 
 /// timed's watch period (`timed::daemon::WATCH_MS`, ns).
@@ -306,6 +331,7 @@ pub(super) fn build_hosts(
                 watch_phase: rng.random_range(0..WATCH),
                 vm_marker: 0,
                 cycle: ttcore::poll::BurstCycle::new(sc.hosts.burst.max(1) as u32),
+                floor: Floor::default(),
             }
         })
         .collect()
@@ -382,6 +408,10 @@ pub(super) struct Tally {
     /// not overlap), and rounds refused for too few answers or no agreement.
     pub(super) inconsistent_rounds: u64,
     pub(super) refused_rounds: u64,
+    /// The link floor at each checked sample that had one ([`Floor`]), and the samples whose
+    /// ε was below it.
+    pub(super) floor: Histogram<u64>,
+    pub(super) below_floor: u64,
 }
 
 impl Tally {
@@ -401,6 +431,8 @@ impl Tally {
         self.trace.extend(o.trace);
         self.inconsistent_rounds += o.inconsistent_rounds;
         self.refused_rounds += o.refused_rounds;
+        let _ = self.floor.add(&o.floor);
+        self.below_floor += o.below_floor;
     }
 
     pub(super) fn new() -> Tally {
@@ -417,6 +449,8 @@ impl Tally {
             trace: Vec::new(),
             inconsistent_rounds: 0,
             refused_rounds: 0,
+            floor: hist(),
+            below_floor: 0,
         }
     }
 }
@@ -434,6 +468,7 @@ pub(super) fn watch(host: &mut Host, now: ClockPair, marker: u64, vm_moved: bool
         host.clock
             .on_disruption(ttcore::host::Disturbance::Clock(d));
         host.clients.iter_mut().for_each(Client::reset);
+        host.floor.reset();
     }
     host.check = now;
     host.vm_marker = marker;
@@ -502,6 +537,12 @@ pub(super) fn sample_host(
     }
     let eps = iv.epsilon().as_nanos().max(1) as u64;
     let _ = tally.eps.record(eps);
+    if let Some(floor) = host.floor.at(raw.as_nanos(), host.clock.params().max_drift) {
+        let _ = tally.floor.record(floor.max(1) as u64);
+        if (iv.epsilon().as_nanos()) < floor {
+            tally.below_floor += 1;
+        }
+    }
     // Commit wait for s = latest: until earliest passes s, on this model.
     let s = iv.latest();
     let hi = m.raw_when_after(
@@ -541,6 +582,9 @@ pub(super) fn poll_host(
     let mut last_t4 = raw;
     // One buffer for every source's samples (a basic and an interleaved one per exchange).
     let mut samples = Vec::with_capacity(2 * host.cycle.next as usize);
+    // For the floor: the trustworthy answers, and what the honest masters among them allow.
+    let mut answers = 0;
+    let mut extents = Vec::with_capacity(nm);
     for mi in 0..nm + servers.len() {
         let reachable = match mi.checked_sub(nm) {
             None => net.reachable(&masters[mi], mi, t),
@@ -597,6 +641,15 @@ pub(super) fn poll_host(
         if let Some(at) = at {
             last_t4 = last_t4.max(at);
         }
+        if best.is_some_and(|b| b.trustworthy) {
+            answers += 1;
+            if mi < nm
+                && let Some((late, early)) = masters[mi].honest_slack(t, t_send)
+            {
+                let (up, down) = net.links[h][mi];
+                extents.push((up + late, down + early));
+            }
+        }
         round.push(best.map(|s| MasterSample {
             bounds: s.m.bounds,
             at_raw: RawReading::from_nanos(s.m.at.as_nanos()),
@@ -604,6 +657,12 @@ pub(super) fn poll_host(
         }));
     }
     let r = host.clock.on_round(RawReading::from_nanos(last_t4), &round);
+    if let Some(RoundNote::Inconsistent(_)) = r.note {
+        // An assumption broke: the floor's worlds start over with the host's model.
+        host.floor.reset();
+    }
+    let liars = host.clock.params().liars_tolerated(round.len());
+    host.floor.on_round(last_t4, &extents, answers, liars);
     match r.note {
         Some(RoundNote::Inconsistent(_)) => tally.inconsistent_rounds += 1,
         Some(RoundNote::TooFewToOutvote { .. } | RoundNote::NoAgreement) => {

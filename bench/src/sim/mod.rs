@@ -483,6 +483,7 @@ impl NetworkSpec {
 }
 
 mod fleet;
+pub mod floor;
 mod ntp_server;
 mod transfer;
 
@@ -506,6 +507,11 @@ pub struct Report {
 pub struct SimSummary {
     /// Commit wait over the trustworthy samples (ns).
     pub commit_wait_ns: Percentiles,
+    /// The link floor at the trustworthy samples that had one (ns; [`floor`]): what no
+    /// estimator honest under the hosts' assumptions could have narrowed ε to on the
+    /// scenario's links. Absent when no sample had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon_floor_ns: Option<Percentiles>,
     /// ε over the trustworthy samples (ns).
     pub epsilon_ns: Percentiles,
     /// Masters whose cross-check verdict contradicts the scenario's `expect-evicted`.
@@ -532,6 +538,9 @@ pub struct SimSummary {
     pub rounds_refused: u64,
     /// Sampled TT.now() readings.
     pub samples: u64,
+    /// Trustworthy samples whose ε was below the link floor (`epsilon_floor_ns`): an interval
+    /// narrower than the hosts' assumptions allow.
+    pub samples_below_floor: u64,
     /// Scenario name.
     pub scenario: String,
     /// Seed.
@@ -866,6 +875,7 @@ fn run_shard(shared: &Shared, shard: Shard) -> ShardResult {
         while next_restart < restarts.len() && restarts[next_restart] <= t {
             for host in hosts.iter_mut() {
                 host.clock = HostClock::new(hp);
+                host.floor.reset();
             }
             next_restart += 1;
         }
@@ -963,8 +973,10 @@ fn report(sc: &FleetScenario, masters: &[Master], start: i64, tally: Tally, wall
         ntp_servers: sc.ntp_servers.len(),
         hosts: sc.hosts.count,
         samples: tally.samples,
+        samples_below_floor: tally.below_floor,
         violations: tally.violations,
         first_violations: tally.first,
+        epsilon_floor_ns: (!tally.floor.is_empty()).then(|| pct(&tally.floor)),
         epsilon_ns: pct(&tally.eps),
         commit_wait_ns: pct(&tally.commit_wait),
         status_share: share(&tally.status_count),
