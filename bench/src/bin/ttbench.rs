@@ -271,8 +271,6 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Time exchanges per second one master answers over UDP, beside a chronyd server under
-    /// the same load in the same run.
     /// An attacker, as its own process (loopback only), until killed: `relay` forges every
     /// reply of one master, shifting its time (see bench/src/attack.rs).
     Attack {
@@ -323,6 +321,8 @@ enum Cmd {
         #[arg(long)]
         seconds: f64,
     },
+    /// Time exchanges per second one master answers over UDP, beside a chronyd server under
+    /// the same load in the same run.
     SyncRps {
         /// An existing master's UDP time address; without it a simulated master is started.
         #[arg(long)]
