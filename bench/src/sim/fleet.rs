@@ -5,7 +5,7 @@
 use super::floor::Floor;
 use super::*;
 use std::hash::BuildHasherDefault;
-use ttcore::RawReading;
+use ttcore::{RawReading, Timestamp};
 
 pub(super) struct Master {
     pub(super) vm: VirtualMaster,
@@ -28,15 +28,15 @@ pub(super) struct Master {
 
 impl Master {
     /// How far the time it publishes may be from the truth on each side while it stays honest,
-    /// over true times `t0..=t1` (one round's exchanges): `(hi − truth, truth − lo)` of its
-    /// interval, the smaller of the two ends (both are linear over a round, in which the
-    /// master's state does not change). `None` when it is not honest (a liar, or its ε does not
-    /// cover its error): the links the [`Floor`] may count on.
-    pub(super) fn honest_slack(&mut self, t0: i64, t1: i64) -> Option<(i64, i64)> {
+    /// over one round's exchanges, given as its first and last true instants with the truth at
+    /// each (`(t, truth)`): `(hi − truth, truth − lo)` of its interval, the smaller of the two
+    /// ends (both are linear over a round, in which the master's state does not change). `None`
+    /// when it is not honest (a liar, or its ε does not cover its error): the links the
+    /// [`Floor`] may count on.
+    pub(super) fn honest_slack(&mut self, ends: [(i64, Timestamp); 2]) -> Option<(i64, i64)> {
         let mut slack = (i64::MAX, i64::MAX);
-        for t in [t0, t1] {
+        for (t, truth) in ends {
             let raw = RawReading::from_nanos(self.vm.raw_at(t));
-            let truth = self.vm.truth_at(t);
             let iv = self.view.as_ref()?.1.model.as_ref()?.interval_at(raw);
             if !iv.contains(truth) {
                 return None;
@@ -582,9 +582,11 @@ pub(super) fn poll_host(
     let mut last_t4 = raw;
     // One buffer for every source's samples (a basic and an interleaved one per exchange).
     let mut samples = Vec::with_capacity(2 * host.cycle.next as usize);
-    // For the floor: the trustworthy answers, and what the honest masters among them allow.
+    // For the floor: the trustworthy answers, the masters among them, and when the round's
+    // last exchange ended.
     let mut answers = 0;
-    let mut extents = Vec::with_capacity(nm);
+    let mut trusted = Vec::with_capacity(nm);
+    let mut round_end = t;
     for mi in 0..nm + servers.len() {
         let reachable = match mi.checked_sub(nm) {
             None => net.reachable(&masters[mi], mi, t),
@@ -636,6 +638,9 @@ pub(super) fn poll_host(
             }
             t_send += up + down + 20_000;
         }
+        // (Its last reply arrived by the next send slot, or by the kernel's send path after
+        // it.)
+        round_end = round_end.max(t_send + (sc.network.send_path_us * 1e3) as i64);
         let at = samples.iter().map(|s| s.m.at.as_nanos()).max();
         let best = at.and_then(|at| ttcore::ntp::narrowest(&samples, at, carry));
         if let Some(at) = at {
@@ -643,11 +648,8 @@ pub(super) fn poll_host(
         }
         if best.is_some_and(|b| b.trustworthy) {
             answers += 1;
-            if mi < nm
-                && let Some((late, early)) = masters[mi].honest_slack(t, t_send)
-            {
-                let (up, down) = net.links[h][mi];
-                extents.push((up + late, down + early));
+            if mi < nm {
+                trusted.push(mi);
             }
         }
         round.push(best.map(|s| MasterSample {
@@ -662,7 +664,14 @@ pub(super) fn poll_host(
         host.floor.reset();
     }
     let liars = host.clock.params().liars_tolerated(round.len());
-    host.floor.on_round(last_t4, &extents, answers, liars);
+    floor_round(
+        &mut host.floor,
+        masters,
+        &net.links[h],
+        (t, round_end, last_t4),
+        &trusted,
+        (answers, liars),
+    );
     match r.note {
         Some(RoundNote::Inconsistent(_)) => tally.inconsistent_rounds += 1,
         Some(RoundNote::TooFewToOutvote { .. } | RoundNote::NoAgreement) => {
@@ -670,6 +679,31 @@ pub(super) fn poll_host(
         }
         Some(RoundNote::Resynchronized) | None => {}
     }
+}
+
+/// The floor's part of a round that ran over true times `t..=end` and whose latest reply came
+/// at raw `raw`: what the honest masters among the `trusted` ones allow — each one's slack over
+/// the whole round (one truth per end, whichever master is asked), plus its link's fixed delays.
+/// Kept out of line: it runs once per round, beside the exchanges' hot path.
+#[inline(never)]
+fn floor_round(
+    floor: &mut Floor,
+    masters: &mut [Master],
+    links: &[(i64, i64)],
+    (t, end, raw): (i64, i64, i64),
+    trusted: &[usize],
+    (answers, liars): (usize, usize),
+) {
+    let ends = [t, end].map(|at| (at, truth_at(masters, at)));
+    let extents: Vec<(i64, i64)> = trusted
+        .iter()
+        .filter_map(|&mi| {
+            let (late, early) = masters[mi].honest_slack(ends)?;
+            let (up, down) = links[mi];
+            Some((up + late, down + early))
+        })
+        .collect();
+    floor.on_round(raw, &extents, answers, liars);
 }
 
 /// After a poll under a target (at the host's raw reading `raw`): its next burst and the wait
