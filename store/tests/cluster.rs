@@ -733,6 +733,26 @@ async fn undecided(c: &mut Client, shards: u32) -> u64 {
     n
 }
 
+/// How long, and how often, [`undecided_until`] waits for one decision to reach the followers.
+const SETTLE: (Duration, Duration) = (Duration::from_secs(3), Duration::from_millis(20));
+
+/// [`undecided`] over two shards, polled every `every` until `done` holds of it or `within`
+/// has passed: the last count (replicas apply decisions when they catch up with their leader).
+async fn undecided_until(
+    c: &mut Client,
+    done: impl Fn(u64) -> bool,
+    (within, every): (Duration, Duration),
+) -> u64 {
+    let t0 = std::time::Instant::now();
+    loop {
+        let n = undecided(c, 2).await;
+        if done(n) || t0.elapsed() >= within {
+            return n;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Three nodes, two shards with their leaders on nodes 1 and 2, simulated clocks.
 fn sharded_config(dir: &Path) -> ClusterConfig {
     let mut cfg = config(dir);
@@ -801,12 +821,8 @@ fn sharded_cluster_is_externally_consistent_across_shards_through_kills_and_a_pa
         assert!(multi_reads >= 5, "only {multi_reads} two-key reads");
         assert!(run.acked_writes >= 20 && run.reads >= 20);
         // Nothing is left prepared: every part was decided, by its coordinator or recovery.
-        let t0 = std::time::Instant::now();
-        let mut left = undecided(&mut admin, 2).await;
-        while left > 0 && t0.elapsed() < Duration::from_secs(15) {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            left = undecided(&mut admin, 2).await;
-        }
+        let every = Duration::from_millis(500);
+        let left = undecided_until(&mut admin, |n| n == 0, (Duration::from_secs(15), every)).await;
         assert_eq!(left, 0, "prepared parts left undecided");
         cluster.stop();
     })
@@ -924,11 +940,7 @@ fn an_undecided_prepare_holds_its_key_until_recovery_aborts_it_in_the_coordinato
         assert_eq!(p.state(), pb::TxnState::Prepared);
         let prepared_at = std::time::Instant::now();
         // One part on every replica, once the followers have applied it.
-        let mut parts = undecided(&mut admin, 2).await;
-        while parts < 3 && prepared_at.elapsed() < Duration::from_secs(3) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            parts = undecided(&mut admin, 2).await;
-        }
+        let parts = undecided_until(&mut admin, |n| n >= 3, SETTLE).await;
         assert_eq!(parts, 3, "one part on every replica");
         // Without the token the internal calls are refused.
         let anon = pb::PrepareRequest {
@@ -967,12 +979,7 @@ fn an_undecided_prepare_holds_its_key_until_recovery_aborts_it_in_the_coordinato
         );
         assert!(w.succeeded);
         // The leader released the key; the followers apply the abort when they catch up.
-        let released_at = std::time::Instant::now();
-        let mut parts = undecided(&mut admin, 2).await;
-        while parts > 0 && released_at.elapsed() < Duration::from_secs(3) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            parts = undecided(&mut admin, 2).await;
-        }
+        let parts = undecided_until(&mut admin, |n| n == 0, SETTLE).await;
         assert_eq!(parts, 0, "an aborted part left on a replica after 3 s");
         // The decision stands in the coordinator shard: the same prepare again is refused.
         let again = raw
