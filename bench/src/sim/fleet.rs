@@ -535,11 +535,12 @@ pub(super) fn sample_host(
             });
         }
     }
-    let eps = iv.epsilon().as_nanos().max(1) as u64;
+    let eps_ns = iv.epsilon().as_nanos();
+    let eps = eps_ns.max(1) as u64;
     let _ = tally.eps.record(eps);
     if let Some(floor) = host.floor.at(raw.as_nanos(), host.clock.params().max_drift) {
         let _ = tally.floor.record(floor.max(1) as u64);
-        if (iv.epsilon().as_nanos()) < floor {
+        if eps_ns < floor {
             tally.below_floor += 1;
         }
     }
@@ -659,9 +660,16 @@ pub(super) fn poll_host(
         }));
     }
     let r = host.clock.on_round(RawReading::from_nanos(last_t4), &round);
-    if let Some(RoundNote::Inconsistent(_)) = r.note {
-        // An assumption broke: the floor's worlds start over with the host's model.
-        host.floor.reset();
+    match r.note {
+        Some(RoundNote::Inconsistent(_)) => {
+            tally.inconsistent_rounds += 1;
+            // An assumption broke: the floor's worlds start over with the host's model.
+            host.floor.reset();
+        }
+        Some(RoundNote::TooFewToOutvote { .. } | RoundNote::NoAgreement) => {
+            tally.refused_rounds += 1
+        }
+        Some(RoundNote::Resynchronized) | None => {}
     }
     let liars = host.clock.params().liars_tolerated(round.len());
     floor_round(
@@ -672,13 +680,6 @@ pub(super) fn poll_host(
         &trusted,
         (answers, liars),
     );
-    match r.note {
-        Some(RoundNote::Inconsistent(_)) => tally.inconsistent_rounds += 1,
-        Some(RoundNote::TooFewToOutvote { .. } | RoundNote::NoAgreement) => {
-            tally.refused_rounds += 1
-        }
-        Some(RoundNote::Resynchronized) | None => {}
-    }
 }
 
 /// The floor's part of a round that ran over true times `t..=end` and whose latest reply came

@@ -357,9 +357,9 @@ impl State {
     }
 
     /// ClockBound 3's segment: our interval as a counter → time mapping, from the same counter
-    /// pair and interval as the page's block (`at_pair`, [`PageData::counter_inputs`]); the arithmetic is
-    /// [`ttcore::tsc::cb_v3`]. Without a usable
-    /// counter or a trustworthy interval the segment says so (`Unknown`, `Disrupted`).
+    /// pair and interval as the page's block (`at_pair`, [`PageData::counter_inputs`]); the
+    /// arithmetic is [`ttcore::tsc::cb_v3`]. Without a usable counter or a trustworthy interval
+    /// the segment says so (`Unknown`, `Disrupted`).
     fn publish_clockbound3(
         &self,
         cb: &Mutex<Box<dyn ClockBound3Publish>>,
